@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+/**
+ * mailferry's command line. Exit status: 0 ok, 64 usage, 65 bad data, 75 temporary
+ * failure, 77 permission, 78 configuration (see README).
+ */
+import { Command, CommanderError } from 'commander';
+import { createRequire } from 'node:module';
+import { registerFetchCommand } from './commands/fetch.js';
+import { registerMailboxCommands } from './commands/mailbox.js';
+import { reportError, type GlobalOptions } from './run.js';
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('mailferry');
+  program
+    .description('Synchronize, back up and migrate mailboxes between Maildir, mbox and IMAP, keeping Dovecot metadata')
+    .version(version)
+    .option('-o <setting=value>', 'override a setting (mail_fsync=always|optimized|never, lock_timeout=SECS)', collect, [])
+    .option('-D, --debug', 'debug output')
+    .option('-v, --verbose', 'verbose output')
+    .showHelpAfterError('(run mailferry --help for usage)')
+    .exitOverride();
+  const globals = () => program.opts<GlobalOptions>();
+  registerMailboxCommands(program, globals);
+  registerFetchCommand(program, globals);
+  for (const cmd of program.commands) {
+    cmd.exitOverride();
+    for (const sub of cmd.commands) sub.exitOverride();
+  }
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return 64;
+    }
+    return reportError(err, Boolean(program.opts<GlobalOptions>().debug));
+  }
+}
+
+process.exitCode = await main(process.argv);

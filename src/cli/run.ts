@@ -1,0 +1,31 @@
+/**
+ * Shared plumbing for commands: global options, opening a store, and turning errors into
+ * one line on stderr and the documented exit status.
+ */
+import { exitCodeOf, MailferryError } from '../model/errors.js';
+import { openStore } from '../storage/open-store.js';
+import type { MailStore } from '../storage/store.js';
+import { parseSettings, storeOptions } from './settings.js';
+
+export interface GlobalOptions {
+  o: string[];
+  debug?: boolean;
+  verbose?: boolean;
+}
+
+export async function withStore(location: string, globals: GlobalOptions, fn: (store: MailStore) => Promise<void>): Promise<void> {
+  const settings = parseSettings(globals.o);
+  const store = openStore(location, storeOptions(settings));
+  try {
+    await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+export function reportError(err: unknown, debug: boolean): number {
+  const message = err instanceof MailferryError ? err.message : `internal error: ${(err as Error)?.stack ?? String(err)}`;
+  process.stderr.write(`mailferry: error: ${message}\n`);
+  if (debug && err instanceof Error && err.cause) process.stderr.write(`caused by: ${String((err.cause as Error).stack ?? err.cause)}\n`);
+  return exitCodeOf(err);
+}

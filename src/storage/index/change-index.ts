@@ -1,0 +1,405 @@
+/**
+ * mailferry's change index: what Dovecot's binary index gives dsync, for stores that lack
+ * one. One SQLite database (WAL) per mail root records, per mailbox, every message with a
+ * modseq, every expunge with the GUID it had, and the mailbox-list change log.
+ *
+ * The index only ever describes mail; it never holds any. Deleting it costs the next sync
+ * its incrementality, nothing else: the next scan rebuilds it from the files.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { dataError, fsError } from '../../model/errors.js';
+import type { MailboxListChange, MailboxName } from '../store.js';
+
+export const INDEX_FILENAME = 'mailferry.index.sqlite';
+const SCHEMA_VERSION = 1;
+
+export interface IndexedMailbox {
+  id: number;
+  guid: string;
+  name: MailboxName;
+  uidValidity: number;
+  highestModseq: number;
+  /** Changes since a modseq below this one are not known (the index was started or reset then). */
+  firstModseq: number;
+  messages: number;
+  /** UIDNEXT as of the last scan. */
+  uidNext: number;
+  /** Opaque fingerprint of the directory state at the last complete scan. */
+  scanFingerprint: string | null;
+  specialUse: string[];
+}
+
+export interface IndexedMessage {
+  uid: number;
+  guid: string;
+  /** Path relative to the mailbox directory, e.g. `cur/123.M1P2.host,S=10:2,S`. */
+  file: string;
+  /** System flags as Maildir letters (DFRST), sorted. */
+  flagLetters: string;
+  keywords: string[];
+  modseq: number;
+  receivedDate: number;
+  size: number;
+}
+
+export interface ScanState {
+  uidNext: number;
+  /** Null when the directories changed too recently for their mtimes to prove the next scan unneeded. */
+  fingerprint: string | null;
+}
+
+export type MessageChange =
+  | { kind: 'add'; message: Omit<IndexedMessage, 'modseq'> }
+  | { kind: 'update'; message: Omit<IndexedMessage, 'modseq'>; bumpModseq: boolean }
+  | { kind: 'expunge'; uid: number; guid: string };
+
+interface MailboxRow {
+  id: number;
+  guid: string;
+  name: string;
+  uid_validity: number;
+  highest_modseq: number;
+  first_modseq: number;
+  messages: number;
+  uid_next: number;
+  scan_fingerprint: string | null;
+  special_use: string;
+}
+
+interface MessageRow {
+  uid: number;
+  guid: string;
+  file: string;
+  flags: string;
+  keywords: string;
+  modseq: number;
+  received: number;
+  size: number;
+}
+
+function toMailbox(r: MailboxRow): IndexedMailbox {
+  return {
+    id: r.id,
+    guid: r.guid,
+    name: JSON.parse(r.name) as string[],
+    uidValidity: r.uid_validity,
+    highestModseq: r.highest_modseq,
+    firstModseq: r.first_modseq,
+    messages: r.messages,
+    uidNext: r.uid_next,
+    scanFingerprint: r.scan_fingerprint,
+    specialUse: JSON.parse(r.special_use) as string[],
+  };
+}
+
+function toMessage(r: MessageRow): IndexedMessage {
+  return {
+    uid: r.uid,
+    guid: r.guid,
+    file: r.file,
+    flagLetters: r.flags,
+    keywords: r.keywords === '' ? [] : (JSON.parse(r.keywords) as string[]),
+    modseq: r.modseq,
+    receivedDate: r.received,
+    size: r.size,
+  };
+}
+
+/**
+ * Modseqs of a new (or reset) mailbox start at the current time in milliseconds, so a
+ * rebuilt index never hands out modseqs that an older sync state could mistake for its own.
+ */
+function freshModseqBase(previous = 0): number {
+  return Math.max(Date.now(), previous + 1);
+}
+
+export class ChangeIndex {
+  readonly path: string;
+  private readonly db: Database.Database;
+
+  private constructor(path: string, db: Database.Database) {
+    this.path = path;
+    this.db = db;
+  }
+
+  static open(dir: string): ChangeIndex {
+    const path = join(dir, INDEX_FILENAME);
+    let db: Database.Database;
+    try {
+      mkdirSync(dir, { recursive: true });
+      db = new Database(path);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 30000');
+    } catch (err) {
+      if ((err as { code?: string }).code?.startsWith('SQLITE_')) {
+        throw dataError(`change index ${path} is unreadable (${(err as Error).message}); move it aside to rebuild it`, err);
+      }
+      throw fsError(err, `change index ${path}`);
+    }
+    const index = new ChangeIndex(path, db);
+    try {
+      index.migrate();
+    } catch (err) {
+      db.close();
+      throw dataError(`change index ${path} is corrupt (${(err as Error).message}); move it aside to rebuild it`, err);
+    }
+    return index;
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version === SCHEMA_VERSION) {
+      this.db.prepare('SELECT count(*) FROM mailboxes').get();
+      return;
+    }
+    if (version > SCHEMA_VERSION) {
+      throw new Error(`it was written by a newer mailferry (schema ${version})`);
+    }
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS mailboxes (
+        id INTEGER PRIMARY KEY,
+        guid TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        uid_validity INTEGER NOT NULL,
+        highest_modseq INTEGER NOT NULL,
+        first_modseq INTEGER NOT NULL,
+        messages INTEGER NOT NULL DEFAULT 0,
+        uid_next INTEGER NOT NULL DEFAULT 1,
+        scan_fingerprint TEXT,
+        special_use TEXT NOT NULL DEFAULT '[]'
+      );
+      CREATE TABLE IF NOT EXISTS messages (
+        mailbox_id INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        guid TEXT NOT NULL,
+        file TEXT NOT NULL,
+        flags TEXT NOT NULL,
+        keywords TEXT NOT NULL,
+        modseq INTEGER NOT NULL,
+        received INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, uid)
+      ) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS messages_modseq ON messages (mailbox_id, modseq);
+      CREATE TABLE IF NOT EXISTS expunges (
+        mailbox_id INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        guid TEXT NOT NULL,
+        modseq INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS expunges_modseq ON expunges (mailbox_id, modseq);
+      CREATE TABLE IF NOT EXISTS mailbox_log (
+        id INTEGER PRIMARY KEY,
+        type TEXT NOT NULL,
+        guid TEXT,
+        name TEXT NOT NULL,
+        old_name TEXT,
+        ts INTEGER NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS subscriptions (name TEXT PRIMARY KEY);
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    `);
+    this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  listMailboxes(): IndexedMailbox[] {
+    return (this.db.prepare('SELECT * FROM mailboxes').all() as MailboxRow[]).map(toMailbox);
+  }
+
+  mailboxByGuid(guid: string): IndexedMailbox | undefined {
+    const row = this.db.prepare('SELECT * FROM mailboxes WHERE guid = ?').get(guid) as MailboxRow | undefined;
+    return row && toMailbox(row);
+  }
+
+  /** Registers a mailbox seen for the first time (or again after a reset of its UIDVALIDITY). */
+  addMailbox(guid: string, name: MailboxName, uidValidity: number): IndexedMailbox {
+    const base = freshModseqBase();
+    this.db
+      .prepare(
+        'INSERT INTO mailboxes (guid, name, uid_validity, highest_modseq, first_modseq) VALUES (?, ?, ?, ?, ?)',
+      )
+      .run(guid, JSON.stringify(name), uidValidity, base, base);
+    return this.mailboxByGuid(guid)!;
+  }
+
+  renameMailbox(id: number, name: MailboxName): void {
+    this.db.prepare('UPDATE mailboxes SET name = ? WHERE id = ?').run(JSON.stringify(name), id);
+  }
+
+  setSpecialUse(id: number, specialUse: readonly string[]): void {
+    this.db.prepare('UPDATE mailboxes SET special_use = ? WHERE id = ?').run(JSON.stringify(specialUse), id);
+  }
+
+  /** Forgets every message of a mailbox whose UIDVALIDITY changed; older modseqs become unknown. */
+  resetMailbox(id: number, uidValidity: number): void {
+    this.transaction(() => {
+      const row = this.db.prepare('SELECT highest_modseq FROM mailboxes WHERE id = ?').get(id) as { highest_modseq: number };
+      const base = freshModseqBase(row.highest_modseq);
+      this.db.prepare('DELETE FROM messages WHERE mailbox_id = ?').run(id);
+      this.db.prepare('DELETE FROM expunges WHERE mailbox_id = ?').run(id);
+      this.db
+        .prepare(
+          'UPDATE mailboxes SET uid_validity = ?, highest_modseq = ?, first_modseq = ?, messages = 0, scan_fingerprint = NULL WHERE id = ?',
+        )
+        .run(uidValidity, base, base, id);
+    });
+  }
+
+  removeMailbox(id: number): void {
+    this.transaction(() => {
+      this.db.prepare('DELETE FROM messages WHERE mailbox_id = ?').run(id);
+      this.db.prepare('DELETE FROM expunges WHERE mailbox_id = ?').run(id);
+      this.db.prepare('DELETE FROM mailboxes WHERE id = ?').run(id);
+    });
+  }
+
+  messages(mailboxId: number): IndexedMessage[] {
+    return (
+      this.db.prepare('SELECT * FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId) as MessageRow[]
+    ).map(toMessage);
+  }
+
+  message(mailboxId: number, uid: number): IndexedMessage | undefined {
+    const row = this.db.prepare('SELECT * FROM messages WHERE mailbox_id = ? AND uid = ?').get(mailboxId, uid) as
+      | MessageRow
+      | undefined;
+    return row && toMessage(row);
+  }
+
+  messagesSince(mailboxId: number, modseq: number): IndexedMessage[] {
+    return (
+      this.db
+        .prepare('SELECT * FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid')
+        .all(mailboxId, modseq) as MessageRow[]
+    ).map(toMessage);
+  }
+
+  expungesSince(mailboxId: number, modseq: number): { uid: number; guid: string; modseq: number }[] {
+    return this.db
+      .prepare('SELECT uid, guid, modseq FROM expunges WHERE mailbox_id = ? AND modseq > ? ORDER BY uid')
+      .all(mailboxId, modseq) as { uid: number; guid: string; modseq: number }[];
+  }
+
+  /**
+   * Applies one batch of changes atomically; each add, flag change and expunge gets its own
+   * modseq. Returns the modseq each change received, in order (0 where none was given).
+   */
+  applyChanges(mailboxId: number, changes: readonly MessageChange[], scan?: ScanState): number[] {
+    const insert = this.db.prepare(
+      'INSERT OR REPLACE INTO messages (mailbox_id, uid, guid, file, flags, keywords, modseq, received, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    const updateNoBump = this.db.prepare(
+      'UPDATE messages SET file = ?, flags = ?, keywords = ?, size = ? WHERE mailbox_id = ? AND uid = ?',
+    );
+    const del = this.db.prepare('DELETE FROM messages WHERE mailbox_id = ? AND uid = ?');
+    const addExpunge = this.db.prepare('INSERT INTO expunges (mailbox_id, uid, guid, modseq) VALUES (?, ?, ?, ?)');
+    return this.transaction(() => {
+      const row = this.db.prepare('SELECT highest_modseq FROM mailboxes WHERE id = ?').get(mailboxId) as
+        | { highest_modseq: number }
+        | undefined;
+      if (!row) throw new Error(`mailbox ${mailboxId} is not in the change index`);
+      let modseq = row.highest_modseq;
+      const given: number[] = [];
+      for (const change of changes) {
+        if (change.kind === 'expunge') {
+          del.run(mailboxId, change.uid);
+          addExpunge.run(mailboxId, change.uid, change.guid, ++modseq);
+          given.push(modseq);
+          continue;
+        }
+        const m = change.message;
+        const keywords = m.keywords.length === 0 ? '' : JSON.stringify(m.keywords);
+        if (change.kind === 'update' && !change.bumpModseq) {
+          updateNoBump.run(m.file, m.flagLetters, keywords, m.size, mailboxId, m.uid);
+          given.push(0);
+        } else {
+          insert.run(mailboxId, m.uid, m.guid, m.file, m.flagLetters, keywords, ++modseq, m.receivedDate, m.size);
+          given.push(modseq);
+        }
+      }
+      const count = this.db.prepare('SELECT count(*) AS n FROM messages WHERE mailbox_id = ?').get(mailboxId) as {
+        n: number;
+      };
+      if (scan) {
+        this.db
+          .prepare('UPDATE mailboxes SET highest_modseq = ?, messages = ?, uid_next = ?, scan_fingerprint = ? WHERE id = ?')
+          .run(modseq, count.n, scan.uidNext, scan.fingerprint, mailboxId);
+      } else {
+        // A write of our own: the directory changed, so the next read must look at it again.
+        this.db
+          .prepare('UPDATE mailboxes SET highest_modseq = ?, messages = ?, scan_fingerprint = NULL WHERE id = ?')
+          .run(modseq, count.n, mailboxId);
+      }
+      return given;
+    });
+  }
+
+  /** Makes the next read of this mailbox scan its directory again. */
+  invalidateScan(mailboxId: number): void {
+    this.db.prepare('UPDATE mailboxes SET scan_fingerprint = NULL WHERE id = ?').run(mailboxId);
+  }
+
+  setUidNext(mailboxId: number, uidNext: number): void {
+    this.db.prepare('UPDATE mailboxes SET uid_next = ?, scan_fingerprint = NULL WHERE id = ?').run(uidNext, mailboxId);
+  }
+
+  setGuid(mailboxId: number, guid: string): void {
+    this.db.prepare('UPDATE mailboxes SET guid = ? WHERE id = ?').run(guid, mailboxId);
+  }
+
+  logMailboxChange(change: MailboxListChange): void {
+    const guid = 'guid' in change ? change.guid : null;
+    const oldName = change.type === 'rename' ? JSON.stringify(change.oldName) : null;
+    this.db
+      .prepare('INSERT INTO mailbox_log (type, guid, name, old_name, ts) VALUES (?, ?, ?, ?, ?)')
+      .run(change.type, guid, JSON.stringify(change.name), oldName, change.timestamp);
+  }
+
+  mailboxLog(): MailboxListChange[] {
+    const rows = this.db.prepare('SELECT * FROM mailbox_log ORDER BY id').all() as {
+      type: MailboxListChange['type'];
+      guid: string | null;
+      name: string;
+      old_name: string | null;
+      ts: number;
+    }[];
+    return rows.map((r): MailboxListChange => {
+      const name = JSON.parse(r.name) as string[];
+      switch (r.type) {
+        case 'rename':
+          return { type: 'rename', guid: r.guid ?? '', name, oldName: JSON.parse(r.old_name ?? '[]') as string[], timestamp: r.ts };
+        case 'create':
+        case 'delete':
+          return { type: r.type, guid: r.guid ?? '', name, timestamp: r.ts };
+        default:
+          return { type: r.type, name, timestamp: r.ts };
+      }
+    });
+  }
+
+  /** The subscription set as the index last saw it, to notice edits made by other programs. */
+  knownSubscriptions(): string[][] {
+    return (this.db.prepare('SELECT name FROM subscriptions').all() as { name: string }[]).map(
+      (r) => JSON.parse(r.name) as string[],
+    );
+  }
+
+  setKnownSubscriptions(names: readonly MailboxName[]): void {
+    this.transaction(() => {
+      this.db.prepare('DELETE FROM subscriptions').run();
+      const ins = this.db.prepare('INSERT OR IGNORE INTO subscriptions (name) VALUES (?)');
+      for (const n of names) ins.run(JSON.stringify(n));
+    });
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Dovecot-compatible dotlocks: `<file>.lock`, created exclusively, holding `pid:host`.
+ * Dovecot writes a file's new content into its lock and renames the lock over the file,
+ * so a reader sees either the old or the new version, never half of one; {@link Dotlock.replace}
+ * does the same.
+ */
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { fsError, tempError } from '../../model/errors.js';
+
+/** Dovecot treats a dotlock untouched for two minutes as stale. */
+const STALE_MS = 120_000;
+
+export interface DotlockOptions {
+  /** Seconds to wait for the lock before giving up with a temporary failure. */
+  timeoutSeconds?: number;
+  fsync?: boolean;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function isStale(lockPath: string, host: string): boolean {
+  let stat;
+  try {
+    stat = statSync(lockPath);
+  } catch {
+    return false;
+  }
+  if (Date.now() - stat.mtimeMs > STALE_MS) return true;
+  try {
+    const [pidText, lockHost] = readFileSync(lockPath, 'utf8').trim().split(':');
+    const pid = Number(pidText);
+    return lockHost === host && Number.isInteger(pid) && pid > 0 && !processAlive(pid);
+  } catch {
+    return false;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+export class Dotlock {
+  readonly target: string;
+  readonly lockPath: string;
+  private fd: number | undefined;
+  private readonly fsync: boolean;
+  private held = true;
+
+  private constructor(target: string, fd: number, fsync: boolean) {
+    this.target = target;
+    this.lockPath = `${target}.lock`;
+    this.fd = fd;
+    this.fsync = fsync;
+  }
+
+  static async acquire(target: string, options: DotlockOptions = {}): Promise<Dotlock> {
+    const lockPath = `${target}.lock`;
+    const host = hostname();
+    const deadline = Date.now() + (options.timeoutSeconds ?? 30) * 1000;
+    let delay = 5;
+    for (;;) {
+      try {
+        const fd = openSync(lockPath, 'wx', 0o600);
+        writeSync(fd, `${process.pid}:${host}`);
+        return new Dotlock(target, fd, options.fsync ?? true);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(err, `lock ${lockPath}`);
+      }
+      if (isStale(lockPath, host)) {
+        try {
+          unlinkSync(lockPath);
+        } catch {
+          // Someone else removed or took it meanwhile; retry.
+        }
+        continue;
+      }
+      if (Date.now() >= deadline) {
+        throw tempError(`timed out waiting for lock ${lockPath} (held by another process)`);
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 2, 200);
+    }
+  }
+
+  /** Writes `content` as the target's new version and releases the lock in the same rename. */
+  replace(content: string | Buffer): void {
+    const fd = this.fd;
+    if (fd === undefined) throw new Error(`lock ${this.lockPath} already released`);
+    try {
+      const buf = typeof content === 'string' ? Buffer.from(content) : content;
+      // The lock was opened for writing and already holds `pid:host`; start over at 0.
+      closeSync(fd);
+      this.fd = undefined;
+      const wfd = openSync(this.lockPath, 'w');
+      try {
+        writeSync(wfd, buf);
+        if (this.fsync) fsyncSync(wfd);
+      } finally {
+        closeSync(wfd);
+      }
+      renameSync(this.lockPath, this.target);
+      this.held = false;
+    } catch (err) {
+      this.release();
+      throw fsError(err, `writing ${this.target}`);
+    }
+  }
+
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    if (this.fd !== undefined) {
+      closeSync(this.fd);
+      this.fd = undefined;
+    }
+    try {
+      unlinkSync(this.lockPath);
+    } catch {
+      // Removed as stale by someone else.
+    }
+  }
+}

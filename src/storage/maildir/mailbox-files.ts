@@ -1,0 +1,163 @@
+/**
+ * Reading one Maildir mailbox directory as it is right now: its message files, its
+ * `dovecot-uidlist` and `dovecot-keywords`, and a fingerprint of their mtimes that tells a
+ * later scan whether anything can have changed.
+ */
+import { mkdirSync, openSync, readFileSync, readSync, closeSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dataError, fsError } from '../../model/errors.js';
+import { parseMaildirFilename, type MaildirFilename } from './filename.js';
+import { parseKeywordsFile } from './keywords-file.js';
+import { parseUidlist, type Uidlist } from './uidlist.js';
+
+export const UIDLIST_FILENAME = 'dovecot-uidlist';
+export const KEYWORDS_FILENAME = 'dovecot-keywords';
+
+export interface MessageFile {
+  /** Relative to the mailbox directory: `new/NAME` or `cur/NAME`. */
+  file: string;
+  parsed: MaildirFilename;
+}
+
+export interface FileListing {
+  byBasename: Map<string, MessageFile>;
+  /** Files whose basename another file already has. */
+  duplicates: MessageFile[];
+}
+
+export type UidlistRead = { state: 'ok'; uidlist: Uidlist } | { state: 'missing' } | { state: 'corrupt'; reason: string };
+
+export function ensureMaildirDirs(dir: string, isInbox: boolean): void {
+  try {
+    for (const sub of ['cur', 'new', 'tmp']) mkdirSync(join(dir, sub), { recursive: true });
+    if (!isInbox) {
+      const marker = join(dir, 'maildirfolder');
+      try {
+        statSync(marker);
+      } catch {
+        writeFileSync(marker, '');
+      }
+    }
+  } catch (err) {
+    throw fsError(err, `mailbox directory ${dir}`);
+  }
+}
+
+/** Reads new/ before cur/: a file moved from new/ to cur/ meanwhile is then seen twice, never missed. */
+export function listMessageFiles(dir: string): FileListing {
+  const byBasename = new Map<string, MessageFile>();
+  const duplicates: MessageFile[] = [];
+  for (const sub of ['new', 'cur']) {
+    let names: string[];
+    try {
+      names = readdirSync(join(dir, sub));
+    } catch (err) {
+      throw fsError(err, `reading ${join(dir, sub)}`);
+    }
+    for (const name of names) {
+      if (name.startsWith('.')) continue;
+      const entry: MessageFile = { file: `${sub}/${name}`, parsed: parseMaildirFilename(name) };
+      const seen = byBasename.get(entry.parsed.basename);
+      if (seen === undefined) byBasename.set(entry.parsed.basename, entry);
+      else if (seen.file.startsWith('new/') && sub === 'cur' && !exists(join(dir, seen.file))) {
+        byBasename.set(entry.parsed.basename, entry);
+      } else duplicates.push(entry);
+    }
+  }
+  return { byBasename, duplicates };
+}
+
+export function exists(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function readUidlist(dir: string, warn: (msg: string) => void): UidlistRead {
+  const path = join(dir, UIDLIST_FILENAME);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'missing' };
+    throw fsError(err, path);
+  }
+  try {
+    const { uidlist, warnings } = parseUidlist(text, path);
+    for (const w of warnings) warn(w);
+    return { state: 'ok', uidlist };
+  } catch (err) {
+    return { state: 'corrupt', reason: (err as Error).message };
+  }
+}
+
+/** The mailbox GUID from the uidlist header, reading only its first line. */
+export function readUidlistGuid(dir: string): string | undefined {
+  const path = join(dir, UIDLIST_FILENAME);
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    const buf = Buffer.alloc(512);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    const line = buf.subarray(0, n).toString('latin1').split('\n', 1)[0] ?? '';
+    if (!line.startsWith('3 ')) return undefined;
+    const g = line.split(' ').find((f) => f.startsWith('G'));
+    return g && /^G[0-9a-f]{32}$/.test(g) ? g.slice(1) : undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function readKeywords(dir: string, warn: (msg: string) => void): (string | undefined)[] {
+  const path = join(dir, KEYWORDS_FILENAME);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw fsError(err, path);
+  }
+  const { keywords, warnings } = parseKeywordsFile(text, path);
+  for (const w of warnings) warn(w);
+  return keywords;
+}
+
+export interface Fingerprint {
+  value: string;
+  /** False when something changed so recently that a change in the same clock tick could hide. */
+  safe: boolean;
+}
+
+/** Renames, deliveries and rewrites all touch one of these mtimes. */
+export function fingerprint(dir: string): Fingerprint {
+  const parts: string[] = [];
+  let newest = 0n;
+  for (const sub of ['new', 'cur', UIDLIST_FILENAME, KEYWORDS_FILENAME]) {
+    try {
+      const st = statSync(join(dir, sub), { bigint: true });
+      parts.push(`${st.mtimeNs}.${st.ino}`);
+      if (st.mtimeNs > newest) newest = st.mtimeNs;
+    } catch {
+      parts.push('-');
+    }
+  }
+  const nowNs = BigInt(Date.now()) * 1_000_000n;
+  return { value: parts.join(':'), safe: nowNs - newest > 2_000_000_000n };
+}
+
+export function requireMaildir(dir: string, what: string): void {
+  let st;
+  try {
+    st = statSync(dir);
+  } catch (err) {
+    throw fsError(err, what);
+  }
+  if (!st.isDirectory()) throw dataError(`${what}: not a directory`);
+}

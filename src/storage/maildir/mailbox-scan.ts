@@ -1,0 +1,253 @@
+/**
+ * Bringing the change index up to date with one Maildir mailbox directory.
+ *
+ * Whatever changed since the last scan, by whichever program (a MUA renaming files, a
+ * delivery agent dropping mail in new/, Dovecot itself), becomes modseqs here. New files
+ * get UIDs in `dovecot-uidlist` exactly as Dovecot would give them; files the uidlist
+ * names but that are gone become expunges carrying their GUIDs.
+ */
+import { randomBytes } from 'node:crypto';
+import { renameSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { ChangeIndex, IndexedMailbox, IndexedMessage, MessageChange } from '../index/change-index.js';
+import type { MailboxName } from '../store.js';
+import { Dotlock } from './dotlock.js';
+import { generateBasename, lettersToFlags, FLAG_LETTERS } from './filename.js';
+import {
+  fingerprint,
+  listMessageFiles,
+  readKeywords,
+  readUidlist,
+  readUidlistGuid,
+  UIDLIST_FILENAME,
+  type FileListing,
+  type MessageFile,
+} from './mailbox-files.js';
+import { formatUidlist, nextUidOf, type Uidlist, type UidlistEntry } from './uidlist.js';
+import { nextUidValidity } from './uidvalidity.js';
+
+export interface ScanContext {
+  root: string;
+  dir: string;
+  name: MailboxName;
+  index: ChangeIndex;
+  lockTimeoutSeconds: number;
+  fsync: boolean;
+  warn: (msg: string) => void;
+}
+
+let basenameCounter = 0;
+
+export function newBasename(): string {
+  return generateBasename(Date.now(), process.pid, hostname(), ++basenameCounter);
+}
+
+export function newMailboxGuid(): string {
+  return randomBytes(16).toString('hex');
+}
+
+const SYSTEM_LETTERS = new Set(Object.values(FLAG_LETTERS));
+
+/** System-flag letters of a Maildir flag string, sorted. */
+export function systemLetters(flagLetters: string): string {
+  return [...flagLetters].filter((c) => SYSTEM_LETTERS.has(c)).sort().join('');
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const s = new Set(a);
+  return b.every((x) => s.has(x));
+}
+
+function needsRewrite(read: ReturnType<typeof readUidlist>, listing: FileListing): boolean {
+  if (read.state !== 'ok') return true;
+  const u = read.uidlist;
+  if (u.version !== 3 || !u.mailboxGuid || listing.duplicates.length > 0) return true;
+  const listed = new Set<string>();
+  for (const e of u.entries) {
+    listed.add(e.basename);
+    if (!listing.byBasename.has(e.basename)) return true;
+  }
+  for (const b of listing.byBasename.keys()) if (!listed.has(b)) return true;
+  return false;
+}
+
+/** Dovecot orders new mail by the delivery time its name begins with; others sort after. */
+function deliveryOrder(a: MessageFile, b: MessageFile): number {
+  const ka = /^(\d+)\.(?:M(\d+))?/.exec(a.parsed.basename);
+  const kb = /^(\d+)\.(?:M(\d+))?/.exec(b.parsed.basename);
+  if (ka && kb) {
+    const d = Number(ka[1]) - Number(kb[1]) || Number(ka[2] ?? 0) - Number(kb[2] ?? 0);
+    if (d !== 0) return d;
+  } else if (ka || kb) return ka ? -1 : 1;
+  return a.parsed.basename < b.parsed.basename ? -1 : a.parsed.basename > b.parsed.basename ? 1 : 0;
+}
+
+/**
+ * Repairs and extends the uidlist under its lock: renames duplicate basenames apart, drops
+ * entries whose files are gone, gives new files UIDs. A corrupt or missing uidlist is rebuilt
+ * from the change index when the index knows this mailbox, keeping its UIDs and UIDVALIDITY.
+ */
+async function rewriteUidlist(ctx: ScanContext): Promise<{ uidlist: Uidlist; listing: FileListing }> {
+  const lock = await Dotlock.acquire(join(ctx.dir, UIDLIST_FILENAME), {
+    timeoutSeconds: ctx.lockTimeoutSeconds,
+    fsync: ctx.fsync,
+  });
+  try {
+    const read = readUidlist(ctx.dir, ctx.warn);
+    let listing = listMessageFiles(ctx.dir);
+    for (const dup of listing.duplicates) {
+      const fresh = newBasename();
+      const target = `${dup.file.slice(0, 4)}${dup.parsed.info === undefined ? fresh : `${fresh}:${dup.parsed.info}`}`;
+      ctx.warn(`${join(ctx.dir, dup.file)}: duplicate message basename, renamed to ${target}`);
+      renameSync(join(ctx.dir, dup.file), join(ctx.dir, target));
+    }
+    if (listing.duplicates.length > 0) listing = listMessageFiles(ctx.dir);
+
+    let uidlist: Uidlist;
+    if (read.state === 'ok') {
+      uidlist = { ...read.uidlist, version: 3, entries: [...read.uidlist.entries] };
+    } else {
+      if (read.state === 'corrupt') ctx.warn(`${read.reason}; rebuilding it`);
+      uidlist = recoverUidlist(ctx);
+    }
+    if (!uidlist.mailboxGuid) uidlist.mailboxGuid = newMailboxGuid();
+
+    const kept: UidlistEntry[] = [];
+    const listed = new Set<string>();
+    let missing = 0;
+    for (const e of uidlist.entries) {
+      if (listing.byBasename.has(e.basename)) {
+        kept.push(e);
+        listed.add(e.basename);
+      } else if (++missing <= 10) {
+        ctx.warn(`${join(ctx.dir, UIDLIST_FILENAME)}: UID ${e.uid} (${e.basename}) has no file; dropping it`);
+      }
+    }
+    if (missing > 10) ctx.warn(`${join(ctx.dir, UIDLIST_FILENAME)}: ${missing - 10} more entries had no file`);
+    let next = nextUidOf(uidlist);
+    const fresh = [...listing.byBasename.values()].filter((f) => !listed.has(f.parsed.basename)).sort(deliveryOrder);
+    for (const f of fresh) kept.push({ uid: next++, basename: f.parsed.basename, extra: [] });
+    uidlist = { ...uidlist, version: 3, nextUid: next, entries: kept };
+    lock.replace(formatUidlist(uidlist));
+    return { uidlist, listing };
+  } finally {
+    lock.release();
+  }
+}
+
+function recoverUidlist(ctx: ScanContext): Uidlist {
+  const key = JSON.stringify(ctx.name);
+  const known = ctx.index.listMailboxes().find((m) => JSON.stringify(m.name) === key);
+  if (!known) {
+    return { version: 3, uidValidity: nextUidValidity(ctx.root), nextUid: 1, mailboxGuid: newMailboxGuid(), headerExtra: [], entries: [] };
+  }
+  const entries: UidlistEntry[] = ctx.index.messages(known.id).map((m) => {
+    const basename = m.file.slice(4).split(':', 1)[0]!;
+    return m.guid === basename ? { uid: m.uid, basename, extra: [] } : { uid: m.uid, basename, guid: m.guid, extra: [] };
+  });
+  return {
+    version: 3,
+    uidValidity: known.uidValidity,
+    nextUid: Math.max(known.uidNext, (entries.at(-1)?.uid ?? 0) + 1),
+    mailboxGuid: known.guid,
+    headerExtra: [],
+    entries,
+  };
+}
+
+/** Scans the mailbox and returns its index record, skipping the work when mtimes prove nothing changed. */
+export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
+  const fp = fingerprint(ctx.dir);
+  const headerGuid = readUidlistGuid(ctx.dir);
+  if (headerGuid) {
+    const known = ctx.index.mailboxByGuid(headerGuid);
+    if (known && fp.safe && known.scanFingerprint === fp.value) {
+      if (JSON.stringify(known.name) !== JSON.stringify(ctx.name)) ctx.index.renameMailbox(known.id, ctx.name);
+      return { ...known, name: ctx.name };
+    }
+  }
+
+  let read = readUidlist(ctx.dir, ctx.warn);
+  let listing = listMessageFiles(ctx.dir);
+  let uidlist: Uidlist;
+  if (needsRewrite(read, listing)) {
+    // A file renamed while we listed can look missing; look again before calling anything gone.
+    read = readUidlist(ctx.dir, () => {});
+    listing = listMessageFiles(ctx.dir);
+  }
+  if (needsRewrite(read, listing)) {
+    ({ uidlist, listing } = await rewriteUidlist(ctx));
+  } else {
+    uidlist = (read as { uidlist: Uidlist }).uidlist;
+  }
+  const guid = uidlist.mailboxGuid!;
+  let mailbox = ctx.index.mailboxByGuid(guid);
+  if (!mailbox) mailbox = ctx.index.addMailbox(guid, ctx.name, uidlist.uidValidity);
+  else if (mailbox.uidValidity !== uidlist.uidValidity) {
+    ctx.warn(`${ctx.dir}: UIDVALIDITY changed from ${mailbox.uidValidity} to ${uidlist.uidValidity}; every message counts as new`);
+    ctx.index.resetMailbox(mailbox.id, uidlist.uidValidity);
+  }
+  if (JSON.stringify(mailbox.name) !== JSON.stringify(ctx.name)) ctx.index.renameMailbox(mailbox.id, ctx.name);
+
+  const changes = diffWithIndex(ctx, uidlist, listing, ctx.index.messages(mailbox.id));
+  ctx.index.applyChanges(mailbox.id, changes, { uidNext: nextUidOf(uidlist), fingerprint: fp.safe ? fp.value : null });
+  return ctx.index.mailboxByGuid(guid)!;
+}
+
+function diffWithIndex(
+  ctx: ScanContext,
+  uidlist: Uidlist,
+  listing: FileListing,
+  indexed: IndexedMessage[],
+): MessageChange[] {
+  const keywordNames = readKeywords(ctx.dir, ctx.warn);
+  const representable = new Set(keywordNames.filter((k): k is string => k !== undefined));
+  const rows = new Map(indexed.map((m) => [m.uid, m]));
+  const changes: MessageChange[] = [];
+  const present = new Set<number>();
+  for (const e of uidlist.entries) {
+    const f = listing.byBasename.get(e.basename);
+    if (!f) continue;
+    present.add(e.uid);
+    const guid = e.guid ?? e.basename;
+    const letters = lettersToFlags(f.parsed.flagLetters);
+    const fileKeywords = letters.keywordIndexes
+      .map((i) => keywordNames[i])
+      .filter((k): k is string => k !== undefined);
+    const flagLetters = systemLetters(f.parsed.flagLetters);
+    const row = rows.get(e.uid);
+    if (!row || row.guid !== guid) {
+      if (row) changes.push({ kind: 'expunge', uid: row.uid, guid: row.guid });
+      let st;
+      try {
+        st = statSync(join(ctx.dir, f.file));
+      } catch {
+        continue; // Gone since listing; the next scan records it properly.
+      }
+      const size = f.parsed.size ?? st.size;
+      changes.push({
+        kind: 'add',
+        message: { uid: e.uid, guid, file: f.file, flagLetters, keywords: fileKeywords, receivedDate: st.mtimeMs, size },
+      });
+      continue;
+    }
+    // Keywords past the 26 a filename can carry live only in the index; keep them.
+    const extra = row.keywords.filter((k) => !representable.has(k));
+    const keywords = [...new Set([...fileKeywords, ...extra])];
+    const flagsChanged = row.flagLetters !== flagLetters || !sameSet(row.keywords, keywords);
+    if (flagsChanged || row.file !== f.file) {
+      changes.push({
+        kind: 'update',
+        message: { ...row, file: f.file, flagLetters, keywords },
+        bumpModseq: flagsChanged,
+      });
+    }
+  }
+  for (const row of indexed) {
+    if (!present.has(row.uid)) changes.push({ kind: 'expunge', uid: row.uid, guid: row.guid });
+  }
+  return changes;
+}
+

@@ -1,0 +1,292 @@
+/**
+ * Changing one Maildir mailbox: saving, re-flagging and expunging messages, and updating
+ * the uidlist header. Every change reaches the disk first and the change index second, so a
+ * crash in between costs at most a rescan, never a message.
+ */
+import { once } from 'node:events';
+import {
+  closeSync,
+  createWriteStream,
+  fsyncSync,
+  openSync,
+  renameSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { dataError, fsError } from '../../model/errors.js';
+import type { ChangeIndex, IndexedMailbox, MessageChange } from '../index/change-index.js';
+import type { FlagUpdate, SaveRequest, SavedMessage, SystemFlag } from '../store.js';
+import { Dotlock } from './dotlock.js';
+import { flagsToLetters, formatMaildirFilename, isValidBasename, lettersToFlags, parseMaildirFilename, withSizes } from './filename.js';
+import { formatKeywordsFile } from './keywords-file.js';
+import { KEYWORDS_FILENAME, readKeywords, readUidlist, UIDLIST_FILENAME } from './mailbox-files.js';
+import { newBasename, systemLetters, type ScanContext } from './mailbox-scan.js';
+import { formatUidlist, nextUidOf, type Uidlist, type UidlistEntry } from './uidlist.js';
+
+/** Saves are committed (uidlist + index) in batches this large, to bound re-work after a crash. */
+const BATCH_MESSAGES = 200;
+const BATCH_BYTES = 32 * 1024 * 1024;
+/** Dovecot's filename letters stop at z. */
+const MAX_FILENAME_KEYWORDS = 26;
+
+export async function withUidlistLock<T>(ctx: ScanContext, fn: (lock: Dotlock, uidlist: Uidlist) => T): Promise<T> {
+  const lock = await Dotlock.acquire(join(ctx.dir, UIDLIST_FILENAME), { timeoutSeconds: ctx.lockTimeoutSeconds, fsync: ctx.fsync });
+  try {
+    const read = readUidlist(ctx.dir, ctx.warn);
+    if (read.state !== 'ok') throw dataError(`${join(ctx.dir, UIDLIST_FILENAME)} changed under us (${read.state}); run again`);
+    return fn(lock, read.uidlist);
+  } finally {
+    lock.release();
+  }
+}
+
+/** Maps keyword names to filename letter indexes, adding names to `dovecot-keywords` as needed. */
+export async function keywordIndexes(ctx: ScanContext, names: Iterable<string>): Promise<Map<string, number>> {
+  const wanted = new Set(names);
+  const current = readKeywords(ctx.dir, ctx.warn);
+  const missing = [...wanted].filter((k) => !current.includes(k));
+  const free = current.length < MAX_FILENAME_KEYWORDS || current.includes(undefined);
+  if (missing.length > 0 && free) {
+    // The uidlist lock guards dovecot-keywords too, as in Dovecot.
+    await withUidlistLock(ctx, () => {
+      const fresh = readKeywords(ctx.dir, ctx.warn);
+      for (const k of missing) {
+        if (fresh.includes(k)) continue;
+        let slot = fresh.indexOf(undefined);
+        if (slot < 0) slot = fresh.length;
+        if (slot >= MAX_FILENAME_KEYWORDS) break;
+        fresh[slot] = k;
+      }
+      const path = join(ctx.dir, KEYWORDS_FILENAME);
+      const tmp = `${path}.${process.pid}.tmp`;
+      writeFileSync(tmp, formatKeywordsFile(fresh));
+      renameSync(tmp, path);
+      current.splice(0, current.length, ...fresh);
+    });
+  }
+  const map = new Map<string, number>();
+  current.forEach((k, i) => {
+    if (k !== undefined && wanted.has(k)) map.set(k, i);
+  });
+  return map;
+}
+
+function letterFor(flags: readonly SystemFlag[], keywords: readonly string[], map: Map<string, number>, keep = ''): string {
+  const idx = keywords.map((k) => map.get(k)).filter((i): i is number => i !== undefined);
+  return flagsToLetters(flags, idx, keep);
+}
+
+/** Streams a body into tmp/, counting its size and its size with CRLF line ends. */
+async function writeTmp(path: string, body: Readable, fsync: boolean): Promise<{ size: number; vsize: number }> {
+  const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+  let size = 0;
+  let bareLf = 0;
+  let prev = -1;
+  try {
+    for await (const chunk of body) {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+      for (let i = buf.indexOf(10); i >= 0; i = buf.indexOf(10, i + 1)) {
+        const before = i > 0 ? buf[i - 1] : prev;
+        if (before !== 13) bareLf++;
+      }
+      if (buf.length > 0) prev = buf[buf.length - 1]!;
+      size += buf.length;
+      if (!out.write(buf)) await once(out, 'drain');
+    }
+    out.end();
+    await once(out, 'finish');
+  } catch (err) {
+    out.destroy();
+    try {
+      unlinkSync(path);
+    } catch {
+      // never created
+    }
+    throw err;
+  }
+  if (fsync) {
+    const fd = openSync(path, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return { size, vsize: size + bareLf };
+}
+
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+interface PendingSave {
+  wantedUid: number | undefined;
+  basename: string;
+  guid: string;
+  file: string;
+  flagLetters: string;
+  keywords: string[];
+  receivedDate: number;
+  size: number;
+}
+
+export async function saveMessages(
+  ctx: ScanContext,
+  mailbox: IndexedMailbox,
+  requests: Iterable<SaveRequest> | AsyncIterable<SaveRequest>,
+): Promise<SavedMessage[]> {
+  const taken = new Set(ctx.index.messages(mailbox.id).map((m) => parseMaildirFilename(m.file.slice(4)).basename));
+  const results: SavedMessage[] = [];
+  let pending: PendingSave[] = [];
+  let pendingBytes = 0;
+  const commit = async () => {
+    if (pending.length === 0) return;
+    const batch = pending;
+    pending = [];
+    pendingBytes = 0;
+    if (ctx.fsync) fsyncDir(join(ctx.dir, 'cur'));
+    results.push(...(await commitSaves(ctx, mailbox, batch)));
+  };
+  for await (const req of requests) {
+    const kwMap = await keywordIndexes(ctx, req.keywords);
+    const letters = letterFor(req.flags, req.keywords, kwMap);
+    const guidUsable = req.guid !== undefined && isValidBasename(req.guid) && !taken.has(req.guid);
+    const tmpName = newBasename();
+    const tmpPath = join(ctx.dir, 'tmp', tmpName);
+    let sizes;
+    try {
+      sizes = await writeTmp(tmpPath, await req.body(), ctx.fsync);
+    } catch (err) {
+      throw fsError(err, `saving into ${ctx.dir}`);
+    }
+    // A GUID we were handed becomes the basename as-is (Dovecot reads the GUID back from it);
+    // a basename we made ourselves carries the sizes, so Dovecot need not stat the file.
+    const basename = guidUsable ? req.guid! : withSizes(tmpName, sizes.size, sizes.vsize);
+    taken.add(basename);
+    const file = `cur/${formatMaildirFilename(basename, letters)}`;
+    const received = req.receivedDate / 1000;
+    utimesSync(tmpPath, received, received);
+    renameSync(tmpPath, join(ctx.dir, file));
+    pending.push({
+      wantedUid: req.uid,
+      basename,
+      guid: req.guid ?? basename,
+      file,
+      flagLetters: systemLetters(letters),
+      keywords: [...new Set(req.keywords)],
+      receivedDate: req.receivedDate,
+      size: sizes.size,
+    });
+    pendingBytes += sizes.size;
+    if (pending.length >= BATCH_MESSAGES || pendingBytes >= BATCH_BYTES) await commit();
+  }
+  await commit();
+  return results;
+}
+
+async function commitSaves(ctx: ScanContext, mailbox: IndexedMailbox, batch: PendingSave[]): Promise<SavedMessage[]> {
+  const assigned = await withUidlistLock(ctx, (lock, uidlist) => {
+    let next = nextUidOf(uidlist);
+    const entries: UidlistEntry[] = [...uidlist.entries];
+    const uids: number[] = [];
+    for (const p of batch) {
+      const uid = p.wantedUid !== undefined && p.wantedUid >= next ? p.wantedUid : next;
+      next = uid + 1;
+      uids.push(uid);
+      entries.push(p.guid === p.basename ? { uid, basename: p.basename, extra: [] } : { uid, basename: p.basename, guid: p.guid, extra: [] });
+    }
+    lock.replace(formatUidlist({ ...uidlist, nextUid: next, entries }));
+    return { uids, next };
+  });
+  const changes: MessageChange[] = batch.map((p, i) => ({
+    kind: 'add',
+    message: {
+      uid: assigned.uids[i]!,
+      guid: p.guid,
+      file: p.file,
+      flagLetters: p.flagLetters,
+      keywords: p.keywords,
+      receivedDate: p.receivedDate,
+      size: p.size,
+    },
+  }));
+  const modseqs = ctx.index.applyChanges(mailbox.id, changes);
+  ctx.index.setUidNext(mailbox.id, assigned.next);
+  return batch.map((p, i) => ({ uid: assigned.uids[i]!, guid: p.guid, modseq: modseqs[i]! }));
+}
+
+export async function updateFlags(ctx: ScanContext, mailbox: IndexedMailbox, updates: readonly FlagUpdate[]): Promise<void> {
+  const kwMap = await keywordIndexes(ctx, updates.flatMap((u) => u.keywords));
+  const changes: MessageChange[] = [];
+  for (const u of updates) {
+    const row = ctx.index.message(mailbox.id, u.uid);
+    if (!row) continue;
+    const current = parseMaildirFilename(row.file.slice(4));
+    const unknown = lettersToFlags(current.flagLetters).unknown;
+    const letters = letterFor(u.flags, u.keywords, kwMap, unknown);
+    const file = `cur/${formatMaildirFilename(current.basename, letters)}`;
+    const keywords = [...new Set(u.keywords)];
+    const flagLetters = systemLetters(letters);
+    if (file !== row.file) {
+      try {
+        renameSync(join(ctx.dir, row.file), join(ctx.dir, file));
+      } catch (err) {
+        // Renamed or removed by someone else since the scan: that change wins; the next scan sees it.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw fsError(err, join(ctx.dir, row.file));
+      }
+    }
+    const same = row.flagLetters === flagLetters && row.keywords.length === keywords.length && keywords.every((k) => row.keywords.includes(k));
+    if (!same || file !== row.file) {
+      changes.push({ kind: 'update', message: { ...row, file, flagLetters, keywords }, bumpModseq: !same });
+    }
+  }
+  if (changes.length > 0) ctx.index.applyChanges(mailbox.id, changes);
+}
+
+export async function expungeMessages(ctx: ScanContext, mailbox: IndexedMailbox, uids: readonly number[]): Promise<void> {
+  const changes: MessageChange[] = [];
+  for (const uid of uids) {
+    const row = ctx.index.message(mailbox.id, uid);
+    if (!row) continue;
+    try {
+      unlinkSync(join(ctx.dir, row.file));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, join(ctx.dir, row.file));
+      // Already gone or renamed meanwhile; a renamed file is left for the next scan to find.
+      continue;
+    }
+    changes.push({ kind: 'expunge', uid, guid: row.guid });
+  }
+  if (changes.length === 0) return;
+  const gone = new Set(changes.map((c) => (c as { uid: number }).uid));
+  await withUidlistLock(ctx, (lock, uidlist) => {
+    lock.replace(formatUidlist({ ...uidlist, nextUid: nextUidOf(uidlist), entries: uidlist.entries.filter((e) => !gone.has(e.uid)) }));
+  });
+  ctx.index.applyChanges(mailbox.id, changes);
+}
+
+/** Rewrites the uidlist header: UIDVALIDITY, a raised UIDNEXT, or a new mailbox GUID. */
+export async function updateUidlistHeader(
+  ctx: ScanContext,
+  update: { uidValidity?: number; minUidNext?: number; guid?: string },
+): Promise<Uidlist> {
+  return withUidlistLock(ctx, (lock, uidlist) => {
+    const next: Uidlist = {
+      ...uidlist,
+      uidValidity: update.uidValidity ?? uidlist.uidValidity,
+      nextUid: Math.max(nextUidOf(uidlist), update.minUidNext ?? 0),
+      mailboxGuid: update.guid ?? uidlist.mailboxGuid,
+    };
+    lock.replace(formatUidlist(next));
+    return next;
+  });
+}

@@ -1,0 +1,375 @@
+/**
+ * The Maildir store: Dovecot's Maildir, read and written as Dovecot does, with mailferry's
+ * change index beside it for modseqs and expunge history.
+ */
+import { createReadStream, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { MaildirLocation } from '../../config/location.js';
+import { existsError, fsError, notFoundError, usageError } from '../../model/errors.js';
+import { ChangeIndex, type IndexedMailbox, type IndexedMessage } from '../index/change-index.js';
+import {
+  mailboxKey,
+  sameMailbox,
+  SYSTEM_FLAGS,
+  type CreateMailboxOptions,
+  type FlagUpdate,
+  type MailboxChanges,
+  type MailboxList,
+  type MailboxListChange,
+  type MailboxName,
+  type MailboxStatus,
+  type MailboxUpdate,
+  type MailStore,
+  type MessageMeta,
+  type SavedMessage,
+  type SaveRequest,
+  type SystemFlag,
+} from '../store.js';
+import { Dotlock } from './dotlock.js';
+import { FLAG_LETTERS } from './filename.js';
+import { canonicalName, isInbox, isMaildir, MaildirLayout } from './layout.js';
+import { ensureMaildirDirs, readUidlistGuid, requireMaildir, UIDLIST_FILENAME } from './mailbox-files.js';
+import { newMailboxGuid, scanMailbox, type ScanContext } from './mailbox-scan.js';
+import { expungeMessages, saveMessages, updateFlags, updateUidlistHeader } from './mailbox-writer.js';
+import { formatUidlist } from './uidlist.js';
+import { nextUidValidity } from './uidvalidity.js';
+import { readSubscriptions, writeSubscriptions } from './subscriptions.js';
+import { guessSpecialUse } from './special-use.js';
+
+export interface MaildirStoreOptions {
+  /** fsync mail files and directories before reporting a save done (default true). */
+  fsync?: boolean;
+  /** Seconds to wait for Dovecot's uidlist lock (default 30). */
+  lockTimeoutSeconds?: number;
+  warn?: (msg: string) => void;
+}
+
+const LETTER_TO_FLAG = new Map<string, SystemFlag>(
+  (Object.entries(FLAG_LETTERS) as [SystemFlag, string][]).map(([flag, letter]) => [letter, flag]),
+);
+
+function toMeta(m: IndexedMessage): MessageMeta {
+  const flags = [...m.flagLetters].map((c) => LETTER_TO_FLAG.get(c)).filter((f): f is SystemFlag => f !== undefined);
+  flags.sort((a, b) => SYSTEM_FLAGS.indexOf(a) - SYSTEM_FLAGS.indexOf(b));
+  return { uid: m.uid, guid: m.guid, flags, keywords: [...m.keywords], modseq: m.modseq, receivedDate: m.receivedDate, size: m.size };
+}
+
+export class MaildirStore implements MailStore {
+  readonly location: string;
+  readonly separator: string;
+  readonly layout: MaildirLayout;
+  private readonly loc: MaildirLocation;
+  private readonly index: ChangeIndex;
+  private readonly fsync: boolean;
+  private readonly lockTimeoutSeconds: number;
+  private readonly warn: (msg: string) => void;
+
+  private constructor(loc: MaildirLocation, index: ChangeIndex, options: MaildirStoreOptions) {
+    this.location = loc.raw;
+    this.loc = loc;
+    this.layout = new MaildirLayout(loc);
+    this.separator = this.layout.separator;
+    this.index = index;
+    this.fsync = options.fsync ?? true;
+    this.lockTimeoutSeconds = options.lockTimeoutSeconds ?? 30;
+    this.warn = options.warn ?? ((msg) => process.stderr.write(`mailferry: warning: ${msg}\n`));
+  }
+
+  /** Opens an existing Maildir (or creates it when `create` is set). */
+  static open(loc: MaildirLocation, options: MaildirStoreOptions & { create?: boolean } = {}): MaildirStore {
+    if (options.create) {
+      try {
+        mkdirSync(loc.root, { recursive: true });
+      } catch (err) {
+        throw fsError(err, `Maildir ${loc.root}`);
+      }
+    }
+    requireMaildir(loc.root, `Maildir ${loc.root}`);
+    const store = new MaildirStore(loc, ChangeIndex.open(loc.indexDir), options);
+    ensureMaildirDirs(loc.inbox, true);
+    return store;
+  }
+
+  private ctx(name: MailboxName, dir: string): ScanContext {
+    return {
+      root: this.loc.root,
+      dir,
+      name,
+      index: this.index,
+      lockTimeoutSeconds: this.lockTimeoutSeconds,
+      fsync: this.fsync,
+      warn: this.warn,
+    };
+  }
+
+  private existingDir(name: MailboxName): string | undefined {
+    const dir = this.layout.dirOf(name);
+    if (isInbox(canonicalName(name))) return dir;
+    return isMaildir(dir) ? dir : undefined;
+  }
+
+  /** Scans a mailbox that must exist; the error names it otherwise. */
+  private async open(name: MailboxName): Promise<{ ctx: ScanContext; mailbox: IndexedMailbox }> {
+    const canonical = canonicalName(name);
+    const dir = this.existingDir(canonical);
+    if (!dir) throw notFoundError(`mailbox '${this.layout.formatName(canonical)}' does not exist in ${this.location}`);
+    const ctx = this.ctx(canonical, dir);
+    ensureMaildirDirs(dir, isInbox(canonical));
+    return { ctx, mailbox: await scanMailbox(ctx) };
+  }
+
+  private status(mailbox: IndexedMailbox, subscribed: Set<string>): MailboxStatus {
+    return {
+      name: mailbox.name,
+      guid: mailbox.guid,
+      uidValidity: mailbox.uidValidity,
+      uidNext: mailbox.uidNext,
+      highestModseq: mailbox.highestModseq,
+      messages: mailbox.messages,
+      specialUse: mailbox.specialUse.length > 0 ? mailbox.specialUse : guessSpecialUse(mailbox.name),
+      subscribed: subscribed.has(mailboxKey(mailbox.name)),
+    };
+  }
+
+  private subscribedSet(): Set<string> {
+    return new Set(this.currentSubscriptions().map(mailboxKey));
+  }
+
+  /** Reads `subscriptions`, logging (un)subscriptions other programs made since we last looked. */
+  private currentSubscriptions(): MailboxName[] {
+    const names = readSubscriptions(this.loc.root, this.layout.separator, this.warn);
+    const known = new Set(this.index.knownSubscriptions().map(mailboxKey));
+    const now = new Set(names.map(mailboxKey));
+    if (known.size !== now.size || [...now].some((k) => !known.has(k))) {
+      const ts = Math.floor(Date.now() / 1000);
+      for (const n of names) if (!known.has(mailboxKey(n))) this.index.logMailboxChange({ type: 'subscribe', name: n, timestamp: ts });
+      for (const n of this.index.knownSubscriptions()) {
+        if (!now.has(mailboxKey(n))) this.index.logMailboxChange({ type: 'unsubscribe', name: n, timestamp: ts });
+      }
+      this.index.setKnownSubscriptions(names);
+    }
+    return names;
+  }
+
+  async listMailboxes(): Promise<MailboxList> {
+    const dirs = this.layout.listMailboxDirs(this.warn);
+    const seen = new Set<string>();
+    const scanned: IndexedMailbox[] = [];
+    const known = new Map(this.index.listMailboxes().map((m) => [m.guid, m]));
+    const ts = Math.floor(Date.now() / 1000);
+    for (const { name, dir } of dirs) {
+      const before = readUidlistGuid(dir);
+      const previous = before ? known.get(before) : undefined;
+      ensureMaildirDirs(dir, isInbox(name));
+      const mailbox = await scanMailbox(this.ctx(name, dir));
+      if (seen.has(mailbox.guid)) {
+        // A copied folder carries its original's uidlist; Dovecot gives the later one a new GUID.
+        this.warn(`${dir}: mailbox GUID ${mailbox.guid} is also used by another folder; giving this one a new GUID`);
+        await updateUidlistHeader(this.ctx(name, dir), { guid: newMailboxGuid() });
+        scanned.push(await scanMailbox(this.ctx(name, dir)));
+        seen.add(scanned.at(-1)!.guid);
+        continue;
+      }
+      seen.add(mailbox.guid);
+      if (!known.has(mailbox.guid)) {
+        this.index.logMailboxChange({ type: 'create', guid: mailbox.guid, name, timestamp: ts });
+      } else if (previous && !sameMailbox(previous.name, name)) {
+        this.index.logMailboxChange({ type: 'rename', guid: mailbox.guid, name, oldName: previous.name, timestamp: ts });
+      }
+      scanned.push(mailbox);
+    }
+    for (const m of known.values()) {
+      if (seen.has(m.guid)) continue;
+      this.index.logMailboxChange({ type: 'delete', guid: m.guid, name: m.name, timestamp: ts });
+      this.index.removeMailbox(m.id);
+    }
+    const subscribed = this.subscribedSet();
+    return {
+      mailboxes: scanned.map((m) => this.status(m, subscribed)),
+      changes: this.index.mailboxLog(),
+      separator: this.layout.separator,
+    };
+  }
+
+  async mailboxStatus(name: MailboxName): Promise<MailboxStatus | undefined> {
+    if (!this.existingDir(name)) return undefined;
+    const { mailbox } = await this.open(name);
+    return this.status(mailbox, this.subscribedSet());
+  }
+
+  async getMessages(name: MailboxName, sinceModseq?: number): Promise<MailboxChanges> {
+    const { mailbox } = await this.open(name);
+    const incremental = sinceModseq !== undefined && sinceModseq >= mailbox.firstModseq;
+    const base = {
+      uidValidity: mailbox.uidValidity,
+      uidNext: mailbox.uidNext,
+      highestModseq: mailbox.highestModseq,
+    };
+    if (!incremental) {
+      return { ...base, messages: this.index.messages(mailbox.id).map(toMeta), expunged: [], incremental: false };
+    }
+    return {
+      ...base,
+      messages: this.index.messagesSince(mailbox.id, sinceModseq).map(toMeta),
+      expunged: this.index.expungesSince(mailbox.id, sinceModseq),
+      incremental: true,
+    };
+  }
+
+  async openMessage(name: MailboxName, uid: number): Promise<Readable> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const { ctx, mailbox } = await this.open(name);
+      const row = this.index.message(mailbox.id, uid);
+      if (!row) break;
+      const path = join(ctx.dir, row.file);
+      try {
+        statSync(path);
+      } catch {
+        // Renamed by a flag change elsewhere since the last scan; scan and look again.
+        this.index.invalidateScan(mailbox.id);
+        continue;
+      }
+      return createReadStream(path);
+    }
+    throw notFoundError(`mailbox '${this.layout.formatName(name)}' has no message with UID ${uid}`);
+  }
+
+  async saveMessages(name: MailboxName, messages: Iterable<SaveRequest> | AsyncIterable<SaveRequest>): Promise<SavedMessage[]> {
+    const { ctx, mailbox } = await this.open(name);
+    return saveMessages(ctx, mailbox, messages);
+  }
+
+  async updateFlags(name: MailboxName, updates: readonly FlagUpdate[]): Promise<void> {
+    const { ctx, mailbox } = await this.open(name);
+    await updateFlags(ctx, mailbox, updates);
+  }
+
+  async expunge(name: MailboxName, uids: readonly number[]): Promise<void> {
+    const { ctx, mailbox } = await this.open(name);
+    await expungeMessages(ctx, mailbox, uids);
+  }
+
+  async createMailbox(name: MailboxName, options: CreateMailboxOptions = {}): Promise<MailboxStatus> {
+    const canonical = canonicalName(name);
+    const shown = this.layout.formatName(canonical);
+    const dir = this.layout.dirOf(canonical);
+    if (isInbox(canonical) || isMaildir(dir)) throw existsError(`mailbox '${shown}' already exists in ${this.location}`);
+    if (options.guid !== undefined && !/^[0-9a-f]{32}$/.test(options.guid)) {
+      throw usageError(`invalid mailbox GUID '${options.guid}' for '${shown}': expected 32 hex digits`);
+    }
+    const guid = options.guid ?? newMailboxGuid();
+    if (this.index.mailboxByGuid(guid)) throw existsError(`mailbox GUID ${guid} is already used in ${this.location}`);
+    const uidValidity = options.uidValidity ?? nextUidValidity(this.loc.root);
+    ensureMaildirDirs(dir, false);
+    const uidlistPath = join(dir, UIDLIST_FILENAME);
+    const lock = await Dotlock.acquire(uidlistPath, { timeoutSeconds: this.lockTimeoutSeconds, fsync: this.fsync });
+    try {
+      lock.replace(formatUidlist({ version: 3, uidValidity, nextUid: 1, mailboxGuid: guid, headerExtra: [], entries: [] }));
+    } finally {
+      lock.release();
+    }
+    const mailbox = this.index.addMailbox(guid, canonical, uidValidity);
+    if (options.specialUse?.length) this.index.setSpecialUse(mailbox.id, options.specialUse);
+    this.index.logMailboxChange({ type: 'create', guid, name: canonical, timestamp: Math.floor(Date.now() / 1000) });
+    return this.status(await scanMailbox(this.ctx(canonical, dir)), this.subscribedSet());
+  }
+
+  async renameMailbox(from: MailboxName, to: MailboxName): Promise<void> {
+    const src = canonicalName(from);
+    const dst = canonicalName(to);
+    if (isInbox(src)) throw usageError(`renaming INBOX is not supported in ${this.location}`);
+    const srcDir = this.existingDir(src);
+    if (!srcDir) throw notFoundError(`mailbox '${this.layout.formatName(src)}' does not exist in ${this.location}`);
+    const dstDir = this.layout.dirOf(dst);
+    if (isInbox(dst) || isMaildir(dstDir)) throw existsError(`mailbox '${this.layout.formatName(dst)}' already exists in ${this.location}`);
+    if (dst.length > src.length && sameMailbox(dst.slice(0, src.length), src)) {
+      throw usageError(`cannot rename '${this.layout.formatName(src)}' into its own child '${this.layout.formatName(dst)}'`);
+    }
+    // Scan first so the index holds the GUIDs that identify these folders after the move.
+    const affected = this.layout.listMailboxDirs(this.warn).filter((m) => sameMailbox(m.name.slice(0, src.length), src));
+    for (const m of affected) await scanMailbox(this.ctx(m.name, m.dir));
+    try {
+      if (this.loc.layout === 'fs') {
+        mkdirSync(dirname(dstDir), { recursive: true });
+        renameSync(srcDir, dstDir);
+      } else {
+        for (const m of affected) {
+          const newName = [...dst, ...m.name.slice(src.length)];
+          renameSync(m.dir, this.layout.dirOf(newName));
+        }
+      }
+    } catch (err) {
+      throw fsError(err, `renaming ${srcDir} to ${dstDir}`);
+    }
+    const ts = Math.floor(Date.now() / 1000);
+    for (const m of affected) {
+      const guid = readUidlistGuid(this.layout.dirOf([...dst, ...m.name.slice(src.length)]));
+      const indexed = guid ? this.index.mailboxByGuid(guid) : undefined;
+      if (!indexed) continue;
+      const newName = [...dst, ...m.name.slice(src.length)];
+      this.index.renameMailbox(indexed.id, newName);
+      this.index.logMailboxChange({ type: 'rename', guid: indexed.guid, name: newName, oldName: m.name, timestamp: ts });
+    }
+  }
+
+  async deleteMailbox(name: MailboxName): Promise<void> {
+    const canonical = canonicalName(name);
+    const shown = this.layout.formatName(canonical);
+    if (isInbox(canonical)) throw usageError(`INBOX cannot be deleted in ${this.location}`);
+    const dir = this.existingDir(canonical);
+    if (!dir) throw notFoundError(`mailbox '${shown}' does not exist in ${this.location}`);
+    const mailbox = await scanMailbox(this.ctx(canonical, dir));
+    try {
+      const children = this.loc.layout === 'fs' && readdirSync(dir).some((e) => !['cur', 'new', 'tmp'].includes(e) && !e.startsWith('dovecot') && e !== 'maildirfolder' && statSync(join(dir, e)).isDirectory());
+      if (children) {
+        // Child folders live inside this directory: keep it as a plain directory, drop the mail.
+        for (const e of readdirSync(dir)) {
+          if (['cur', 'new', 'tmp', 'maildirfolder'].includes(e) || e.startsWith('dovecot-')) rmSync(join(dir, e), { recursive: true, force: true });
+        }
+      } else {
+        // Moving it out of sight first means a crash mid-delete never leaves half a mailbox visible.
+        const trash = join(this.loc.layout === 'fs' ? dirname(dir) : this.loc.root, `..DOVECOT-TRASH.${process.pid}.${Date.now()}`);
+        renameSync(dir, trash);
+        rmSync(trash, { recursive: true, force: true });
+      }
+    } catch (err) {
+      throw fsError(err, `deleting mailbox ${dir}`);
+    }
+    this.index.logMailboxChange({ type: 'delete', guid: mailbox.guid, name: canonical, timestamp: Math.floor(Date.now() / 1000) });
+    this.index.removeMailbox(mailbox.id);
+  }
+
+  async updateMailbox(name: MailboxName, update: MailboxUpdate): Promise<MailboxStatus> {
+    const { ctx, mailbox } = await this.open(name);
+    if (update.guid !== undefined && !/^[0-9a-f]{32}$/.test(update.guid)) {
+      throw usageError(`invalid mailbox GUID '${update.guid}': expected 32 hex digits`);
+    }
+    if (update.guid !== undefined && update.guid !== mailbox.guid) {
+      if (this.index.mailboxByGuid(update.guid)) throw existsError(`mailbox GUID ${update.guid} is already used in ${this.location}`);
+      this.index.setGuid(mailbox.id, update.guid);
+    }
+    await updateUidlistHeader(ctx, update);
+    if (update.minUidNext !== undefined) this.index.setUidNext(mailbox.id, Math.max(mailbox.uidNext, update.minUidNext));
+    return this.status(await scanMailbox(ctx), this.subscribedSet());
+  }
+
+  async setSubscribed(name: MailboxName, subscribed: boolean): Promise<void> {
+    const canonical = canonicalName(name);
+    const names = this.currentSubscriptions();
+    const has = names.some((n) => sameMailbox(n, canonical));
+    if (has === subscribed) return;
+    const next = subscribed ? [...names, canonical] : names.filter((n) => !sameMailbox(n, canonical));
+    await writeSubscriptions(this.loc.root, next, { timeoutSeconds: this.lockTimeoutSeconds, fsync: this.fsync });
+    this.index.setKnownSubscriptions(next);
+    this.index.logMailboxChange({
+      type: subscribed ? 'subscribe' : 'unsubscribe',
+      name: canonical,
+      timestamp: Math.floor(Date.now() / 1000),
+    });
+  }
+
+  async close(): Promise<void> {
+    this.index.close();
+  }
+}

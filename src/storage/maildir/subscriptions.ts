@@ -1,0 +1,42 @@
+/**
+ * The `subscriptions` file at the mail root, read and written under Dovecot's dotlock.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fsError } from '../../model/errors.js';
+import { decodeMutf7, encodeMutf7 } from '../../model/mutf7.js';
+import type { MailboxName } from '../store.js';
+import { Dotlock, type DotlockOptions } from './dotlock.js';
+import { canonicalName } from './layout.js';
+import { formatSubscriptions, parseSubscriptions } from './subscriptions-file.js';
+
+export const SUBSCRIPTIONS_FILENAME = 'subscriptions';
+
+export function readSubscriptions(root: string, separator: string, warn: (msg: string) => void): MailboxName[] {
+  const path = join(root, SUBSCRIPTIONS_FILENAME);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw fsError(err, path);
+  }
+  const names: MailboxName[] = [];
+  for (const parts of parseSubscriptions(text, separator, path)) {
+    try {
+      names.push(canonicalName(parts.map(decodeMutf7)));
+    } catch (err) {
+      warn(`${path}: ignoring subscription '${parts.join(separator)}': ${(err as Error).message}`);
+    }
+  }
+  return names;
+}
+
+export async function writeSubscriptions(root: string, names: readonly MailboxName[], options: DotlockOptions): Promise<void> {
+  const lock = await Dotlock.acquire(join(root, SUBSCRIPTIONS_FILENAME), options);
+  try {
+    lock.replace(formatSubscriptions(names.map((n) => n.map(encodeMutf7))));
+  } finally {
+    lock.release();
+  }
+}

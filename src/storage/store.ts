@@ -1,0 +1,169 @@
+/**
+ * The store contract: the only view of a mail store the sync engine has.
+ *
+ * Every backend (Maildir, mbox, IMAP, a remote peer) implements {@link MailStore}.
+ * Calls are batch-shaped on purpose: one call returns a whole mailbox's metadata or
+ * applies a whole list of flag changes, so a store on the far side of a network costs
+ * one round trip per mailbox, not one per message.
+ *
+ * Mailboxes are named by their hierarchy parts in UTF-8 (`['INBOX']`, `['Work', 'Q3']`);
+ * how a store spells them on disk or on the wire (mUTF-7, `.` or `/`) is its own affair.
+ */
+import type { Readable } from 'node:stream';
+
+/** A mailbox name as hierarchy components, UTF-8. INBOX is always `['INBOX']`. */
+export type { MailboxName } from '../model/mailbox-name.js';
+import type { MailboxName } from '../model/mailbox-name.js';
+
+/** IMAP system flags a store keeps per message (\Recent is session state, not stored). */
+export type SystemFlag = '\\Answered' | '\\Flagged' | '\\Deleted' | '\\Seen' | '\\Draft';
+
+export const SYSTEM_FLAGS: readonly SystemFlag[] = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
+
+export interface MailboxStatus {
+  name: MailboxName;
+  /** 32 lowercase hex digits, stable across renames. */
+  guid: string;
+  uidValidity: number;
+  uidNext: number;
+  highestModseq: number;
+  messages: number;
+  /** RFC 6154 attributes such as `\Sent`; empty when none. */
+  specialUse: string[];
+  subscribed: boolean;
+}
+
+/** A change to the mailbox list, with the time it happened (seconds since the epoch). */
+export type MailboxListChange =
+  | { type: 'create'; guid: string; name: MailboxName; timestamp: number }
+  | { type: 'rename'; guid: string; name: MailboxName; oldName: MailboxName; timestamp: number }
+  | { type: 'delete'; guid: string; name: MailboxName; timestamp: number }
+  | { type: 'subscribe' | 'unsubscribe'; name: MailboxName; timestamp: number };
+
+export interface MailboxList {
+  mailboxes: MailboxStatus[];
+  /** Oldest first. */
+  changes: MailboxListChange[];
+  /** The hierarchy separator the store uses for display (`.` for Maildir++, `/` for LAYOUT=fs). */
+  separator: string;
+}
+
+export interface MessageMeta {
+  uid: number;
+  /** The message GUID: a Maildir basename, a Dovecot X-GUID, or a header hash where none exists. */
+  guid: string;
+  flags: SystemFlag[];
+  keywords: string[];
+  modseq: number;
+  /** INTERNALDATE, milliseconds since the epoch. */
+  receivedDate: number;
+  /** Physical size in bytes. */
+  size: number;
+}
+
+export interface ExpungedMessage {
+  uid: number;
+  guid: string;
+  modseq: number;
+}
+
+export interface MailboxChanges {
+  uidValidity: number;
+  uidNext: number;
+  highestModseq: number;
+  /** Messages that are new or changed since the asked-for modseq (all of them when asked for none). */
+  messages: MessageMeta[];
+  /** Messages expunged since the asked-for modseq, each with the GUID it had. */
+  expunged: ExpungedMessage[];
+  /**
+   * False when the store no longer knows changes that far back (or UIDVALIDITY moved):
+   * `messages` then lists every message and `expunged` is only what is still known.
+   */
+  incremental: boolean;
+}
+
+export interface SaveRequest {
+  /** Wanted UID; honoured when it is at or above UIDNEXT, otherwise the next free UID is used. */
+  uid?: number;
+  /** GUID to keep; a new one is made when absent or not usable by the store. */
+  guid?: string;
+  flags: SystemFlag[];
+  keywords: string[];
+  receivedDate: number;
+  /** The message, streamed. Called once, when the store is ready to write it. */
+  body: () => Readable | Promise<Readable>;
+}
+
+export interface SavedMessage {
+  uid: number;
+  guid: string;
+  modseq: number;
+}
+
+export interface FlagUpdate {
+  uid: number;
+  /** The complete new flag set; flags not listed are removed. */
+  flags: SystemFlag[];
+  keywords: string[];
+}
+
+export interface CreateMailboxOptions {
+  guid?: string;
+  uidValidity?: number;
+  specialUse?: string[];
+}
+
+export interface MailboxUpdate {
+  uidValidity?: number;
+  /** Raise UIDNEXT to at least this value. */
+  minUidNext?: number;
+  guid?: string;
+}
+
+export interface MailStore {
+  /** The location string this store was opened from, as the user wrote it. */
+  readonly location: string;
+  /** The hierarchy separator for showing and parsing names (`.` for Maildir++, `/` for LAYOUT=fs). */
+  readonly separator: string;
+
+  /** Every mailbox with its status, plus the mailbox-list change log. */
+  listMailboxes(): Promise<MailboxList>;
+
+  /** One mailbox's status, or `undefined` when it does not exist. */
+  mailboxStatus(name: MailboxName): Promise<MailboxStatus | undefined>;
+
+  /**
+   * All message metadata of a mailbox, or only what changed since `sinceModseq`
+   * (expunges included, each with its GUID). Sorted by UID.
+   */
+  getMessages(name: MailboxName, sinceModseq?: number): Promise<MailboxChanges>;
+
+  /** The raw message as stored (Maildir and mbox keep LF line ends). Rejects with NotFound for an unknown UID. */
+  openMessage(name: MailboxName, uid: number): Promise<Readable>;
+
+  /** Saves messages in order; each is durable before its result is reported. */
+  saveMessages(name: MailboxName, messages: Iterable<SaveRequest> | AsyncIterable<SaveRequest>): Promise<SavedMessage[]>;
+
+  /** Replaces flags and keywords of many messages; UIDs that no longer exist are skipped. */
+  updateFlags(name: MailboxName, updates: readonly FlagUpdate[]): Promise<void>;
+
+  /** Removes messages; UIDs that no longer exist are skipped. */
+  expunge(name: MailboxName, uids: readonly number[]): Promise<void>;
+
+  createMailbox(name: MailboxName, options?: CreateMailboxOptions): Promise<MailboxStatus>;
+  renameMailbox(from: MailboxName, to: MailboxName): Promise<void>;
+  deleteMailbox(name: MailboxName): Promise<void>;
+  updateMailbox(name: MailboxName, update: MailboxUpdate): Promise<MailboxStatus>;
+  setSubscribed(name: MailboxName, subscribed: boolean): Promise<void>;
+
+  /** Releases locks, database handles and connections. */
+  close(): Promise<void>;
+}
+
+export function mailboxKey(name: MailboxName): string {
+  return name.join('\u0000');
+}
+
+export function sameMailbox(a: MailboxName, b: MailboxName): boolean {
+  return mailboxKey(a) === mailboxKey(b);
+}
