@@ -217,7 +217,8 @@ function removeStaleRoots(): void {
 
 // sh stays in front of the master: it passes on the exit status if the master dies (e.g. port
 // taken), and when our end of stdin closes (stop() or our death) it stops the master and waits.
-const WRAPPER = 'dovecot -F -c "$1" & d=$!; (cat >/dev/null; kill -TERM $d 2>/dev/null) & wait $d';
+// (sh gives background jobs /dev/null as stdin, hence the copy on fd 3.)
+const WRAPPER = 'exec 3<&0; dovecot -F -c "$1" 3<&- & d=$!; (cat <&3 >/dev/null; kill -TERM $d 2>/dev/null) & wait $d';
 
 async function imapGreeting(port: number, deadline: number, alive: () => boolean): Promise<void> {
   while (Date.now() < deadline && alive()) {

@@ -11,6 +11,7 @@ import { renameSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ChangeIndex, IndexedMailbox, IndexedMessage, MessageChange } from '../index/change-index.js';
+import { failpoint } from '../../model/failpoint.js';
 import type { MailboxName } from '../store.js';
 import { Dotlock } from './dotlock.js';
 import { generateBasename, lettersToFlags, FLAG_LETTERS } from './filename.js';
@@ -130,7 +131,9 @@ async function rewriteUidlist(ctx: ScanContext): Promise<{ uidlist: Uidlist; lis
     const fresh = [...listing.byBasename.values()].filter((f) => !listed.has(f.parsed.basename)).sort(deliveryOrder);
     for (const f of fresh) kept.push({ uid: next++, basename: f.parsed.basename, extra: [] });
     uidlist = { ...uidlist, version: 3, nextUid: next, entries: kept };
+    failpoint('scan-before-uidlist');
     lock.replace(formatUidlist(uidlist));
+    failpoint('scan-after-uidlist');
     return { uidlist, listing };
   } finally {
     lock.release();

@@ -17,6 +17,7 @@ import {
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { dataError, fsError } from '../../model/errors.js';
+import { failpoint } from '../../model/failpoint.js';
 import type { ChangeIndex, IndexedMailbox, MessageChange } from '../index/change-index.js';
 import type { FlagUpdate, SaveRequest, SavedMessage, SystemFlag } from '../store.js';
 import { Dotlock } from './dotlock.js';
@@ -174,7 +175,9 @@ export async function saveMessages(
     const file = `cur/${formatMaildirFilename(basename, letters)}`;
     const received = req.receivedDate / 1000;
     utimesSync(tmpPath, received, received);
+    failpoint('save-before-rename');
     renameSync(tmpPath, join(ctx.dir, file));
+    failpoint('save-after-rename');
     pending.push({
       wantedUid: req.uid,
       basename,
@@ -203,9 +206,11 @@ async function commitSaves(ctx: ScanContext, mailbox: IndexedMailbox, batch: Pen
       uids.push(uid);
       entries.push(p.guid === p.basename ? { uid, basename: p.basename, extra: [] } : { uid, basename: p.basename, guid: p.guid, extra: [] });
     }
+    failpoint('save-before-uidlist');
     lock.replace(formatUidlist({ ...uidlist, nextUid: next, entries }));
     return { uids, next };
   });
+  failpoint('save-before-index');
   const changes: MessageChange[] = batch.map((p, i) => ({
     kind: 'add',
     message: {
@@ -220,6 +225,7 @@ async function commitSaves(ctx: ScanContext, mailbox: IndexedMailbox, batch: Pen
   }));
   const modseqs = ctx.index.applyChanges(mailbox.id, changes);
   ctx.index.setUidNext(mailbox.id, assigned.next);
+  failpoint('save-after-index');
   return batch.map((p, i) => ({ uid: assigned.uids[i]!, guid: p.guid, modseq: modseqs[i]! }));
 }
 
@@ -259,6 +265,7 @@ export async function expungeMessages(ctx: ScanContext, mailbox: IndexedMailbox,
     if (!row) continue;
     try {
       unlinkSync(join(ctx.dir, row.file));
+      failpoint('expunge-after-unlink');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, join(ctx.dir, row.file));
       // Already gone or renamed meanwhile; a renamed file is left for the next scan to find.
