@@ -1,9 +1,10 @@
 /**
  * Output in doveadm's "flow" shape (`key=value` pairs, values with spaces quoted) or JSON.
  */
+/** Values with spaces or quotes are quoted; backslashes stay as they are so `\Seen` reads as itself. */
 export function flowValue(value: string | number): string {
   const s = String(value);
-  return /[\s"\\]/.test(s) || s === '' ? `"${s.replace(/["\\]/g, (c) => `\\${c}`)}"` : s;
+  return /[\s"]/.test(s) || s === '' ? `"${s.replace(/"/g, '\\"')}"` : s;
 }
 
 export function flowLine(fields: [string, string | number][]): string {
