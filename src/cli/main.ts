@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
+import { registerBackupCommand } from './commands/backup.js';
 import { registerFetchCommand } from './commands/fetch.js';
 import { registerMailboxCommands } from './commands/mailbox.js';
 import { reportError, type GlobalOptions } from './run.js';
@@ -28,13 +29,14 @@ export async function main(argv: string[]): Promise<number> {
   const globals = () => program.opts<GlobalOptions>();
   registerMailboxCommands(program, globals);
   registerFetchCommand(program, globals);
+  registerBackupCommand(program, globals);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();
   }
   try {
     await program.parseAsync(argv);
-    return 0;
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;

@@ -118,6 +118,11 @@ export interface MailboxUpdate {
   /** Raise UIDNEXT to at least this value. */
   minUidNext?: number;
   guid?: string;
+  /**
+   * Start UIDs over at 1 (or `minUidNext`). Only for an empty mailbox, together with the new
+   * UIDVALIDITY that tells clients their cached UIDs are void.
+   */
+  restartUids?: boolean;
 }
 
 export interface MailStore {

@@ -118,6 +118,7 @@ function freshModseqBase(previous = 0): number {
 export class ChangeIndex {
   readonly path: string;
   private readonly db: Database.Database;
+  private readonly statements = new Map<string, Database.Statement>();
 
   private constructor(path: string, db: Database.Database) {
     this.path = path;
@@ -152,7 +153,7 @@ export class ChangeIndex {
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version === SCHEMA_VERSION) {
-      this.db.prepare('SELECT count(*) FROM mailboxes').get();
+      this.stmt('SELECT count(*) FROM mailboxes').get();
       return;
     }
     if (version > SCHEMA_VERSION) {
@@ -205,6 +206,16 @@ export class ChangeIndex {
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
 
+  /** Statements are compiled once per index: compiling costs more than running most of them. */
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
   }
@@ -214,11 +225,11 @@ export class ChangeIndex {
   }
 
   listMailboxes(): IndexedMailbox[] {
-    return (this.db.prepare('SELECT * FROM mailboxes').all() as MailboxRow[]).map(toMailbox);
+    return (this.stmt('SELECT * FROM mailboxes').all() as MailboxRow[]).map(toMailbox);
   }
 
   mailboxByGuid(guid: string): IndexedMailbox | undefined {
-    const row = this.db.prepare('SELECT * FROM mailboxes WHERE guid = ?').get(guid) as MailboxRow | undefined;
+    const row = this.stmt('SELECT * FROM mailboxes WHERE guid = ?').get(guid) as MailboxRow | undefined;
     return row && toMailbox(row);
   }
 
@@ -234,22 +245,21 @@ export class ChangeIndex {
   }
 
   renameMailbox(id: number, name: MailboxName): void {
-    this.db.prepare('UPDATE mailboxes SET name = ? WHERE id = ?').run(JSON.stringify(name), id);
+    this.stmt('UPDATE mailboxes SET name = ? WHERE id = ?').run(JSON.stringify(name), id);
   }
 
   setSpecialUse(id: number, specialUse: readonly string[]): void {
-    this.db.prepare('UPDATE mailboxes SET special_use = ? WHERE id = ?').run(JSON.stringify(specialUse), id);
+    this.stmt('UPDATE mailboxes SET special_use = ? WHERE id = ?').run(JSON.stringify(specialUse), id);
   }
 
   /** Forgets every message of a mailbox whose UIDVALIDITY changed; older modseqs become unknown. */
   resetMailbox(id: number, uidValidity: number): void {
     this.transaction(() => {
-      const row = this.db.prepare('SELECT highest_modseq FROM mailboxes WHERE id = ?').get(id) as { highest_modseq: number };
+      const row = this.stmt('SELECT highest_modseq FROM mailboxes WHERE id = ?').get(id) as { highest_modseq: number };
       const base = freshModseqBase(row.highest_modseq);
-      this.db.prepare('DELETE FROM messages WHERE mailbox_id = ?').run(id);
-      this.db.prepare('DELETE FROM expunges WHERE mailbox_id = ?').run(id);
-      this.db
-        .prepare(
+      this.stmt('DELETE FROM messages WHERE mailbox_id = ?').run(id);
+      this.stmt('DELETE FROM expunges WHERE mailbox_id = ?').run(id);
+      this.stmt(
           'UPDATE mailboxes SET uid_validity = ?, highest_modseq = ?, first_modseq = ?, messages = 0, scan_fingerprint = NULL WHERE id = ?',
         )
         .run(uidValidity, base, base, id);
@@ -258,20 +268,20 @@ export class ChangeIndex {
 
   removeMailbox(id: number): void {
     this.transaction(() => {
-      this.db.prepare('DELETE FROM messages WHERE mailbox_id = ?').run(id);
-      this.db.prepare('DELETE FROM expunges WHERE mailbox_id = ?').run(id);
-      this.db.prepare('DELETE FROM mailboxes WHERE id = ?').run(id);
+      this.stmt('DELETE FROM messages WHERE mailbox_id = ?').run(id);
+      this.stmt('DELETE FROM expunges WHERE mailbox_id = ?').run(id);
+      this.stmt('DELETE FROM mailboxes WHERE id = ?').run(id);
     });
   }
 
   messages(mailboxId: number): IndexedMessage[] {
     return (
-      this.db.prepare('SELECT * FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId) as MessageRow[]
+      this.stmt('SELECT * FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId) as MessageRow[]
     ).map(toMessage);
   }
 
   message(mailboxId: number, uid: number): IndexedMessage | undefined {
-    const row = this.db.prepare('SELECT * FROM messages WHERE mailbox_id = ? AND uid = ?').get(mailboxId, uid) as
+    const row = this.stmt('SELECT * FROM messages WHERE mailbox_id = ? AND uid = ?').get(mailboxId, uid) as
       | MessageRow
       | undefined;
     return row && toMessage(row);
@@ -279,8 +289,7 @@ export class ChangeIndex {
 
   messagesSince(mailboxId: number, modseq: number): IndexedMessage[] {
     return (
-      this.db
-        .prepare('SELECT * FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid')
+      this.stmt('SELECT * FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid')
         .all(mailboxId, modseq) as MessageRow[]
     ).map(toMessage);
   }
@@ -296,16 +305,16 @@ export class ChangeIndex {
    * modseq. Returns the modseq each change received, in order (0 where none was given).
    */
   applyChanges(mailboxId: number, changes: readonly MessageChange[], scan?: ScanState): number[] {
-    const insert = this.db.prepare(
+    const insert = this.stmt(
       'INSERT OR REPLACE INTO messages (mailbox_id, uid, guid, file, flags, keywords, modseq, received, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
-    const updateNoBump = this.db.prepare(
+    const updateNoBump = this.stmt(
       'UPDATE messages SET file = ?, flags = ?, keywords = ?, size = ? WHERE mailbox_id = ? AND uid = ?',
     );
-    const del = this.db.prepare('DELETE FROM messages WHERE mailbox_id = ? AND uid = ?');
-    const addExpunge = this.db.prepare('INSERT INTO expunges (mailbox_id, uid, guid, modseq) VALUES (?, ?, ?, ?)');
+    const del = this.stmt('DELETE FROM messages WHERE mailbox_id = ? AND uid = ?');
+    const addExpunge = this.stmt('INSERT INTO expunges (mailbox_id, uid, guid, modseq) VALUES (?, ?, ?, ?)');
     return this.transaction(() => {
-      const row = this.db.prepare('SELECT highest_modseq FROM mailboxes WHERE id = ?').get(mailboxId) as
+      const row = this.stmt('SELECT highest_modseq FROM mailboxes WHERE id = ?').get(mailboxId) as
         | { highest_modseq: number }
         | undefined;
       if (!row) throw new Error(`mailbox ${mailboxId} is not in the change index`);
@@ -328,17 +337,15 @@ export class ChangeIndex {
           given.push(modseq);
         }
       }
-      const count = this.db.prepare('SELECT count(*) AS n FROM messages WHERE mailbox_id = ?').get(mailboxId) as {
+      const count = this.stmt('SELECT count(*) AS n FROM messages WHERE mailbox_id = ?').get(mailboxId) as {
         n: number;
       };
       if (scan) {
-        this.db
-          .prepare('UPDATE mailboxes SET highest_modseq = ?, messages = ?, uid_next = ?, scan_fingerprint = ? WHERE id = ?')
+        this.stmt('UPDATE mailboxes SET highest_modseq = ?, messages = ?, uid_next = ?, scan_fingerprint = ? WHERE id = ?')
           .run(modseq, count.n, scan.uidNext, scan.fingerprint, mailboxId);
       } else {
         // A write of our own: the directory changed, so the next read must look at it again.
-        this.db
-          .prepare('UPDATE mailboxes SET highest_modseq = ?, messages = ?, scan_fingerprint = NULL WHERE id = ?')
+        this.stmt('UPDATE mailboxes SET highest_modseq = ?, messages = ?, scan_fingerprint = NULL WHERE id = ?')
           .run(modseq, count.n, mailboxId);
       }
       return given;
@@ -347,15 +354,15 @@ export class ChangeIndex {
 
   /** Makes the next read of this mailbox scan its directory again. */
   invalidateScan(mailboxId: number): void {
-    this.db.prepare('UPDATE mailboxes SET scan_fingerprint = NULL WHERE id = ?').run(mailboxId);
+    this.stmt('UPDATE mailboxes SET scan_fingerprint = NULL WHERE id = ?').run(mailboxId);
   }
 
   setUidNext(mailboxId: number, uidNext: number): void {
-    this.db.prepare('UPDATE mailboxes SET uid_next = ?, scan_fingerprint = NULL WHERE id = ?').run(uidNext, mailboxId);
+    this.stmt('UPDATE mailboxes SET uid_next = ?, scan_fingerprint = NULL WHERE id = ?').run(uidNext, mailboxId);
   }
 
   setGuid(mailboxId: number, guid: string): void {
-    this.db.prepare('UPDATE mailboxes SET guid = ? WHERE id = ?').run(guid, mailboxId);
+    this.stmt('UPDATE mailboxes SET guid = ? WHERE id = ?').run(guid, mailboxId);
   }
 
   logMailboxChange(change: MailboxListChange): void {
@@ -367,7 +374,7 @@ export class ChangeIndex {
   }
 
   mailboxLog(): MailboxListChange[] {
-    const rows = this.db.prepare('SELECT * FROM mailbox_log ORDER BY id').all() as {
+    const rows = this.stmt('SELECT * FROM mailbox_log ORDER BY id').all() as {
       type: MailboxListChange['type'];
       guid: string | null;
       name: string;
@@ -390,15 +397,15 @@ export class ChangeIndex {
 
   /** The subscription set as the index last saw it, to notice edits made by other programs. */
   knownSubscriptions(): string[][] {
-    return (this.db.prepare('SELECT name FROM subscriptions').all() as { name: string }[]).map(
+    return (this.stmt('SELECT name FROM subscriptions').all() as { name: string }[]).map(
       (r) => JSON.parse(r.name) as string[],
     );
   }
 
   setKnownSubscriptions(names: readonly MailboxName[]): void {
     this.transaction(() => {
-      this.db.prepare('DELETE FROM subscriptions').run();
-      const ins = this.db.prepare('INSERT OR IGNORE INTO subscriptions (name) VALUES (?)');
+      this.stmt('DELETE FROM subscriptions').run();
+      const ins = this.stmt('INSERT OR IGNORE INTO subscriptions (name) VALUES (?)');
       for (const n of names) ins.run(JSON.stringify(n));
     });
   }

@@ -3,10 +3,12 @@
  * the uidlist header. Every change reaches the disk first and the change index second, so a
  * crash in between costs at most a rescan, never a message.
  */
-import { once } from 'node:events';
 import {
   closeSync,
-  createWriteStream,
+  write,
+  readFileSync,
+  statSync,
+  writeSync,
   fsyncSync,
   openSync,
   renameSync,
@@ -19,17 +21,19 @@ import type { Readable } from 'node:stream';
 import { dataError, fsError } from '../../model/errors.js';
 import { failpoint } from '../../model/failpoint.js';
 import type { ChangeIndex, IndexedMailbox, MessageChange } from '../index/change-index.js';
-import type { FlagUpdate, SaveRequest, SavedMessage, SystemFlag } from '../store.js';
+import type { FlagUpdate, MailboxUpdate, SaveRequest, SavedMessage, SystemFlag } from '../store.js';
 import { Dotlock } from './dotlock.js';
 import { flagsToLetters, formatMaildirFilename, isValidBasename, lettersToFlags, parseMaildirFilename, withSizes } from './filename.js';
 import { formatKeywordsFile } from './keywords-file.js';
 import { KEYWORDS_FILENAME, readKeywords, readUidlist, UIDLIST_FILENAME } from './mailbox-files.js';
 import { newBasename, systemLetters, type ScanContext } from './mailbox-scan.js';
-import { formatUidlist, nextUidOf, type Uidlist, type UidlistEntry } from './uidlist.js';
+import { formatUidlist, formatUidlistEntries, nextUidOf, parseUidlist, type Uidlist, type UidlistEntry } from './uidlist.js';
 
 /** Saves are committed (uidlist + index) in batches this large, to bound re-work after a crash. */
 const BATCH_MESSAGES = 200;
 const BATCH_BYTES = 32 * 1024 * 1024;
+/** Bodies up to this size are written in one call. */
+const SMALL_WRITE_BYTES = 1024 * 1024;
 /** Dovecot's filename letters stop at z. */
 const MAX_FILENAME_KEYWORDS = 26;
 
@@ -80,12 +84,26 @@ function letterFor(flags: readonly SystemFlag[], keywords: readonly string[], ma
   return flagsToLetters(flags, idx, keep);
 }
 
-/** Streams a body into tmp/, counting its size and its size with CRLF line ends. */
+/**
+ * Writes a body into tmp/, counting its size and its size with CRLF line ends. Small bodies
+ * are gathered and written in one call; past SMALL_WRITE_BYTES the rest is streamed, so a
+ * huge message never sits in memory whole.
+ */
 async function writeTmp(path: string, body: Readable, fsync: boolean): Promise<{ size: number; vsize: number }> {
-  const out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
+  const fd = openSync(path, 'wx', 0o600);
   let size = 0;
   let bareLf = 0;
   let prev = -1;
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  const flush = async () => {
+    if (held.length === 0) return;
+    const buf = held.length === 1 ? held[0]! : Buffer.concat(held);
+    held = [];
+    heldBytes = 0;
+    let off = 0;
+    while (off < buf.length) off += await new Promise<number>((resolve, reject) => write(fd, buf, off, buf.length - off, null, (e, n) => (e ? reject(e) : resolve(n))));
+  };
   try {
     for await (const chunk of body) {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
@@ -95,27 +113,26 @@ async function writeTmp(path: string, body: Readable, fsync: boolean): Promise<{
       }
       if (buf.length > 0) prev = buf[buf.length - 1]!;
       size += buf.length;
-      if (!out.write(buf)) await once(out, 'drain');
+      held.push(buf);
+      heldBytes += buf.length;
+      if (heldBytes >= SMALL_WRITE_BYTES) await flush();
     }
-    out.end();
-    await once(out, 'finish');
+    if (heldBytes < SMALL_WRITE_BYTES && held.length > 0) {
+      const buf = held.length === 1 ? held[0]! : Buffer.concat(held);
+      held = [];
+      writeSync(fd, buf);
+    } else await flush();
+    if (fsync) fsyncSync(fd);
   } catch (err) {
-    out.destroy();
+    closeSync(fd);
     try {
       unlinkSync(path);
     } catch {
-      // never created
+      // already gone
     }
     throw err;
   }
-  if (fsync) {
-    const fd = openSync(path, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  }
+  closeSync(fd);
   return { size, vsize: size + bareLf };
 }
 
@@ -156,8 +173,11 @@ export async function saveMessages(
     if (ctx.fsync) fsyncDir(join(ctx.dir, 'cur'));
     results.push(...(await commitSaves(ctx, mailbox, batch)));
   };
+  const kwMap = new Map<string, number>();
   for await (const req of requests) {
-    const kwMap = await keywordIndexes(ctx, req.keywords);
+    if (req.keywords.some((k) => !kwMap.has(k))) {
+      for (const [k, i] of await keywordIndexes(ctx, req.keywords)) kwMap.set(k, i);
+    }
     const letters = letterFor(req.flags, req.keywords, kwMap);
     const guidUsable = req.guid !== undefined && isValidBasename(req.guid) && !taken.has(req.guid);
     const tmpName = newBasename();
@@ -195,11 +215,36 @@ export async function saveMessages(
   return results;
 }
 
+/** What we know of a uidlist's end after writing it, so the next append need not re-read it. */
+const uidlistTails = new Map<string, { ino: bigint; size: bigint; mtimeNs: bigint; nextUid: number; lastUid: number }>();
+
+function rememberTail(path: string, nextUid: number, lastUid: number): void {
+  const st = statSync(path, { bigint: true });
+  uidlistTails.set(path, { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, nextUid, lastUid });
+}
+
+/**
+ * Gives the batch its UIDs and records them in dovecot-uidlist. New entries are appended, as
+ * Dovecot appends them, so saving into a large mailbox does not rewrite its whole uidlist each
+ * batch; the file is rewritten only when its end cannot be trusted (no final newline).
+ */
 async function commitSaves(ctx: ScanContext, mailbox: IndexedMailbox, batch: PendingSave[]): Promise<SavedMessage[]> {
-  const assigned = await withUidlistLock(ctx, (lock, uidlist) => {
-    let next = nextUidOf(uidlist);
-    const entries: UidlistEntry[] = [...uidlist.entries];
-    const uids: number[] = [];
+  const path = join(ctx.dir, UIDLIST_FILENAME);
+  const lock = await Dotlock.acquire(path, { timeoutSeconds: ctx.lockTimeoutSeconds, fsync: ctx.fsync });
+  const uids: number[] = [];
+  let next = 0;
+  try {
+    const st = statSync(path, { bigint: true });
+    let tail = uidlistTails.get(path);
+    let rewrite: Uidlist | undefined;
+    if (!tail || tail.ino !== st.ino || tail.size !== st.size || tail.mtimeNs !== st.mtimeNs) {
+      const text = readFileSync(path, 'utf8');
+      const { uidlist } = parseUidlist(text, path);
+      tail = { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, nextUid: nextUidOf(uidlist), lastUid: uidlist.entries.at(-1)?.uid ?? 0 };
+      if (!text.endsWith('\n')) rewrite = uidlist;
+    }
+    next = tail.nextUid;
+    const entries: UidlistEntry[] = [];
     for (const p of batch) {
       const uid = p.wantedUid !== undefined && p.wantedUid >= next ? p.wantedUid : next;
       next = uid + 1;
@@ -207,14 +252,29 @@ async function commitSaves(ctx: ScanContext, mailbox: IndexedMailbox, batch: Pen
       entries.push(p.guid === p.basename ? { uid, basename: p.basename, extra: [] } : { uid, basename: p.basename, guid: p.guid, extra: [] });
     }
     failpoint('save-before-uidlist');
-    lock.replace(formatUidlist({ ...uidlist, nextUid: next, entries }));
-    return { uids, next };
-  });
+    if (rewrite) {
+      lock.replace(formatUidlist({ ...rewrite, nextUid: next, entries: [...rewrite.entries, ...entries] }));
+    } else {
+      const fd = openSync(path, 'a');
+      try {
+        writeSync(fd, formatUidlistEntries(entries, tail.lastUid));
+        if (ctx.fsync) fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    rememberTail(path, next, uids.at(-1) ?? tail.lastUid);
+  } catch (err) {
+    uidlistTails.delete(path);
+    throw err;
+  } finally {
+    lock.release();
+  }
   failpoint('save-before-index');
   const changes: MessageChange[] = batch.map((p, i) => ({
     kind: 'add',
     message: {
-      uid: assigned.uids[i]!,
+      uid: uids[i]!,
       guid: p.guid,
       file: p.file,
       flagLetters: p.flagLetters,
@@ -224,9 +284,9 @@ async function commitSaves(ctx: ScanContext, mailbox: IndexedMailbox, batch: Pen
     },
   }));
   const modseqs = ctx.index.applyChanges(mailbox.id, changes);
-  ctx.index.setUidNext(mailbox.id, assigned.next);
+  ctx.index.setUidNext(mailbox.id, next);
   failpoint('save-after-index');
-  return batch.map((p, i) => ({ uid: assigned.uids[i]!, guid: p.guid, modseq: modseqs[i]! }));
+  return batch.map((p, i) => ({ uid: uids[i]!, guid: p.guid, modseq: modseqs[i]! }));
 }
 
 export async function updateFlags(ctx: ScanContext, mailbox: IndexedMailbox, updates: readonly FlagUpdate[]): Promise<void> {
@@ -284,13 +344,16 @@ export async function expungeMessages(ctx: ScanContext, mailbox: IndexedMailbox,
 /** Rewrites the uidlist header: UIDVALIDITY, a raised UIDNEXT, or a new mailbox GUID. */
 export async function updateUidlistHeader(
   ctx: ScanContext,
-  update: { uidValidity?: number; minUidNext?: number; guid?: string },
+  update: MailboxUpdate,
 ): Promise<Uidlist> {
   return withUidlistLock(ctx, (lock, uidlist) => {
+    if (update.restartUids && uidlist.entries.length > 0) {
+      throw dataError(`cannot restart UIDs of ${ctx.dir}: it still holds ${uidlist.entries.length} messages`);
+    }
     const next: Uidlist = {
       ...uidlist,
       uidValidity: update.uidValidity ?? uidlist.uidValidity,
-      nextUid: Math.max(nextUidOf(uidlist), update.minUidNext ?? 0),
+      nextUid: update.restartUids ? Math.max(1, update.minUidNext ?? 1) : Math.max(nextUidOf(uidlist), update.minUidNext ?? 0),
       mailboxGuid: update.guid ?? uidlist.mailboxGuid,
     };
     lock.replace(formatUidlist(next));

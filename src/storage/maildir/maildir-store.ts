@@ -2,9 +2,10 @@
  * The Maildir store: Dovecot's Maildir, read and written as Dovecot does, with mailferry's
  * change index beside it for modseqs and expunge history.
  */
-import { createReadStream, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { MaildirLocation } from '../../config/location.js';
 import { existsError, fsError, notFoundError, usageError } from '../../model/errors.js';
 import { ChangeIndex, type IndexedMailbox, type IndexedMessage } from '../index/change-index.js';
@@ -32,7 +33,7 @@ import { canonicalName, isInbox, isMaildir, MaildirLayout } from './layout.js';
 import { ensureMaildirDirs, readUidlistGuid, requireMaildir, UIDLIST_FILENAME } from './mailbox-files.js';
 import { newMailboxGuid, scanMailbox, type ScanContext } from './mailbox-scan.js';
 import { expungeMessages, saveMessages, updateFlags, updateUidlistHeader } from './mailbox-writer.js';
-import { formatUidlist } from './uidlist.js';
+import { formatUidlist, nextUidOf } from './uidlist.js';
 import { nextUidValidity } from './uidvalidity.js';
 import { readSubscriptions, writeSubscriptions } from './subscriptions.js';
 import { guessSpecialUse } from './special-use.js';
@@ -44,6 +45,9 @@ export interface MaildirStoreOptions {
   lockTimeoutSeconds?: number;
   warn?: (msg: string) => void;
 }
+
+/** Messages up to this size are read in one piece; larger ones are streamed. */
+const SMALL_MESSAGE_BYTES = 1024 * 1024;
 
 const LETTER_TO_FLAG = new Map<string, SystemFlag>(
   (Object.entries(FLAG_LETTERS) as [SystemFlag, string][]).map(([flag, letter]) => [letter, flag]),
@@ -64,6 +68,7 @@ export class MaildirStore implements MailStore {
   private readonly fsync: boolean;
   private readonly lockTimeoutSeconds: number;
   private readonly warn: (msg: string) => void;
+  private readonly recentlyScanned = new Map<string, { dir: string; id: number }>();
 
   private constructor(loc: MaildirLocation, index: ChangeIndex, options: MaildirStoreOptions) {
     this.location = loc.raw;
@@ -116,7 +121,9 @@ export class MaildirStore implements MailStore {
     if (!dir) throw notFoundError(`mailbox '${this.layout.formatName(canonical)}' does not exist in ${this.location}`);
     const ctx = this.ctx(canonical, dir);
     ensureMaildirDirs(dir, isInbox(canonical));
-    return { ctx, mailbox: await scanMailbox(ctx) };
+    const mailbox = await scanMailbox(ctx);
+    this.recentlyScanned.set(mailboxKey(canonical), { dir, id: mailbox.id });
+    return { ctx, mailbox };
   }
 
   private status(mailbox: IndexedMailbox, subscribed: Set<string>): MailboxStatus {
@@ -217,22 +224,35 @@ export class MaildirStore implements MailStore {
     };
   }
 
+  /**
+   * Copying a mailbox opens every message in turn, so the index as last scanned by this store
+   * is trusted first; only a file that is not where the index says costs a rescan.
+   */
   async openMessage(name: MailboxName, uid: number): Promise<Readable> {
+    const canonical = canonicalName(name);
+    const key = mailboxKey(canonical);
     for (let attempt = 0; attempt < 2; attempt++) {
-      const { ctx, mailbox } = await this.open(name);
-      const row = this.index.message(mailbox.id, uid);
-      if (!row) break;
-      const path = join(ctx.dir, row.file);
-      try {
-        statSync(path);
-      } catch {
-        // Renamed by a flag change elsewhere since the last scan; scan and look again.
-        this.index.invalidateScan(mailbox.id);
-        continue;
+      let known = attempt === 0 ? this.recentlyScanned.get(key) : undefined;
+      if (!known) {
+        const { ctx, mailbox } = await this.open(canonical);
+        known = { dir: ctx.dir, id: mailbox.id };
       }
-      return createReadStream(path);
+      const row = this.index.message(known.id, uid);
+      const path = row && join(known.dir, row.file);
+      if (path) {
+        try {
+          // Most mail is small: one read beats a stream's per-chunk round trips through the thread pool.
+          if (row.size <= SMALL_MESSAGE_BYTES) return Readable.from([readFileSync(path)]);
+          const fd = await open(path, 'r');
+          return fd.createReadStream();
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, path);
+        }
+      }
+      // Renamed by a flag change elsewhere, or new since the last scan: scan and look again.
+      this.index.invalidateScan(known.id);
     }
-    throw notFoundError(`mailbox '${this.layout.formatName(name)}' has no message with UID ${uid}`);
+    throw notFoundError(`mailbox '${this.layout.formatName(canonical)}' has no message with UID ${uid}`);
   }
 
   async saveMessages(name: MailboxName, messages: Iterable<SaveRequest> | AsyncIterable<SaveRequest>): Promise<SavedMessage[]> {
@@ -349,8 +369,9 @@ export class MaildirStore implements MailStore {
       if (this.index.mailboxByGuid(update.guid)) throw existsError(`mailbox GUID ${update.guid} is already used in ${this.location}`);
       this.index.setGuid(mailbox.id, update.guid);
     }
-    await updateUidlistHeader(ctx, update);
-    if (update.minUidNext !== undefined) this.index.setUidNext(mailbox.id, Math.max(mailbox.uidNext, update.minUidNext));
+    const written = await updateUidlistHeader(ctx, update);
+    if (written.uidValidity !== mailbox.uidValidity) this.index.resetMailbox(mailbox.id, written.uidValidity);
+    this.index.setUidNext(mailbox.id, nextUidOf(written));
     return this.status(await scanMailbox(ctx), this.subscribedSet());
   }
 

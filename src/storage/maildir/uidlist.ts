@@ -215,12 +215,21 @@ export function formatUidlist(u: Uidlist): string {
   for (const [k, v] of u.headerExtra) out += checkField('header', k, v, /^[^ \r\n:VNG]$/);
   out += '\n';
 
-  const entries = [...u.entries].sort((a, b) => a.uid - b.uid);
-  let prev = 0;
+  return out + formatUidlistEntries(u.entries, 0);
+}
+
+/**
+ * Entry lines only, for appending to an existing uidlist as Dovecot does: `after` is the
+ * highest UID already in the file, and every entry must be above it.
+ */
+export function formatUidlistEntries(list: readonly UidlistEntry[], after: number): string {
+  let out = '';
+  const entries = [...list].sort((a, b) => a.uid - b.uid);
+  let prev = after;
   for (const e of entries) {
     checkUint32('UID', e.uid, 1);
-    if (e.uid === MAX_UINT32 || e.uid === prev) {
-      throw dataError(`cannot write dovecot-uidlist: duplicate or reserved UID ${e.uid}`);
+    if (e.uid === MAX_UINT32 || e.uid <= prev) {
+      throw dataError(`cannot write dovecot-uidlist: duplicate, unordered or reserved UID ${e.uid}`);
     }
     prev = e.uid;
     const where = `UID ${e.uid}`;

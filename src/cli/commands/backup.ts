@@ -1,0 +1,91 @@
+/**
+ * `mailferry backup [SOURCE] DESTINATION`: dsync's `doveadm backup`.
+ */
+import type { Command } from 'commander';
+import { parseLocation } from '../../config/location.js';
+import { usageError } from '../../model/errors.js';
+import { formatMailboxName, parseMailboxName } from '../../model/mailbox-name.js';
+import { openStore } from '../../storage/open-store.js';
+import { runBackup, type BackupEvent } from '../../sync/backup.js';
+import { printJson } from '../output.js';
+import { parseSettings, storeOptions } from '../settings.js';
+import type { GlobalOptions } from '../run.js';
+
+interface BackupCliOptions {
+  full?: boolean;
+  reverse?: boolean;
+  mailbox?: string;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+/** Sets process.exitCode to 2 when the source changed during the run. */
+export function registerBackupCommand(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('backup')
+    .description('make DESTINATION equal to SOURCE (mailboxes, UIDs, UIDVALIDITY, flags, keywords, subscriptions), removing what SOURCE lacks')
+    .argument('[source]', 'source mail location (default: -o mail_location=...)')
+    .argument('[destination]', 'destination mail location, created when missing')
+    .option('-f, --full', 'full sync: compare every mailbox (currently always done)')
+    .option('-R, --reverse', 'reverse the direction: back up DESTINATION into SOURCE')
+    .option('-m, --mailbox <name>', 'back up only this mailbox')
+    .option('--dry-run', 'print what would change, change nothing')
+    .option('--json', 'print a JSON summary')
+    .action(async (a: string | undefined, b: string | undefined, opts: BackupCliOptions) => {
+      const g = globals();
+      const settings = parseSettings(g.o);
+      let [from, to] = b === undefined ? [settings.mail_location, a] : [a, b];
+      if (!from || !to) throw usageError('backup needs SOURCE and DESTINATION (or -o mail_location=SOURCE and DESTINATION)');
+      if (opts.reverse) [from, to] = [to, from];
+      const fromLoc = parseLocation(from);
+      const toLoc = parseLocation(to);
+      if (fromLoc.root === toLoc.root && fromLoc.inbox === toLoc.inbox) {
+        throw usageError(`source and destination are the same mail location (${fromLoc.root})`);
+      }
+      const source = openStore(from, storeOptions(settings));
+      try {
+        const dest = openStore(to, { ...storeOptions(settings), create: !opts.dryRun });
+        try {
+          const log = (e: BackupEvent) => describe(e, dest.separator, Boolean(opts.dryRun), Boolean(g.verbose));
+          const result = await runBackup(source, dest, {
+            dryRun: opts.dryRun,
+            mailbox: opts.mailbox === undefined ? undefined : parseMailboxName(opts.mailbox, source.separator),
+            onEvent: opts.json ? undefined : log,
+          });
+          if (opts.json) printJson(result);
+          else if (g.verbose || opts.dryRun) {
+            process.stderr.write(
+              `${opts.dryRun ? 'would copy' : 'copied'} ${result.saved} messages (${result.bytes} bytes), ${result.flagUpdates} flag updates, ${result.expunged} expunges, ${result.treeActions} mailbox changes, ${result.rebuilt} rebuilt\n`,
+            );
+          }
+          if (result.changedDuringSync) {
+            process.stderr.write('mailferry: the source changed during the backup; run it again\n');
+            process.exitCode = 2;
+          }
+        } finally {
+          await dest.close();
+        }
+      } finally {
+        await source.close();
+      }
+    });
+}
+
+function describe(e: BackupEvent, sep: string, dryRun: boolean, verbose: boolean): void {
+  const out = dryRun ? process.stdout : process.stderr;
+  if (e.type === 'tree') {
+    const a = e.action;
+    const name = 'name' in a ? formatMailboxName(a.name, sep) : `${formatMailboxName(a.from, sep)} -> ${formatMailboxName(a.to, sep)}`;
+    const what = a.type === 'subscribe' ? (a.subscribed ? 'subscribe' : 'unsubscribe') : a.type;
+    if (dryRun || verbose) out.write(`${what} mailbox ${name}\n`);
+  } else if (e.type === 'mailbox') {
+    const p = e.plan;
+    if (!dryRun && !verbose) return;
+    if (p.rebuild) out.write(`rebuild mailbox ${formatMailboxName(e.name, sep)}: ${p.rebuildReason ?? ''}\n`);
+    if (p.saves.length || p.flagUpdates.length || p.expunges.length) {
+      out.write(`mailbox ${formatMailboxName(e.name, sep)}: copy ${p.saves.length}, flags ${p.flagUpdates.length}, expunge ${p.expunges.length}\n`);
+    }
+  } else if (e.type === 'skipped') {
+    process.stderr.write(`mailferry: warning: ${formatMailboxName(e.name, sep)} UID ${e.uid}: ${e.reason}\n`);
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * One-way backup: makes the destination equal to the source (mailboxes, GUIDs, UIDVALIDITY,
+ * messages at their UIDs, flags, keywords, subscriptions), removing what the source lacks.
+ * Plans come from the pure planners; this file only carries them out, streaming each body
+ * from source to destination so memory stays flat however large the mailbox.
+ */
+import { MailferryError } from '../model/errors.js';
+import type { MailboxName, MailStore, SaveRequest } from '../storage/store.js';
+import { planMailboxBackup, type MailboxBackupPlan } from './mailbox-plan.js';
+import { planTreeBackup, type TreeAction } from './tree-plan.js';
+
+export interface BackupOptions {
+  /** Only plan; change nothing. */
+  dryRun?: boolean;
+  /** Only these mailboxes (and their tree changes); all when undefined. */
+  mailbox?: MailboxName;
+  onEvent?: (event: BackupEvent) => void;
+}
+
+export type BackupEvent =
+  | { type: 'tree'; action: TreeAction }
+  | { type: 'mailbox'; name: MailboxName; plan: MailboxBackupPlan }
+  | { type: 'saved'; name: MailboxName; uid: number; size: number }
+  | { type: 'skipped'; name: MailboxName; uid: number; reason: string };
+
+export interface BackupResult {
+  mailboxes: number;
+  treeActions: number;
+  saved: number;
+  bytes: number;
+  flagUpdates: number;
+  expunged: number;
+  rebuilt: number;
+  /** The source changed while we copied: the destination is consistent but behind; run again. */
+  changedDuringSync: boolean;
+}
+
+async function applyTreeAction(dest: MailStore, a: TreeAction): Promise<void> {
+  switch (a.type) {
+    case 'rename':
+      return dest.renameMailbox(a.from, a.to);
+    case 'delete':
+      return dest.deleteMailbox(a.name);
+    case 'create':
+      await dest.createMailbox(a.name, { guid: a.guid, uidValidity: a.uidValidity, specialUse: a.specialUse });
+      return;
+    case 'adopt':
+      await dest.updateMailbox(a.name, { guid: a.guid });
+      return;
+    case 'subscribe':
+      return dest.setSubscribed(a.name, a.subscribed);
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof MailferryError && err.kind === 'notfound';
+}
+
+export async function runBackup(source: MailStore, dest: MailStore, options: BackupOptions = {}): Promise<BackupResult> {
+  const emit = options.onEvent ?? (() => {});
+  const result: BackupResult = { mailboxes: 0, treeActions: 0, saved: 0, bytes: 0, flagUpdates: 0, expunged: 0, rebuilt: 0, changedDuringSync: false };
+  const only = options.mailbox;
+  const wanted = (name: MailboxName) => !only || name.join('\u0000') === only.join('\u0000');
+
+  const sourceList = (await source.listMailboxes()).mailboxes.filter((m) => wanted(m.name));
+  const destList = (await dest.listMailboxes()).mailboxes.filter((m) => wanted(m.name));
+  for (const action of planTreeBackup(sourceList, destList)) {
+    emit({ type: 'tree', action });
+    result.treeActions++;
+    if (!options.dryRun) await applyTreeAction(dest, action);
+  }
+
+  for (const box of sourceList) {
+    result.mailboxes++;
+    const src = await source.getMessages(box.name).catch((err: unknown) => {
+      if (isNotFound(err)) return undefined; // deleted at the source meanwhile
+      throw err;
+    });
+    if (!src) {
+      result.changedDuringSync = true;
+      continue;
+    }
+    const dst = options.dryRun && !(await dest.mailboxStatus(box.name)) ? undefined : await dest.getMessages(box.name);
+    const plan = planMailboxBackup(src, dst);
+    emit({ type: 'mailbox', name: box.name, plan });
+    if (options.dryRun) continue;
+    if (plan.rebuild) {
+      // Emptied and re-stamped in place rather than deleted: INBOX cannot be deleted, and the
+      // folder keeps its subscription. The new UIDVALIDITY voids any cached UIDs.
+      result.rebuilt++;
+      await dest.expunge(box.name, dst!.messages.map((m) => m.uid));
+      await dest.updateMailbox(box.name, { uidValidity: src.uidValidity, guid: box.guid, restartUids: true });
+    }
+    if (plan.expunges.length > 0) await dest.expunge(box.name, plan.expunges);
+    result.expunged += plan.expunges.length;
+    if (plan.flagUpdates.length > 0) await dest.updateFlags(box.name, plan.flagUpdates);
+    result.flagUpdates += plan.flagUpdates.length;
+
+    async function* requests(): AsyncGenerator<SaveRequest> {
+      for (const s of plan.saves) {
+        let body;
+        try {
+          body = await source.openMessage(box.name, s.uid);
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+          // Expunged at the source after we listed it: nothing to copy, but say so.
+          result.changedDuringSync = true;
+          emit({ type: 'skipped', name: box.name, uid: s.uid, reason: 'expunged at the source during the run' });
+          continue;
+        }
+        yield { uid: s.uid, guid: s.guid, flags: s.flags, keywords: s.keywords, receivedDate: s.receivedDate, body: () => body };
+        result.saved++;
+        result.bytes += s.size;
+        emit({ type: 'saved', name: box.name, uid: s.uid, size: s.size });
+      }
+    }
+    const saved = await dest.saveMessages(box.name, requests());
+    const wantedUid = new Map(plan.saves.map((s) => [s.guid, s.uid]));
+    // Someone took the UIDs we wanted: consistent, but not equal; the next run rebuilds.
+    if (saved.some((m) => wantedUid.get(m.guid) !== m.uid)) result.changedDuringSync = true;
+    const after = await dest.mailboxStatus(box.name);
+    if (after && after.uidNext < plan.uidNext) await dest.updateMailbox(box.name, { minUidNext: plan.uidNext });
+    const now = await source.mailboxStatus(box.name);
+    if (!now || now.highestModseq !== src.highestModseq || now.uidNext !== src.uidNext || now.uidValidity !== src.uidValidity) {
+      result.changedDuringSync = true;
+    }
+  }
+  return result;
+}

@@ -1,0 +1,90 @@
+/**
+ * Planning one mailbox of a one-way backup: pure, no I/O. Given everything the source and
+ * the destination hold, say what the destination must do to equal the source.
+ *
+ * UIDs are part of what a backup copies, and a destination can only hand out UIDs at or
+ * above its UIDNEXT. When the source holds a message at a UID the destination has already
+ * used for something else (or skipped), the destination cannot be patched; it must be
+ * rebuilt, as dsync does.
+ */
+import type { FlagUpdate, MessageMeta } from '../storage/store.js';
+
+export interface MailboxSide {
+  uidValidity: number;
+  uidNext: number;
+  messages: readonly MessageMeta[];
+}
+
+export interface SaveAction {
+  /** UID at the source: where the body comes from, and the UID wanted at the destination. */
+  uid: number;
+  guid: string;
+  flags: MessageMeta['flags'];
+  keywords: string[];
+  receivedDate: number;
+  size: number;
+}
+
+export interface MailboxBackupPlan {
+  /** The destination cannot be patched into equality: delete it and copy everything. */
+  rebuild: boolean;
+  /** Why a rebuild is needed, for the log. */
+  rebuildReason?: string;
+  saves: SaveAction[];
+  flagUpdates: FlagUpdate[];
+  expunges: number[];
+  /** Raise the destination's UIDNEXT to this when it is lower. */
+  uidNext: number;
+}
+
+export function sameFlags(a: MessageMeta, b: Pick<MessageMeta, 'flags' | 'keywords'>): boolean {
+  if (a.flags.length !== b.flags.length || a.keywords.length !== b.keywords.length) return false;
+  const flags = new Set<string>(a.flags);
+  const keywords = new Set(a.keywords);
+  return b.flags.every((f) => flags.has(f)) && b.keywords.every((k) => keywords.has(k));
+}
+
+function toSave(m: MessageMeta): SaveAction {
+  return { uid: m.uid, guid: m.guid, flags: [...m.flags], keywords: [...m.keywords], receivedDate: m.receivedDate, size: m.size };
+}
+
+export function planMailboxBackup(source: MailboxSide, dest: MailboxSide | undefined): MailboxBackupPlan {
+  const everything = (reason?: string): MailboxBackupPlan => ({
+    rebuild: dest !== undefined,
+    rebuildReason: reason,
+    saves: [...source.messages].sort((a, b) => a.uid - b.uid).map(toSave),
+    flagUpdates: [],
+    expunges: [],
+    uidNext: source.uidNext,
+  });
+  if (!dest) return everything();
+  if (dest.uidValidity !== source.uidValidity) {
+    return everything(`UIDVALIDITY ${dest.uidValidity} differs from the source's ${source.uidValidity}`);
+  }
+  if (dest.uidNext > source.uidNext) {
+    // UIDNEXT never goes down, so equality is out of reach without starting over.
+    return everything(`UIDNEXT ${dest.uidNext} is above the source's ${source.uidNext}`);
+  }
+  const byUid = new Map(dest.messages.map((m) => [m.uid, m]));
+  const sourceUids = new Set<number>();
+  const saves: SaveAction[] = [];
+  const flagUpdates: FlagUpdate[] = [];
+  for (const s of [...source.messages].sort((a, b) => a.uid - b.uid)) {
+    sourceUids.add(s.uid);
+    const d = byUid.get(s.uid);
+    if (d) {
+      if (d.guid !== s.guid) return everything(`UID ${s.uid} holds a different message (GUID ${d.guid}, source has ${s.guid})`);
+      if (!sameFlags(d, s)) flagUpdates.push({ uid: s.uid, flags: [...s.flags], keywords: [...s.keywords] });
+    } else if (s.uid < dest.uidNext) {
+      return everything(`UID ${s.uid} (GUID ${s.guid}) is missing and below the destination's UIDNEXT ${dest.uidNext}`);
+    } else {
+      saves.push(toSave(s));
+    }
+  }
+  const expunges = dest.messages.filter((m) => !sourceUids.has(m.uid)).map((m) => m.uid).sort((a, b) => a - b);
+  return { rebuild: false, saves, flagUpdates, expunges, uidNext: source.uidNext };
+}
+
+export function isEmptyPlan(plan: MailboxBackupPlan): boolean {
+  return !plan.rebuild && plan.saves.length === 0 && plan.flagUpdates.length === 0 && plan.expunges.length === 0;
+}
