@@ -56,18 +56,20 @@ function isNotFound(err: unknown): boolean {
   return err instanceof MailferryError && err.kind === 'notfound';
 }
 
-export async function runBackup(source: MailStore, dest: MailStore, options: BackupOptions = {}): Promise<BackupResult> {
+/** `dest` undefined stands for a destination that does not exist yet (only with `dryRun`). */
+export async function runBackup(source: MailStore, dest: MailStore | undefined, options: BackupOptions = {}): Promise<BackupResult> {
+  if (!dest && !options.dryRun) throw new Error('runBackup needs a destination store unless dryRun is set');
   const emit = options.onEvent ?? (() => {});
   const result: BackupResult = { mailboxes: 0, treeActions: 0, saved: 0, bytes: 0, flagUpdates: 0, expunged: 0, rebuilt: 0, changedDuringSync: false };
   const only = options.mailbox;
   const wanted = (name: MailboxName) => !only || name.join('\u0000') === only.join('\u0000');
 
   const sourceList = (await source.listMailboxes()).mailboxes.filter((m) => wanted(m.name));
-  const destList = (await dest.listMailboxes()).mailboxes.filter((m) => wanted(m.name));
+  const destList = dest ? (await dest.listMailboxes()).mailboxes.filter((m) => wanted(m.name)) : [];
   for (const action of planTreeBackup(sourceList, destList)) {
     emit({ type: 'tree', action });
     result.treeActions++;
-    if (!options.dryRun) await applyTreeAction(dest, action);
+    if (dest && !options.dryRun) await applyTreeAction(dest, action);
   }
 
   for (const box of sourceList) {
@@ -80,10 +82,17 @@ export async function runBackup(source: MailStore, dest: MailStore, options: Bac
       result.changedDuringSync = true;
       continue;
     }
-    const dst = options.dryRun && !(await dest.mailboxStatus(box.name)) ? undefined : await dest.getMessages(box.name);
+    const dst = !dest || (options.dryRun && !(await dest.mailboxStatus(box.name))) ? undefined : await dest.getMessages(box.name);
     const plan = planMailboxBackup(src, dst);
     emit({ type: 'mailbox', name: box.name, plan });
-    if (options.dryRun) continue;
+    if (!dest || options.dryRun) {
+      result.saved += plan.saves.length;
+      result.bytes += plan.saves.reduce((n, x) => n + x.size, 0);
+      result.flagUpdates += plan.flagUpdates.length;
+      result.expunged += plan.expunges.length;
+      if (plan.rebuild) result.rebuilt++;
+      continue;
+    }
     if (plan.rebuild) {
       // Emptied and re-stamped in place rather than deleted: INBOX cannot be deleted, and the
       // folder keeps its subscription. The new UIDVALIDITY voids any cached UIDs.

@@ -2,6 +2,8 @@
  * `mailferry backup [SOURCE] DESTINATION`: dsync's `doveadm backup`.
  */
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import type { MailStore } from '../../storage/store.js';
 import { parseLocation } from '../../config/location.js';
 import { usageError } from '../../model/errors.js';
 import { formatMailboxName, parseMailboxName } from '../../model/mailbox-name.js';
@@ -43,29 +45,29 @@ export function registerBackupCommand(program: Command, globals: () => GlobalOpt
         throw usageError(`source and destination are the same mail location (${fromLoc.root})`);
       }
       const source = openStore(from, storeOptions(settings));
+      let dest: MailStore | undefined;
       try {
-        const dest = openStore(to, { ...storeOptions(settings), create: !opts.dryRun });
-        try {
-          const log = (e: BackupEvent) => describe(e, dest.separator, Boolean(opts.dryRun), Boolean(g.verbose));
-          const result = await runBackup(source, dest, {
-            dryRun: opts.dryRun,
-            mailbox: opts.mailbox === undefined ? undefined : parseMailboxName(opts.mailbox, source.separator),
-            onEvent: opts.json ? undefined : log,
-          });
-          if (opts.json) printJson(result);
-          else if (g.verbose || opts.dryRun) {
-            process.stderr.write(
-              `${opts.dryRun ? 'would copy' : 'copied'} ${result.saved} messages (${result.bytes} bytes), ${result.flagUpdates} flag updates, ${result.expunged} expunges, ${result.treeActions} mailbox changes, ${result.rebuilt} rebuilt\n`,
-            );
-          }
-          if (result.changedDuringSync) {
-            process.stderr.write('mailferry: the source changed during the backup; run it again\n');
-            process.exitCode = 2;
-          }
-        } finally {
-          await dest.close();
+        // A dry run never creates the destination; one that does not exist yet plans as empty.
+        dest = opts.dryRun && !existsSync(toLoc.root) ? undefined : openStore(to, { ...storeOptions(settings), create: !opts.dryRun });
+        const separator = dest?.separator ?? source.separator;
+        const log = (e: BackupEvent) => describe(e, separator, Boolean(opts.dryRun), Boolean(g.verbose));
+        const result = await runBackup(source, dest, {
+          dryRun: opts.dryRun,
+          mailbox: opts.mailbox === undefined ? undefined : parseMailboxName(opts.mailbox, source.separator),
+          onEvent: opts.json ? undefined : log,
+        });
+        if (opts.json) printJson(result);
+        else if (g.verbose || opts.dryRun) {
+          process.stderr.write(
+            `${opts.dryRun ? 'would copy' : 'copied'} ${result.saved} messages (${result.bytes} bytes), ${result.flagUpdates} flag updates, ${result.expunged} expunges, ${result.treeActions} mailbox changes, ${result.rebuilt} rebuilt\n`,
+          );
+        }
+        if (result.changedDuringSync) {
+          process.stderr.write('mailferry: the source changed during the backup; run it again\n');
+          process.exitCode = 2;
         }
       } finally {
+        await dest?.close();
         await source.close();
       }
     });
