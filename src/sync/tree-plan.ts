@@ -35,7 +35,19 @@ export function planTreeBackup(source: readonly MailboxStatus[], dest: readonly 
     for (const [guid, n] of where) if (mailboxKey(n) === key) return guid;
     return undefined;
   };
+  let temp = 0;
   const rename = (guid: string, to: MailboxName) => {
+    // The store moves every child along and cannot put one where another mailbox already is
+    // (say `to/x` exists while `to` does not): clear those spots first, shallowest first so a
+    // parked mailbox takes its own children with it. Parking can move `guid` too, so re-read.
+    for (;;) {
+      const from = where.get(guid)!;
+      const landing = new Set([...where.values()].filter((n) => isUnder(n, from)).map((n) => mailboxKey([...to, ...n.slice(from.length)])));
+      const hit = [...where].filter(([, n]) => !isUnder(n, from) && landing.has(mailboxKey(n))).sort((a, b) => a[1].length - b[1].length)[0];
+      if (!hit) break;
+      if (sourceGuids.has(hit[0])) rename(hit[0], [`${hit[1].join('_')}-mailferry-temp-${++temp}`]);
+      else remove(hit[0]);
+    }
     const from = where.get(guid)!;
     actions.push({ type: 'rename', from, to, guid });
     for (const [g, n] of where) if (isUnder(n, from)) where.set(g, [...to, ...n.slice(from.length)]);
@@ -47,7 +59,6 @@ export function planTreeBackup(source: readonly MailboxStatus[], dest: readonly 
 
   // Parents first, so a parent's rename carries its children before they are looked at.
   const ordered = [...source].sort((a, b) => a.name.length - b.name.length || mailboxKey(a.name).localeCompare(mailboxKey(b.name)));
-  let temp = 0;
   for (const s of ordered) {
     const at = where.get(s.guid);
     if (!at || mailboxKey(at) === mailboxKey(s.name)) continue;
@@ -61,11 +72,28 @@ export function planTreeBackup(source: readonly MailboxStatus[], dest: readonly 
     rename(s.guid, s.name);
   }
 
-  for (const s of ordered) {
+  // INBOX first: it can be neither deleted nor created, so it always takes the source's GUID in
+  // place, and must give up a GUID another source mailbox needs before that one is created.
+  const inboxFirst = [...ordered.filter((s) => isInbox(s.name)), ...ordered.filter((s) => !isInbox(s.name))];
+  for (const s of inboxFirst) {
     const at = where.get(s.guid);
     if (at && mailboxKey(at) === mailboxKey(s.name)) continue;
     const blocker = occupant(s.name);
+    if (isInbox(s.name) && blocker !== undefined) {
+      // Deleting INBOX is not possible; adopt even when its GUID belongs to another source
+      // mailbox (that one is created afresh below). The GUID must be free first: a store
+      // refuses two mailboxes with one GUID, so a copy stuck elsewhere goes.
+      if (at) remove(s.guid);
+      actions.push({ type: 'adopt', name: s.name, guid: s.guid, fromGuid: blocker });
+      where.delete(blocker);
+      where.set(s.guid, s.name);
+      continue;
+    }
+    // Only when the source has no INBOX (a filtered list): INBOX keeps this GUID, and a second
+    // mailbox cannot have it.
+    if (at && isInbox(at)) continue;
     if (blocker !== undefined && !sourceGuids.has(blocker)) {
+      if (at) remove(s.guid); // the GUID must be free before the blocker takes it
       actions.push({ type: 'adopt', name: s.name, guid: s.guid, fromGuid: blocker });
       where.delete(blocker);
       where.set(s.guid, s.name);

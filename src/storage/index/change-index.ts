@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { dataError, fsError } from '../../model/errors.js';
+import { chownPath, ownerFor } from '../maildir/ownership.js';
 import type { MailboxListChange, MailboxName } from '../store.js';
 
 export const INDEX_FILENAME = 'mailferry.index.sqlite';
@@ -108,11 +109,12 @@ function toMessage(r: MessageRow): IndexedMessage {
 }
 
 /**
- * Modseqs of a new (or reset) mailbox start at the current time in milliseconds, so a
- * rebuilt index never hands out modseqs that an older sync state could mistake for its own.
+ * Modseqs of a new (or reset) mailbox start at the current time in microseconds, so a
+ * rebuilt index never hands out modseqs that an older sync state could mistake for its own:
+ * no index makes a million changes a second. (2^53 leaves room until the year 2255.)
  */
 function freshModseqBase(previous = 0): number {
-  return Math.max(Date.now(), previous + 1);
+  return Math.max(Date.now() * 1000, previous + 1);
 }
 
 export class ChangeIndex {
@@ -134,6 +136,15 @@ export class ChangeIndex {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
       db.pragma('busy_timeout = 30000');
+      // A root run over a user's mail must leave the index usable by that user's own runs.
+      const owner = ownerFor(dir);
+      for (const suffix of ['', '-wal', '-shm']) {
+        try {
+          chownPath(path + suffix, owner);
+        } catch {
+          // -wal and -shm exist only while a connection is open
+        }
+      }
     } catch (err) {
       if ((err as { code?: string }).code?.startsWith('SQLITE_')) {
         throw dataError(`change index ${path} is unreadable (${(err as Error).message}); move it aside to rebuild it`, err);

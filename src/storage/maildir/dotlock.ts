@@ -4,8 +4,10 @@
  * so a reader sees either the old or the new version, never half of one; {@link Dotlock.replace}
  * does the same.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { dirname } from 'node:path';
+import { chownFd, ownerFor } from './ownership.js';
 import { fsError, tempError } from '../../model/errors.js';
 
 /** Dovecot treats a dotlock untouched for two minutes as stale. */
@@ -101,6 +103,19 @@ export class Dotlock {
       this.fd = undefined;
       const wfd = openSync(this.lockPath, 'w');
       try {
+        // The new version takes the old one's owner and mode, so a root run leaves the file usable by its user.
+        let previous;
+        try {
+          previous = statSync(this.target);
+        } catch {
+          previous = undefined;
+        }
+        if (previous) {
+          fchmodSync(wfd, previous.mode & 0o7777);
+          if (process.getuid?.() === 0) fchownSync(wfd, previous.uid, previous.gid);
+        } else {
+          chownFd(wfd, ownerFor(dirname(this.target)));
+        }
         writeSync(wfd, buf);
         if (this.fsync) fsyncSync(wfd);
       } finally {

@@ -4,7 +4,8 @@
  * later scan whether anything can have changed.
  */
 import { mkdirSync, openSync, readFileSync, readSync, closeSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { chownPath, ownerFor } from './ownership.js';
 import { dataError, fsError } from '../../model/errors.js';
 import { parseMaildirFilename, type MaildirFilename } from './filename.js';
 import { parseKeywordsFile } from './keywords-file.js';
@@ -29,13 +30,19 @@ export type UidlistRead = { state: 'ok'; uidlist: Uidlist } | { state: 'missing'
 
 export function ensureMaildirDirs(dir: string, isInbox: boolean): void {
   try {
-    for (const sub of ['cur', 'new', 'tmp']) mkdirSync(join(dir, sub), { recursive: true });
+    const made = mkdirSync(dir, { recursive: true });
+    const owner = ownerFor(made ? dirname(made) : dir);
+    if (made) for (let d = dir; d.length >= made.length; d = dirname(d)) chownPath(d, owner);
+    for (const sub of ['cur', 'new', 'tmp']) {
+      if (mkdirSync(join(dir, sub), { recursive: true })) chownPath(join(dir, sub), owner);
+    }
     if (!isInbox) {
       const marker = join(dir, 'maildirfolder');
       try {
         statSync(marker);
       } catch {
         writeFileSync(marker, '');
+        chownPath(marker, owner);
       }
     }
   } catch (err) {
@@ -84,6 +91,12 @@ export function readUidlist(dir: string, warn: (msg: string) => void): UidlistRe
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'missing' };
     throw fsError(err, path);
+  }
+  // Dovecot always ends the header with '\n'. A file without one was cut inside its header;
+  // the part left can still parse ("3 V1 N4" without G), and trusting it would drop the
+  // mailbox GUID and every UID. Treated as corrupt, it is rebuilt from the change index.
+  if (text !== '' && !text.includes('\n')) {
+    return { state: 'corrupt', reason: `${path}: dovecot-uidlist header cut short (no newline): ${JSON.stringify(text.slice(0, 80))}` };
   }
   try {
     const { uidlist, warnings } = parseUidlist(text, path);

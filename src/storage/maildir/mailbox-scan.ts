@@ -97,12 +97,23 @@ async function rewriteUidlist(ctx: ScanContext): Promise<{ uidlist: Uidlist; lis
   });
   try {
     const read = readUidlist(ctx.dir, ctx.warn);
+    const known = indexedMailbox(ctx, read);
     let listing = listMessageFiles(ctx.dir);
+    // Of several files with one basename, the one the index already has keeps the name and so
+    // its UID: otherwise whichever readdir lists first would win, and a UID a client has cached
+    // could start reading as the newcomer's body.
+    const indexedFiles = new Set(known && listing.duplicates.length > 0 ? ctx.index.messages(known.id).map((m) => m.file) : []);
     for (const dup of listing.duplicates) {
+      let victim = dup;
+      const holder = listing.byBasename.get(dup.parsed.basename)!;
+      if (indexedFiles.has(dup.file) && !indexedFiles.has(holder.file)) {
+        listing.byBasename.set(dup.parsed.basename, dup);
+        victim = holder;
+      }
       const fresh = newBasename();
-      const target = `${dup.file.slice(0, 4)}${dup.parsed.info === undefined ? fresh : `${fresh}:${dup.parsed.info}`}`;
-      ctx.warn(`${join(ctx.dir, dup.file)}: duplicate message basename, renamed to ${target}`);
-      renameSync(join(ctx.dir, dup.file), join(ctx.dir, target));
+      const target = `${victim.file.slice(0, 4)}${victim.parsed.info === undefined ? fresh : `${fresh}:${victim.parsed.info}`}`;
+      ctx.warn(`${join(ctx.dir, victim.file)}: duplicate message basename, renamed to ${target}`);
+      renameSync(join(ctx.dir, victim.file), join(ctx.dir, target));
     }
     if (listing.duplicates.length > 0) listing = listMessageFiles(ctx.dir);
 
@@ -111,23 +122,25 @@ async function rewriteUidlist(ctx: ScanContext): Promise<{ uidlist: Uidlist; lis
       uidlist = { ...read.uidlist, version: 3, entries: [...read.uidlist.entries] };
     } else {
       if (read.state === 'corrupt') ctx.warn(`${read.reason}; rebuilding it`);
-      uidlist = recoverUidlist(ctx);
+      uidlist = recoverUidlist(ctx, known);
     }
     if (!uidlist.mailboxGuid) uidlist.mailboxGuid = newMailboxGuid();
 
+    // Entries whose file is gone are dropped without a word: Dovecot itself leaves them behind
+    // after every expunge and cleans them up at its next rewrite, so they are ordinary.
     const kept: UidlistEntry[] = [];
     const listed = new Set<string>();
-    let missing = 0;
     for (const e of uidlist.entries) {
       if (listing.byBasename.has(e.basename)) {
         kept.push(e);
         listed.add(e.basename);
-      } else if (++missing <= 10) {
-        ctx.warn(`${join(ctx.dir, UIDLIST_FILENAME)}: UID ${e.uid} (${e.basename}) has no file; dropping it`);
       }
     }
-    if (missing > 10) ctx.warn(`${join(ctx.dir, UIDLIST_FILENAME)}: ${missing - 10} more entries had no file`);
     let next = nextUidOf(uidlist);
+    // Dovecot appends entries without raising the header's N, so when the last lines are lost
+    // (a cut write) the uidlist alone would hand their UIDs out again, maybe to other mail.
+    // The index remembers how far UIDs went.
+    if (known && known.uidValidity === uidlist.uidValidity) next = Math.max(next, known.uidNext);
     const fresh = [...listing.byBasename.values()].filter((f) => !listed.has(f.parsed.basename)).sort(deliveryOrder);
     for (const f of fresh) kept.push({ uid: next++, basename: f.parsed.basename, extra: [] });
     uidlist = { ...uidlist, version: 3, nextUid: next, entries: kept };
@@ -140,9 +153,17 @@ async function rewriteUidlist(ctx: ScanContext): Promise<{ uidlist: Uidlist; lis
   }
 }
 
-function recoverUidlist(ctx: ScanContext): Uidlist {
+/**
+ * The index's record of the mailbox this uidlist belongs to: by the uidlist's GUID, or, when the
+ * uidlist cannot be read, by the name the mailbox had at the last scan.
+ */
+function indexedMailbox(ctx: ScanContext, read: ReturnType<typeof readUidlist>): IndexedMailbox | undefined {
+  if (read.state === 'ok') return read.uidlist.mailboxGuid ? ctx.index.mailboxByGuid(read.uidlist.mailboxGuid) : undefined;
   const key = JSON.stringify(ctx.name);
-  const known = ctx.index.listMailboxes().find((m) => JSON.stringify(m.name) === key);
+  return ctx.index.listMailboxes().find((m) => JSON.stringify(m.name) === key);
+}
+
+function recoverUidlist(ctx: ScanContext, known: IndexedMailbox | undefined): Uidlist {
   if (!known) {
     return { version: 3, uidValidity: nextUidValidity(ctx.root), nextUid: 1, mailboxGuid: newMailboxGuid(), headerExtra: [], entries: [] };
   }

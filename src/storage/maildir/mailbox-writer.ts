@@ -23,6 +23,7 @@ import { failpoint } from '../../model/failpoint.js';
 import type { ChangeIndex, IndexedMailbox, MessageChange } from '../index/change-index.js';
 import type { FlagUpdate, MailboxUpdate, SaveRequest, SavedMessage, SystemFlag } from '../store.js';
 import { Dotlock } from './dotlock.js';
+import { chownFd, chownPath, ownerFor, type Owner } from './ownership.js';
 import { flagsToLetters, formatMaildirFilename, isValidBasename, lettersToFlags, parseMaildirFilename, withSizes } from './filename.js';
 import { formatKeywordsFile } from './keywords-file.js';
 import { KEYWORDS_FILENAME, readKeywords, readUidlist, UIDLIST_FILENAME } from './mailbox-files.js';
@@ -68,6 +69,7 @@ export async function keywordIndexes(ctx: ScanContext, names: Iterable<string>):
       const path = join(ctx.dir, KEYWORDS_FILENAME);
       const tmp = `${path}.${process.pid}.tmp`;
       writeFileSync(tmp, formatKeywordsFile(fresh));
+      chownPath(tmp, ownerFor(ctx.dir));
       renameSync(tmp, path);
       current.splice(0, current.length, ...fresh);
     });
@@ -89,8 +91,9 @@ function letterFor(flags: readonly SystemFlag[], keywords: readonly string[], ma
  * are gathered and written in one call; past SMALL_WRITE_BYTES the rest is streamed, so a
  * huge message never sits in memory whole.
  */
-async function writeTmp(path: string, body: Readable, fsync: boolean): Promise<{ size: number; vsize: number }> {
+async function writeTmp(path: string, body: Readable, fsync: boolean, owner: Owner | undefined): Promise<{ size: number; vsize: number }> {
   const fd = openSync(path, 'wx', 0o600);
+  chownFd(fd, owner);
   let size = 0;
   let bareLf = 0;
   let prev = -1;
@@ -171,9 +174,23 @@ export async function saveMessages(
     pending = [];
     pendingBytes = 0;
     if (ctx.fsync) fsyncDir(join(ctx.dir, 'cur'));
-    results.push(...(await commitSaves(ctx, mailbox, batch)));
+    try {
+      results.push(...(await commitSaves(ctx, mailbox, batch)));
+    } catch (err) {
+      // Reported as not saved, so they must not stay behind for the next scan to adopt:
+      // the caller's retry would then save them twice.
+      for (const p of batch) {
+        try {
+          unlinkSync(join(ctx.dir, p.file));
+        } catch {
+          // already gone
+        }
+      }
+      throw err;
+    }
   };
   const kwMap = new Map<string, number>();
+  const owner = ownerFor(ctx.dir);
   for await (const req of requests) {
     if (req.keywords.some((k) => !kwMap.has(k))) {
       for (const [k, i] of await keywordIndexes(ctx, req.keywords)) kwMap.set(k, i);
@@ -184,7 +201,7 @@ export async function saveMessages(
     const tmpPath = join(ctx.dir, 'tmp', tmpName);
     let sizes;
     try {
-      sizes = await writeTmp(tmpPath, await req.body(), ctx.fsync);
+      sizes = await writeTmp(tmpPath, await req.body(), ctx.fsync, owner);
     } catch (err) {
       throw fsError(err, `saving into ${ctx.dir}`);
     }

@@ -3,7 +3,7 @@
  * change index beside it for modseqs and expunge history.
  */
 import { open } from 'node:fs/promises';
-import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { MaildirLocation } from '../../config/location.js';
@@ -83,7 +83,7 @@ export class MaildirStore implements MailStore {
 
   /** Opens an existing Maildir (or creates it when `create` is set). */
   static open(loc: MaildirLocation, options: MaildirStoreOptions & { create?: boolean } = {}): MaildirStore {
-    if (options.create) {
+    if (options.create && !existsSync(loc.root)) {
       try {
         mkdirSync(loc.root, { recursive: true });
       } catch (err) {
