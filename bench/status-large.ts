@@ -48,12 +48,14 @@ build();
 console.log(`${count} messages in ${root}`);
 timed('first status (full scan, builds index)');
 age();
-timed('status, index up to date');
+// Ageing rewrites the mtimes, so this one rescans (finding nothing) and records them.
+timed('status, rescan finding nothing');
 const files = readdirSync(join(root, 'cur')).slice(0, 100);
 for (const f of files) renameSync(join(root, 'cur', f), join(root, 'cur', f.replace(/:2,.*$/, ':2,F')));
 age();
 timed('status after 100 external flag changes');
 age();
+timed('status, rescan finding nothing');
 const runs = [0, 1, 2, 3, 4].map(() => timed('status, index up to date'));
 runs.sort((a, b) => a - b);
 console.log(`median up-to-date status: ${runs[2]!.toFixed(0)} ms (node startup alone: ${nodeStartup().toFixed(0)} ms)`);

@@ -354,6 +354,19 @@ describe('maildir: malformed and unexpected content', () => {
         assert.deepEqual((await store.getMessages(INBOX)).messages, []);
       }, { lockTimeoutSeconds: 1 }),
   );
+
+  it('dead deliveries in tmp/ older than 36 hours are removed; fresh ones are left alone', () =>
+    withMaildir(async ({ root, store }) => {
+      await store.saveMessages(INBOX, [req(message('kept'))]);
+      writeFileSync(join(root, 'tmp', 'dead'), 'half a message');
+      writeFileSync(join(root, 'tmp', 'in-flight'), 'being delivered');
+      const old = new Date(Date.now() - 37 * 3600 * 1000);
+      utimesSync(join(root, 'tmp', 'dead'), old, old);
+      writeFileSync(join(root, 'new', `${Math.floor(Date.now() / 1000)}.M1P1.other`), message('new one'));
+      const { messages } = await store.getMessages(INBOX);
+      assert.equal(messages.length, 2);
+      assert.deepEqual(readdirSync(join(root, 'tmp')).sort(), ['in-flight']);
+    }));
 });
 
 function isAlive(pid: number): boolean {

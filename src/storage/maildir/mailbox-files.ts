@@ -3,7 +3,7 @@
  * `dovecot-uidlist` and `dovecot-keywords`, and a fingerprint of their mtimes that tells a
  * later scan whether anything can have changed.
  */
-import { mkdirSync, openSync, readFileSync, readSync, closeSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, readSync, closeSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { chownPath, ownerFor } from './ownership.js';
 import { dataError, fsError } from '../../model/errors.js';
@@ -173,4 +173,28 @@ export function requireMaildir(dir: string, what: string): void {
     throw fsError(err, what);
   }
   if (!st.isDirectory()) throw dataError(`${what}: not a directory`);
+}
+
+/** Dovecot's rule: a file in tmp/ untouched for 36 hours is a dead delivery, never a message. */
+const STALE_TMP_MS = 36 * 3600 * 1000;
+
+/** Removes dead deliveries from tmp/ (what a crash mid-save leaves), as Dovecot does. */
+export function cleanStaleTmp(dir: string, warn: (msg: string) => void): void {
+  const tmp = join(dir, 'tmp');
+  let names: string[];
+  try {
+    names = readdirSync(tmp);
+  } catch {
+    return;
+  }
+  const cutoff = Date.now() - STALE_TMP_MS;
+  for (const name of names) {
+    const path = join(tmp, name);
+    try {
+      const st = statSync(path);
+      if (st.isFile() && st.mtimeMs < cutoff && st.ctimeMs < cutoff) unlinkSync(path);
+    } catch (err) {
+      warn(`${path}: could not remove stale temporary file (${(err as Error).message})`);
+    }
+  }
 }

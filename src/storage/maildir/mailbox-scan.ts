@@ -16,6 +16,7 @@ import type { MailboxName } from '../store.js';
 import { Dotlock } from './dotlock.js';
 import { generateBasename, lettersToFlags, FLAG_LETTERS } from './filename.js';
 import {
+  cleanStaleTmp,
   fingerprint,
   listMessageFiles,
   readKeywords,
@@ -193,6 +194,7 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
     }
   }
 
+  cleanStaleTmp(ctx.dir, ctx.warn);
   let read = readUidlist(ctx.dir, ctx.warn);
   let listing = listMessageFiles(ctx.dir);
   let uidlist: Uidlist;
