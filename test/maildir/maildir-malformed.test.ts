@@ -15,6 +15,7 @@ import { parseLocation } from '../../src/config/location.js';
 import { MailferryError } from '../../src/model/errors.js';
 import { MaildirStore, type MaildirStoreOptions } from '../../src/storage/maildir/maildir-store.js';
 import { nextUidOf, parseUidlist } from '../../src/storage/maildir/uidlist.js';
+import { cleanStaleTmp } from '../../src/storage/maildir/mailbox-files.js';
 import type { MailboxName } from '../../src/storage/store.js';
 import { message, readAll, req } from '../contract/store-contract.js';
 
@@ -355,17 +356,18 @@ describe('maildir: malformed and unexpected content', () => {
       }, { lockTimeoutSeconds: 1 }),
   );
 
-  it('dead deliveries in tmp/ older than 36 hours are removed; fresh ones are left alone', () =>
+  it('dead deliveries in tmp/ older than 36 hours are removed; fresh ones and backdated saves are left alone', () =>
     withMaildir(async ({ root, store }) => {
-      await store.saveMessages(INBOX, [req(message('kept'))]);
+      await store.saveMessages(INBOX, [req(message('kept'), { receivedDate: Date.UTC(2001, 0, 1) })]);
       writeFileSync(join(root, 'tmp', 'dead'), 'half a message');
-      writeFileSync(join(root, 'tmp', 'in-flight'), 'being delivered');
+      // A save in progress backdates its tmp file to the received date: its ctime still says it is fresh.
       const old = new Date(Date.now() - 37 * 3600 * 1000);
       utimesSync(join(root, 'tmp', 'dead'), old, old);
-      writeFileSync(join(root, 'new', `${Math.floor(Date.now() / 1000)}.M1P1.other`), message('new one'));
-      const { messages } = await store.getMessages(INBOX);
-      assert.equal(messages.length, 2);
-      assert.deepEqual(readdirSync(join(root, 'tmp')).sort(), ['in-flight']);
+      cleanStaleTmp(root, () => {});
+      assert.deepEqual(readdirSync(join(root, 'tmp')), ['dead']);
+      cleanStaleTmp(root, () => {}, Date.now() + 37 * 3600 * 1000);
+      assert.deepEqual(readdirSync(join(root, 'tmp')), []);
+      assert.equal((await store.getMessages(INBOX)).messages.length, 1);
     }));
 });
 

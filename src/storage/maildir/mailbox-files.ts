@@ -175,11 +175,15 @@ export function requireMaildir(dir: string, what: string): void {
   if (!st.isDirectory()) throw dataError(`${what}: not a directory`);
 }
 
-/** Dovecot's rule: a file in tmp/ untouched for 36 hours is a dead delivery, never a message. */
+/**
+ * Dovecot's rule: a file in tmp/ untouched for 36 hours is a dead delivery, never a message.
+ * The ctime counts too because savers set a tmp file's mtime to the received date before the
+ * rename, and the ctime is the one time nobody can set back.
+ */
 const STALE_TMP_MS = 36 * 3600 * 1000;
 
 /** Removes dead deliveries from tmp/ (what a crash mid-save leaves), as Dovecot does. */
-export function cleanStaleTmp(dir: string, warn: (msg: string) => void): void {
+export function cleanStaleTmp(dir: string, warn: (msg: string) => void, now = Date.now()): void {
   const tmp = join(dir, 'tmp');
   let names: string[];
   try {
@@ -187,7 +191,7 @@ export function cleanStaleTmp(dir: string, warn: (msg: string) => void): void {
   } catch {
     return;
   }
-  const cutoff = Date.now() - STALE_TMP_MS;
+  const cutoff = now - STALE_TMP_MS;
   for (const name of names) {
     const path = join(tmp, name);
     try {
