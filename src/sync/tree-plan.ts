@@ -93,7 +93,6 @@ export function planTreeBackup(source: readonly MailboxStatus[], dest: readonly 
     // mailbox cannot have it.
     if (at && isInbox(at)) continue;
     if (blocker !== undefined && !sourceGuids.has(blocker)) {
-      if (at) remove(s.guid); // the GUID must be free before the blocker takes it
       actions.push({ type: 'adopt', name: s.name, guid: s.guid, fromGuid: blocker });
       where.delete(blocker);
       where.set(s.guid, s.name);
@@ -106,7 +105,7 @@ export function planTreeBackup(source: readonly MailboxStatus[], dest: readonly 
   }
 
   // Children before parents, so deleting a parent never takes a child we still want along.
-  const leftovers = [...where.entries()].filter(([g]) => !sourceGuids.has(g)).sort((a, b) => a[1].length - b[1].length);
+  const leftovers = [...where.entries()].filter(([g]) => !sourceGuids.has(g)).sort((a, b) => b[1].length - a[1].length);
   for (const [guid, name] of leftovers) if (!isInbox(name)) remove(guid);
 
   for (const s of source) {
