@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { registerBackupCommand } from './commands/backup.js';
 import { registerFetchCommand } from './commands/fetch.js';
 import { registerMailboxCommands } from './commands/mailbox.js';
+import { registerSyncCommand } from './commands/sync.js';
 import { reportError, type GlobalOptions } from './run.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<number> {
   registerMailboxCommands(program, globals);
   registerFetchCommand(program, globals);
   registerBackupCommand(program, globals);
+  registerSyncCommand(program, globals);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

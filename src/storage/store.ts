@@ -73,7 +73,11 @@ export interface MailboxChanges {
   highestModseq: number;
   /** Messages that are new or changed since the asked-for modseq (all of them when asked for none). */
   messages: MessageMeta[];
-  /** Messages expunged since the asked-for modseq, each with the GUID it had. */
+  /**
+   * Messages expunged since the asked-for modseq, each with the GUID it had; when no modseq
+   * was asked for, every expunge the store still remembers (the proof two-way sync needs
+   * before it deletes anything on the other side).
+   */
   expunged: ExpungedMessage[];
   /**
    * False when the store no longer knows changes that far back (or UIDVALIDITY moved):
@@ -125,9 +129,24 @@ export interface MailboxUpdate {
   restartUids?: boolean;
 }
 
+/** What a store remembers of one mailbox after the last sync with one peer. */
+export interface PairMailboxState {
+  uidValidity: number;
+  uidNext: number;
+  highestModseq: number;
+  peerUidValidity: number;
+  peerUidNext: number;
+  peerHighestModseq: number;
+}
+
+/** Per mailbox GUID. */
+export type PairState = Record<string, PairMailboxState>;
+
 export interface MailStore {
   /** The location string this store was opened from, as the user wrote it. */
   readonly location: string;
+  /** A random identifier kept with the store, so a peer can remember it across renames of paths. */
+  readonly storeId: string;
   /** The hierarchy separator for showing and parsing names (`.` for Maildir++, `/` for LAYOUT=fs). */
   readonly separator: string;
 
@@ -160,6 +179,11 @@ export interface MailStore {
   deleteMailbox(name: MailboxName): Promise<void>;
   updateMailbox(name: MailboxName, update: MailboxUpdate): Promise<MailboxStatus>;
   setSubscribed(name: MailboxName, subscribed: boolean): Promise<void>;
+
+  /** What this store remembered after its last sync with `peerId` (empty when none). */
+  getPairState(peerId: string): Promise<PairState>;
+  /** Replaces the remembered state for these mailbox GUIDs (others are kept). */
+  setPairState(peerId: string, state: PairState): Promise<void>;
 
   /** Releases locks, database handles and connections. */
   close(): Promise<void>;

@@ -2,15 +2,11 @@
  * `mailferry backup [SOURCE] DESTINATION`: dsync's `doveadm backup`.
  */
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
-import type { MailStore } from '../../storage/store.js';
-import { parseLocation } from '../../config/location.js';
-import { usageError } from '../../model/errors.js';
 import { formatMailboxName, parseMailboxName } from '../../model/mailbox-name.js';
-import { openStore } from '../../storage/open-store.js';
 import { runBackup, type BackupEvent } from '../../sync/backup.js';
 import { printJson } from '../output.js';
-import { parseSettings, storeOptions } from '../settings.js';
+import { parseSettings } from '../settings.js';
+import { openPair } from './pair.js';
 import type { GlobalOptions } from '../run.js';
 
 interface BackupCliOptions {
@@ -35,25 +31,13 @@ export function registerBackupCommand(program: Command, globals: () => GlobalOpt
     .option('--json', 'print a JSON summary')
     .action(async (a: string | undefined, b: string | undefined, opts: BackupCliOptions) => {
       const g = globals();
-      const settings = parseSettings(g.o);
-      let [from, to] = b === undefined ? [settings.mail_location, a] : [a, b];
-      if (!from || !to) throw usageError('backup needs SOURCE and DESTINATION (or -o mail_location=SOURCE and DESTINATION)');
-      if (opts.reverse) [from, to] = [to, from];
-      const fromLoc = parseLocation(from);
-      const toLoc = parseLocation(to);
-      if (fromLoc.root === toLoc.root && fromLoc.inbox === toLoc.inbox) {
-        throw usageError(`source and destination are the same mail location (${fromLoc.root})`);
-      }
-      const source = openStore(from, storeOptions(settings));
-      let dest: MailStore | undefined;
+      const pair = openPair('backup', a, b, parseSettings(g.o), opts);
       try {
-        // A dry run never creates the destination; one that does not exist yet plans as empty.
-        dest = opts.dryRun && !existsSync(toLoc.root) ? undefined : openStore(to, { ...storeOptions(settings), create: !opts.dryRun });
-        const separator = dest?.separator ?? source.separator;
+        const separator = pair.dest?.separator ?? pair.source.separator;
         const log = (e: BackupEvent) => describe(e, separator, Boolean(opts.dryRun), Boolean(g.verbose));
-        const result = await runBackup(source, dest, {
+        const result = await runBackup(pair.source, pair.dest, {
           dryRun: opts.dryRun,
-          mailbox: opts.mailbox === undefined ? undefined : parseMailboxName(opts.mailbox, source.separator),
+          mailbox: opts.mailbox === undefined ? undefined : parseMailboxName(opts.mailbox, pair.source.separator),
           onEvent: opts.json ? undefined : log,
         });
         if (opts.json) printJson(result);
@@ -67,8 +51,7 @@ export function registerBackupCommand(program: Command, globals: () => GlobalOpt
           process.exitCode = 2;
         }
       } finally {
-        await dest?.close();
-        await source.close();
+        await pair.close();
       }
     });
 }

@@ -7,6 +7,7 @@
  * its incrementality, nothing else: the next scan rebuilds it from the files.
  */
 import Database from 'better-sqlite3';
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { dataError, fsError } from '../../model/errors.js';
@@ -213,6 +214,12 @@ export class ChangeIndex {
       );
       CREATE TABLE IF NOT EXISTS subscriptions (name TEXT PRIMARY KEY);
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS pair_state (
+        peer_id TEXT NOT NULL,
+        mailbox_guid TEXT NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (peer_id, mailbox_guid)
+      ) WITHOUT ROWID;
     `);
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
@@ -403,6 +410,27 @@ export class ChangeIndex {
         default:
           return { type: r.type, name, timestamp: r.ts };
       }
+    });
+  }
+
+  /** A random identifier made the first time the index is opened. */
+  storeId(): string {
+    const row = this.stmt("SELECT value FROM meta WHERE key = 'store_id'").get() as { value: string } | undefined;
+    if (row) return row.value;
+    const id = randomUUID();
+    this.stmt("INSERT INTO meta (key, value) VALUES ('store_id', ?)").run(id);
+    return id;
+  }
+
+  pairState(peerId: string): Record<string, unknown> {
+    const rows = this.stmt('SELECT mailbox_guid, state FROM pair_state WHERE peer_id = ?').all(peerId) as { mailbox_guid: string; state: string }[];
+    return Object.fromEntries(rows.map((r) => [r.mailbox_guid, JSON.parse(r.state) as unknown]));
+  }
+
+  setPairState(peerId: string, state: Record<string, unknown>): void {
+    this.transaction(() => {
+      const put = this.stmt('INSERT OR REPLACE INTO pair_state (peer_id, mailbox_guid, state) VALUES (?, ?, ?)');
+      for (const [guid, value] of Object.entries(state)) put.run(peerId, guid, JSON.stringify(value));
     });
   }
 

@@ -23,6 +23,7 @@ import {
   type MailboxUpdate,
   type MailStore,
   type MessageMeta,
+  type PairState,
   type SavedMessage,
   type SaveRequest,
   type SystemFlag,
@@ -214,7 +215,8 @@ export class MaildirStore implements MailStore {
       highestModseq: mailbox.highestModseq,
     };
     if (!incremental) {
-      return { ...base, messages: this.index.messages(mailbox.id).map(toMeta), expunged: [], incremental: false };
+      const expunged = this.index.expungesSince(mailbox.id, 0);
+      return { ...base, messages: this.index.messages(mailbox.id).map(toMeta), expunged, incremental: false };
     }
     return {
       ...base,
@@ -388,6 +390,18 @@ export class MaildirStore implements MailStore {
       name: canonical,
       timestamp: Math.floor(Date.now() / 1000),
     });
+  }
+
+  get storeId(): string {
+    return this.index.storeId();
+  }
+
+  async getPairState(peerId: string): Promise<PairState> {
+    return this.index.pairState(peerId) as PairState;
+  }
+
+  async setPairState(peerId: string, state: PairState): Promise<void> {
+    this.index.setPairState(peerId, state);
   }
 
   async close(): Promise<void> {

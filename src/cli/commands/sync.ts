@@ -1,0 +1,81 @@
+/**
+ * `mailferry sync [-1] [SOURCE] DESTINATION`: dsync's `doveadm sync`.
+ */
+import type { Command } from 'commander';
+import { formatMailboxName, parseMailboxName } from '../../model/mailbox-name.js';
+import { runSync, type SyncEvent } from '../../sync/sync.js';
+import { printJson } from '../output.js';
+import type { GlobalOptions } from '../run.js';
+import { parseSettings } from '../settings.js';
+import { openPair } from './pair.js';
+
+interface SyncCliOptions {
+  oneway?: boolean;
+  full?: boolean;
+  reverse?: boolean;
+  mailbox?: string;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+export function registerSyncCommand(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('sync')
+    .description('two-way sync of SOURCE and DESTINATION: changes on both sides merge, nothing is lost (-1: merge SOURCE into DESTINATION only)')
+    .argument('[source]', 'source mail location (default: -o mail_location=...)')
+    .argument('[destination]', 'destination mail location, created when missing')
+    .option('-1, --oneway', 'one-way merge: DESTINATION gains what SOURCE has, deletes nothing; SOURCE is not changed')
+    .option('-f, --full', 'full sync: compare every mailbox, even those unchanged since the last sync')
+    .option('-R, --reverse', 'reverse the direction')
+    .option('-m, --mailbox <name>', 'sync only this mailbox')
+    .option('--dry-run', 'print what would change, change nothing')
+    .option('--json', 'print a JSON summary')
+    .action(async (a: string | undefined, b: string | undefined, opts: SyncCliOptions) => {
+      const g = globals();
+      const pair = openPair('sync', a, b, parseSettings(g.o), opts);
+      try {
+        if (!pair.dest) {
+          process.stdout.write(`destination ${b ?? a} does not exist yet: everything would be copied into it\n`);
+          return;
+        }
+        const sep = pair.source.separator;
+        const show = Boolean(opts.dryRun || g.verbose);
+        const log = (e: SyncEvent) => {
+          const out = opts.dryRun ? process.stdout : process.stderr;
+          if (e.type === 'warning') process.stderr.write(`mailferry: warning: ${e.message}\n`);
+          else if (!show) return;
+          else if (e.type === 'tree') {
+            const x = e.action;
+            const where = e.side === 'a' ? 'source' : 'destination';
+            const name = 'name' in x ? formatMailboxName(x.name, sep) : formatMailboxName(x.to, sep);
+            out.write(`${where}: ${x.type === 'subscribe' ? (x.subscribed ? 'subscribe' : 'unsubscribe') : x.type} mailbox ${name}\n`);
+          } else if (e.type === 'mailbox') {
+            for (const [where, s] of [['source', e.plan.a], ['destination', e.plan.b]] as const) {
+              if (s.saves.length || s.flagUpdates.length || s.expunges.length) {
+                out.write(`${where}: mailbox ${formatMailboxName(e.name, sep)}: copy ${s.saves.length}, flags ${s.flagUpdates.length}, expunge ${s.expunges.length}\n`);
+              }
+            }
+          }
+        };
+        const result = await runSync(pair.source, pair.dest, {
+          mode: opts.oneway ? 'oneway' : 'twoway',
+          full: opts.full,
+          dryRun: opts.dryRun,
+          mailbox: opts.mailbox === undefined ? undefined : parseMailboxName(opts.mailbox, sep),
+          onEvent: log,
+        });
+        if (opts.json) printJson(result);
+        else if (show) {
+          process.stderr.write(
+            `${result.mailboxes} mailboxes (${result.skipped} unchanged), ${result.saved} messages copied (${result.bytes} bytes), ${result.flagUpdates} flag updates, ${result.expunged} expunges, ${result.treeActions} mailbox changes\n`,
+          );
+        }
+        if (result.changedDuringSync) {
+          process.stderr.write('mailferry: mailboxes changed during the sync; run it again\n');
+          process.exitCode = 2;
+        }
+      } finally {
+        await pair.close();
+      }
+    });
+}

@@ -1,0 +1,240 @@
+/**
+ * Two-way sync and one-way merge (`sync -1`) between two stores. Plans come from the pure
+ * planners (tree-twoway.ts, twoway-plan.ts); this file applies them, streaming bodies, and
+ * remembers per mailbox what both sides looked like afterwards (the pair state), which is
+ * what lets the next run skip unchanged mailboxes and tell whose flag change is newer.
+ */
+import { MailferryError } from '../model/errors.js';
+import type { MailboxName, MailboxStatus, MailStore, PairState, SaveRequest } from '../storage/store.js';
+import { planMailboxBackup } from './mailbox-plan.js';
+import { planTreeTwoWay, type SideTreeAction } from './tree-twoway.js';
+import { isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
+
+export interface SyncOptions {
+  mode?: MergeMode;
+  /** Compare every mailbox, even those whose status says nothing changed since the last sync. */
+  full?: boolean;
+  dryRun?: boolean;
+  mailbox?: MailboxName;
+  onEvent?: (event: SyncEvent) => void;
+}
+
+export type SyncEvent =
+  | { type: 'tree'; side: 'a' | 'b'; action: SideTreeAction }
+  | { type: 'mailbox'; name: MailboxName; plan: TwoWayPlan }
+  | { type: 'skipped-mailbox'; name: MailboxName }
+  | { type: 'warning'; message: string };
+
+export interface SyncResult {
+  mailboxes: number;
+  skipped: number;
+  treeActions: number;
+  saved: number;
+  bytes: number;
+  flagUpdates: number;
+  expunged: number;
+  changedDuringSync: boolean;
+}
+
+function isMissing(err: unknown): boolean {
+  return err instanceof MailferryError && err.kind === 'notfound';
+}
+
+async function applyTree(store: MailStore, action: SideTreeAction): Promise<void> {
+  switch (action.type) {
+    case 'create':
+      await store.createMailbox(action.name, { guid: action.guid, uidValidity: action.uidValidity, specialUse: action.specialUse });
+      return;
+    case 'rename': {
+      // An earlier rename of a parent may already have carried this one along.
+      const now = (await store.listMailboxes()).mailboxes.find((m) => m.guid === action.guid);
+      if (!now || now.name.join('\u0000') === action.to.join('\u0000')) return;
+      await store.renameMailbox(now.name, action.to);
+      return;
+    }
+    case 'delete':
+      await store.deleteMailbox(action.name);
+      return;
+    case 'set-guid':
+      await store.updateMailbox(action.name, { guid: action.guid });
+      return;
+    case 'subscribe':
+      await store.setSubscribed(action.name, action.subscribed);
+      return;
+  }
+}
+
+interface Bound {
+  store: MailStore;
+  peer: MailStore;
+  name: MailboxName;
+  peerName: MailboxName;
+}
+
+/** Saves for one side, each body streamed from wherever the plan says it lives. */
+async function applySaves(side: Bound, actions: SideActions, result: SyncResult): Promise<boolean> {
+  let complete = true;
+  async function* requests(): AsyncGenerator<SaveRequest> {
+    for (const s of actions.saves) {
+      const [from, fromName] = s.from === 'self' ? [side.store, side.name] : [side.peer, side.peerName];
+      let body;
+      try {
+        body = await from.openMessage(fromName, s.fromUid);
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+        complete = false; // expunged meanwhile; the next run sees that
+        continue;
+      }
+      yield { uid: s.uid, guid: s.guid, flags: s.flags, keywords: s.keywords, receivedDate: s.receivedDate, body: () => body };
+      result.saved++;
+      result.bytes += s.size;
+    }
+  }
+  const saved = await side.store.saveMessages(side.name, requests());
+  const wanted = new Map(actions.saves.map((s) => [s.guid, s.uid]));
+  return complete && saved.every((m) => wanted.get(m.guid) === m.uid);
+}
+
+async function statusOf(store: MailStore, name: MailboxName): Promise<MailboxStatus | undefined> {
+  return store.mailboxStatus(name).catch((err: unknown) => {
+    if (isMissing(err)) return undefined;
+    throw err;
+  });
+}
+
+export async function runSync(a: MailStore, b: MailStore, options: SyncOptions = {}): Promise<SyncResult> {
+  const mode = options.mode ?? 'twoway';
+  const emit = options.onEvent ?? (() => {});
+  const result: SyncResult = { mailboxes: 0, skipped: 0, treeActions: 0, saved: 0, bytes: 0, flagUpdates: 0, expunged: 0, changedDuringSync: false };
+  const only = options.mailbox?.join('\u0000');
+  const wanted = (m: MailboxStatus) => only === undefined || m.name.join('\u0000') === only;
+
+  const listA = await a.listMailboxes();
+  const listB = await b.listMailboxes();
+  const tree = planTreeTwoWay(
+    { mailboxes: listA.mailboxes.filter(wanted), changes: listA.changes },
+    { mailboxes: listB.mailboxes.filter(wanted), changes: listB.changes },
+    mode,
+  );
+  for (const [side, store] of [['a', a], ['b', b]] as const) {
+    for (const action of tree[side]) {
+      emit({ type: 'tree', side, action });
+      result.treeActions++;
+      if (options.dryRun) continue;
+      try {
+        await applyTree(store, action);
+      } catch (err) {
+        if (!(err instanceof MailferryError) || (err.kind !== 'exists' && err.kind !== 'notfound')) throw err;
+        // Someone else changed the tree meanwhile, as dsync puts it: a change during sync.
+        emit({ type: 'warning', message: err.message });
+        result.changedDuringSync = true;
+      }
+    }
+  }
+
+  const boxesA = options.dryRun ? listA.mailboxes : (await a.listMailboxes()).mailboxes;
+  const boxesB = new Map((options.dryRun ? listB.mailboxes : (await b.listMailboxes()).mailboxes).map((m) => [m.guid, m]));
+  const stateA = await a.getPairState(b.storeId);
+  const newStateA: PairState = {};
+  const newStateB: PairState = {};
+  for (const boxA of boxesA.filter(wanted)) {
+    const boxB = boxesB.get(boxA.guid);
+    if (!boxB) continue; // only after a dry run's imagined create, or a race: the next run handles it
+    result.mailboxes++;
+    const before = stateA[boxA.guid];
+    const unchanged =
+      before &&
+      before.uidValidity === boxA.uidValidity && before.uidNext === boxA.uidNext && before.highestModseq === boxA.highestModseq &&
+      before.peerUidValidity === boxB.uidValidity && before.peerUidNext === boxB.uidNext && before.peerHighestModseq === boxB.highestModseq;
+    if (unchanged && !options.full) {
+      result.skipped++;
+      emit({ type: 'skipped-mailbox', name: boxA.name });
+      continue;
+    }
+    const ok = await syncMailbox({ store: a, peer: b, name: boxA.name, peerName: boxB.name }, boxA, before, mode, options, result, emit);
+    if (!ok) result.changedDuringSync = true;
+    if (options.dryRun) continue;
+    const [sa, sb] = [await statusOf(a, boxA.name), await statusOf(b, boxB.name)];
+    if (!sa || !sb) {
+      result.changedDuringSync = true;
+      continue;
+    }
+    newStateA[sa.guid] = { uidValidity: sa.uidValidity, uidNext: sa.uidNext, highestModseq: sa.highestModseq, peerUidValidity: sb.uidValidity, peerUidNext: sb.uidNext, peerHighestModseq: sb.highestModseq };
+    newStateB[sb.guid] = { uidValidity: sb.uidValidity, uidNext: sb.uidNext, highestModseq: sb.highestModseq, peerUidValidity: sa.uidValidity, peerUidNext: sa.uidNext, peerHighestModseq: sa.highestModseq };
+  }
+  if (!options.dryRun && !result.changedDuringSync) {
+    await a.setPairState(b.storeId, newStateA);
+    await b.setPairState(a.storeId, newStateB);
+  }
+  return result;
+}
+
+/** Returns false when the mailbox changed under us and the next run must finish the job. */
+async function syncMailbox(
+  sideA: Bound,
+  boxA: MailboxStatus,
+  before: PairState[string] | undefined,
+  mode: MergeMode,
+  options: SyncOptions,
+  result: SyncResult,
+  emit: (e: SyncEvent) => void,
+): Promise<boolean> {
+  const sideB: Bound = { store: sideA.peer, peer: sideA.store, name: sideA.peerName, peerName: sideA.name };
+  const [ma, mb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
+  if (ma.uidValidity !== mb.uidValidity && mode === 'twoway') {
+    return mergeUidValidityConflict(sideA, sideB, ma.messages.length >= mb.messages.length, options, result);
+  }
+  const sameEpoch = before && before.uidValidity === ma.uidValidity && before.peerUidValidity === mb.uidValidity;
+  const side = (x: typeof ma, synced: number | undefined): SyncSide => ({
+    uidValidity: x.uidValidity,
+    uidNext: x.uidNext,
+    messages: x.messages,
+    expunged: new Set(x.expunged.map((e) => e.guid)),
+    syncedModseq: sameEpoch ? synced : undefined,
+  });
+  const plan = planTwoWay(side(ma, before?.highestModseq), side(mb, before?.peerHighestModseq), mode);
+  emit({ type: 'mailbox', name: boxA.name, plan });
+  if (options.dryRun || isEmptyTwoWay(plan)) return true;
+  let ok = (await applySaves(sideA, plan.a, result)) && (await applySaves(sideB, plan.b, result));
+  for (const [s, actions] of [[sideA, plan.a], [sideB, plan.b]] as const) {
+    if (actions.expunges.length > 0) await s.store.expunge(s.name, actions.expunges);
+    if (actions.flagUpdates.length > 0) await s.store.updateFlags(s.name, actions.flagUpdates);
+    result.expunged += actions.expunges.length;
+    result.flagUpdates += actions.flagUpdates.length;
+    const st = await s.store.mailboxStatus(s.name);
+    if (st && st.uidNext < plan.uidNext && (mode === 'twoway' || s === sideB)) await s.store.updateMailbox(s.name, { minUidNext: plan.uidNext });
+  }
+  // Planning again must find nothing: otherwise someone changed the mailbox meanwhile.
+  const [ra, rb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
+  const again = planTwoWay(side(ra, undefined), side(rb, undefined), mode);
+  if (!isEmptyTwoWay(again) && (mode === 'twoway' || again.b.saves.length > 0)) ok = false;
+  return ok;
+}
+
+/**
+ * The same mailbox with two UIDVALIDITYs: keep the one with more messages (dsync's rule),
+ * give it what only the other had, then rebuild the other from it.
+ */
+async function mergeUidValidityConflict(sideA: Bound, sideB: Bound, aWins: boolean, options: SyncOptions, result: SyncResult): Promise<boolean> {
+  const [winner, loser] = aWins ? [sideA, sideB] : [sideB, sideA];
+  const [mw, ml] = [await winner.store.getMessages(winner.name), await loser.store.getMessages(loser.name)];
+  const none = new Set<string>();
+  const intoWinner = planTwoWay(
+    { uidValidity: ml.uidValidity, uidNext: ml.uidNext, messages: ml.messages, expunged: none },
+    { uidValidity: mw.uidValidity, uidNext: mw.uidNext, messages: mw.messages, expunged: none },
+    'oneway',
+  );
+  if (options.dryRun) return true;
+  await applySaves({ ...winner, peer: loser.store, peerName: loser.name }, intoWinner.b, result);
+  const fresh = await winner.store.getMessages(winner.name);
+  const rebuild = planMailboxBackup(fresh, ml);
+  await loser.store.expunge(loser.name, ml.messages.map((m) => m.uid));
+  await loser.store.updateMailbox(loser.name, { uidValidity: fresh.uidValidity, restartUids: true });
+  await applySaves(
+    { store: loser.store, peer: winner.store, name: loser.name, peerName: winner.name },
+    { saves: rebuild.saves.map((s) => ({ ...s, from: 'peer' as const, fromUid: s.uid })), expunges: [], flagUpdates: [] },
+    result,
+  );
+  await loser.store.updateMailbox(loser.name, { minUidNext: fresh.uidNext });
+  return true;
+}

@@ -1,0 +1,118 @@
+/**
+ * Planning the mailbox trees of a two-way sync: pure, no I/O. Mailboxes follow their GUIDs:
+ * a rename on one side is a rename on the other (the later rename wins when both renamed),
+ * a delete logged on one side deletes the same GUID on the other unless it was renamed or
+ * created there after the delete, and a mailbox only one side has is created on the other
+ * with the same GUID and UIDVALIDITY. Two unrelated mailboxes with the same name (both sides
+ * auto-created `Sent`) become one: the numerically larger GUID wins, as in dsync.
+ */
+import { mailboxKey, type MailboxListChange, type MailboxName, type MailboxStatus } from '../storage/store.js';
+
+export interface TreeSide {
+  mailboxes: readonly MailboxStatus[];
+  changes: readonly MailboxListChange[];
+}
+
+export type SideTreeAction =
+  | { type: 'create'; name: MailboxName; guid: string; uidValidity: number; specialUse: string[] }
+  | { type: 'rename'; guid: string; to: MailboxName }
+  | { type: 'delete'; guid: string; name: MailboxName }
+  | { type: 'set-guid'; name: MailboxName; guid: string }
+  | { type: 'subscribe'; name: MailboxName; subscribed: boolean };
+
+export interface TreePlan {
+  a: SideTreeAction[];
+  b: SideTreeAction[];
+}
+
+/** Latest time this side renamed or created the GUID (0 when its log does not say). */
+function lastMoved(side: TreeSide, guid: string): number {
+  let ts = 0;
+  for (const c of side.changes) if ((c.type === 'rename' || c.type === 'create') && c.guid === guid) ts = Math.max(ts, c.timestamp);
+  return ts;
+}
+
+function deletedAt(side: TreeSide, guid: string): number | undefined {
+  let ts: number | undefined;
+  for (const c of side.changes) if (c.type === 'delete' && c.guid === guid) ts = Math.max(ts ?? 0, c.timestamp);
+  return ts;
+}
+
+function lastSubscriptionChange(side: TreeSide, name: MailboxName): number {
+  const key = mailboxKey(name);
+  let ts = 0;
+  for (const c of side.changes) if ((c.type === 'subscribe' || c.type === 'unsubscribe') && mailboxKey(c.name) === key) ts = Math.max(ts, c.timestamp);
+  return ts;
+}
+
+function isInbox(name: MailboxName): boolean {
+  return name.length === 1 && name[0] === 'INBOX';
+}
+
+/**
+ * `oneway`: only B changes (sync -1): it gains A's mailboxes and renames, nothing is deleted,
+ * and a same-name clash takes A's GUID.
+ */
+export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'oneway' = 'twoway'): TreePlan {
+  const plan: TreePlan = { a: [], b: [] };
+  const oneway = mode === 'oneway';
+  const byGuidA = new Map(a.mailboxes.map((m) => [m.guid, m]));
+  const byGuidB = new Map(b.mailboxes.map((m) => [m.guid, m]));
+  const byNameA = new Map(a.mailboxes.map((m) => [mailboxKey(m.name), m]));
+  const byNameB = new Map(b.mailboxes.map((m) => [mailboxKey(m.name), m]));
+
+  // Same name, unrelated GUIDs, and neither GUID known to the other side: one mailbox.
+  const unified = new Set<string>();
+  for (const ma of a.mailboxes) {
+    const mb = byNameB.get(mailboxKey(ma.name));
+    if (!mb || mb.guid === ma.guid || byGuidB.has(ma.guid) || byGuidA.has(mb.guid)) continue;
+    const winner = oneway || isInbox(ma.name) ? ma.guid : ma.guid > mb.guid ? ma.guid : mb.guid;
+    if (winner === ma.guid) plan.b.push({ type: 'set-guid', name: mb.name, guid: ma.guid });
+    else plan.a.push({ type: 'set-guid', name: ma.name, guid: mb.guid });
+    unified.add(ma.guid).add(mb.guid);
+  }
+
+  for (const ma of a.mailboxes) {
+    if (unified.has(ma.guid)) continue;
+    const mb = byGuidB.get(ma.guid);
+    if (mb) {
+      if (mailboxKey(ma.name) === mailboxKey(mb.name)) continue;
+      const aWins = oneway || lastMoved(a, ma.guid) >= lastMoved(b, mb.guid);
+      if (aWins) plan.b.push({ type: 'rename', guid: ma.guid, to: ma.name });
+      else plan.a.push({ type: 'rename', guid: ma.guid, to: mb.name });
+      continue;
+    }
+    const gone = deletedAt(b, ma.guid);
+    if (!oneway && gone !== undefined && lastMoved(a, ma.guid) <= gone && !isInbox(ma.name)) {
+      plan.a.push({ type: 'delete', guid: ma.guid, name: ma.name });
+    } else {
+      plan.b.push({ type: 'create', name: ma.name, guid: ma.guid, uidValidity: ma.uidValidity, specialUse: ma.specialUse });
+    }
+  }
+  if (!oneway) {
+    for (const mb of b.mailboxes) {
+      if (unified.has(mb.guid) || byGuidA.has(mb.guid)) continue;
+      const gone = deletedAt(a, mb.guid);
+      if (gone !== undefined && lastMoved(b, mb.guid) <= gone && !isInbox(mb.name)) {
+        plan.b.push({ type: 'delete', guid: mb.guid, name: mb.name });
+      } else {
+        plan.a.push({ type: 'create', name: mb.name, guid: mb.guid, uidValidity: mb.uidValidity, specialUse: mb.specialUse });
+      }
+    }
+  }
+
+  // Subscriptions: the later change wins; with no record either way, subscribed wins.
+  const names = new Map<string, MailboxName>();
+  for (const m of [...a.mailboxes, ...b.mailboxes]) names.set(mailboxKey(m.name), m.name);
+  for (const [key, name] of names) {
+    const sa = byNameA.get(key)?.subscribed ?? false;
+    const sb = byNameB.get(key)?.subscribed ?? false;
+    if (sa === sb) continue;
+    const ta = lastSubscriptionChange(a, name);
+    const tb = lastSubscriptionChange(b, name);
+    const want = oneway ? sa || sb : ta === tb ? true : ta > tb ? sa : sb;
+    if (sa !== want && !oneway) plan.a.push({ type: 'subscribe', name, subscribed: want });
+    if (sb !== want) plan.b.push({ type: 'subscribe', name, subscribed: want });
+  }
+  return plan;
+}

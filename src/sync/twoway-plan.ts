@@ -1,0 +1,166 @@
+/**
+ * Planning one mailbox of a two-way sync (or a one-way merge, `sync -1`): pure, no I/O.
+ *
+ * The rules are dsync's: messages match by GUID; an expunge travels only when the other
+ * side's expunge log names the GUID (otherwise the mail is kept); a message whose UID the
+ * other side cannot take (below its UIDNEXT, or held by a different message) gets a new UID
+ * above both UIDNEXTs on both sides; flags follow the side that changed them since the last
+ * sync of the pair, and the first side (the master) wins when both did or when nothing
+ * says which did. Both directions of the same pair plan the same end state.
+ */
+import type { FlagUpdate, MessageMeta } from '../storage/store.js';
+import { sameFlags } from './mailbox-plan.js';
+
+export interface SyncSide {
+  uidValidity: number;
+  uidNext: number;
+  messages: readonly MessageMeta[];
+  /** GUIDs this side has expunged (its whole known expunge log). */
+  expunged: ReadonlySet<string>;
+  /** This side's HIGHESTMODSEQ at the last sync of the pair; undefined when there was none. */
+  syncedModseq?: number;
+}
+
+export interface SyncSave {
+  /** The UID to save at. */
+  uid: number;
+  /** Where the body is read from: this side (a renumbered message) or the other. */
+  from: 'self' | 'peer';
+  fromUid: number;
+  guid: string;
+  flags: MessageMeta['flags'];
+  keywords: string[];
+  receivedDate: number;
+  size: number;
+}
+
+export interface SideActions {
+  saves: SyncSave[];
+  expunges: number[];
+  flagUpdates: FlagUpdate[];
+}
+
+export interface TwoWayPlan {
+  a: SideActions;
+  b: SideActions;
+  /** Both sides' UIDNEXT must reach at least this. */
+  uidNext: number;
+}
+
+export type MergeMode = 'twoway' | 'oneway';
+
+function changedSince(m: MessageMeta, since: number | undefined): boolean {
+  return since === undefined || m.modseq > since;
+}
+
+const empty = (): SideActions => ({ saves: [], expunges: [], flagUpdates: [] });
+
+/**
+ * `oneway`: merge A into B (`sync -1`): B gains A's messages and flag changes, nothing is
+ * expunged in B, and A is never touched.
+ */
+export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway'): TwoWayPlan {
+  const plan: TwoWayPlan = { a: empty(), b: empty(), uidNext: Math.max(a.uidNext, b.uidNext) };
+  const byGuidA = new Map(a.messages.map((m) => [m.guid, m]));
+  const byGuidB = new Map(b.messages.map((m) => [m.guid, m]));
+  const uidsB = new Map(b.messages.map((m) => [m.uid, m]));
+  const uidsA = new Map(a.messages.map((m) => [m.uid, m]));
+  const oneway = mode === 'oneway';
+
+  // Messages that need a UID neither side has used, in an order both directions agree on.
+  const renumber: { guid: string; ma?: MessageMeta; mb?: MessageMeta }[] = [];
+
+  for (const ma of a.messages) {
+    const mb = byGuidB.get(ma.guid);
+    if (mb) {
+      if (mb.uid === ma.uid) {
+        flagMerge(ma, mb, a, b, plan, oneway);
+      } else if (!oneway) {
+        renumber.push({ guid: ma.guid, ma, mb });
+      } else if (!sameFlags(mb, ma)) {
+        plan.b.flagUpdates.push({ uid: mb.uid, flags: [...ma.flags], keywords: [...ma.keywords] });
+      }
+      continue;
+    }
+    if (!oneway && b.expunged.has(ma.guid)) {
+      plan.a.expunges.push(ma.uid); // proven deleted on B; deletion wins over any flag change
+      continue;
+    }
+    const clash = uidsB.get(ma.uid);
+    if (ma.uid >= b.uidNext && !clash) {
+      plan.b.saves.push(save(ma, ma.uid, 'peer'));
+    } else {
+      renumber.push({ guid: ma.guid, ma });
+    }
+  }
+  if (!oneway) {
+    for (const mb of b.messages) {
+      if (byGuidA.has(mb.guid)) continue;
+      if (a.expunged.has(mb.guid)) {
+        plan.b.expunges.push(mb.uid);
+        continue;
+      }
+      const clash = uidsA.get(mb.uid);
+      if (mb.uid >= a.uidNext && !clash) plan.a.saves.push(save(mb, mb.uid, 'peer'));
+      else renumber.push({ guid: mb.guid, mb });
+    }
+  }
+
+  renumber.sort((x, y) => (x.guid < y.guid ? -1 : x.guid > y.guid ? 1 : (x.ma?.uid ?? x.mb!.uid) - (y.ma?.uid ?? y.mb!.uid)));
+  let next = plan.uidNext;
+  for (const r of renumber) {
+    const uid = next++;
+    if (oneway) {
+      plan.b.saves.push(save(r.ma!, uid, 'peer'));
+      continue;
+    }
+    // Both copies move to the new UID; the flags come from the merge of the two when both exist.
+    const flagsFrom = r.ma && r.mb ? mergedFlags(r.ma, r.mb, a, b) : (r.ma ?? r.mb)!;
+    if (r.ma) {
+      plan.a.saves.push({ ...save(r.ma, uid, 'self'), flags: [...flagsFrom.flags], keywords: [...flagsFrom.keywords] });
+      plan.a.expunges.push(r.ma.uid);
+    } else {
+      plan.a.saves.push(save(r.mb!, uid, 'peer'));
+    }
+    if (r.mb) {
+      plan.b.saves.push({ ...save(r.mb, uid, 'self'), flags: [...flagsFrom.flags], keywords: [...flagsFrom.keywords] });
+      plan.b.expunges.push(r.mb.uid);
+    } else {
+      plan.b.saves.push(save(r.ma!, uid, 'peer'));
+    }
+  }
+  plan.uidNext = Math.max(plan.uidNext, next);
+  for (const side of [plan.a, plan.b]) {
+    side.saves.sort((x, y) => x.uid - y.uid);
+    side.expunges.sort((x, y) => x - y);
+  }
+  return plan;
+}
+
+function save(m: MessageMeta, uid: number, from: 'self' | 'peer'): SyncSave {
+  return { uid, from, fromUid: m.uid, guid: m.guid, flags: [...m.flags], keywords: [...m.keywords], receivedDate: m.receivedDate, size: m.size };
+}
+
+/** The flags both copies end with. */
+function mergedFlags(ma: MessageMeta, mb: MessageMeta, a: SyncSide, b: SyncSide): MessageMeta {
+  if (sameFlags(ma, mb)) return ma;
+  const changedA = changedSince(ma, a.syncedModseq);
+  const changedB = changedSince(mb, b.syncedModseq);
+  return changedB && !changedA ? mb : ma;
+}
+
+function flagMerge(ma: MessageMeta, mb: MessageMeta, a: SyncSide, b: SyncSide, plan: TwoWayPlan, oneway: boolean): void {
+  if (sameFlags(ma, mb)) return;
+  if (oneway) {
+    // A's changes flow into B; B's own changes stay when A did not touch the message.
+    if (changedSince(ma, a.syncedModseq)) plan.b.flagUpdates.push({ uid: mb.uid, flags: [...ma.flags], keywords: [...ma.keywords] });
+    return;
+  }
+  const winner = mergedFlags(ma, mb, a, b);
+  if (winner === ma) plan.b.flagUpdates.push({ uid: mb.uid, flags: [...ma.flags], keywords: [...ma.keywords] });
+  else plan.a.flagUpdates.push({ uid: ma.uid, flags: [...mb.flags], keywords: [...mb.keywords] });
+}
+
+export function isEmptyTwoWay(plan: TwoWayPlan): boolean {
+  return [plan.a, plan.b].every((s) => s.saves.length === 0 && s.expunges.length === 0 && s.flagUpdates.length === 0);
+}
