@@ -16,6 +16,8 @@ export interface SyncOptions {
   full?: boolean;
   dryRun?: boolean;
   mailbox?: MailboxName;
+  /** A pair state given by the caller (`-s`), used instead of what the indexes remember. */
+  state?: PairState;
   onEvent?: (event: SyncEvent) => void;
 }
 
@@ -34,6 +36,12 @@ export interface SyncResult {
   flagUpdates: number;
   expunged: number;
   changedDuringSync: boolean;
+  /** The pair state after the run, as seen from the first store (for `-s`). */
+  state: PairState;
+}
+
+function mirror(s: PairState[string]): PairState[string] {
+  return { uidValidity: s.peerUidValidity, uidNext: s.peerUidNext, highestModseq: s.peerHighestModseq, peerUidValidity: s.uidValidity, peerUidNext: s.uidNext, peerHighestModseq: s.highestModseq };
 }
 
 function isMissing(err: unknown): boolean {
@@ -105,7 +113,7 @@ async function statusOf(store: MailStore, name: MailboxName): Promise<MailboxSta
 export async function runSync(a: MailStore, b: MailStore, options: SyncOptions = {}): Promise<SyncResult> {
   const mode = options.mode ?? 'twoway';
   const emit = options.onEvent ?? (() => {});
-  const result: SyncResult = { mailboxes: 0, skipped: 0, treeActions: 0, saved: 0, bytes: 0, flagUpdates: 0, expunged: 0, changedDuringSync: false };
+  const result: SyncResult = { mailboxes: 0, skipped: 0, treeActions: 0, saved: 0, bytes: 0, flagUpdates: 0, expunged: 0, changedDuringSync: false, state: {} };
   const only = options.mailbox?.join('\u0000');
   const wanted = (m: MailboxStatus) => only === undefined || m.name.join('\u0000') === only;
 
@@ -134,7 +142,7 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
 
   const boxesA = options.dryRun ? listA.mailboxes : (await a.listMailboxes()).mailboxes;
   const boxesB = new Map((options.dryRun ? listB.mailboxes : (await b.listMailboxes()).mailboxes).map((m) => [m.guid, m]));
-  const stateA = await a.getPairState(b.storeId);
+  const stateA = options.state ?? (await a.getPairState(b.storeId));
   const newStateA: PairState = {};
   const newStateB: PairState = {};
   for (const boxA of boxesA.filter(wanted)) {
@@ -147,6 +155,8 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
       before.uidValidity === boxA.uidValidity && before.uidNext === boxA.uidNext && before.highestModseq === boxA.highestModseq &&
       before.peerUidValidity === boxB.uidValidity && before.peerUidNext === boxB.uidNext && before.peerHighestModseq === boxB.highestModseq;
     if (unchanged && !options.full) {
+      newStateA[boxA.guid] = before;
+      newStateB[boxB.guid] = mirror(before);
       result.skipped++;
       emit({ type: 'skipped-mailbox', name: boxA.name });
       continue;
@@ -160,11 +170,13 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
       continue;
     }
     newStateA[sa.guid] = { uidValidity: sa.uidValidity, uidNext: sa.uidNext, highestModseq: sa.highestModseq, peerUidValidity: sb.uidValidity, peerUidNext: sb.uidNext, peerHighestModseq: sb.highestModseq };
-    newStateB[sb.guid] = { uidValidity: sb.uidValidity, uidNext: sb.uidNext, highestModseq: sb.highestModseq, peerUidValidity: sa.uidValidity, peerUidNext: sa.uidNext, peerHighestModseq: sa.highestModseq };
+    newStateB[sb.guid] = mirror(newStateA[sa.guid]!);
   }
+  // After a run that saw changes under it, nothing may be skipped next time.
   if (!options.dryRun && !result.changedDuringSync) {
     await a.setPairState(b.storeId, newStateA);
     await b.setPairState(a.storeId, newStateB);
+    result.state = newStateA;
   }
   return result;
 }
@@ -180,9 +192,17 @@ async function syncMailbox(
   emit: (e: SyncEvent) => void,
 ): Promise<boolean> {
   const sideB: Bound = { store: sideA.peer, peer: sideA.store, name: sideA.peerName, peerName: sideA.name };
-  const [ma, mb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
-  if (ma.uidValidity !== mb.uidValidity && mode === 'twoway') {
-    return mergeUidValidityConflict(sideA, sideB, ma.messages.length >= mb.messages.length, options, result);
+  let [ma, mb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
+  if (ma.uidValidity !== mb.uidValidity && mode === 'twoway' && !options.dryRun) {
+    if (ma.messages.length === 0 || mb.messages.length === 0) {
+      // The usual first sync: one side is a fresh, empty mailbox; it simply takes the other's UIDVALIDITY.
+      const [empty, full] = ma.messages.length === 0 ? [sideA, mb] : [sideB, ma];
+      await empty.store.updateMailbox(empty.name, { uidValidity: full.uidValidity, restartUids: true });
+    } else {
+      await mergeUidValidityConflict(sideA, sideB, ma.messages.length >= mb.messages.length, result);
+    }
+    [ma, mb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
+    before = undefined;
   }
   const sameEpoch = before && before.uidValidity === ma.uidValidity && before.peerUidValidity === mb.uidValidity;
   const side = (x: typeof ma, synced: number | undefined): SyncSide => ({
@@ -215,7 +235,7 @@ async function syncMailbox(
  * The same mailbox with two UIDVALIDITYs: keep the one with more messages (dsync's rule),
  * give it what only the other had, then rebuild the other from it.
  */
-async function mergeUidValidityConflict(sideA: Bound, sideB: Bound, aWins: boolean, options: SyncOptions, result: SyncResult): Promise<boolean> {
+async function mergeUidValidityConflict(sideA: Bound, sideB: Bound, aWins: boolean, result: SyncResult): Promise<void> {
   const [winner, loser] = aWins ? [sideA, sideB] : [sideB, sideA];
   const [mw, ml] = [await winner.store.getMessages(winner.name), await loser.store.getMessages(loser.name)];
   const none = new Set<string>();
@@ -224,7 +244,6 @@ async function mergeUidValidityConflict(sideA: Bound, sideB: Bound, aWins: boole
     { uidValidity: mw.uidValidity, uidNext: mw.uidNext, messages: mw.messages, expunged: none },
     'oneway',
   );
-  if (options.dryRun) return true;
   await applySaves({ ...winner, peer: loser.store, peerName: loser.name }, intoWinner.b, result);
   const fresh = await winner.store.getMessages(winner.name);
   const rebuild = planMailboxBackup(fresh, ml);
@@ -236,5 +255,4 @@ async function mergeUidValidityConflict(sideA: Bound, sideB: Bound, aWins: boole
     result,
   );
   await loser.store.updateMailbox(loser.name, { minUidNext: fresh.uidNext });
-  return true;
 }

@@ -3,6 +3,8 @@
  */
 import type { Command } from 'commander';
 import { formatMailboxName, parseMailboxName } from '../../model/mailbox-name.js';
+import type { PairState } from '../../storage/store.js';
+import { decodeState, encodeState } from '../../sync/state-string.js';
 import { runSync, type SyncEvent } from '../../sync/sync.js';
 import { printJson } from '../output.js';
 import type { GlobalOptions } from '../run.js';
@@ -16,6 +18,7 @@ interface SyncCliOptions {
   mailbox?: string;
   dryRun?: boolean;
   json?: boolean;
+  state?: string;
 }
 
 export function registerSyncCommand(program: Command, globals: () => GlobalOptions): void {
@@ -28,6 +31,7 @@ export function registerSyncCommand(program: Command, globals: () => GlobalOptio
     .option('-f, --full', 'full sync: compare every mailbox, even those unchanged since the last sync')
     .option('-R, --reverse', 'reverse the direction')
     .option('-m, --mailbox <name>', 'sync only this mailbox')
+    .option('-s, --state <state>', "stateful sync from this state string ('' to start); the new state is printed on stdout")
     .option('--dry-run', 'print what would change, change nothing')
     .option('--json', 'print a JSON summary')
     .action(async (a: string | undefined, b: string | undefined, opts: SyncCliOptions) => {
@@ -57,14 +61,25 @@ export function registerSyncCommand(program: Command, globals: () => GlobalOptio
             }
           }
         };
+        let state: PairState | undefined;
+        if (opts.state !== undefined) {
+          try {
+            state = decodeState(opts.state);
+          } catch (err) {
+            process.stderr.write(`mailferry: warning: ${(err as Error).message}; falling back to a full sync\n`);
+            state = {};
+          }
+        }
         const result = await runSync(pair.source, pair.dest, {
+          state,
           mode: opts.oneway ? 'oneway' : 'twoway',
           full: opts.full,
           dryRun: opts.dryRun,
           mailbox: opts.mailbox === undefined ? undefined : parseMailboxName(opts.mailbox, sep),
           onEvent: log,
         });
-        if (opts.json) printJson(result);
+        if (opts.state !== undefined) process.stdout.write(`${result.changedDuringSync ? '' : encodeState(result.state)}\n`);
+        if (opts.json) printJson({ ...result, state: undefined });
         else if (show) {
           process.stderr.write(
             `${result.mailboxes} mailboxes (${result.skipped} unchanged), ${result.saved} messages copied (${result.bytes} bytes), ${result.flagUpdates} flag updates, ${result.expunged} expunges, ${result.treeActions} mailbox changes\n`,
