@@ -5,15 +5,15 @@
  * from source to destination so memory stays flat however large the mailbox.
  */
 import { MailferryError } from '../model/errors.js';
-import type { MailboxName, MailStore, SaveRequest } from '../storage/store.js';
+import type { MailboxName, MailboxStatus, MailStore, SaveRequest } from '../storage/store.js';
 import { planMailboxBackup, type MailboxBackupPlan } from './mailbox-plan.js';
 import { planTreeBackup, type TreeAction } from './tree-plan.js';
 
 export interface BackupOptions {
   /** Only plan; change nothing. */
   dryRun?: boolean;
-  /** Only these mailboxes (and their tree changes); all when undefined. */
-  mailbox?: MailboxName;
+  /** Which mailboxes to touch (all when absent); see mailbox-filter.ts. */
+  include?: (mailbox: MailboxStatus) => boolean;
   onEvent?: (event: BackupEvent) => void;
 }
 
@@ -61,11 +61,10 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
   if (!dest && !options.dryRun) throw new Error('runBackup needs a destination store unless dryRun is set');
   const emit = options.onEvent ?? (() => {});
   const result: BackupResult = { mailboxes: 0, treeActions: 0, saved: 0, bytes: 0, flagUpdates: 0, expunged: 0, rebuilt: 0, changedDuringSync: false };
-  const only = options.mailbox;
-  const wanted = (name: MailboxName) => !only || name.join('\u0000') === only.join('\u0000');
+  const wanted = options.include ?? (() => true);
 
-  const sourceList = (await source.listMailboxes()).mailboxes.filter((m) => wanted(m.name));
-  const destList = dest ? (await dest.listMailboxes()).mailboxes.filter((m) => wanted(m.name)) : [];
+  const sourceList = (await source.listMailboxes()).mailboxes.filter(wanted);
+  const destList = dest ? (await dest.listMailboxes()).mailboxes.filter(wanted) : [];
   for (const action of planTreeBackup(sourceList, destList)) {
     emit({ type: 'tree', action });
     result.treeActions++;

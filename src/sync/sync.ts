@@ -15,7 +15,8 @@ export interface SyncOptions {
   /** Compare every mailbox, even those whose status says nothing changed since the last sync. */
   full?: boolean;
   dryRun?: boolean;
-  mailbox?: MailboxName;
+  /** Which mailboxes to touch (all when absent); see mailbox-filter.ts. */
+  include?: (mailbox: MailboxStatus) => boolean;
   /** A pair state given by the caller (`-s`), used instead of what the indexes remember. */
   state?: PairState;
   onEvent?: (event: SyncEvent) => void;
@@ -114,8 +115,7 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
   const mode = options.mode ?? 'twoway';
   const emit = options.onEvent ?? (() => {});
   const result: SyncResult = { mailboxes: 0, skipped: 0, treeActions: 0, saved: 0, bytes: 0, flagUpdates: 0, expunged: 0, changedDuringSync: false, state: {} };
-  const only = options.mailbox?.join('\u0000');
-  const wanted = (m: MailboxStatus) => only === undefined || m.name.join('\u0000') === only;
+  const wanted = options.include ?? (() => true);
 
   const listA = await a.listMailboxes();
   const listB = await b.listMailboxes();

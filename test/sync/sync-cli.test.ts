@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseLocation } from '../../src/config/location.js';
@@ -169,6 +169,45 @@ describe('sync (CLI)', { timeout: 600_000 }, () => {
     assert.equal(readdirSync(join(dir, 'a6', 'cur')).length, 3);
     assert.equal(readdirSync(join(dir, 'b6', 'cur')).length, 3);
     assert.deepEqual(await view(b), await view(a));
+  });
+
+  it('-x excludes by mask and special-use, -g picks one mailbox by GUID', async () => {
+    const a = `maildir:${join(dir, 'a7')}`;
+    const b = `maildir:${join(dir, 'b7')}`;
+    const guids = await withStore(a, async (s) => {
+      const out: Record<string, string> = {};
+      for (const n of [['Lists', 'dev'], ['Lists', 'users'], ['Trash'], ['Keep']]) out[n.join('.')] = (await s.createMailbox(n)).guid;
+      return out;
+    });
+    let r = cli('sync', '-x', 'Lists.*', '-x', '\\Trash', a, b);
+    assert.equal(r.code, 0, r.stderr);
+    let names = Object.keys(await view(b)).map((k) => k.split(' ')[0]).sort();
+    assert.deepEqual(names, ['INBOX', 'Keep']);
+    r = cli('sync', '-g', guids['Lists.dev']!, a, b);
+    assert.equal(r.code, 0, r.stderr);
+    names = Object.keys(await view(b)).map((k) => k.split(' ')[0]).sort();
+    assert.deepEqual(names, ['INBOX', 'Keep', 'Lists/dev']);
+    assert.equal(cli('sync', '-g', 'xyz', a, b).code, 64);
+  });
+
+  it('-l waits for a run holding the lock, then gives up with exit 75', async () => {
+    const a = `maildir:${join(dir, 'a8')}`;
+    const b = `maildir:${join(dir, 'b8')}`;
+    await withStore(a, (s) => s.saveMessages(['INBOX'], [req(mail[0]!)]));
+    assert.equal(cli('sync', a, b).code, 0);
+    const holder = spawn('sleep', ['30']);
+    try {
+      writeFileSync(join(dir, 'a8', 'mailferry-sync.lock'), `${holder.pid}:${hostname()}`);
+      const started = Date.now();
+      const r = cli('sync', '-l', '1', a, b);
+      assert.equal(r.code, 75, r.stderr);
+      assert.match(r.stderr, /mailferry-sync\.lock/);
+      assert.ok(Date.now() - started >= 1000, 'it waited');
+    } finally {
+      holder.kill();
+      unlinkSync(join(dir, 'a8', 'mailferry-sync.lock'));
+    }
+    assert.equal(cli('sync', '-l', '1', a, b).code, 0);
   });
 
   describe('bad input', () => {

@@ -2,42 +2,34 @@
  * `mailferry backup [SOURCE] DESTINATION`: dsync's `doveadm backup`.
  */
 import type { Command } from 'commander';
-import { formatMailboxName, parseMailboxName } from '../../model/mailbox-name.js';
+import { formatMailboxName } from '../../model/mailbox-name.js';
 import { runBackup, type BackupEvent } from '../../sync/backup.js';
 import { printJson } from '../output.js';
 import { parseSettings } from '../settings.js';
-import { openPair } from './pair.js';
+import { addPairOptions, includeFrom, openPair, type PairCliOptions } from './pair.js';
 import type { GlobalOptions } from '../run.js';
 
-interface BackupCliOptions {
+interface BackupCliOptions extends PairCliOptions {
   full?: boolean;
-  reverse?: boolean;
-  mailbox?: string;
-  dryRun?: boolean;
-  json?: boolean;
 }
 
 /** Sets process.exitCode to 2 when the source changed during the run. */
 export function registerBackupCommand(program: Command, globals: () => GlobalOptions): void {
-  program
+  const cmd = program
     .command('backup')
     .description('make DESTINATION equal to SOURCE (mailboxes, UIDs, UIDVALIDITY, flags, keywords, subscriptions), removing what SOURCE lacks')
     .argument('[source]', 'source mail location (default: -o mail_location=...)')
     .argument('[destination]', 'destination mail location, created when missing')
-    .option('-f, --full', 'full sync: compare every mailbox (currently always done)')
-    .option('-R, --reverse', 'reverse the direction: back up DESTINATION into SOURCE')
-    .option('-m, --mailbox <name>', 'back up only this mailbox')
-    .option('--dry-run', 'print what would change, change nothing')
-    .option('--json', 'print a JSON summary')
-    .action(async (a: string | undefined, b: string | undefined, opts: BackupCliOptions) => {
+    .option('-f, --full', 'full sync: compare every mailbox (every backup run does)');
+  addPairOptions(cmd).action(async (a: string | undefined, b: string | undefined, opts: BackupCliOptions) => {
       const g = globals();
-      const pair = openPair('backup', a, b, parseSettings(g.o), opts);
+      const pair = await openPair('backup', a, b, parseSettings(g.o), opts);
       try {
         const separator = pair.dest?.separator ?? pair.source.separator;
         const log = (e: BackupEvent) => describe(e, separator, Boolean(opts.dryRun), Boolean(g.verbose));
         const result = await runBackup(pair.source, pair.dest, {
           dryRun: opts.dryRun,
-          mailbox: opts.mailbox === undefined ? undefined : parseMailboxName(opts.mailbox, pair.source.separator),
+          include: includeFrom(opts, pair.source.separator),
           onEvent: opts.json ? undefined : log,
         });
         if (opts.json) printJson(result);

@@ -2,12 +2,47 @@
  * What `backup` and `sync` share: SOURCE and DESTINATION from the arguments (or SOURCE from
  * `-o mail_location`), -R, the same-location check, and opening both stores.
  */
+import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Dotlock } from '../../storage/maildir/dotlock.js';
+import { mailboxFilter } from '../../sync/mailbox-filter.js';
+import type { MailboxStatus } from '../../storage/store.js';
 import { parseLocation } from '../../config/location.js';
 import { usageError } from '../../model/errors.js';
 import { openStore } from '../../storage/open-store.js';
 import type { MailStore } from '../../storage/store.js';
 import { storeOptions, type Settings } from '../settings.js';
+
+export interface PairCliOptions {
+  reverse?: boolean;
+  dryRun?: boolean;
+  mailbox?: string;
+  guid?: string;
+  exclude?: string[];
+  lock?: string;
+  json?: boolean;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** The dsync options `backup` and `sync` share. */
+export function addPairOptions(cmd: Command): Command {
+  return cmd
+    .option('-R, --reverse', 'reverse the direction')
+    .option('-m, --mailbox <name>', 'only this mailbox')
+    .option('-g, --guid <guid>', 'only the mailbox with this GUID')
+    .option('-x, --exclude <mask>', 'skip mailboxes matching this mask (* and % wildcards) or special-use (\\Trash); repeatable', collect)
+    .option('-l, --lock <secs>', 'lock both locations so two runs cannot interleave; wait up to SECS for a running one')
+    .option('--dry-run', 'print what would change, change nothing')
+    .option('--json', 'print a JSON summary');
+}
+
+export function includeFrom(opts: PairCliOptions, separator: string): (m: MailboxStatus) => boolean {
+  return mailboxFilter({ mailbox: opts.mailbox, guid: opts.guid, excludes: opts.exclude }, separator);
+}
 
 export interface OpenedPair {
   source: MailStore;
@@ -16,7 +51,7 @@ export interface OpenedPair {
   close(): Promise<void>;
 }
 
-export function openPair(command: string, a: string | undefined, b: string | undefined, settings: Settings, opts: { reverse?: boolean; dryRun?: boolean }): OpenedPair {
+function resolvePair(command: string, a: string | undefined, b: string | undefined, settings: Settings, opts: PairCliOptions) {
   let [from, to] = b === undefined ? [settings.mail_location, a] : [a, b];
   if (!from || !to) throw usageError(`${command} needs SOURCE and DESTINATION (or -o mail_location=SOURCE and DESTINATION)`);
   if (opts.reverse) [from, to] = [to, from];
@@ -25,13 +60,42 @@ export function openPair(command: string, a: string | undefined, b: string | und
   if (fromLoc.root === toLoc.root || fromLoc.inbox === toLoc.inbox) {
     throw usageError(`source and destination are the same mail location (${fromLoc.root})`);
   }
-  const source = openStore(from, storeOptions(settings));
+  return { from, to, toExists: existsSync(toLoc.root), locks: [fromLoc.indexDir, toLoc.indexDir] };
+}
+
+/** Opens both stores, taking the run locks first when -l asks for them. */
+export async function openPair(command: string, a: string | undefined, b: string | undefined, settings: Settings, opts: PairCliOptions): Promise<OpenedPair> {
+  const { from, to, toExists, locks } = resolvePair(command, a, b, settings, opts);
+  const held: Dotlock[] = [];
+  if (opts.lock !== undefined) {
+    const secs = Number(opts.lock);
+    if (!Number.isInteger(secs) || secs < 0) throw usageError(`invalid -l '${opts.lock}': expected whole seconds`);
+    // Always in the same order, so two runs over the same pair cannot deadlock.
+    for (const dir of [...new Set(locks)].sort()) {
+      if (!existsSync(dir)) continue;
+      try {
+        held.push(await Dotlock.acquire(join(dir, 'mailferry-sync'), { timeoutSeconds: secs }));
+      } catch (err) {
+        for (const l of held) l.release();
+        throw err;
+      }
+    }
+  }
+  const release = () => held.forEach((l) => l.release());
+  let source: MailStore;
+  try {
+    source = openStore(from, storeOptions(settings));
+  } catch (err) {
+    release();
+    throw err;
+  }
   let dest: MailStore | undefined;
   try {
     // A dry run never creates the destination; one that does not exist yet plans as empty.
-    dest = opts.dryRun && !existsSync(toLoc.root) ? undefined : openStore(to, { ...storeOptions(settings), create: !opts.dryRun });
+    dest = opts.dryRun && !toExists ? undefined : openStore(to, { ...storeOptions(settings), create: !opts.dryRun });
   } catch (err) {
-    void source.close();
+    await source.close();
+    release();
     throw err;
   }
   return {
@@ -40,6 +104,7 @@ export function openPair(command: string, a: string | undefined, b: string | und
     async close() {
       await dest?.close();
       await source.close();
+      release();
     },
   };
 }

@@ -2,41 +2,33 @@
  * `mailferry sync [-1] [SOURCE] DESTINATION`: dsync's `doveadm sync`.
  */
 import type { Command } from 'commander';
-import { formatMailboxName, parseMailboxName } from '../../model/mailbox-name.js';
+import { formatMailboxName } from '../../model/mailbox-name.js';
 import type { PairState } from '../../storage/store.js';
 import { decodeState, encodeState } from '../../sync/state-string.js';
 import { runSync, type SyncEvent } from '../../sync/sync.js';
 import { printJson } from '../output.js';
 import type { GlobalOptions } from '../run.js';
 import { parseSettings } from '../settings.js';
-import { openPair } from './pair.js';
+import { addPairOptions, includeFrom, openPair, type PairCliOptions } from './pair.js';
 
-interface SyncCliOptions {
+interface SyncCliOptions extends PairCliOptions {
   oneway?: boolean;
   full?: boolean;
-  reverse?: boolean;
-  mailbox?: string;
-  dryRun?: boolean;
-  json?: boolean;
   state?: string;
 }
 
 export function registerSyncCommand(program: Command, globals: () => GlobalOptions): void {
-  program
+  const cmd = program
     .command('sync')
     .description('two-way sync of SOURCE and DESTINATION: changes on both sides merge, nothing is lost (-1: merge SOURCE into DESTINATION only)')
     .argument('[source]', 'source mail location (default: -o mail_location=...)')
     .argument('[destination]', 'destination mail location, created when missing')
     .option('-1, --oneway', 'one-way merge: DESTINATION gains what SOURCE has, deletes nothing; SOURCE is not changed')
     .option('-f, --full', 'full sync: compare every mailbox, even those unchanged since the last sync')
-    .option('-R, --reverse', 'reverse the direction')
-    .option('-m, --mailbox <name>', 'sync only this mailbox')
-    .option('-s, --state <state>', "stateful sync from this state string ('' to start); the new state is printed on stdout")
-    .option('--dry-run', 'print what would change, change nothing')
-    .option('--json', 'print a JSON summary')
-    .action(async (a: string | undefined, b: string | undefined, opts: SyncCliOptions) => {
+    .option('-s, --state <state>', "stateful sync from this state string ('' to start); the new state is printed on stdout");
+  addPairOptions(cmd).action(async (a: string | undefined, b: string | undefined, opts: SyncCliOptions) => {
       const g = globals();
-      const pair = openPair('sync', a, b, parseSettings(g.o), opts);
+      const pair = await openPair('sync', a, b, parseSettings(g.o), opts);
       try {
         if (!pair.dest) {
           process.stdout.write(`destination ${b ?? a} does not exist yet: everything would be copied into it\n`);
@@ -75,7 +67,7 @@ export function registerSyncCommand(program: Command, globals: () => GlobalOptio
           mode: opts.oneway ? 'oneway' : 'twoway',
           full: opts.full,
           dryRun: opts.dryRun,
-          mailbox: opts.mailbox === undefined ? undefined : parseMailboxName(opts.mailbox, sep),
+          include: includeFrom(opts, sep),
           onEvent: log,
         });
         if (opts.state !== undefined) process.stdout.write(`${result.changedDuringSync ? '' : encodeState(result.state)}\n`);
