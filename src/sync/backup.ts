@@ -7,6 +7,7 @@
 import { MailferryError } from '../model/errors.js';
 import type { MailboxName, MailboxStatus, MailStore, SaveRequest } from '../storage/store.js';
 import { planMailboxBackup, type MailboxBackupPlan } from './mailbox-plan.js';
+import type { MessageFilter } from './message-filter.js';
 import { planTreeBackup, type TreeAction } from './tree-plan.js';
 
 export interface BackupOptions {
@@ -14,6 +15,8 @@ export interface BackupOptions {
   dryRun?: boolean;
   /** Which mailboxes to touch (all when absent); see mailbox-filter.ts. */
   include?: (mailbox: MailboxStatus) => boolean;
+  /** Only messages it accepts are copied (-t, -e, -O, -I); others are left alone on both sides. */
+  messageFilter?: MessageFilter;
   onEvent?: (event: BackupEvent) => void;
 }
 
@@ -82,7 +85,15 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
       continue;
     }
     const dst = !dest || (options.dryRun && !(await dest.mailboxStatus(box.name))) ? undefined : await dest.getMessages(box.name);
-    const plan = planMailboxBackup(src, dst);
+    const keep = options.messageFilter;
+    const plan = keep
+      ? planMailboxBackup({ ...src, messages: src.messages.filter(keep) }, dst && { ...dst, messages: dst.messages.filter(keep) })
+      : planMailboxBackup(src, dst);
+    if (keep && plan.rebuild && dst) {
+      // Rebuilding would have to empty the mailbox, including the messages the filter hides.
+      emit({ type: 'skipped', name: box.name, uid: 0, reason: `not rebuilt because a message filter is active (${plan.rebuildReason ?? ''}); run without -t/-e/-O/-I` });
+      continue;
+    }
     emit({ type: 'mailbox', name: box.name, plan });
     if (!dest || options.dryRun) {
       result.saved += plan.saves.length;

@@ -7,6 +7,7 @@
 import { MailferryError } from '../model/errors.js';
 import type { MailboxName, MailboxStatus, MailStore, PairState, SaveRequest } from '../storage/store.js';
 import { planMailboxBackup } from './mailbox-plan.js';
+import type { MessageFilter } from './message-filter.js';
 import { planTreeTwoWay, type SideTreeAction } from './tree-twoway.js';
 import { isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
 
@@ -17,6 +18,8 @@ export interface SyncOptions {
   dryRun?: boolean;
   /** Which mailboxes to touch (all when absent); see mailbox-filter.ts. */
   include?: (mailbox: MailboxStatus) => boolean;
+  /** Only messages it accepts are copied to the other side (-t, -e, -O, -I). */
+  messageFilter?: MessageFilter;
   /** A pair state given by the caller (`-s`), used instead of what the indexes remember. */
   state?: PairState;
   onEvent?: (event: SyncEvent) => void;
@@ -39,6 +42,16 @@ export interface SyncResult {
   changedDuringSync: boolean;
   /** The pair state after the run, as seen from the first store (for `-s`). */
   state: PairState;
+}
+
+/** Drops copies of messages the filter rejects; renumbering a side's own messages stays. */
+function filtered(plan: TwoWayPlan, filter: MessageFilter | undefined): TwoWayPlan {
+  if (!filter) return plan;
+  const keep = (s: SideActions): SideActions => ({
+    ...s,
+    saves: s.saves.filter((x) => x.from === 'self' || filter({ uid: x.fromUid, guid: x.guid, flags: x.flags, keywords: x.keywords, modseq: 0, receivedDate: x.receivedDate, size: x.size })),
+  });
+  return { ...plan, a: keep(plan.a), b: keep(plan.b) };
 }
 
 function mirror(s: PairState[string]): PairState[string] {
@@ -173,7 +186,8 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
     newStateB[sb.guid] = mirror(newStateA[sa.guid]!);
   }
   // After a run that saw changes under it, nothing may be skipped next time.
-  if (!options.dryRun && !result.changedDuringSync) {
+  // A filtered run leaves differences behind on purpose, so it proves nothing about being in sync.
+  if (!options.dryRun && !result.changedDuringSync && !options.messageFilter) {
     await a.setPairState(b.storeId, newStateA);
     await b.setPairState(a.storeId, newStateB);
     result.state = newStateA;
@@ -212,7 +226,7 @@ async function syncMailbox(
     expunged: new Set(x.expunged.map((e) => e.guid)),
     syncedModseq: sameEpoch ? synced : undefined,
   });
-  const plan = planTwoWay(side(ma, before?.highestModseq), side(mb, before?.peerHighestModseq), mode);
+  const plan = filtered(planTwoWay(side(ma, before?.highestModseq), side(mb, before?.peerHighestModseq), mode), options.messageFilter);
   emit({ type: 'mailbox', name: boxA.name, plan });
   if (options.dryRun || isEmptyTwoWay(plan)) return true;
   let ok = (await applySaves(sideA, plan.a, result)) && (await applySaves(sideB, plan.b, result));
@@ -226,7 +240,7 @@ async function syncMailbox(
   }
   // Planning again must find nothing: otherwise someone changed the mailbox meanwhile.
   const [ra, rb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
-  const again = planTwoWay(side(ra, undefined), side(rb, undefined), mode);
+  const again = filtered(planTwoWay(side(ra, undefined), side(rb, undefined), mode), options.messageFilter);
   if (!isEmptyTwoWay(again) && (mode === 'twoway' || again.b.saves.length > 0)) ok = false;
   return ok;
 }

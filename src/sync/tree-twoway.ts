@@ -1,6 +1,10 @@
 /**
  * Planning the mailbox trees of a two-way sync: pure, no I/O. Mailboxes follow their GUIDs:
- * a rename on one side is a rename on the other (the later rename wins when both renamed),
+ * a rename on one side is a rename on the other (the later rename wins when both renamed;
+ * a side whose log shows it renaming the mailbox away from the other side's current name
+ * wins outright, since only it changed the name: timestamps are whole seconds and clocks of
+ * two stores differ, so a rename made in the same second as the sync that created the
+ * mailbox on the other side must not lose to that create),
  * a delete logged on one side deletes the same GUID on the other unless it was renamed or
  * created there after the delete, and a mailbox only one side has is created on the other
  * with the same GUID and UIDVALIDITY. Two unrelated mailboxes with the same name (both sides
@@ -36,6 +40,32 @@ function deletedAt(side: TreeSide, guid: string): number | undefined {
   let ts: number | undefined;
   for (const c of side.changes) if (c.type === 'delete' && c.guid === guid) ts = Math.max(ts ?? 0, c.timestamp);
   return ts;
+}
+
+/** Whether this side's log shows it renaming the GUID away from `name`. */
+function renamedAwayFrom(side: TreeSide, guid: string, name: MailboxName): boolean {
+  const key = mailboxKey(name);
+  return side.changes.some((c) => c.type === 'rename' && c.guid === guid && mailboxKey(c.oldName) === key);
+}
+
+/**
+ * Whether this side's log shows it leaving the subscription state `other` for name: an entry
+ * setting `other`, followed later by the entry that set the side's current (different) state.
+ * The tie-breaker for changes logged in the same second.
+ */
+function leftSubscriptionState(side: TreeSide, name: MailboxName, other: boolean): boolean {
+  const key = mailboxKey(name);
+  let held = false;
+  let left = false;
+  for (const c of side.changes) {
+    if ((c.type !== 'subscribe' && c.type !== 'unsubscribe') || mailboxKey(c.name) !== key) continue;
+    const value = c.type === 'subscribe';
+    if (value === other) {
+      held = true;
+      left = false;
+    } else if (held) left = true;
+  }
+  return left;
 }
 
 function lastSubscriptionChange(side: TreeSide, name: MailboxName): number {
@@ -77,7 +107,9 @@ export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'onewa
     const mb = byGuidB.get(ma.guid);
     if (mb) {
       if (mailboxKey(ma.name) === mailboxKey(mb.name)) continue;
-      const aWins = oneway || lastMoved(a, ma.guid) >= lastMoved(b, mb.guid);
+      const awayA = renamedAwayFrom(a, ma.guid, mb.name);
+      const awayB = renamedAwayFrom(b, mb.guid, ma.name);
+      const aWins = oneway || (awayA !== awayB ? awayA : lastMoved(a, ma.guid) >= lastMoved(b, mb.guid));
       if (aWins) plan.b.push({ type: 'rename', guid: ma.guid, to: ma.name });
       else plan.a.push({ type: 'rename', guid: ma.guid, to: mb.name });
       continue;
@@ -101,7 +133,8 @@ export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'onewa
     }
   }
 
-  // Subscriptions: the later change wins; with no record either way, subscribed wins.
+  // Subscriptions: the later change wins; in the same second, the side that is logged leaving
+  // the other side's state wins; with no record either way, subscribed wins.
   const names = new Map<string, MailboxName>();
   for (const m of [...a.mailboxes, ...b.mailboxes]) names.set(mailboxKey(m.name), m.name);
   for (const [key, name] of names) {
@@ -110,7 +143,14 @@ export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'onewa
     if (sa === sb) continue;
     const ta = lastSubscriptionChange(a, name);
     const tb = lastSubscriptionChange(b, name);
-    const want = oneway ? sa || sb : ta === tb ? true : ta > tb ? sa : sb;
+    let want: boolean;
+    if (oneway) want = sa || sb;
+    else if (ta !== tb) want = ta > tb ? sa : sb;
+    else {
+      const leftA = leftSubscriptionState(a, name, sb);
+      const leftB = leftSubscriptionState(b, name, sa);
+      want = leftA !== leftB ? (leftA ? sa : sb) : true;
+    }
     if (sa !== want && !oneway) plan.a.push({ type: 'subscribe', name, subscribed: want });
     if (sb !== want) plan.b.push({ type: 'subscribe', name, subscribed: want });
   }

@@ -45,6 +45,12 @@ export interface TwoWayPlan {
   b: SideActions;
   /** Both sides' UIDNEXT must reach at least this. */
   uidNext: number;
+  /**
+   * Which sides' UIDNEXT is below `uidNext` now. Raising it is work of its own: a side that
+   * expunged its newest mail before the other saw it has used UIDs the other has not, and the
+   * other must not hand them out again (the plan is not empty then, though it saves nothing).
+   */
+  raiseUidNext: { a: boolean; b: boolean };
 }
 
 export type MergeMode = 'twoway' | 'oneway';
@@ -60,7 +66,7 @@ const empty = (): SideActions => ({ saves: [], expunges: [], flagUpdates: [] });
  * expunged in B, and A is never touched.
  */
 export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway'): TwoWayPlan {
-  const plan: TwoWayPlan = { a: empty(), b: empty(), uidNext: Math.max(a.uidNext, b.uidNext) };
+  const plan: TwoWayPlan = { a: empty(), b: empty(), uidNext: Math.max(a.uidNext, b.uidNext), raiseUidNext: { a: false, b: false } };
   const byGuidA = new Map(a.messages.map((m) => [m.guid, m]));
   const byGuidB = new Map(b.messages.map((m) => [m.guid, m]));
   const uidsB = new Map(b.messages.map((m) => [m.uid, m]));
@@ -130,6 +136,7 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway')
     }
   }
   plan.uidNext = Math.max(plan.uidNext, next);
+  plan.raiseUidNext = { a: !oneway && a.uidNext < plan.uidNext, b: b.uidNext < plan.uidNext };
   for (const side of [plan.a, plan.b]) {
     side.saves.sort((x, y) => x.uid - y.uid);
     side.expunges.sort((x, y) => x - y);
@@ -162,5 +169,9 @@ function flagMerge(ma: MessageMeta, mb: MessageMeta, a: SyncSide, b: SyncSide, p
 }
 
 export function isEmptyTwoWay(plan: TwoWayPlan): boolean {
-  return [plan.a, plan.b].every((s) => s.saves.length === 0 && s.expunges.length === 0 && s.flagUpdates.length === 0);
+  return (
+    !plan.raiseUidNext.a &&
+    !plan.raiseUidNext.b &&
+    [plan.a, plan.b].every((s) => s.saves.length === 0 && s.expunges.length === 0 && s.flagUpdates.length === 0)
+  );
 }

@@ -210,6 +210,36 @@ describe('sync (CLI)', { timeout: 600_000 }, () => {
     assert.equal(cli('sync', '-l', '1', a, b).code, 0);
   });
 
+  it('-t, -O and -I choose what is copied; nothing outside them is deleted or duplicated', async () => {
+    const a = `maildir:${join(dir, 'a9')}`;
+    const b = `maildir:${join(dir, 'b9')}`;
+    const big = Buffer.concat([mail[0]!, Buffer.alloc(300_000, 'x')]);
+    await withStore(a, (s) =>
+      s.saveMessages(['INBOX'], [
+        req(mail[1]!, { receivedDate: Date.UTC(2010, 0, 1) }),
+        req(mail[2]!, { receivedDate: Date.UTC(2024, 0, 1), flags: ['\\Seen'] }),
+        req(mail[3]!, { receivedDate: Date.UTC(2024, 0, 2) }),
+        req(big, { receivedDate: Date.UTC(2024, 0, 3) }),
+      ]),
+    );
+    const count = async () => Object.entries(await view(b)).find(([k]) => k.startsWith('INBOX '))?.[1].length ?? 0;
+    let r = cli('sync', '-1', '-t', '2020-01-01', '-O', '-\\Seen', '-I', '100k', a, b);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await count(), 1, 'only the recent, unseen, small one');
+    r = cli('backup', '-t', '2020-01-01', a, b);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.code, 0);
+    r = cli('sync', a, b);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await count(), 4, 'an unfiltered sync brings the rest');
+    assert.deepEqual(await view(b), await view(a));
+    for (const bad of [['-t', 'yesterday-ish'], ['-I', 'huge'], ['-O', '-']]) {
+      const x = cli('sync', ...bad, a, `maildir:${join(dir, 'never-2')}`);
+      assert.equal(x.code, 64, `${bad.join(' ')}: ${x.stderr}`);
+      assert.throws(() => readdirSync(join(dir, 'never-2')));
+    }
+  });
+
   describe('bad input', () => {
     it('same location, missing source, unknown option: one line, exit code, nothing created', () => {
       const loc = `maildir:${join(dir, 'a1')}`;

@@ -6,7 +6,7 @@ import { formatMailboxName } from '../../model/mailbox-name.js';
 import { runBackup, type BackupEvent } from '../../sync/backup.js';
 import { printJson } from '../output.js';
 import { parseSettings } from '../settings.js';
-import { addPairOptions, includeFrom, openPair, type PairCliOptions } from './pair.js';
+import { addPairOptions, includeFrom, messageFilterFrom, openPair, type PairCliOptions } from './pair.js';
 import type { GlobalOptions } from '../run.js';
 
 interface BackupCliOptions extends PairCliOptions {
@@ -23,6 +23,8 @@ export function registerBackupCommand(program: Command, globals: () => GlobalOpt
     .option('-f, --full', 'full sync: compare every mailbox (every backup run does)');
   addPairOptions(cmd).action(async (a: string | undefined, b: string | undefined, opts: BackupCliOptions) => {
       const g = globals();
+      // Checked before anything is opened (or created).
+      const messageFilter = messageFilterFrom(opts);
       const pair = await openPair('backup', a, b, parseSettings(g.o), opts);
       try {
         const separator = pair.dest?.separator ?? pair.source.separator;
@@ -30,6 +32,7 @@ export function registerBackupCommand(program: Command, globals: () => GlobalOpt
         const result = await runBackup(pair.source, pair.dest, {
           dryRun: opts.dryRun,
           include: includeFrom(opts, pair.source.separator),
+          messageFilter,
           onEvent: opts.json ? undefined : log,
         });
         if (opts.json) printJson(result);

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Dotlock } from '../../storage/maildir/dotlock.js';
 import { mailboxFilter } from '../../sync/mailbox-filter.js';
+import { messageFilter, type MessageFilter } from '../../sync/message-filter.js';
 import type { MailboxStatus } from '../../storage/store.js';
 import { parseLocation } from '../../config/location.js';
 import { usageError } from '../../model/errors.js';
@@ -22,6 +23,10 @@ export interface PairCliOptions {
   exclude?: string[];
   lock?: string;
   json?: boolean;
+  since?: string;
+  before?: string;
+  flag?: string;
+  maxSize?: string;
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -35,6 +40,10 @@ export function addPairOptions(cmd: Command): Command {
     .option('-m, --mailbox <name>', 'only this mailbox')
     .option('-g, --guid <guid>', 'only the mailbox with this GUID')
     .option('-x, --exclude <mask>', 'skip mailboxes matching this mask (* and % wildcards) or special-use (\\Trash); repeatable', collect)
+    .option('-t, --since <date>', 'only copy messages received at or after DATE (UNIX seconds, 2024-01-31, or 30d ago)')
+    .option('-e, --before <date>', 'only copy messages received before DATE')
+    .option('-O, --flag <[-]flag>', 'only copy messages with this flag or keyword (-FLAG: without it)')
+    .option('-I, --max-size <size>', 'only copy messages of at most SIZE (500k, 20M)')
     .option('-l, --lock <secs>', 'lock both locations so two runs cannot interleave; wait up to SECS for a running one')
     .option('--dry-run', 'print what would change, change nothing')
     .option('--json', 'print a JSON summary');
@@ -42,6 +51,10 @@ export function addPairOptions(cmd: Command): Command {
 
 export function includeFrom(opts: PairCliOptions, separator: string): (m: MailboxStatus) => boolean {
   return mailboxFilter({ mailbox: opts.mailbox, guid: opts.guid, excludes: opts.exclude }, separator);
+}
+
+export function messageFilterFrom(opts: PairCliOptions): MessageFilter | undefined {
+  return messageFilter({ since: opts.since, before: opts.before, flag: opts.flag, maxSize: opts.maxSize });
 }
 
 export interface OpenedPair {

@@ -9,7 +9,7 @@ import { runSync, type SyncEvent } from '../../sync/sync.js';
 import { printJson } from '../output.js';
 import type { GlobalOptions } from '../run.js';
 import { parseSettings } from '../settings.js';
-import { addPairOptions, includeFrom, openPair, type PairCliOptions } from './pair.js';
+import { addPairOptions, includeFrom, messageFilterFrom, openPair, type PairCliOptions } from './pair.js';
 
 interface SyncCliOptions extends PairCliOptions {
   oneway?: boolean;
@@ -28,6 +28,8 @@ export function registerSyncCommand(program: Command, globals: () => GlobalOptio
     .option('-s, --state <state>', "stateful sync from this state string ('' to start); the new state is printed on stdout");
   addPairOptions(cmd).action(async (a: string | undefined, b: string | undefined, opts: SyncCliOptions) => {
       const g = globals();
+      // Checked before anything is opened (or created).
+      const messageFilter = messageFilterFrom(opts);
       const pair = await openPair('sync', a, b, parseSettings(g.o), opts);
       try {
         if (!pair.dest) {
@@ -68,6 +70,7 @@ export function registerSyncCommand(program: Command, globals: () => GlobalOptio
           full: opts.full,
           dryRun: opts.dryRun,
           include: includeFrom(opts, sep),
+          messageFilter,
           onEvent: log,
         });
         if (opts.state !== undefined) process.stdout.write(`${result.changedDuringSync ? '' : encodeState(result.state)}\n`);

@@ -12,6 +12,8 @@ import { fsError, tempError } from '../../model/errors.js';
 
 /** Dovecot treats a dotlock untouched for two minutes as stale. */
 const STALE_MS = 120_000;
+/** A lock without a readable `pid:host` cannot be checked; give its writer a few seconds. */
+const UNREADABLE_STALE_MS = 5_000;
 
 export interface DotlockOptions {
   /** Seconds to wait for the lock before giving up with a temporary failure. */
@@ -35,11 +37,16 @@ function isStale(lockPath: string, host: string): boolean {
   } catch {
     return false;
   }
-  if (Date.now() - stat.mtimeMs > STALE_MS) return true;
+  const age = Date.now() - stat.mtimeMs;
+  if (age > STALE_MS) return true;
   try {
     const [pidText, lockHost] = readFileSync(lockPath, 'utf8').trim().split(':');
     const pid = Number(pidText);
-    return lockHost === host && Number.isInteger(pid) && pid > 0 && !processAlive(pid);
+    if (!Number.isInteger(pid) || pid <= 0 || lockHost === undefined) {
+      // Empty or garbled: its writer died between creating and filling it.
+      return age > UNREADABLE_STALE_MS;
+    }
+    return lockHost === host && !processAlive(pid);
   } catch {
     return false;
   }
@@ -92,16 +99,17 @@ export class Dotlock {
     }
   }
 
-  /** Writes `content` as the target's new version and releases the lock in the same rename. */
+  /**
+   * Writes `content` as the target's new version, atomically, while the lock is held. The
+   * new version goes to a temporary file beside it, not into the lock itself: a lock that
+   * keeps saying `pid:host` until it is removed can always be proven stale after a crash.
+   */
   replace(content: string | Buffer): void {
-    const fd = this.fd;
-    if (fd === undefined) throw new Error(`lock ${this.lockPath} already released`);
+    if (!this.held) throw new Error(`lock ${this.lockPath} already released`);
+    const tmp = `${this.target}.${process.pid}.tmp`;
     try {
       const buf = typeof content === 'string' ? Buffer.from(content) : content;
-      // The lock was opened for writing and already holds `pid:host`; start over at 0.
-      closeSync(fd);
-      this.fd = undefined;
-      const wfd = openSync(this.lockPath, 'w');
+      const wfd = openSync(tmp, 'w', 0o600);
       try {
         // The new version takes the old one's owner and mode, so a root run leaves the file usable by its user.
         let previous;
@@ -121,12 +129,17 @@ export class Dotlock {
       } finally {
         closeSync(wfd);
       }
-      renameSync(this.lockPath, this.target);
-      this.held = false;
+      renameSync(tmp, this.target);
     } catch (err) {
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // never created
+      }
       this.release();
       throw fsError(err, `writing ${this.target}`);
     }
+    this.release();
   }
 
   release(): void {
