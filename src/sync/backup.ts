@@ -106,7 +106,7 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     if (plan.rebuild) {
       // Emptied and re-stamped in place rather than deleted: INBOX cannot be deleted, and the
       // folder keeps its subscription. The new UIDVALIDITY voids any cached UIDs.
-      result.rebuilt++;
+      if (dst!.messages.length > 0) result.rebuilt++; // re-stamping an empty mailbox rebuilds nothing
       await dest.expunge(box.name, dst!.messages.map((m) => m.uid));
       await dest.updateMailbox(box.name, { uidValidity: src.uidValidity, guid: box.guid, restartUids: true });
     }

@@ -29,6 +29,7 @@ export type SyncEvent =
   | { type: 'tree'; side: 'a' | 'b'; action: SideTreeAction }
   | { type: 'mailbox'; name: MailboxName; plan: TwoWayPlan }
   | { type: 'skipped-mailbox'; name: MailboxName }
+  | { type: 'saved'; name: MailboxName; uid: number; size: number }
   | { type: 'warning'; message: string };
 
 export interface SyncResult {
@@ -94,7 +95,7 @@ interface Bound {
 }
 
 /** Saves for one side, each body streamed from wherever the plan says it lives. */
-async function applySaves(side: Bound, actions: SideActions, result: SyncResult): Promise<boolean> {
+async function applySaves(side: Bound, actions: SideActions, result: SyncResult, emit: (e: SyncEvent) => void = () => {}): Promise<boolean> {
   let complete = true;
   async function* requests(): AsyncGenerator<SaveRequest> {
     for (const s of actions.saves) {
@@ -110,6 +111,7 @@ async function applySaves(side: Bound, actions: SideActions, result: SyncResult)
       yield { uid: s.uid, guid: s.guid, flags: s.flags, keywords: s.keywords, receivedDate: s.receivedDate, body: () => body };
       result.saved++;
       result.bytes += s.size;
+      emit({ type: 'saved', name: side.name, uid: s.uid, size: s.size });
     }
   }
   const saved = await side.store.saveMessages(side.name, requests());
@@ -229,7 +231,7 @@ async function syncMailbox(
   const plan = filtered(planTwoWay(side(ma, before?.highestModseq), side(mb, before?.peerHighestModseq), mode), options.messageFilter);
   emit({ type: 'mailbox', name: boxA.name, plan });
   if (options.dryRun || isEmptyTwoWay(plan)) return true;
-  let ok = (await applySaves(sideA, plan.a, result)) && (await applySaves(sideB, plan.b, result));
+  let ok = (await applySaves(sideA, plan.a, result, emit)) && (await applySaves(sideB, plan.b, result, emit));
   for (const [s, actions] of [[sideA, plan.a], [sideB, plan.b]] as const) {
     if (actions.expunges.length > 0) await s.store.expunge(s.name, actions.expunges);
     if (actions.flagUpdates.length > 0) await s.store.updateFlags(s.name, actions.flagUpdates);

@@ -79,9 +79,76 @@ function isInbox(name: MailboxName): boolean {
   return name.length === 1 && name[0] === 'INBOX';
 }
 
+/** Where a surviving mailbox ends up, and the status to create it from where it is missing. */
+interface Destination {
+  name: MailboxName;
+  from: MailboxStatus;
+}
+
+function isUnder(name: MailboxName, parent: MailboxName): boolean {
+  return name.length > parent.length && parent.every((p, i) => name[i] === p);
+}
+
+/** `name` with a suffix from `guid` that no name in `taken` has. */
+function uniqueName(name: MailboxName, guid: string, taken: ReadonlySet<string>, tag = ''): MailboxName {
+  for (const len of [8, 16, 32]) {
+    const candidate = [...name.slice(0, -1), `${name.at(-1)}-${tag}${guid.slice(0, len)}`];
+    if (!taken.has(mailboxKey(candidate))) return candidate;
+  }
+  return [...name.slice(0, -1), `${name.at(-1)}-${tag}${guid}-${taken.size}`];
+}
+
+/**
+ * The renames that take one side from `current` to `wanted` names, in an order in which
+ * every target is free when its turn comes: a rename waits for the one that moves the
+ * target's holder away, and a cycle (two folders swapped names) is broken by moving one
+ * holder to a temporary name first. A renamed folder carries its children along, as the
+ * stores do.
+ */
+function orderedRenames(current: ReadonlyMap<string, MailboxName>, wanted: ReadonlyMap<string, MailboxName>, taken: Set<string>): SideTreeAction[] {
+  const names = new Map(current);
+  const out: SideTreeAction[] = [];
+  const move = (guid: string, to: MailboxName) => {
+    const from = names.get(guid)!;
+    out.push({ type: 'rename', guid, to });
+    for (const [g, n] of names) {
+      if (g === guid) names.set(g, to);
+      else if (isUnder(n, from)) names.set(g, [...to, ...n.slice(from.length)]);
+    }
+    taken.add(mailboxKey(to));
+  };
+  for (let guard = 4 * wanted.size + 4; guard > 0; guard--) {
+    const pending = [...wanted].filter(([g, to]) => names.has(g) && mailboxKey(names.get(g)!) !== mailboxKey(to));
+    if (pending.length === 0) break;
+    const holders = new Map([...names].map(([g, n]) => [mailboxKey(n), g]));
+    const free = pending.find(([, to]) => !holders.has(mailboxKey(to)));
+    if (free) {
+      move(free[0], free[1]);
+      continue;
+    }
+    const [, to] = pending[0]!;
+    const holder = holders.get(mailboxKey(to))!;
+    if (!pending.some(([g]) => g === holder)) {
+      // Held by a folder that stays: name conflicts are resolved before this, so only a store
+      // changed under us gets here. The store refuses; the run reports a change during sync.
+      move(pending[0]![0], to);
+      continue;
+    }
+    move(holder, uniqueName(names.get(holder)!, holder, taken, 'tmp-'));
+  }
+  return out;
+}
+
 /**
  * `oneway`: only B changes (sync -1): it gains A's mailboxes and renames, nothing is deleted,
  * and a same-name clash takes A's GUID.
+ *
+ * The plan first decides where every mailbox that survives ends up (its final name, by GUID),
+ * then gives a name two different mailboxes would end up with to one of them (the larger
+ * GUID; A's mailbox in a one-way merge) and moves the other to `name-<guid prefix>`, so two
+ * sides never fight over a name run after run. Each side's actions come in the order a store
+ * can apply them: GUID changes, deletes, renames (ordered so that targets are free), creates,
+ * subscriptions.
  */
 export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'oneway' = 'twoway'): TreePlan {
   const plan: TreePlan = { a: [], b: [] };
@@ -91,14 +158,31 @@ export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'onewa
   const byNameA = new Map(a.mailboxes.map((m) => [mailboxKey(m.name), m]));
   const byNameB = new Map(b.mailboxes.map((m) => [mailboxKey(m.name), m]));
 
-  // Same name, unrelated GUIDs, and neither GUID known to the other side: one mailbox.
+  const final = new Map<string, Destination>();
+  const setGuid: TreePlan = { a: [], b: [] };
+  const deletes: TreePlan = { a: [], b: [] };
+  /** GUID -> name on each side once its GUID changes are applied. */
+  const now = { a: new Map(a.mailboxes.map((m) => [m.guid, m.name])), b: new Map(b.mailboxes.map((m) => [m.guid, m.name])) };
+
+  // Same name, unrelated GUIDs, neither GUID known to the other side: one mailbox. Not when
+  // the other side deleted one of them: a folder deleted and made again under its old name
+  // is a new folder, and the old one's mail must not come back into it.
   const unified = new Set<string>();
   for (const ma of a.mailboxes) {
     const mb = byNameB.get(mailboxKey(ma.name));
     if (!mb || mb.guid === ma.guid || byGuidB.has(ma.guid) || byGuidA.has(mb.guid)) continue;
+    if (!oneway && (deletedAt(a, mb.guid) !== undefined || deletedAt(b, ma.guid) !== undefined)) continue;
     const winner = oneway || isInbox(ma.name) ? ma.guid : ma.guid > mb.guid ? ma.guid : mb.guid;
-    if (winner === ma.guid) plan.b.push({ type: 'set-guid', name: mb.name, guid: ma.guid });
-    else plan.a.push({ type: 'set-guid', name: ma.name, guid: mb.guid });
+    if (winner === ma.guid) {
+      setGuid.b.push({ type: 'set-guid', name: mb.name, guid: ma.guid });
+      now.b.delete(mb.guid);
+      now.b.set(ma.guid, mb.name);
+    } else {
+      setGuid.a.push({ type: 'set-guid', name: ma.name, guid: mb.guid });
+      now.a.delete(ma.guid);
+      now.a.set(mb.guid, ma.name);
+    }
+    final.set(winner, { name: ma.name, from: winner === ma.guid ? ma : mb });
     unified.add(ma.guid).add(mb.guid);
   }
 
@@ -106,30 +190,61 @@ export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'onewa
     if (unified.has(ma.guid)) continue;
     const mb = byGuidB.get(ma.guid);
     if (mb) {
-      if (mailboxKey(ma.name) === mailboxKey(mb.name)) continue;
       const awayA = renamedAwayFrom(a, ma.guid, mb.name);
       const awayB = renamedAwayFrom(b, mb.guid, ma.name);
-      const aWins = oneway || (awayA !== awayB ? awayA : lastMoved(a, ma.guid) >= lastMoved(b, mb.guid));
-      if (aWins) plan.b.push({ type: 'rename', guid: ma.guid, to: ma.name });
-      else plan.a.push({ type: 'rename', guid: ma.guid, to: mb.name });
+      const aWins = oneway || mailboxKey(ma.name) === mailboxKey(mb.name) || (awayA !== awayB ? awayA : lastMoved(a, ma.guid) >= lastMoved(b, mb.guid));
+      final.set(ma.guid, { name: aWins ? ma.name : mb.name, from: ma });
       continue;
     }
     const gone = deletedAt(b, ma.guid);
     if (!oneway && gone !== undefined && lastMoved(a, ma.guid) <= gone && !isInbox(ma.name)) {
-      plan.a.push({ type: 'delete', guid: ma.guid, name: ma.name });
+      deletes.a.push({ type: 'delete', guid: ma.guid, name: ma.name });
+      now.a.delete(ma.guid);
     } else {
-      plan.b.push({ type: 'create', name: ma.name, guid: ma.guid, uidValidity: ma.uidValidity, specialUse: ma.specialUse });
+      final.set(ma.guid, { name: ma.name, from: ma });
     }
   }
-  if (!oneway) {
-    for (const mb of b.mailboxes) {
-      if (unified.has(mb.guid) || byGuidA.has(mb.guid)) continue;
-      const gone = deletedAt(a, mb.guid);
-      if (gone !== undefined && lastMoved(b, mb.guid) <= gone && !isInbox(mb.name)) {
-        plan.b.push({ type: 'delete', guid: mb.guid, name: mb.name });
-      } else {
-        plan.a.push({ type: 'create', name: mb.name, guid: mb.guid, uidValidity: mb.uidValidity, specialUse: mb.specialUse });
-      }
+  for (const mb of b.mailboxes) {
+    if (unified.has(mb.guid) || byGuidA.has(mb.guid)) continue;
+    const gone = deletedAt(a, mb.guid);
+    if (!oneway && gone !== undefined && lastMoved(b, mb.guid) <= gone && !isInbox(mb.name)) {
+      deletes.b.push({ type: 'delete', guid: mb.guid, name: mb.name });
+      now.b.delete(mb.guid);
+    } else {
+      final.set(mb.guid, { name: mb.name, from: mb });
+    }
+  }
+
+  // Two mailboxes bound for one name (A renamed a folder to the name B gave a new one):
+  // one keeps it, the other moves aside on both sides.
+  const taken = new Set<string>([...a.mailboxes, ...b.mailboxes].map((m) => mailboxKey(m.name)));
+  for (const d of final.values()) taken.add(mailboxKey(d.name));
+  const claims = new Map<string, string[]>();
+  for (const [guid, d] of final) claims.set(mailboxKey(d.name), [...(claims.get(mailboxKey(d.name)) ?? []), guid]);
+  for (const [key, guids] of claims) {
+    if (guids.length < 2) continue;
+    const ownA = byNameA.get(key)?.guid;
+    const keeper = oneway && ownA !== undefined && guids.includes(ownA) ? ownA : guids.reduce((x, y) => (x > y ? x : y));
+    for (const guid of guids) {
+      if (guid === keeper) continue;
+      const d = final.get(guid)!;
+      if (isInbox(d.name)) continue;
+      const name = uniqueName(d.name, guid, taken);
+      taken.add(mailboxKey(name));
+      final.set(guid, { ...d, name });
+    }
+  }
+
+  for (const side of oneway ? (['b'] as const) : (['a', 'b'] as const)) {
+    plan[side].push(...setGuid[side], ...deletes[side]);
+    const wanted = new Map<string, MailboxName>();
+    for (const guid of now[side].keys()) {
+      const d = final.get(guid);
+      if (d) wanted.set(guid, d.name);
+    }
+    plan[side].push(...orderedRenames(now[side], wanted, taken));
+    for (const [guid, d] of final) {
+      if (!now[side].has(guid)) plan[side].push({ type: 'create', name: d.name, guid, uidValidity: d.from.uidValidity, specialUse: d.from.specialUse });
     }
   }
 

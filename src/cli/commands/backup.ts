@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { formatMailboxName } from '../../model/mailbox-name.js';
 import { runBackup, type BackupEvent } from '../../sync/backup.js';
 import { printJson } from '../output.js';
+import { Progress } from '../progress.js';
 import { parseSettings } from '../settings.js';
 import { addPairOptions, includeFrom, messageFilterFrom, openPair, type PairCliOptions } from './pair.js';
 import type { GlobalOptions } from '../run.js';
@@ -28,13 +29,19 @@ export function registerBackupCommand(program: Command, globals: () => GlobalOpt
       const pair = await openPair('backup', a, b, parseSettings(g.o), opts);
       try {
         const separator = pair.dest?.separator ?? pair.source.separator;
-        const log = (e: BackupEvent) => describe(e, separator, Boolean(opts.dryRun), Boolean(g.verbose));
+        const progress = g.verbose && !opts.dryRun && !opts.json ? new Progress(separator) : undefined;
+        const log = (e: BackupEvent) => {
+          if (e.type === 'saved') return progress?.copied(e.size);
+          if (e.type === 'mailbox') progress?.mailbox(e.name, e.plan.saves.length);
+          describe(e, separator, Boolean(opts.dryRun), Boolean(g.verbose));
+        };
         const result = await runBackup(pair.source, pair.dest, {
           dryRun: opts.dryRun,
           include: includeFrom(opts, pair.source.separator),
           messageFilter,
           onEvent: opts.json ? undefined : log,
         });
+        progress?.done();
         if (opts.json) printJson(result);
         else if (g.verbose || opts.dryRun) {
           process.stderr.write(

@@ -7,6 +7,7 @@ import type { PairState } from '../../storage/store.js';
 import { decodeState, encodeState } from '../../sync/state-string.js';
 import { runSync, type SyncEvent } from '../../sync/sync.js';
 import { printJson } from '../output.js';
+import { Progress } from '../progress.js';
 import type { GlobalOptions } from '../run.js';
 import { parseSettings } from '../settings.js';
 import { addPairOptions, includeFrom, messageFilterFrom, openPair, type PairCliOptions } from './pair.js';
@@ -38,7 +39,10 @@ export function registerSyncCommand(program: Command, globals: () => GlobalOptio
         }
         const sep = pair.source.separator;
         const show = Boolean(opts.dryRun || g.verbose);
+        const progress = g.verbose && !opts.dryRun && !opts.json ? new Progress(sep) : undefined;
         const log = (e: SyncEvent) => {
+          if (e.type === 'saved') return progress?.copied(e.size);
+          if (e.type === 'mailbox') progress?.mailbox(e.name, e.plan.a.saves.length + e.plan.b.saves.length);
           const out = opts.dryRun ? process.stdout : process.stderr;
           if (e.type === 'warning') process.stderr.write(`mailferry: warning: ${e.message}\n`);
           else if (!show) return;
@@ -73,6 +77,7 @@ export function registerSyncCommand(program: Command, globals: () => GlobalOptio
           messageFilter,
           onEvent: log,
         });
+        progress?.done();
         if (opts.state !== undefined) process.stdout.write(`${result.changedDuringSync ? '' : encodeState(result.state)}\n`);
         if (opts.json) printJson({ ...result, state: undefined });
         else if (show) {
