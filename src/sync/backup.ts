@@ -13,6 +13,8 @@ import { planTreeBackup, type TreeAction } from './tree-plan.js';
 export interface BackupOptions {
   /** Only plan; change nothing. */
   dryRun?: boolean;
+  /** Sync the mailbox list (creates, renames, deletes, subscriptions) and no messages. */
+  treeOnly?: boolean;
   /** Which mailboxes to touch (all when absent); see mailbox-filter.ts. */
   include?: (mailbox: MailboxStatus) => boolean;
   /** Only messages it accepts are copied (-t, -e, -O, -I); others are left alone on both sides. */
@@ -74,6 +76,8 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     if (dest && !options.dryRun) await applyTreeAction(dest, action);
   }
 
+  // `-m ''`: the mailbox tree only, as in dsync.
+  if (options.treeOnly) return result;
   for (const box of sourceList) {
     result.mailboxes++;
     const src = await source.getMessages(box.name).catch((err: unknown) => {

@@ -16,6 +16,8 @@ export interface SyncOptions {
   /** Compare every mailbox, even those whose status says nothing changed since the last sync. */
   full?: boolean;
   dryRun?: boolean;
+  /** Sync the mailbox list (creates, renames, deletes, subscriptions) and no messages. */
+  treeOnly?: boolean;
   /** Which mailboxes to touch (all when absent); see mailbox-filter.ts. */
   include?: (mailbox: MailboxStatus) => boolean;
   /** Only messages it accepts are copied to the other side (-t, -e, -O, -I). */
@@ -160,6 +162,8 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
   const stateA = options.state ?? (await a.getPairState(b.storeId));
   const newStateA: PairState = {};
   const newStateB: PairState = {};
+  // `-m ''`: the mailbox tree only, as in dsync.
+  if (options.treeOnly) return result;
   for (const boxA of boxesA.filter(wanted)) {
     const boxB = boxesB.get(boxA.guid);
     if (!boxB) continue; // only after a dry run's imagined create, or a race: the next run handles it

@@ -190,6 +190,22 @@ describe('sync (CLI)', { timeout: 600_000 }, () => {
     assert.equal(cli('sync', '-g', 'xyz', a, b).code, 64);
   });
 
+  it("-m '' syncs the mailbox tree only", async () => {
+    const a = `maildir:${join(dir, 'a10')}`;
+    const b = `maildir:${join(dir, 'b10')}`;
+    await withStore(a, async (s) => {
+      await s.createMailbox(['Tree', 'Only']);
+      await s.saveMessages(['Tree', 'Only'], [req(mail[0]!)]);
+    });
+    for (const cmd of ['sync', 'backup']) {
+      const r = cli(cmd, '-m', '', a, b);
+      assert.equal(r.code, 0, r.stderr);
+      const v = await view(b);
+      assert.deepEqual(Object.keys(v).map((k) => k.split(' ')[0]).sort(), ['INBOX', 'Tree/Only']);
+      assert.deepEqual(Object.values(v).flat(), [], `${cmd}: no messages copied`);
+    }
+  });
+
   it('-l waits for a run holding the lock, then gives up with exit 75', async () => {
     const a = `maildir:${join(dir, 'a8')}`;
     const b = `maildir:${join(dir, 'b8')}`;

@@ -39,6 +39,7 @@ export function registerBackupCommand(program: Command, globals: () => GlobalOpt
           dryRun: opts.dryRun,
           include: includeFrom(opts, pair.source.separator),
           messageFilter,
+          treeOnly: opts.mailbox === '',
           onEvent: opts.json ? undefined : log,
         });
         progress?.done();

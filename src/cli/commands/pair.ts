@@ -37,7 +37,7 @@ function collect(value: string, previous: string[] = []): string[] {
 export function addPairOptions(cmd: Command): Command {
   return cmd
     .option('-R, --reverse', 'reverse the direction')
-    .option('-m, --mailbox <name>', 'only this mailbox')
+    .option('-m, --mailbox <name>', "only this mailbox ('' for the mailbox tree only, no messages)")
     .option('-g, --guid <guid>', 'only the mailbox with this GUID')
     .option('-x, --exclude <mask>', 'skip mailboxes matching this mask (* and % wildcards) or special-use (\\Trash); repeatable', collect)
     .option('-t, --since <date>', 'only copy messages received at or after DATE (UNIX seconds, 2024-01-31, or 30d ago)')
@@ -50,7 +50,7 @@ export function addPairOptions(cmd: Command): Command {
 }
 
 export function includeFrom(opts: PairCliOptions, separator: string): (m: MailboxStatus) => boolean {
-  return mailboxFilter({ mailbox: opts.mailbox, guid: opts.guid, excludes: opts.exclude }, separator);
+  return mailboxFilter({ mailbox: opts.mailbox === '' ? undefined : opts.mailbox, guid: opts.guid, excludes: opts.exclude }, separator);
 }
 
 export function messageFilterFrom(opts: PairCliOptions): MessageFilter | undefined {

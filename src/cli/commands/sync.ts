@@ -75,6 +75,7 @@ export function registerSyncCommand(program: Command, globals: () => GlobalOptio
           dryRun: opts.dryRun,
           include: includeFrom(opts, sep),
           messageFilter,
+          treeOnly: opts.mailbox === '',
           onEvent: log,
         });
         progress?.done();
