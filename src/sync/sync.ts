@@ -6,7 +6,7 @@
  */
 import { MailferryError } from '../model/errors.js';
 import type { MailboxName, MailboxStatus, MailStore, PairState, SaveRequest } from '../storage/store.js';
-import { planMailboxBackup } from './mailbox-plan.js';
+import { planMailboxBackup, sameFlags } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
 import { planTreeTwoWay, type SideTreeAction } from './tree-twoway.js';
 import { isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
@@ -193,7 +193,8 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
   }
   // After a run that saw changes under it, nothing may be skipped next time.
   // A filtered run leaves differences behind on purpose, so it proves nothing about being in sync.
-  if (!options.dryRun && !result.changedDuringSync && !options.messageFilter) {
+  // A one-way run leaves the destination's own changes unsent, so it proves nothing either.
+  if (!options.dryRun && !result.changedDuringSync && !options.messageFilter && mode === 'twoway') {
     await a.setPairState(b.storeId, newStateA);
     await b.setPairState(a.storeId, newStateB);
     result.state = newStateA;
@@ -219,7 +220,7 @@ async function syncMailbox(
       const [empty, full] = ma.messages.length === 0 ? [sideA, mb] : [sideB, ma];
       await empty.store.updateMailbox(empty.name, { uidValidity: full.uidValidity, restartUids: true });
     } else {
-      await mergeUidValidityConflict(sideA, sideB, ma.messages.length >= mb.messages.length, result);
+      await mergeUidValidityConflict(sideA, sideB, ma.messages.length >= mb.messages.length, result, before);
     }
     [ma, mb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
     before = undefined;
@@ -253,15 +254,44 @@ async function syncMailbox(
 
 /**
  * The same mailbox with two UIDVALIDITYs: keep the one with more messages (dsync's rule),
- * give it what only the other had, then rebuild the other from it.
+ * give it what only the other had, then rebuild the other from it. Expunge logs still count:
+ * what one side deliberately deleted is not carried back by the other. Flag changes the
+ * losing side made since the last sync are kept when the winner did not touch the message.
  */
-async function mergeUidValidityConflict(sideA: Bound, sideB: Bound, aWins: boolean, result: SyncResult): Promise<void> {
+async function mergeUidValidityConflict(sideA: Bound, sideB: Bound, aWins: boolean, result: SyncResult, before: PairState[string] | undefined): Promise<void> {
   const [winner, loser] = aWins ? [sideA, sideB] : [sideB, sideA];
   const [mw, ml] = [await winner.store.getMessages(winner.name), await loser.store.getMessages(loser.name)];
+  // The recorded modseqs still describe each side when its own UIDVALIDITY is the recorded one.
+  const recorded = (forA: boolean, uidValidity: number) => {
+    if (!before) return undefined;
+    const [v, hms] = forA ? [before.uidValidity, before.highestModseq] : [before.peerUidValidity, before.peerHighestModseq];
+    return v === uidValidity ? hms : undefined;
+  };
+  const winnerSynced = recorded(aWins, mw.uidValidity);
+  const loserSynced = recorded(!aWins, ml.uidValidity);
+  const winnerGone = new Set(mw.expunged.map((e) => e.guid));
+  const loserGone = new Set(ml.expunged.map((e) => e.guid));
+  const loserByGuid = new Map(ml.messages.map((m) => [m.guid, m]));
+  const winnerGuids = new Set(mw.messages.map((m) => m.guid));
+
+  const dropFromWinner = mw.messages.filter((m) => !loserByGuid.has(m.guid) && loserGone.has(m.guid)).map((m) => m.uid);
+  if (dropFromWinner.length > 0) await winner.store.expunge(winner.name, dropFromWinner);
+  result.expunged += dropFromWinner.length;
+  const flagUpdates = mw.messages.flatMap((m) => {
+    const l = loserByGuid.get(m.guid);
+    if (!l || sameFlags(m, l)) return [];
+    const loserChanged = loserSynced === undefined || l.modseq > loserSynced;
+    const winnerChanged = winnerSynced === undefined || m.modseq > winnerSynced;
+    return loserChanged && !winnerChanged ? [{ uid: m.uid, flags: [...l.flags], keywords: [...l.keywords] }] : [];
+  });
+  if (flagUpdates.length > 0) await winner.store.updateFlags(winner.name, flagUpdates);
+  result.flagUpdates += flagUpdates.length;
+
+  const incoming = ml.messages.filter((m) => !winnerGuids.has(m.guid) && !winnerGone.has(m.guid));
   const none = new Set<string>();
   const intoWinner = planTwoWay(
-    { uidValidity: ml.uidValidity, uidNext: ml.uidNext, messages: ml.messages, expunged: none },
-    { uidValidity: mw.uidValidity, uidNext: mw.uidNext, messages: mw.messages, expunged: none },
+    { uidValidity: ml.uidValidity, uidNext: ml.uidNext, messages: incoming, expunged: none },
+    { uidValidity: mw.uidValidity, uidNext: mw.uidNext, messages: mw.messages.filter((m) => !dropFromWinner.includes(m.uid)), expunged: none },
     'oneway',
   );
   await applySaves({ ...winner, peer: loser.store, peerName: loser.name }, intoWinner.b, result);

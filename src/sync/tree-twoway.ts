@@ -1,14 +1,21 @@
 /**
  * Planning the mailbox trees of a two-way sync: pure, no I/O. Mailboxes follow their GUIDs:
- * a rename on one side is a rename on the other (the later rename wins when both renamed;
- * a side whose log shows it renaming the mailbox away from the other side's current name
- * wins outright, since only it changed the name: timestamps are whole seconds and clocks of
- * two stores differ, so a rename made in the same second as the sync that created the
- * mailbox on the other side must not lose to that create),
- * a delete logged on one side deletes the same GUID on the other unless it was renamed or
- * created there after the delete, and a mailbox only one side has is created on the other
- * with the same GUID and UIDVALIDITY. Two unrelated mailboxes with the same name (both sides
- * auto-created `Sent`) become one: the numerically larger GUID wins, as in dsync.
+ * - a rename on one side is a rename on the other. A side whose log shows it renaming the
+ *   mailbox away from the other side's current name wins outright (only it changed the name);
+ *   otherwise the later rename wins and the master (A) breaks ties. Timestamps are whole
+ *   seconds and two stores' clocks differ, so a rename made in the same second as the sync
+ *   that created the mailbox on the other side must not lose to that create.
+ * - a delete logged on one side deletes the same GUID on the other unless it was renamed or
+ *   created there after the delete (a rename in the same second is not after it).
+ * - a mailbox only one side has is created on the other with the same GUID and UIDVALIDITY.
+ * - two unrelated mailboxes with the same name (both sides auto-created `Sent`) become one:
+ *   the numerically larger GUID wins, as in dsync; but not when the other side deleted one of
+ *   them (a folder deleted and made again under its old name is a new folder).
+ * - two different mailboxes bound for one name (A renamed a folder to the name B gave a new
+ *   one) both survive: the larger GUID keeps the name, the other becomes `name-<guid prefix>`
+ *   on both sides, so the sides never fight over the name run after run.
+ * - subscriptions: the later change wins; in the same second, the side whose log shows it
+ *   leaving the other side's state; with no record either way, subscribed wins.
  */
 import { mailboxKey, type MailboxListChange, type MailboxName, type MailboxStatus } from '../storage/store.js';
 
@@ -157,43 +164,99 @@ export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'onewa
   const byGuidB = new Map(b.mailboxes.map((m) => [m.guid, m]));
   const byNameA = new Map(a.mailboxes.map((m) => [mailboxKey(m.name), m]));
   const byNameB = new Map(b.mailboxes.map((m) => [mailboxKey(m.name), m]));
+
+  const final = new Map<string, Destination>();
+  const setGuid: TreePlan = { a: [], b: [] };
+  const deletes: TreePlan = { a: [], b: [] };
+  /** GUID -> name on each side once its GUID changes are applied. */
+  const now = { a: new Map(a.mailboxes.map((m) => [m.guid, m.name])), b: new Map(b.mailboxes.map((m) => [m.guid, m.name])) };
+
+  // Same name, unrelated GUIDs, neither GUID known to the other side: one mailbox. Not when
+  // the other side deleted one of them: a folder deleted and made again under its old name
+  // is a new folder, and the old one's mail must not come back into it.
   const unified = new Set<string>();
   for (const ma of a.mailboxes) {
     const mb = byNameB.get(mailboxKey(ma.name));
     if (!mb || mb.guid === ma.guid || byGuidB.has(ma.guid) || byGuidA.has(mb.guid)) continue;
+    if (!oneway && (deletedAt(a, mb.guid) !== undefined || deletedAt(b, ma.guid) !== undefined)) continue;
     const winner = oneway || isInbox(ma.name) ? ma.guid : ma.guid > mb.guid ? ma.guid : mb.guid;
-    if (winner === ma.guid) plan.b.push({ type: 'set-guid', name: mb.name, guid: ma.guid });
-    else plan.a.push({ type: 'set-guid', name: ma.name, guid: mb.guid });
+    if (winner === ma.guid) {
+      setGuid.b.push({ type: 'set-guid', name: mb.name, guid: ma.guid });
+      now.b.delete(mb.guid);
+      now.b.set(ma.guid, mb.name);
+    } else {
+      setGuid.a.push({ type: 'set-guid', name: ma.name, guid: mb.guid });
+      now.a.delete(ma.guid);
+      now.a.set(mb.guid, ma.name);
+    }
+    final.set(winner, { name: ma.name, from: winner === ma.guid ? ma : mb });
     unified.add(ma.guid).add(mb.guid);
   }
+
   for (const ma of a.mailboxes) {
     if (unified.has(ma.guid)) continue;
     const mb = byGuidB.get(ma.guid);
     if (mb) {
-      if (mailboxKey(ma.name) === mailboxKey(mb.name)) continue;
-      const aWins = oneway || lastMoved(a, ma.guid) >= lastMoved(b, mb.guid);
-      if (aWins) plan.b.push({ type: 'rename', guid: ma.guid, to: ma.name });
-      else plan.a.push({ type: 'rename', guid: ma.guid, to: mb.name });
+      const awayA = renamedAwayFrom(a, ma.guid, mb.name);
+      const awayB = renamedAwayFrom(b, mb.guid, ma.name);
+      const aWins = oneway || mailboxKey(ma.name) === mailboxKey(mb.name) || (awayA !== awayB ? awayA : lastMoved(a, ma.guid) >= lastMoved(b, mb.guid));
+      final.set(ma.guid, { name: aWins ? ma.name : mb.name, from: ma });
       continue;
     }
     const gone = deletedAt(b, ma.guid);
     if (!oneway && gone !== undefined && lastMoved(a, ma.guid) <= gone && !isInbox(ma.name)) {
-      plan.a.push({ type: 'delete', guid: ma.guid, name: ma.name });
+      deletes.a.push({ type: 'delete', guid: ma.guid, name: ma.name });
+      now.a.delete(ma.guid);
     } else {
-      plan.b.push({ type: 'create', name: ma.name, guid: ma.guid, uidValidity: ma.uidValidity, specialUse: ma.specialUse });
+      final.set(ma.guid, { name: ma.name, from: ma });
     }
   }
-  if (!oneway) {
-    for (const mb of b.mailboxes) {
-      if (unified.has(mb.guid) || byGuidA.has(mb.guid)) continue;
-      const gone = deletedAt(a, mb.guid);
-      if (gone !== undefined && lastMoved(b, mb.guid) <= gone && !isInbox(mb.name)) {
-        plan.b.push({ type: 'delete', guid: mb.guid, name: mb.name });
-      } else {
-        plan.a.push({ type: 'create', name: mb.name, guid: mb.guid, uidValidity: mb.uidValidity, specialUse: mb.specialUse });
-      }
+  for (const mb of b.mailboxes) {
+    if (unified.has(mb.guid) || byGuidA.has(mb.guid)) continue;
+    const gone = deletedAt(a, mb.guid);
+    if (!oneway && gone !== undefined && lastMoved(b, mb.guid) <= gone && !isInbox(mb.name)) {
+      deletes.b.push({ type: 'delete', guid: mb.guid, name: mb.name });
+      now.b.delete(mb.guid);
+    } else {
+      final.set(mb.guid, { name: mb.name, from: mb });
     }
   }
+
+  // Two mailboxes bound for one name (A renamed a folder to the name B gave a new one):
+  // one keeps it, the other moves aside on both sides.
+  const taken = new Set<string>([...a.mailboxes, ...b.mailboxes].map((m) => mailboxKey(m.name)));
+  for (const d of final.values()) taken.add(mailboxKey(d.name));
+  const claims = new Map<string, string[]>();
+  for (const [guid, d] of final) claims.set(mailboxKey(d.name), [...(claims.get(mailboxKey(d.name)) ?? []), guid]);
+  for (const [key, guids] of claims) {
+    if (guids.length < 2) continue;
+    const ownA = byNameA.get(key)?.guid;
+    const keeper = oneway && ownA !== undefined && guids.includes(ownA) ? ownA : guids.reduce((x, y) => (x > y ? x : y));
+    for (const guid of guids) {
+      if (guid === keeper) continue;
+      const d = final.get(guid)!;
+      if (isInbox(d.name)) continue;
+      const name = uniqueName(d.name, guid, taken);
+      taken.add(mailboxKey(name));
+      final.set(guid, { ...d, name });
+    }
+  }
+
+  for (const side of oneway ? (['b'] as const) : (['a', 'b'] as const)) {
+    plan[side].push(...setGuid[side], ...deletes[side]);
+    const wanted = new Map<string, MailboxName>();
+    for (const guid of now[side].keys()) {
+      const d = final.get(guid);
+      if (d) wanted.set(guid, d.name);
+    }
+    plan[side].push(...orderedRenames(now[side], wanted, taken));
+    for (const [guid, d] of final) {
+      if (!now[side].has(guid)) plan[side].push({ type: 'create', name: d.name, guid, uidValidity: d.from.uidValidity, specialUse: d.from.specialUse });
+    }
+  }
+
+  // Subscriptions: the later change wins; in the same second, the side that is logged leaving
+  // the other side's state wins; with no record either way, subscribed wins.
   const names = new Map<string, MailboxName>();
   for (const m of [...a.mailboxes, ...b.mailboxes]) names.set(mailboxKey(m.name), m.name);
   for (const [key, name] of names) {
@@ -202,7 +265,14 @@ export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'onewa
     if (sa === sb) continue;
     const ta = lastSubscriptionChange(a, name);
     const tb = lastSubscriptionChange(b, name);
-    const want = oneway ? sa || sb : ta === tb ? true : ta > tb ? sa : sb;
+    let want: boolean;
+    if (oneway) want = sa || sb;
+    else if (ta !== tb) want = ta > tb ? sa : sb;
+    else {
+      const leftA = leftSubscriptionState(a, name, sb);
+      const leftB = leftSubscriptionState(b, name, sa);
+      want = leftA !== leftB ? (leftA ? sa : sb) : true;
+    }
     if (sa !== want && !oneway) plan.a.push({ type: 'subscribe', name, subscribed: want });
     if (sb !== want) plan.b.push({ type: 'subscribe', name, subscribed: want });
   }
