@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import { grantDovecotAccess } from '../test/support/dovecot.js';
 import { applyChanges, applyDelta, planChanges, type ChangePlan } from './changes.js';
 import { checkPair } from './check.js';
-import { DATA_DIR, warmCache, workCopy, type Dataset } from './data.js';
+import type { Dataset } from './data.js';
 import { tally, type Tally } from './maildir-files.js';
 import { flushDisks, sleep } from './measure.js';
 import type { Fsync, Op, PairContext, Tool } from './tools.js';
+import { DATA_DIR, warmCache, workCopy } from './workspace.js';
 
 export interface CaseDef { id: string; title: string; op: Op; reference: string }
 

@@ -10,15 +10,15 @@
  * elsewhere, so both tools start from Dovecot's plain files (uidlist, keywords, subscriptions)
  * and each builds its own index during its first run, as it would on a real account.
  */
-import { chmodSync, chownSync, copyFileSync, existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseLocation } from '../src/config/location.js';
+import { parseMaildirLocation } from '../src/config/location.js';
 import { MaildirStore } from '../src/storage/maildir/maildir-store.js';
 import type { SaveRequest, SystemFlag } from '../src/storage/store.js';
 import { req } from '../test/contract/store-contract.js';
 import { corpusMessages } from '../test/support/corpus.js';
+import { DATA_DIR, removeTree, walk } from './workspace.js';
 
-export const DATA_DIR = join(import.meta.dirname, 'data');
 /** Bump when the generated data changes shape, so stale caches are rebuilt. */
 const DATA_VERSION = 1;
 
@@ -102,10 +102,10 @@ function pickFolder(folders: string[], isSpam: boolean, r: () => number): string
 
 async function build(ds: Dataset, total: number): Promise<void> {
   const dir = join(DATA_DIR, ds.name);
-  rmSync(dir, { recursive: true, force: true });
+  removeTree(dir);
   mkdirSync(dir, { recursive: true });
   const buildIndex = join(dir, 'build-index');
-  const store = MaildirStore.open(parseLocation(`maildir:${ds.master}:INDEX=${buildIndex}`), { create: true, fsync: false, warn: () => {} });
+  const store = MaildirStore.open(parseMaildirLocation(`maildir:${ds.master}:INDEX=${buildIndex}`), { create: true, fsync: false, warn: () => {} });
   const mail = cleanCorpus();
   // Which corpus messages are spam: the list is sorted easy-ham-1, easy-ham-2, hard-ham-1, spam-1, spam-2.
   const firstSpam = 2500 + 1400 + 250;
@@ -128,7 +128,7 @@ async function build(ds: Dataset, total: number): Promise<void> {
     for (let i = 0; i < reqs.length; i += 2000) await store.saveMessages(f.split('.'), reqs.slice(i, i + 2000));
   }
   await store.close();
-  rmSync(buildIndex, { recursive: true, force: true });
+  rmSync(buildIndex, { recursive: true, force: true }); // a few files: not worth a stamp
   // Message files are shared by hard links between work copies, and doveadm runs as nobody.
   shareMessages(ds.master);
   let bytes = 0;
@@ -138,15 +138,6 @@ async function build(ds: Dataset, total: number): Promise<void> {
   ds.bytes = bytes;
   ds.messages = total;
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ version: DATA_VERSION, messages: total, bytes, folders: ds.folders }, null, 1));
-}
-
-/** Calls fn for every file under dir; isMsg says it is a message (its parent is cur/ or new/). */
-function walk(dir: string, fn: (path: string, isMsg: boolean) => void): void {
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) walk(p, fn);
-    else fn(p, dir.endsWith('/cur') || dir.endsWith('/new'));
-  }
 }
 
 export async function dataset(name: Dataset['name'], log: (s: string) => void): Promise<Dataset> {
@@ -165,30 +156,6 @@ export async function dataset(name: Dataset['name'], log: (s: string) => void): 
   return ds;
 }
 
-/**
- * A private working copy of the master: directories and the small metadata files (uidlist,
- * keywords, subscriptions; both tools append to or rewrite them) are real copies, message files
- * are hard links (both tools only ever rename or unlink them, never write them in place). This
- * keeps a 100k copy at ~1 s instead of rewriting 0.5 GB each repetition. `owner` chowns the
- * directories and copied files (doveadm's side runs as nobody).
- */
-export function workCopy(master: string, dest: string, owner?: { uid: number; gid: number }): void {
-  const copyDir = (from: string, to: string, msgDir: boolean): void => {
-    mkdirSync(to);
-    if (owner) chownSync(to, owner.uid, owner.gid);
-    for (const e of readdirSync(from, { withFileTypes: true })) {
-      const a = join(from, e.name), b = join(to, e.name);
-      if (e.isDirectory()) copyDir(a, b, e.name === 'cur' || e.name === 'new');
-      else if (msgDir) linkSync(a, b);
-      else {
-        copyFileSync(a, b);
-        if (owner) chownSync(b, owner.uid, owner.gid);
-      }
-    }
-  };
-  copyDir(master, dest, false);
-}
-
 /** World-readable message files in the master (see workCopy); idempotent, cheap once done. */
 export function shareMessages(master: string): void {
   walk(master, (p, isMsg) => {
@@ -196,9 +163,4 @@ export function shareMessages(master: string): void {
     const st = lstatSync(p);
     if ((st.mode & 0o044) !== 0o044) chmodSync(p, (st.mode & 0o777) | 0o044);
   });
-}
-
-/** Reads every file under dir once, so it is in the page cache. */
-export function warmCache(dir: string): void {
-  walk(dir, (p) => void readFileSync(p));
 }

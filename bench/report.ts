@@ -29,8 +29,8 @@ export interface CaseSummary { id: string; title: string; reference: string; mai
 export interface SeriesSummary {
   dataset: string; messages: number; bytes: number; folders: number; fsync: Fsync; repetitions: number;
   changesPerSide: number; cases: CaseSummary[];
-  /** 1-minute load average when the series started and ended; above half the CPUs, something else ran. */
-  loadAverage?: [number, number];
+  /** CPU time other processes used while the series ran (see ForeignCpu). */
+  otherCpu?: { seconds: number; wallSeconds: number };
 }
 
 function summarize(samples: Sample[], tool: Tool['id'], caseId: string, messages: number): ToolSummary | undefined {
@@ -73,8 +73,9 @@ export function formatSeries(s: SeriesSummary, doveadmMissing: boolean): string 
   const size = `${s.messages} messages, ${(s.bytes / 1e6).toFixed(1)} MB, ${s.folders} folders`;
   lines.push(`== ${s.dataset} (${size}) | mail_fsync=${s.fsync} on BOTH tools | ${s.repetitions} repetitions, median wall seconds ==`);
   const head = [pad('case', 48), lpad('mailferry', 10), lpad('doveadm', 10), lpad('mf/dv', 7), lpad('mf RSS MB', 10), lpad('dv RSS MB', 10), lpad('mf msg/s', 9), lpad('dv msg/s', 9), lpad('correct mf', 11), lpad('dv', 5)];
-  if (s.loadAverage && Math.max(...s.loadAverage) > cpus().length / 2) {
-    lines.push(`   WARNING: load average ${s.loadAverage.join(' -> ')} during this series: another process competed for the CPUs; times are noisy`);
+  // More than 5% of one CPU on average: enough to show in the sub-second cases.
+  if (s.otherCpu && s.otherCpu.seconds > 0.05 * s.otherCpu.wallSeconds) {
+    lines.push(`   WARNING: other processes used ${s.otherCpu.seconds} CPU-s during this ${s.otherCpu.wallSeconds} s series (${cpus().length} CPUs): times are noisy`);
   }
   lines.push(head.join(' '));
   for (const c of s.cases) {

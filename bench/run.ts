@@ -4,26 +4,29 @@
  *   npm run bench -- --quick    corpus, mail_fsync=never, 3 repetitions (under two minutes)
  *   npm run bench -- --reps N   N repetitions for every series
  *   npm run bench -- --only big only the series of one data set (corpus or big)
+ *   npm run bench -- --no-wait  do not wait out the slow file creation after a recent run's cleanup
  * Progress goes to stderr, the tables to stdout, everything to bench/results/latest.json.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { runSeries } from './cases.js';
-import { DATA_DIR, dataset, type Dataset } from './data.js';
-import { flushDisks, median, rssMethod, waitForCheapCreates } from './measure.js';
+import { dataset, type Dataset } from './data.js';
+import { flushDisks, ForeignCpu, median, rssMethod, sleep } from './measure.js';
 import { formatNotMeasurable, formatSeries, summarizeSeries, type SeriesSummary } from './report.js';
 import { CLI, doveadmTool, findReferences, mailferry, type Fsync, type Tool } from './tools.js';
+import { DATA_DIR, msUntilDeletionSettled, RECENT_DELETE_MS, retireWork } from './workspace.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
+const noWait = args.includes('--no-wait');
 const valueOf = (flag: string) => (args.includes(flag) ? args[args.indexOf(flag) + 1] : undefined);
 const repsArg = valueOf('--reps') === undefined ? undefined : Number(valueOf('--reps'));
 const only = valueOf('--only');
-const unknown = args.filter((a, i) => !['--quick', '--reps', '--only'].includes(a) && !['--reps', '--only'].includes(args[i - 1]!));
+const unknown = args.filter((a, i) => !['--quick', '--no-wait', '--reps', '--only'].includes(a) && !['--reps', '--only'].includes(args[i - 1]!));
 if (unknown.length || (repsArg !== undefined && !(repsArg >= 1)) || (only !== undefined && only !== 'corpus' && only !== 'big')) {
-  console.error(`usage: node --import tsx bench/run.ts [--quick] [--reps N] [--only corpus|big]   (bad: ${unknown.join(' ')})`);
+  console.error(`usage: node --import tsx bench/run.ts [--quick] [--reps N] [--only corpus|big] [--no-wait]   (bad: ${unknown.join(' ')})`);
   process.exit(64);
 }
 
@@ -57,11 +60,8 @@ function nodeStartupMs(): number {
 async function main(): Promise<void> {
   const started = Date.now();
   const work = join(DATA_DIR, 'work');
-  if (existsSync(work)) {
-    log('removing bench/data/work/ left by an earlier run');
-    rmSync(work, { recursive: true, force: true });
-    flushDisks();
-  }
+  // Leftovers of an earlier run (a failed one keeps its copies) go to the trash, undeleted.
+  if (existsSync(work)) log(`bench/data/work/ left by an earlier run: ${retireWork(work, 'quick')}`);
   const refs = await findReferences();
   const tools: Tool[] = [mailferry, ...(refs.dovecot ? [doveadmTool(refs.dovecot)] : [])];
   const env = {
@@ -78,8 +78,8 @@ async function main(): Promise<void> {
     nodeStartupMs: +nodeStartupMs().toFixed(1),
     loadAverageAtStart: +loadavg()[0]!.toFixed(2),
     loadAverageAtEnd: NaN,
-    fileCreateUs: NaN,
-    waitedForCheapCreatesSeconds: 0,
+    waitedAfterDeletionSeconds: 0,
+    otherProcessesCpuSeconds: 0,
   };
   const notes = [
     'Durability is equal on both sides of every table: mail_fsync=never means neither tool fsyncs (`-o mail_fsync=never` for both);' +
@@ -94,7 +94,11 @@ async function main(): Promise<void> {
     'A tool that exits 2 ("done, but run again"; both tools define it) is run again at once, up to 3 runs, and the case costs the sum; the table says when.',
     'Case 3: per side 1% of the account (40% new mail delivered into new/, 40% flag changes by rename, 20% expunges by unlink), on different messages per side, made behind both tools\' backs.',
     'Every run is checked (counts per flag/keyword per mailbox on disk, and `mailferry mailbox status` on both sides with a scratch index); wrong runs are excluded from the medians and reported.',
-    `msg/s = messages in the account / median seconds. RSS = highest peak over the repetitions, via ${env.rss}. Page cache is warm (the data fits in RAM).`,
+    `msg/s = messages in the account / median seconds. RSS = highest peak over the repetitions, via ${env.rss}.`,
+    'Page cache: this VM pages out cold cache on its own (DAMON), so the source is read in before each case-1 run; the incremental cases run on whatever is cached.',
+    'Measuring starts >= 6 min after the last deletion of bench files: on this journal-less ext4, file creation is 4-30x slower for minutes after mass deletes (see bench/data.ts);' +
+      ' so finished runs\' copies are moved to bench/data/trash/, which is emptied only after a full run or every 5th run.' +
+      ' CPU used by other processes during each series is measured; a table says when it was more than 5% of a CPU.',
     ...(quick ? ['Quick mode: corpus with mail_fsync=never only; `npm run bench` adds mail_fsync=optimized and the 100k account.']
       : ['The 100k account runs with mail_fsync=never only: with fsync on, case 1 alone takes minutes per tool and repetition here.']),
     ...refs.notes,
@@ -102,24 +106,28 @@ async function main(): Promise<void> {
   out(`mailferry benchmark (${quick ? 'quick' : 'full'}) ${env.date}`);
   out(`machine: ${env.cpu}, ${env.memoryGB} GB RAM, Linux ${env.kernel}, ${env.filesystem}; node ${env.node}; mailferry ${env.mailferry}; Dovecot ${env.dovecot}`);
   for (const n of notes) out(`- ${n}`);
-  // Both tools suffer alike from a busy machine (they alternate), but the spread grows.
-  if (env.loadAverageAtStart > 0.5 * cpus().length) out(`- WARNING: load average ${env.loadAverageAtStart} at start on ${cpus().length} CPUs: something else is running, timings are noisy.`);
   out();
 
   const series: SeriesSummary[] = [];
   try {
     for (const p of plan) {
       const ds = await dataset(p.data, log);
-      const probe = await waitForCheapCreates(join(work, 'probe'), log, quick ? 45 : 420);
-      env.fileCreateUs = +probe.us.toFixed(1);
-      env.waitedForCheapCreatesSeconds += Math.round(probe.waited);
-      if (probe.us >= 120) out(`- WARNING: file creation still costs ${probe.us.toFixed(0)} µs (normal ~30) after waiting ${probe.waited.toFixed(0)} s; case 1 times are inflated.`);
+      const wait = msUntilDeletionSettled();
+      if (wait > 0 && noWait) out(`- WARNING (--no-wait): bench files were deleted ${((RECENT_DELETE_MS - wait) / 1000).toFixed(0)} s ago; file creation, and so case 1, is slower than normal.`);
+      if (wait > 0 && !noWait) {
+        log(`waiting ${(wait / 1000).toFixed(0)} s: bench files were deleted recently, and on this journal-less ext4 file creation stays slow for ~6 minutes after (see bench/data.ts)`);
+        await sleep(wait);
+        env.waitedAfterDeletionSeconds += Math.round(wait / 1000);
+      }
+      const foreign = new ForeignCpu();
+      foreign.start();
       const reps = repsArg ?? p.reps;
       log(`series ${p.data} mail_fsync=${p.fsync}, ${reps} repetitions (${tools.map((t) => t.id).join(', ')})`);
-      const load0 = +loadavg()[0]!.toFixed(2);
+      const seriesStart = Date.now();
       const { samples, changesPerSide } = await runSeries(ds, p.fsync, reps, tools, log);
       const s = summarizeSeries(ds, p.fsync, reps, samples, changesPerSide);
-      s.loadAverage = [load0, +loadavg()[0]!.toFixed(2)];
+      s.otherCpu = { seconds: +foreign.stop().toFixed(1), wallSeconds: Math.round((Date.now() - seriesStart) / 1000) };
+      env.otherProcessesCpuSeconds += s.otherCpu.seconds;
       series.push(s);
       out(formatSeries(s, !refs.dovecot));
       out();
@@ -130,7 +138,7 @@ async function main(): Promise<void> {
   out(formatNotMeasurable());
   out();
   env.loadAverageAtEnd = +loadavg()[0]!.toFixed(2);
-  out(`load average: ${env.loadAverageAtStart} at start, ${env.loadAverageAtEnd} at end; file creation ${env.fileCreateUs} µs before the last series (waited ${env.waitedForCheapCreatesSeconds} s for it to be cheap)`);
+  out(`load average ${env.loadAverageAtStart} at start, ${env.loadAverageAtEnd} at end; other processes used ${env.otherProcessesCpuSeconds.toFixed(1)} CPU-s during the series; waited ${env.waitedAfterDeletionSeconds} s after a recent cleanup`);
   const commands = Object.fromEntries(tools.flatMap((t) => (['backup', 'sync'] as const).map((op) => [`${t.id} ${op}`, t.describe(op, 'never')])));
   const result = { mode: quick ? 'quick' : 'full', env, notes, commands, series, notMeasurable: formatNotMeasurable().split('\n'), wallSeconds: (Date.now() - started) / 1000 };
   const dir = join(import.meta.dirname, 'results');
@@ -143,8 +151,7 @@ async function main(): Promise<void> {
     out('SOME RUNS WERE WRONG: see the lines marked WRONG; their copies are under bench/data/work/');
     process.exitCode = 1;
   } else {
-    // Last, and synced: the next run's probe waits out the slow creates this leaves behind.
-    rmSync(work, { recursive: true, force: true });
+    log(`this run's copies: ${retireWork(work, quick ? 'quick' : 'full')}`);
     flushDisks();
   }
 }
