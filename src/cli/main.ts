@@ -23,6 +23,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('Synchronize, back up and migrate mailboxes between Maildir, mbox and IMAP, keeping Dovecot metadata')
     .version(version)
     .option('-o <setting=value>', 'override a setting (mail_fsync=always|optimized|never, lock_timeout=SECS)', collect, [])
+    .option('--password-file <file>', 'read the password for an IMAP location from the first line of FILE (or set MAILFERRY_PASSWORD)')
     .option('-D, --debug', 'debug output')
     .option('-v, --verbose', 'verbose output')
     .showHelpAfterError('(run mailferry --help for usage)')

@@ -11,11 +11,12 @@ export interface GlobalOptions {
   o: string[];
   debug?: boolean;
   verbose?: boolean;
+  passwordFile?: string;
 }
 
 export async function withStore(location: string, globals: GlobalOptions, fn: (store: MailStore) => Promise<void>): Promise<void> {
-  const settings = parseSettings(globals.o);
-  const store = openStore(location, storeOptions(settings));
+  const settings = parseSettings(globals.o, globals.passwordFile);
+  const store = await openStore(location, storeOptions(settings));
   try {
     await fn(store);
   } finally {

@@ -2,18 +2,20 @@
  * `-o setting=value` overrides, named as Dovecot names the same knobs.
  */
 import { usageError } from '../model/errors.js';
-import type { MaildirStoreOptions } from '../storage/maildir/maildir-store.js';
+import type { OpenStoreOptions } from '../storage/open-store.js';
 
 export interface Settings {
   mail_location?: string;
   mail_fsync: 'always' | 'optimized' | 'never';
   lock_timeout: number;
+  /** From the global --password-file: the password for an IMAP location, first line of the file. */
+  password_file?: string;
 }
 
 const DEFAULTS: Settings = { mail_fsync: 'optimized', lock_timeout: 30 };
 
-export function parseSettings(overrides: readonly string[]): Settings {
-  const settings: Settings = { ...DEFAULTS };
+export function parseSettings(overrides: readonly string[], passwordFile?: string): Settings {
+  const settings: Settings = { ...DEFAULTS, password_file: passwordFile };
   for (const o of overrides) {
     const eq = o.indexOf('=');
     if (eq <= 0) throw usageError(`invalid -o '${o}': expected setting=value`);
@@ -42,6 +44,6 @@ export function parseSettings(overrides: readonly string[]): Settings {
   return settings;
 }
 
-export function storeOptions(settings: Settings): MaildirStoreOptions {
-  return { fsync: settings.mail_fsync !== 'never', lockTimeoutSeconds: settings.lock_timeout };
+export function storeOptions(settings: Settings): OpenStoreOptions {
+  return { fsync: settings.mail_fsync !== 'never', lockTimeoutSeconds: settings.lock_timeout, passwordFile: settings.password_file };
 }

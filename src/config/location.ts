@@ -1,10 +1,12 @@
 /**
  * Mail location strings, written the way Dovecot writes `mail_location`:
- * `maildir:~/Maildir[:LAYOUT=fs][:INBOX=path][:INDEX=path]`.
+ * `maildir:~/Maildir[:LAYOUT=fs][:INBOX=path][:INDEX=path]`, `mbox:~/mail[:INBOX=/var/mail/u]`,
+ * or an IMAP URL (`imap://user@host`, `imaps://...`, see imap-location.ts).
  */
 import { homedir } from 'node:os';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { usageError } from '../model/errors.js';
+import { parseImapLocation, type ImapLocation } from './imap-location.js';
 
 export interface MaildirLocation {
   kind: 'maildir';
@@ -18,7 +20,21 @@ export interface MaildirLocation {
   indexDir: string;
 }
 
-export type MailLocation = MaildirLocation;
+export interface MboxLocation {
+  kind: 'mbox';
+  raw: string;
+  /** Directory holding the folder tree: one mbox file per mailbox, subfolders as directories. */
+  root: string;
+  /** The INBOX mbox file: ROOT/inbox unless INBOX= names another file (a spool). */
+  inbox: string;
+  /**
+   * Directory holding mailferry's change index. Dovecot lists every non-hidden file under an
+   * mbox root as a mailbox, so the default is the hidden ROOT/.mailferry, not the root itself.
+   */
+  indexDir: string;
+}
+
+export type MailLocation = MaildirLocation | MboxLocation | ImapLocation;
 
 function expandHome(path: string, home: string): string {
   if (path === '~') return home;
@@ -27,17 +43,19 @@ function expandHome(path: string, home: string): string {
 }
 
 export function parseLocation(raw: string, home: string = process.env.HOME ?? homedir()): MailLocation {
+  if (/^imaps?:\/\//i.test(raw)) return parseImapLocation(raw, home);
   const colon = raw.indexOf(':');
   if (colon <= 0) {
     throw usageError(`invalid mail location '${raw}': expected TYPE:PATH, e.g. maildir:~/Maildir`);
   }
   const type = raw.slice(0, colon).toLowerCase();
   const [pathPart = '', ...params] = raw.slice(colon + 1).split(':');
-  if (type !== 'maildir') {
-    throw usageError(`unsupported mail location type '${type}' in '${raw}' (supported: maildir)`);
+  if (type !== 'maildir' && type !== 'mbox') {
+    throw usageError(`unsupported mail location type '${type}' in '${raw}' (supported: maildir:, mbox:, imap://, imaps://)`);
   }
   if (pathPart === '') throw usageError(`invalid mail location '${raw}': the path is empty`);
   const root = resolve(expandHome(pathPart, home));
+  if (type === 'mbox') return parseMboxParams(raw, root, params, home);
   const location: MaildirLocation = { kind: 'maildir', raw, root, layout: 'maildir++', inbox: root, indexDir: root };
   for (const param of params) {
     const eq = param.indexOf('=');
@@ -68,4 +86,50 @@ export function parseLocation(raw: string, home: string = process.env.HOME ?? ho
     }
   }
   return location;
+}
+
+function parseMboxParams(raw: string, root: string, params: string[], home: string): MboxLocation {
+  const location: MboxLocation = { kind: 'mbox', raw, root, inbox: join(root, 'inbox'), indexDir: join(root, '.mailferry') };
+  for (const param of params) {
+    const eq = param.indexOf('=');
+    const key = (eq < 0 ? param : param.slice(0, eq)).toUpperCase();
+    const value = eq < 0 ? '' : param.slice(eq + 1);
+    switch (key) {
+      case 'INBOX':
+        if (value === '') throw usageError(`empty INBOX= in mail location '${raw}'`);
+        location.inbox = resolve(expandHome(value, home));
+        break;
+      case 'INDEX':
+        if (value === '') throw usageError(`empty INDEX= in mail location '${raw}'`);
+        if (value !== 'MEMORY') location.indexDir = resolve(expandHome(value, home));
+        break;
+      case 'LAYOUT':
+      case 'CONTROL':
+      case 'VOLATILEDIR':
+      case 'UTF8':
+      case 'DIRNAME':
+        break;
+      default:
+        throw usageError(`unknown parameter '${key}' in mail location '${raw}'`);
+    }
+  }
+  return location;
+}
+
+/** A string naming the place a location's mail lives, to refuse syncing a location with itself. */
+export function locationIdentity(loc: MailLocation): string[] {
+  if (loc.kind === 'imap') return [`imap:${loc.user.toLowerCase()}@${loc.host.toLowerCase()}:${loc.port}`];
+  return [loc.root, loc.inbox];
+}
+
+/** Directory where `-l` takes its run lock for this location (its index or state directory). */
+export function lockDirOf(loc: MailLocation): string {
+  return loc.kind === 'imap' ? loc.stateDir : loc.indexDir;
+}
+
+/** Parses a location that must be a Maildir (tools and tests that open a MaildirStore directly). */
+export function parseMaildirLocation(raw: string): MaildirLocation {
+  const loc = parseLocation(raw);
+  if (loc.kind !== 'maildir') throw usageError(`'${raw}' is not a maildir: location`);
+  return loc;
 }

@@ -2,15 +2,27 @@
  * Opens the store a mail location names. The one place that knows every backend.
  */
 import { parseLocation } from '../config/location.js';
+import { usageError } from '../model/errors.js';
 import { MaildirStore, type MaildirStoreOptions } from './maildir/maildir-store.js';
 import type { MailStore } from './store.js';
 
 export interface OpenStoreOptions extends MaildirStoreOptions {
   /** Create the location when it does not exist (a sync destination); reading never creates. */
   create?: boolean;
+  /** Password for an IMAP location: the first line of this file (else MAILFERRY_PASSWORD, else a prompt on a TTY). */
+  passwordFile?: string;
+  /** Seconds an I/O operation on a remote store may stall before the run fails with exit 75 (-T). */
+  ioTimeoutSeconds?: number;
 }
 
-export function openStore(location: string, options: OpenStoreOptions = {}): MailStore {
+export async function openStore(location: string, options: OpenStoreOptions = {}): Promise<MailStore> {
   const loc = parseLocation(location);
-  return MaildirStore.open(loc, options);
+  switch (loc.kind) {
+    case 'maildir':
+      return MaildirStore.open(loc, options);
+    case 'mbox':
+      throw usageError(`mbox locations are not supported by this build ('${location}')`);
+    case 'imap':
+      throw usageError(`IMAP locations are not supported by this build ('${location}')`);
+  }
 }

@@ -149,6 +149,14 @@ export interface MailStore {
   readonly storeId: string;
   /** The hierarchy separator for showing and parsing names (`.` for Maildir++, `/` for LAYOUT=fs). */
   readonly separator: string;
+  /**
+   * True when message GUIDs are the store's own and survive every client (Maildir basenames,
+   * Dovecot's X-GUID). False when they are header hashes or kept only in mailferry's side index
+   * (mbox, IMAP servers without X-GUID): the engine then also matches messages by header hash
+   * and hands the matched GUIDs to {@link MailStore.adoptGuids}, so a first sync of two sides
+   * that already hold the same mail does not duplicate it.
+   */
+  readonly nativeGuids: boolean;
 
   /** Every mailbox with its status, plus the mailbox-list change log. */
   listMailboxes(): Promise<MailboxList>;
@@ -164,6 +172,18 @@ export interface MailStore {
 
   /** The raw message as stored (Maildir and mbox keep LF line ends). Rejects with NotFound for an unknown UID. */
   openMessage(name: MailboxName, uid: number): Promise<Readable>;
+
+  /**
+   * The header hash (see model/header-hash.ts) of each asked-for message, read from its header.
+   * UIDs that no longer exist are left out of the result.
+   */
+  messageHashes(name: MailboxName, uids: readonly number[]): Promise<Map<number, string>>;
+
+  /**
+   * Makes these messages carry these GUIDs from now on (kept in the side index). Only stores
+   * without native GUIDs need it; the others reject it.
+   */
+  adoptGuids?(name: MailboxName, guids: readonly { uid: number; guid: string }[]): Promise<void>;
 
   /** Saves messages in order; each is durable before its result is reported. */
   saveMessages(name: MailboxName, messages: Iterable<SaveRequest> | AsyncIterable<SaveRequest>): Promise<SavedMessage[]>;

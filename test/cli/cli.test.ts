@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseLocation } from '../../src/config/location.js';
+import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { message, req } from '../contract/store-contract.js';
 
@@ -26,7 +26,7 @@ describe('cli: mailbox list/status and fetch', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mailferry-cli-'));
     loc = `maildir:${join(dir, 'Maildir')}`;
-    const store = MaildirStore.open(parseLocation(loc), { create: true, fsync: false, warn: () => {} });
+    const store = MaildirStore.open(parseMaildirLocation(loc), { create: true, fsync: false, warn: () => {} });
     await store.createMailbox(['Sent Items']);
     await store.createMailbox(['Work', 'Q3']);
     await store.saveMessages(['INBOX'], [req(body, { flags: ['\\Seen'], keywords: ['$Label1'] }), req(message('two'))]);
@@ -77,7 +77,7 @@ describe('cli: mailbox list/status and fetch', () => {
 
   it('LAYOUT=fs shows / as the separator', async () => {
     const fsLoc = `maildir:${join(dir, 'fs')}:LAYOUT=fs`;
-    const store = MaildirStore.open(parseLocation(fsLoc), { create: true, fsync: false, warn: () => {} });
+    const store = MaildirStore.open(parseMaildirLocation(fsLoc), { create: true, fsync: false, warn: () => {} });
     await store.createMailbox(['a.b', 'c']);
     await store.close();
     const r = run('mailbox', 'list', fsLoc);

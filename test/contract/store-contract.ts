@@ -218,5 +218,26 @@ export function runStoreContract(target: ContractTarget): void {
       const m = (await s.getMessages(['INBOX'])).messages.find((x) => x.uid === saved!.uid)!;
       assert.deepEqual([...m.flags].sort(), [...flags].sort());
     });
+
+    test('header hashes depend on Date and Message-ID only; adopted GUIDs stick', async (s, reopen) => {
+      const [a, b, c] = await s.saveMessages(['INBOX'], [
+        req(message('same', 'body one\n')),
+        req(message('same', 'a different body\n', 'X-Extra: yes\n')),
+        req(message('other')),
+      ]);
+      const hashes = await s.messageHashes(['INBOX'], [a!.uid, b!.uid, c!.uid, 999]);
+      assert.equal(hashes.size, 3, 'a UID that does not exist is left out');
+      assert.match(hashes.get(a!.uid)!, /^[0-9a-f]{32}$/);
+      assert.equal(hashes.get(a!.uid), hashes.get(b!.uid));
+      assert.notEqual(hashes.get(a!.uid), hashes.get(c!.uid));
+      if (s.adoptGuids) {
+        await s.adoptGuids(['INBOX'], [{ uid: c!.uid, guid: 'feedfacefeedfacefeedfacefeedface' }]);
+        const again = await reopen();
+        const m = (await again.getMessages(['INBOX'])).messages.find((x) => x.uid === c!.uid)!;
+        assert.equal(m.guid, 'feedfacefeedfacefeedfacefeedface');
+      } else {
+        assert.equal(s.nativeGuids, true, 'a store without native GUIDs must be able to adopt them');
+      }
+    });
   });
 }

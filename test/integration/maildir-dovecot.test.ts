@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseLocation } from '../../src/config/location.js';
+import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import type { MailStore } from '../../src/storage/store.js';
 import { readAll, req } from '../contract/store-contract.js';
@@ -66,7 +66,7 @@ describe('maildir interop with Dovecot', { timeout: 600_000 }, () => {
     await d.doveadm(['expunge', 'mailbox', 'INBOX', 'uid', '3'], { user: 'alice' });
     // Keep mailferry's index out of Dovecot's Maildir, which belongs to Dovecot's user.
     const location = `maildir:${join(d.home('alice'), 'Maildir')}:INDEX=${join(scratch, 'index-a')}`;
-    const store = MaildirStore.open(parseLocation(location), { fsync: false, warn: (m) => assert.fail(`unexpected warning: ${m}`) });
+    const store = MaildirStore.open(parseMaildirLocation(location), { fsync: false, warn: (m) => assert.fail(`unexpected warning: ${m}`) });
     try {
       const names = (await store.listMailboxes()).mailboxes.map((m) => m.name.join('.')).sort();
       assert.deepEqual(names, [...folders].sort());
@@ -84,7 +84,7 @@ describe('maildir interop with Dovecot', { timeout: 600_000 }, () => {
     it(`Dovecot reads a ${layout} Maildir mailferry wrote, with mailferry's UIDs, GUIDs, flags, keywords and names`, async () => {
       const root = join(scratch, `written-${layout}`, 'Maildir');
       const location = `maildir:${root}${layout === 'fs' ? ':LAYOUT=fs' : ''}`;
-      const store = MaildirStore.open(parseLocation(location), { create: true, fsync: false, warn: () => {} });
+      const store = MaildirStore.open(parseMaildirLocation(location), { create: true, fsync: false, warn: () => {} });
       const folders = [['INBOX'], ['Sent Items'], ['Entwürfe'], ['A & B'], ['日本語'], ['Work', 'Q3', '2024'], ['Lists', 'dev']];
       const mail = corpusMessages(30);
       try {
@@ -113,7 +113,7 @@ describe('maildir interop with Dovecot', { timeout: 600_000 }, () => {
       assert.deepEqual(names, folders.map((f) => f.join(sep)).sort());
       const subscribed = await d.doveadm(['mailbox', 'list', '-s'], { user: 'alice', mailLocation: location });
       assert.match(subscribed, /^Sent Items$/m);
-      const reader = MaildirStore.open(parseLocation(`${location}:INDEX=${join(scratch, `reader-${layout}`)}`), { fsync: false, warn: () => {} });
+      const reader = MaildirStore.open(parseMaildirLocation(`${location}:INDEX=${join(scratch, `reader-${layout}`)}`), { fsync: false, warn: () => {} });
       try {
         for (const f of folders) await assertSameAsDoveadm(d, location, reader, f);
         const status = await doveadmMailboxStatus(d, 'alice', location, `Lists${sep}dev`);
@@ -130,7 +130,7 @@ describe('maildir interop with Dovecot', { timeout: 600_000 }, () => {
     const root = join(scratch, 'corpus', 'Maildir');
     const location = `maildir:${root}`;
     const folders = Array.from({ length: 12 }, (_, i) => (i === 0 ? ['INBOX'] : [`Folder ${i}`, i % 2 ? 'sub' : 'Ünïcode']));
-    const store = MaildirStore.open(parseLocation(location), { create: true, fsync: false, warn: () => {} });
+    const store = MaildirStore.open(parseMaildirLocation(location), { create: true, fsync: false, warn: () => {} });
     const expected = new Map<string, Buffer>();
     try {
       for (const f of folders.slice(1)) await store.createMailbox(f);

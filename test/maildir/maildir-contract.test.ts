@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseLocation } from '../../src/config/location.js';
+import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { runStoreContract } from '../contract/store-contract.js';
 
@@ -10,7 +10,7 @@ for (const layout of ['', ':LAYOUT=fs'] as const) {
     name: `maildir${layout || ' (Maildir++)'}`,
     async open() {
       const dir = await mkdtemp(join(tmpdir(), 'mailferry-contract-'));
-      const loc = parseLocation(`maildir:${join(dir, 'Maildir')}${layout}`);
+      const loc = parseMaildirLocation(`maildir:${join(dir, 'Maildir')}${layout}`);
       const open = async () => MaildirStore.open(loc, { create: true, fsync: false, warn: () => {} });
       return { store: await open(), reopen: open, cleanup: () => rm(dir, { recursive: true, force: true }) };
     },

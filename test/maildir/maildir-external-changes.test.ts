@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseLocation } from '../../src/config/location.js';
+import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import type { MailboxName, MessageMeta } from '../../src/storage/store.js';
 import { message, readAll, req } from '../contract/store-contract.js';
@@ -28,7 +28,7 @@ async function withMaildir(fn: (env: Env) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'mailferry-ext-'));
   const root = join(dir, 'Maildir');
   const warnings: string[] = [];
-  const open = () => MaildirStore.open(parseLocation(`maildir:${root}`), { create: true, fsync: false, warn: (m) => warnings.push(m) });
+  const open = () => MaildirStore.open(parseMaildirLocation(`maildir:${root}`), { create: true, fsync: false, warn: (m) => warnings.push(m) });
   const env: Env = {
     root,
     store: open(),

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseLocation } from '../../src/config/location.js';
+import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { readAll } from '../contract/store-contract.js';
 import { syntheticBody } from '../support/save-child.js';
@@ -36,7 +36,7 @@ function runChild(location: string, env: Record<string, string>, killAfterMs?: n
 
 /** What a reader sees after the crash: every visible message is whole and listed once. */
 async function assertConsistent(root: string, expectAll: boolean): Promise<void> {
-  const store = MaildirStore.open(parseLocation(`maildir:${root}`), { fsync: false, warn: () => {} });
+  const store = MaildirStore.open(parseMaildirLocation(`maildir:${root}`), { fsync: false, warn: () => {} });
   try {
     const { messages } = await store.getMessages(['INBOX']);
     const files = [...readdirSync(join(root, 'cur')), ...readdirSync(join(root, 'new'))];

@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseLocation } from '../../src/config/location.js';
+import { parseMaildirLocation } from '../../src/config/location.js';
 import { MailferryError } from '../../src/model/errors.js';
 import { MaildirStore, type MaildirStoreOptions } from '../../src/storage/maildir/maildir-store.js';
 import { nextUidOf, parseUidlist } from '../../src/storage/maildir/uidlist.js';
@@ -41,7 +41,7 @@ async function withMaildir(fn: (env: Env) => Promise<void>, options: MaildirStor
   const dir = await mkdtemp(join(tmpdir(), 'mailferry-bad-'));
   const root = join(dir, 'Maildir');
   const warnings: string[] = [];
-  const store = MaildirStore.open(parseLocation(`maildir:${root}`), { create: true, fsync: false, ...options, warn: (m) => warnings.push(m) });
+  const store = MaildirStore.open(parseMaildirLocation(`maildir:${root}`), { create: true, fsync: false, ...options, warn: (m) => warnings.push(m) });
   const env: Env = { dir, root, store, warnings, warned: (text) => warnings.filter((w) => w.includes(text)) };
   try {
     await fn(env);
@@ -248,7 +248,7 @@ describe('maildir: malformed and unexpected content', () => {
       const index = join(root, 'mailferry.index.sqlite');
       writeFileSync(index, Buffer.alloc(8192, 'garbage!'));
       const files = snapshot(root);
-      const open = () => MaildirStore.open(parseLocation(`maildir:${root}`), { create: true, fsync: false, warn: () => {} });
+      const open = () => MaildirStore.open(parseMaildirLocation(`maildir:${root}`), { create: true, fsync: false, warn: () => {} });
       assert.throws(open, isKind('data', index, 'move it aside'));
       assert.deepEqual(snapshot(root), files);
       // Following the advice works and keeps the UID.
@@ -277,11 +277,11 @@ describe('maildir: malformed and unexpected content', () => {
     const dir = await mkdtemp(join(tmpdir(), 'mailferry-bad-'));
     try {
       const missing = join(dir, 'nope', 'Maildir');
-      assert.throws(() => MaildirStore.open(parseLocation(`maildir:${missing}`), { warn: () => {} }), isKind('notfound', missing));
+      assert.throws(() => MaildirStore.open(parseMaildirLocation(`maildir:${missing}`), { warn: () => {} }), isKind('notfound', missing));
       assert.ok(!existsSync(missing), 'open without create creates nothing');
       const file = join(dir, 'file');
       writeFileSync(file, 'not a maildir');
-      assert.throws(() => MaildirStore.open(parseLocation(`maildir:${file}`), { warn: () => {} }), isKind('data', file, 'not a directory'));
+      assert.throws(() => MaildirStore.open(parseMaildirLocation(`maildir:${file}`), { warn: () => {} }), isKind('data', file, 'not a directory'));
       assert.equal(readFileSync(file, 'utf8'), 'not a maildir');
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -296,7 +296,7 @@ describe('maildir: malformed and unexpected content', () => {
       try {
         const file = join(dir, 'file');
         writeFileSync(file, 'not a maildir');
-        assert.throws(() => MaildirStore.open(parseLocation(`maildir:${file}`), { create: true, warn: () => {} }), isKind('data', file, 'not a directory'));
+        assert.throws(() => MaildirStore.open(parseMaildirLocation(`maildir:${file}`), { create: true, warn: () => {} }), isKind('data', file, 'not a directory'));
       } finally {
         await rm(dir, { recursive: true, force: true });
       }

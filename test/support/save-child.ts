@@ -4,7 +4,7 @@
  * would), in batches of argv[4] messages. MAILFERRY_FAILPOINT decides where it dies.
  */
 import { Readable } from 'node:stream';
-import { parseLocation } from '../../src/config/location.js';
+import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 
 export function syntheticBody(i: number): Buffer {
@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const [location, countText, batchText] = process.argv.slice(2);
   const count = Number(countText);
   const batch = Number(batchText ?? count);
-  const store = MaildirStore.open(parseLocation(location!), { create: true, fsync: false, warn: () => {} });
+  const store = MaildirStore.open(parseMaildirLocation(location!), { create: true, fsync: false, warn: () => {} });
   const present = new Set((await store.getMessages(['INBOX'])).messages.map((m) => m.guid));
   const todo = Array.from({ length: count }, (_, i) => i).filter((i) => !present.has(`g${i}`));
   for (let start = 0; start < todo.length; start += batch) {

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseLocation } from '../../src/config/location.js';
+import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import type { MailStore } from '../../src/storage/store.js';
 import { readAll, req } from '../contract/store-contract.js';
@@ -23,7 +23,7 @@ function cli(...args: string[]): { code: number; stdout: string; stderr: string 
 }
 
 function open(location: string): MaildirStore {
-  return MaildirStore.open(parseLocation(location), { create: true, fsync: false, warn: () => {} });
+  return MaildirStore.open(parseMaildirLocation(location), { create: true, fsync: false, warn: () => {} });
 }
 
 /** Every mailbox with its identity and every message's UID, GUID, flags, keywords and body. */

@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { parseLocation } from '../../src/config/location.js';
+import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { req } from '../contract/store-contract.js';
 import { corpusMessages } from '../support/corpus.js';
@@ -21,7 +21,7 @@ function cli(...args: string[]): { code: number; stdout: string; stderr: string 
 }
 
 async function withStore<T>(location: string, fn: (s: MaildirStore) => Promise<T>): Promise<T> {
-  const s = MaildirStore.open(parseLocation(location), { create: true, fsync: false, warn: () => {} });
+  const s = MaildirStore.open(parseMaildirLocation(location), { create: true, fsync: false, warn: () => {} });
   try {
     return await fn(s);
   } finally {

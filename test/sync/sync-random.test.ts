@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import fc from 'fast-check';
-import { parseLocation } from '../../src/config/location.js';
+import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { SYSTEM_FLAGS, type MailboxName, type MailStore, type SystemFlag } from '../../src/storage/store.js';
 import { runSync, type SyncResult } from '../../src/sync/sync.js';
@@ -186,7 +186,7 @@ async function apply(o: Op, stores: Record<Side, MaildirStore>, roots: Record<Si
 async function runHistory(ops: Op[]): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'mailferry-random-'));
   const roots: Record<Side, string> = { A: join(dir, 'a'), B: join(dir, 'b') };
-  const open = (root: string) => MaildirStore.open(parseLocation(`maildir:${root}`), { create: true, fsync: false, warn: () => {} });
+  const open = (root: string) => MaildirStore.open(parseMaildirLocation(`maildir:${root}`), { create: true, fsync: false, warn: () => {} });
   const stores: Record<Side, MaildirStore> = { A: open(roots.A), B: open(roots.B) };
   const model: Model = { saved: new Map(), expunged: new Set(), inDeleted: new Set(), deletedBoxes: new Set() };
   try {

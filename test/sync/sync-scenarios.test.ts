@@ -15,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseLocation } from '../../src/config/location.js';
+import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import type { MailboxName, MailStore, MessageMeta, SavedMessage, SystemFlag } from '../../src/storage/store.js';
 import { runSync, type SyncOptions, type SyncResult } from '../../src/sync/sync.js';
@@ -29,7 +29,7 @@ const INBOX: MailboxName = ['INBOX'];
 type Direction = 'A→B' | 'B→A';
 
 function openMaildir(root: string): MaildirStore {
-  return MaildirStore.open(parseLocation(`maildir:${root}`), { create: true, fsync: false, warn: () => {} });
+  return MaildirStore.open(parseMaildirLocation(`maildir:${root}`), { create: true, fsync: false, warn: () => {} });
 }
 
 /** The directory of a mailbox in a Maildir++ root (plain ASCII names only). */

@@ -26,7 +26,7 @@ export function registerBackupCommand(program: Command, globals: () => GlobalOpt
       const g = globals();
       // Checked before anything is opened (or created).
       const messageFilter = messageFilterFrom(opts);
-      const pair = await openPair('backup', a, b, parseSettings(g.o), opts);
+      const pair = await openPair('backup', a, b, parseSettings(g.o, g.passwordFile), opts);
       try {
         const separator = pair.dest?.separator ?? pair.source.separator;
         const progress = g.verbose && !opts.dryRun && !opts.json ? new Progress(separator) : undefined;

@@ -9,7 +9,7 @@ import { Dotlock } from '../../storage/maildir/dotlock.js';
 import { mailboxFilter } from '../../sync/mailbox-filter.js';
 import { messageFilter, type MessageFilter } from '../../sync/message-filter.js';
 import type { MailboxStatus } from '../../storage/store.js';
-import { parseLocation } from '../../config/location.js';
+import { lockDirOf, locationIdentity, parseLocation } from '../../config/location.js';
 import { usageError } from '../../model/errors.js';
 import { openStore } from '../../storage/open-store.js';
 import type { MailStore } from '../../storage/store.js';
@@ -70,10 +70,11 @@ function resolvePair(command: string, a: string | undefined, b: string | undefin
   if (opts.reverse) [from, to] = [to, from];
   const fromLoc = parseLocation(from);
   const toLoc = parseLocation(to);
-  if (fromLoc.root === toLoc.root || fromLoc.inbox === toLoc.inbox) {
-    throw usageError(`source and destination are the same mail location (${fromLoc.root})`);
-  }
-  return { from, to, toExists: existsSync(toLoc.root), locks: [fromLoc.indexDir, toLoc.indexDir] };
+  const same = locationIdentity(fromLoc).find((id) => locationIdentity(toLoc).includes(id));
+  if (same !== undefined) throw usageError(`source and destination are the same mail location (${same})`);
+  // A remote account always exists; creating it is not ours to do.
+  const toExists = toLoc.kind === 'imap' || existsSync(toLoc.root);
+  return { from, to, toExists, locks: [lockDirOf(fromLoc), lockDirOf(toLoc)] };
 }
 
 /** Opens both stores, taking the run locks first when -l asks for them. */
@@ -97,7 +98,7 @@ export async function openPair(command: string, a: string | undefined, b: string
   const release = () => held.forEach((l) => l.release());
   let source: MailStore;
   try {
-    source = openStore(from, storeOptions(settings));
+    source = await openStore(from, storeOptions(settings));
   } catch (err) {
     release();
     throw err;
@@ -105,7 +106,7 @@ export async function openPair(command: string, a: string | undefined, b: string
   let dest: MailStore | undefined;
   try {
     // A dry run never creates the destination; one that does not exist yet plans as empty.
-    dest = opts.dryRun && !toExists ? undefined : openStore(to, { ...storeOptions(settings), create: !opts.dryRun });
+    dest = opts.dryRun && !toExists ? undefined : await openStore(to, { ...storeOptions(settings), create: !opts.dryRun });
   } catch (err) {
     await source.close();
     release();

@@ -31,7 +31,7 @@ export function registerSyncCommand(program: Command, globals: () => GlobalOptio
       const g = globals();
       // Checked before anything is opened (or created).
       const messageFilter = messageFilterFrom(opts);
-      const pair = await openPair('sync', a, b, parseSettings(g.o), opts);
+      const pair = await openPair('sync', a, b, parseSettings(g.o, g.passwordFile), opts);
       try {
         if (!pair.dest) {
           process.stdout.write(`destination ${b ?? a} does not exist yet: everything would be copied into it\n`);

@@ -28,6 +28,7 @@ import {
   type SaveRequest,
   type SystemFlag,
 } from '../store.js';
+import { hashesByReading } from '../message-hashes.js';
 import { Dotlock } from './dotlock.js';
 import { FLAG_LETTERS } from './filename.js';
 import { canonicalName, isInbox, isMaildir, MaildirLayout } from './layout.js';
@@ -63,6 +64,8 @@ function toMeta(m: IndexedMessage): MessageMeta {
 export class MaildirStore implements MailStore {
   readonly location: string;
   readonly separator: string;
+  /** Maildir basenames are GUIDs every Dovecot keeps. */
+  readonly nativeGuids = true;
   readonly layout: MaildirLayout;
   private readonly loc: MaildirLocation;
   private readonly index: ChangeIndex;
@@ -255,6 +258,10 @@ export class MaildirStore implements MailStore {
       this.index.invalidateScan(known.id);
     }
     throw notFoundError(`mailbox '${this.layout.formatName(canonical)}' has no message with UID ${uid}`);
+  }
+
+  messageHashes(name: MailboxName, uids: readonly number[]): Promise<Map<number, string>> {
+    return hashesByReading(this, name, uids);
   }
 
   async saveMessages(name: MailboxName, messages: Iterable<SaveRequest> | AsyncIterable<SaveRequest>): Promise<SavedMessage[]> {

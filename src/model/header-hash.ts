@@ -1,0 +1,59 @@
+/**
+ * Message identity where a store has no GUIDs: a hash of the Date and Message-ID header lines,
+ * as dsync's header hash version 3 (Dovecot's message-header-hash.c): the selected header lines
+ * in message order, then the empty line ending the header; spaces removed; bytes below 0x20
+ * (except TAB and LF), bytes 0x7f and above, and `?` all become one `?` per run; MD5, hex.
+ *
+ * One deliberate difference: CRLF line ends are turned into LF first. IMAP serves CRLF where
+ * Maildir and mbox hold LF, and the same message must hash the same on either side.
+ */
+import { createHash } from 'node:crypto';
+
+export const HASHED_HEADERS: readonly string[] = ['date', 'message-id'];
+
+/** `header` is the message's header block (the bytes before the first empty line, or all of it). */
+export function headerHash(header: Uint8Array, names: readonly string[] = HASHED_HEADERS): string {
+  const wanted = new Set(names.map((n) => n.toLowerCase()));
+  const text = Buffer.from(header).toString('latin1').replace(/\r\n/g, '\n');
+  const selected: string[] = [];
+  let keep = false;
+  for (const line of text.split('\n')) {
+    if (line === '') break;
+    if (line[0] === ' ' || line[0] === '\t') {
+      if (keep) selected.push(line);
+      continue;
+    }
+    const colon = line.indexOf(':');
+    keep = colon > 0 && wanted.has(line.slice(0, colon).trim().toLowerCase());
+    if (keep) selected.push(line);
+  }
+  const normalized = normalizeV3(selected.join('\n') + (selected.length ? '\n' : '') + '\n');
+  return createHash('md5').update(normalized, 'latin1').digest('hex');
+}
+
+function normalizeV3(s: string): string {
+  let out = '';
+  let lastWasQuestion = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0x20) continue;
+    const odd = (c < 0x20 && c !== 0x09 && c !== 0x0a) || c >= 0x7f || c === 0x3f;
+    if (odd) {
+      if (!lastWasQuestion) out += '?';
+      lastWasQuestion = true;
+    } else {
+      out += s[i];
+      lastWasQuestion = false;
+    }
+  }
+  return out;
+}
+
+/** The header block of a message held in memory: everything before the first empty line. */
+export function headerBlockOf(message: Uint8Array): Uint8Array {
+  const buf = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+  const lf = buf.indexOf('\n\n');
+  const crlf = buf.indexOf('\r\n\r\n');
+  const ends = [lf < 0 ? -1 : lf + 1, crlf < 0 ? -1 : crlf + 2].filter((n) => n >= 0);
+  return ends.length ? buf.subarray(0, Math.min(...ends)) : buf;
+}
