@@ -37,6 +37,13 @@ export interface ScanContext {
   lockTimeoutSeconds: number;
   fsync: boolean;
   warn: (msg: string) => void;
+  /**
+   * Per store session: the fingerprint each mailbox (by GUID) had when this process last scanned
+   * it. Equal now means nothing touched the directory since, so the scan can be skipped even
+   * when the mtimes are too fresh to be trusted across runs. This is never persisted: a change
+   * made within the same mtime tick as our scan is missed at worst until the next run.
+   */
+  scannedThisSession: Map<string, string>;
 }
 
 let basenameCounter = 0;
@@ -188,7 +195,8 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
   const headerGuid = readUidlistGuid(ctx.dir);
   if (headerGuid) {
     const known = ctx.index.mailboxByGuid(headerGuid);
-    if (known && fp.safe && known.scanFingerprint === fp.value) {
+    const unchanged = fp.safe ? known?.scanFingerprint === fp.value : false;
+    if (known && (unchanged || ctx.scannedThisSession.get(headerGuid) === fp.value)) {
       if (JSON.stringify(known.name) !== JSON.stringify(ctx.name)) ctx.index.renameMailbox(known.id, ctx.name);
       return { ...known, name: ctx.name };
     }
@@ -219,6 +227,8 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
 
   const changes = diffWithIndex(ctx, uidlist, listing, ctx.index.messages(mailbox.id));
   ctx.index.applyChanges(mailbox.id, changes, { uidNext: nextUidOf(uidlist), fingerprint: fp.safe ? fp.value : null });
+  // A rewrite of the uidlist above changed the fingerprint; only the one seen first is known to match.
+  ctx.scannedThisSession.set(guid, fp.value);
   return ctx.index.mailboxByGuid(guid)!;
 }
 

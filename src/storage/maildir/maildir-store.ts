@@ -73,6 +73,7 @@ export class MaildirStore implements MailStore {
   private readonly lockTimeoutSeconds: number;
   private readonly warn: (msg: string) => void;
   private readonly recentlyScanned = new Map<string, { dir: string; id: number }>();
+  private readonly scannedThisSession = new Map<string, string>();
 
   private constructor(loc: MaildirLocation, index: ChangeIndex, options: MaildirStoreOptions) {
     this.location = loc.raw;
@@ -109,6 +110,7 @@ export class MaildirStore implements MailStore {
       lockTimeoutSeconds: this.lockTimeoutSeconds,
       fsync: this.fsync,
       warn: this.warn,
+      scannedThisSession: this.scannedThisSession,
     };
   }
 
@@ -256,6 +258,7 @@ export class MaildirStore implements MailStore {
       }
       // Renamed by a flag change elsewhere, or new since the last scan: scan and look again.
       this.index.invalidateScan(known.id);
+      this.scannedThisSession.clear();
     }
     throw notFoundError(`mailbox '${this.layout.formatName(canonical)}' has no message with UID ${uid}`);
   }
