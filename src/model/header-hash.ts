@@ -57,3 +57,6 @@ export function headerBlockOf(message: Uint8Array): Uint8Array {
   const ends = [lf < 0 ? -1 : lf + 1, crlf < 0 ? -1 : crlf + 2].filter((n) => n >= 0);
   return ends.length ? buf.subarray(0, Math.min(...ends)) : buf;
 }
+
+/** The hash of a header with neither Date nor Message-ID: shared by all such messages, so it identifies none. */
+export const EMPTY_HEADER_HASH = headerHash(new Uint8Array(0));

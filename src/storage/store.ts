@@ -87,7 +87,10 @@ export interface MailboxChanges {
 }
 
 export interface SaveRequest {
-  /** Wanted UID; honoured when it is at or above UIDNEXT, otherwise the next free UID is used. */
+  /**
+   * Wanted UID; honoured when it is at or above UIDNEXT, otherwise the next free UID is used.
+   * Stores that assign their own UIDs ignore it.
+   */
   uid?: number;
   /** GUID to keep; a new one is made when absent or not usable by the store. */
   guid?: string;
@@ -157,6 +160,12 @@ export interface MailStore {
    * that already hold the same mail does not duplicate it.
    */
   readonly nativeGuids: boolean;
+  /**
+   * True when the store hands out UIDs itself: saves cannot honour wanted UIDs and
+   * updateMailbox cannot set UIDVALIDITY or UIDNEXT (an IMAP server). The engine then matches
+   * messages by GUID alone and leaves each side's UIDs its own. Absent means false.
+   */
+  readonly assignsOwnUids?: boolean;
 
   /** Every mailbox with its status, plus the mailbox-list change log. */
   listMailboxes(): Promise<MailboxList>;

@@ -6,7 +6,8 @@
  */
 import { MailferryError } from '../model/errors.js';
 import type { MailboxName, MailboxStatus, MailStore, SaveRequest } from '../storage/store.js';
-import { planMailboxBackup, type MailboxBackupPlan } from './mailbox-plan.js';
+import { matchByHeaderHash } from './hash-match.js';
+import { planMailboxBackup, planMailboxBackupByGuid, type MailboxBackupPlan } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
 import { planTreeBackup, type TreeAction } from './tree-plan.js';
 
@@ -80,7 +81,7 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
   if (options.treeOnly) return result;
   for (const box of sourceList) {
     result.mailboxes++;
-    const src = await source.getMessages(box.name).catch((err: unknown) => {
+    let src = await source.getMessages(box.name).catch((err: unknown) => {
       if (isNotFound(err)) return undefined; // deleted at the source meanwhile
       throw err;
     });
@@ -88,11 +89,13 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
       result.changedDuringSync = true;
       continue;
     }
-    const dst = !dest || (options.dryRun && !(await dest.mailboxStatus(box.name))) ? undefined : await dest.getMessages(box.name);
+    let dst = !dest || (options.dryRun && !(await dest.mailboxStatus(box.name))) ? undefined : await dest.getMessages(box.name);
+    if (dest && dst) ({ ma: src, mb: dst } = await matchByHeaderHash({ store: source, name: box.name }, src, { store: dest, name: box.name }, dst, options));
     const keep = options.messageFilter;
+    const planFor = dest?.assignsOwnUids ? planMailboxBackupByGuid : planMailboxBackup;
     const plan = keep
-      ? planMailboxBackup({ ...src, messages: src.messages.filter(keep) }, dst && { ...dst, messages: dst.messages.filter(keep) })
-      : planMailboxBackup(src, dst);
+      ? planFor({ ...src, messages: src.messages.filter(keep) }, dst && { ...dst, messages: dst.messages.filter(keep) })
+      : planFor(src, dst);
     if (keep && plan.rebuild && dst) {
       // Rebuilding would have to empty the mailbox, including the messages the filter hides.
       emit({ type: 'skipped', name: box.name, uid: 0, reason: `not rebuilt because a message filter is active (${plan.rebuildReason ?? ''}); run without -t/-e/-O/-I` });
@@ -138,11 +141,13 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
       }
     }
     const saved = await dest.saveMessages(box.name, requests());
-    const wantedUid = new Map(plan.saves.map((s) => [s.guid, s.uid]));
-    // Someone took the UIDs we wanted: consistent, but not equal; the next run rebuilds.
-    if (saved.some((m) => wantedUid.get(m.guid) !== m.uid)) result.changedDuringSync = true;
-    const after = await dest.mailboxStatus(box.name);
-    if (after && after.uidNext < plan.uidNext) await dest.updateMailbox(box.name, { minUidNext: plan.uidNext });
+    if (!dest.assignsOwnUids) {
+      const wantedUid = new Map(plan.saves.map((s) => [s.guid, s.uid]));
+      // Someone took the UIDs we wanted: consistent, but not equal; the next run rebuilds.
+      if (saved.some((m) => wantedUid.get(m.guid) !== m.uid)) result.changedDuringSync = true;
+      const after = await dest.mailboxStatus(box.name);
+      if (after && after.uidNext < plan.uidNext) await dest.updateMailbox(box.name, { minUidNext: plan.uidNext });
+    }
     const now = await source.mailboxStatus(box.name);
     if (!now || now.highestModseq !== src.highestModseq || now.uidNext !== src.uidNext || now.uidValidity !== src.uidValidity) {
       result.changedDuringSync = true;

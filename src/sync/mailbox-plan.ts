@@ -88,3 +88,25 @@ export function planMailboxBackup(source: MailboxSide, dest: MailboxSide | undef
 export function isEmptyPlan(plan: MailboxBackupPlan): boolean {
   return !plan.rebuild && plan.saves.length === 0 && plan.flagUpdates.length === 0 && plan.expunges.length === 0;
 }
+
+/**
+ * The backup plan for a destination that hands out its own UIDs (an IMAP server): equal by
+ * GUID instead of by UID. A second copy of one GUID at the destination is expunged.
+ */
+export function planMailboxBackupByGuid(source: MailboxSide, dest: MailboxSide | undefined): MailboxBackupPlan {
+  const sourceByGuid = new Map(source.messages.map((m) => [m.guid, m]));
+  const kept = new Set<string>();
+  const flagUpdates: FlagUpdate[] = [];
+  const expunges: number[] = [];
+  for (const d of [...(dest?.messages ?? [])].sort((a, b) => a.uid - b.uid)) {
+    const s = sourceByGuid.get(d.guid);
+    if (!s || kept.has(d.guid)) {
+      expunges.push(d.uid);
+      continue;
+    }
+    kept.add(d.guid);
+    if (!sameFlags(d, s)) flagUpdates.push({ uid: d.uid, flags: [...s.flags], keywords: [...s.keywords] });
+  }
+  const saves = [...source.messages].sort((a, b) => a.uid - b.uid).filter((m) => !kept.has(m.guid)).map(toSave);
+  return { rebuild: false, saves, flagUpdates, expunges, uidNext: source.uidNext };
+}

@@ -8,6 +8,7 @@ import { MailferryError } from '../model/errors.js';
 import type { MailboxName, MailboxStatus, MailStore, PairState, SaveRequest } from '../storage/store.js';
 import { planMailboxBackup, sameFlags } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
+import { matchByHeaderHash } from './hash-match.js';
 import { planTreeTwoWay, type SideTreeAction } from './tree-twoway.js';
 import { isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
 
@@ -31,7 +32,8 @@ export type SyncEvent =
   | { type: 'tree'; side: 'a' | 'b'; action: SideTreeAction }
   | { type: 'mailbox'; name: MailboxName; plan: TwoWayPlan }
   | { type: 'skipped-mailbox'; name: MailboxName }
-  | { type: 'saved'; name: MailboxName; uid: number; size: number }
+  /** `uid` is undefined where the receiving store hands out UIDs itself. */
+  | { type: 'saved'; name: MailboxName; uid: number | undefined; size: number }
   | { type: 'warning'; message: string };
 
 export interface SyncResult {
@@ -118,7 +120,8 @@ async function applySaves(side: Bound, actions: SideActions, result: SyncResult,
   }
   const saved = await side.store.saveMessages(side.name, requests());
   const wanted = new Map(actions.saves.map((s) => [s.guid, s.uid]));
-  return complete && saved.every((m) => wanted.get(m.guid) === m.uid);
+  // A wanted UID someone else took meanwhile leaves the sides consistent but unequal: run again.
+  return complete && (side.store.assignsOwnUids === true || saved.every((m) => (wanted.get(m.guid) ?? m.uid) === m.uid));
 }
 
 async function statusOf(store: MailStore, name: MailboxName): Promise<MailboxStatus | undefined> {
@@ -213,8 +216,10 @@ async function syncMailbox(
   emit: (e: SyncEvent) => void,
 ): Promise<boolean> {
   const sideB: Bound = { store: sideA.peer, peer: sideA.store, name: sideA.peerName, peerName: sideA.name };
+  const equalUids = !sideA.store.assignsOwnUids && !sideB.store.assignsOwnUids;
   let [ma, mb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
-  if (ma.uidValidity !== mb.uidValidity && mode === 'twoway' && !options.dryRun) {
+  ({ ma, mb } = await matchByHeaderHash(sideA, ma, sideB, mb, { dryRun: options.dryRun }));
+  if (equalUids && ma.uidValidity !== mb.uidValidity && mode === 'twoway' && !options.dryRun) {
     if (ma.messages.length === 0 || mb.messages.length === 0) {
       // The usual first sync: one side is a fresh, empty mailbox; it simply takes the other's UIDVALIDITY.
       const [empty, full] = ma.messages.length === 0 ? [sideA, mb] : [sideB, ma];
@@ -225,6 +230,7 @@ async function syncMailbox(
     [ma, mb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
     before = undefined;
   }
+  // Without equal UIDs there is no UID epoch to share; each side's own UIDVALIDITY is what counts.
   const sameEpoch = before && before.uidValidity === ma.uidValidity && before.peerUidValidity === mb.uidValidity;
   const side = (x: typeof ma, synced: number | undefined): SyncSide => ({
     uidValidity: x.uidValidity,
@@ -233,7 +239,7 @@ async function syncMailbox(
     expunged: new Set(x.expunged.map((e) => e.guid)),
     syncedModseq: sameEpoch ? synced : undefined,
   });
-  const plan = filtered(planTwoWay(side(ma, before?.highestModseq), side(mb, before?.peerHighestModseq), mode), options.messageFilter);
+  const plan = filtered(planTwoWay(side(ma, before?.highestModseq), side(mb, before?.peerHighestModseq), mode, equalUids), options.messageFilter);
   emit({ type: 'mailbox', name: boxA.name, plan });
   if (options.dryRun || isEmptyTwoWay(plan)) return true;
   let ok = (await applySaves(sideA, plan.a, result, emit)) && (await applySaves(sideB, plan.b, result, emit));
@@ -242,12 +248,13 @@ async function syncMailbox(
     if (actions.flagUpdates.length > 0) await s.store.updateFlags(s.name, actions.flagUpdates);
     result.expunged += actions.expunges.length;
     result.flagUpdates += actions.flagUpdates.length;
+    if (!equalUids) continue;
     const st = await s.store.mailboxStatus(s.name);
     if (st && st.uidNext < plan.uidNext && (mode === 'twoway' || s === sideB)) await s.store.updateMailbox(s.name, { minUidNext: plan.uidNext });
   }
   // Planning again must find nothing: otherwise someone changed the mailbox meanwhile.
   const [ra, rb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
-  const again = filtered(planTwoWay(side(ra, undefined), side(rb, undefined), mode), options.messageFilter);
+  const again = filtered(planTwoWay(side(ra, undefined), side(rb, undefined), mode, equalUids), options.messageFilter);
   if (!isEmptyTwoWay(again) && (mode === 'twoway' || again.b.saves.length > 0)) ok = false;
   return ok;
 }

@@ -7,6 +7,10 @@
  * above both UIDNEXTs on both sides; flags follow the side that changed them since the last
  * sync of the pair, and the first side (the master) wins when both did or when nothing
  * says which did. Both directions of the same pair plan the same end state.
+ *
+ * When a side hands out its own UIDs (an IMAP server), UIDs cannot be made equal, so they stop
+ * being part of the goal: messages match by GUID wherever they sit, nothing is renumbered, and
+ * a copy keeps its UID only where the receiving side can take it.
  */
 import type { FlagUpdate, MessageMeta } from '../storage/store.js';
 import { sameFlags } from './mailbox-plan.js';
@@ -22,8 +26,8 @@ export interface SyncSide {
 }
 
 export interface SyncSave {
-  /** The UID to save at. */
-  uid: number;
+  /** The UID to save at; undefined: whatever the receiving side hands out. */
+  uid?: number;
   /** Where the body is read from: this side (a renumbered message) or the other. */
   from: 'self' | 'peer';
   fromUid: number;
@@ -65,7 +69,8 @@ const empty = (): SideActions => ({ saves: [], expunges: [], flagUpdates: [] });
  * `oneway`: merge A into B (`sync -1`): B gains A's messages and flag changes, nothing is
  * expunged in B, and A is never touched.
  */
-export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway'): TwoWayPlan {
+export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway', equalUids = true): TwoWayPlan {
+  if (!equalUids) return planByGuid(a, b, mode);
   const plan: TwoWayPlan = { a: empty(), b: empty(), uidNext: Math.max(a.uidNext, b.uidNext), raiseUidNext: { a: false, b: false } };
   const byGuidA = new Map(a.messages.map((m) => [m.guid, m]));
   const byGuidB = new Map(b.messages.map((m) => [m.guid, m]));
@@ -138,13 +143,42 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway')
   plan.uidNext = Math.max(plan.uidNext, next);
   plan.raiseUidNext = { a: !oneway && a.uidNext < plan.uidNext, b: b.uidNext < plan.uidNext };
   for (const side of [plan.a, plan.b]) {
-    side.saves.sort((x, y) => x.uid - y.uid);
+    side.saves.sort((x, y) => x.uid! - y.uid!);
     side.expunges.sort((x, y) => x - y);
   }
   return plan;
 }
 
-function save(m: MessageMeta, uid: number, from: 'self' | 'peer'): SyncSave {
+/** The plan when UIDs need not match: GUIDs alone decide. */
+function planByGuid(a: SyncSide, b: SyncSide, mode: MergeMode): TwoWayPlan {
+  const plan: TwoWayPlan = { a: empty(), b: empty(), uidNext: Math.max(a.uidNext, b.uidNext), raiseUidNext: { a: false, b: false } };
+  const oneway = mode === 'oneway';
+  const byGuidB = new Map(b.messages.map((m) => [m.guid, m]));
+  const byGuidA = new Map(a.messages.map((m) => [m.guid, m]));
+  const freeUid = (uid: number, to: SyncSide, taken: Map<number, MessageMeta>) => (uid >= to.uidNext && !taken.has(uid) ? uid : undefined);
+  const uidsA = new Map(a.messages.map((m) => [m.uid, m]));
+  const uidsB = new Map(b.messages.map((m) => [m.uid, m]));
+  for (const ma of a.messages) {
+    const mb = byGuidB.get(ma.guid);
+    if (mb) flagMerge(ma, mb, a, b, plan, oneway);
+    else if (!oneway && b.expunged.has(ma.guid)) plan.a.expunges.push(ma.uid);
+    else plan.b.saves.push(save(ma, freeUid(ma.uid, b, uidsB), 'peer'));
+  }
+  if (!oneway) {
+    for (const mb of b.messages) {
+      if (byGuidA.has(mb.guid)) continue;
+      if (a.expunged.has(mb.guid)) plan.b.expunges.push(mb.uid);
+      else plan.a.saves.push(save(mb, freeUid(mb.uid, a, uidsA), 'peer'));
+    }
+  }
+  for (const side of [plan.a, plan.b]) {
+    side.saves.sort((x, y) => (x.uid ?? Infinity) - (y.uid ?? Infinity) || x.fromUid - y.fromUid);
+    side.expunges.sort((x, y) => x - y);
+  }
+  return plan;
+}
+
+function save(m: MessageMeta, uid: number | undefined, from: 'self' | 'peer'): SyncSave {
   return { uid, from, fromUid: m.uid, guid: m.guid, flags: [...m.flags], keywords: [...m.keywords], receivedDate: m.receivedDate, size: m.size };
 }
 

@@ -1,0 +1,84 @@
+/**
+ * Matching by header hash, for stores without native GUIDs (mbox, IMAP servers without X-GUID).
+ *
+ * Such a store calls a message by its header hash until someone tells it otherwise, while a
+ * Maildir calls the same message by its basename. Two sides that already hold the same mail
+ * before their first sync (a half-finished migration whose state was lost, a spool copied by
+ * hand) would each see the other's copy as new and duplicate everything. So, as dsync does,
+ * messages that found no partner by GUID are paired by the hash of their Date and Message-ID
+ * headers; the side without native GUIDs then adopts the partner's GUID and keeps it in its
+ * index, so the next run matches by GUID at once and reads no headers.
+ */
+import { EMPTY_HEADER_HASH } from '../model/header-hash.js';
+import type { MailboxChanges, MailboxName, MailStore } from '../storage/store.js';
+
+interface Side {
+  store: MailStore;
+  name: MailboxName;
+}
+
+export interface HashPair {
+  uidA: number;
+  uidB: number;
+}
+
+/**
+ * Pairs equal hashes, lowest UIDs first, one to one: two copies on one side and one on the
+ * other make one pair and one message left to copy. Messages without Date and Message-ID all
+ * hash alike, so they are never paired (a false match would lose a message).
+ */
+export function pairByHash(a: ReadonlyMap<number, string>, b: ReadonlyMap<number, string>): HashPair[] {
+  const waiting = new Map<string, number[]>();
+  for (const [uid, hash] of [...b].sort((x, y) => x[0] - y[0])) {
+    if (hash === EMPTY_HEADER_HASH) continue;
+    const list = waiting.get(hash);
+    if (list) list.push(uid);
+    else waiting.set(hash, [uid]);
+  }
+  const pairs: HashPair[] = [];
+  for (const [uidA, hash] of [...a].sort((x, y) => x[0] - y[0])) {
+    const uidB = hash === EMPTY_HEADER_HASH ? undefined : waiting.get(hash)?.shift();
+    if (uidB !== undefined) pairs.push({ uidA, uidB });
+  }
+  return pairs;
+}
+
+/**
+ * Returns the listings with matched messages under one GUID (the native side's; A's when
+ * neither is native), after telling the adopting store, unless `dryRun`.
+ */
+export async function matchByHeaderHash(
+  a: Side,
+  ma: MailboxChanges,
+  b: Side,
+  mb: MailboxChanges,
+  options: { dryRun?: boolean } = {},
+): Promise<{ ma: MailboxChanges; mb: MailboxChanges }> {
+  if (a.store.nativeGuids && b.store.nativeGuids) return { ma, mb };
+  const guidsA = new Set(ma.messages.map((m) => m.guid));
+  const guidsB = new Set(mb.messages.map((m) => m.guid));
+  // A GUID the other side expunged is a proven deletion, not a candidate for a match.
+  const goneA = new Set(ma.expunged.map((e) => e.guid));
+  const goneB = new Set(mb.expunged.map((e) => e.guid));
+  const loneA = ma.messages.filter((m) => !guidsB.has(m.guid) && !goneB.has(m.guid)).map((m) => m.uid);
+  const loneB = mb.messages.filter((m) => !guidsA.has(m.guid) && !goneA.has(m.guid)).map((m) => m.uid);
+  if (loneA.length === 0 || loneB.length === 0) return { ma, mb };
+
+  const pairs = pairByHash(await a.store.messageHashes(a.name, loneA), await b.store.messageHashes(b.name, loneB));
+  if (pairs.length === 0) return { ma, mb };
+  const bAdopts = !b.store.nativeGuids;
+  const guidOfA = new Map(ma.messages.map((m) => [m.uid, m.guid]));
+  const guidOfB = new Map(mb.messages.map((m) => [m.uid, m.guid]));
+  const adopted = new Map<number, string>(); // adopting side's UID -> new GUID
+  for (const p of pairs) {
+    if (bAdopts) adopted.set(p.uidB, guidOfA.get(p.uidA)!);
+    else adopted.set(p.uidA, guidOfB.get(p.uidB)!);
+  }
+  const [adopter, listing] = bAdopts ? [b, mb] : [a, ma];
+  if (!options.dryRun) {
+    if (!adopter.store.adoptGuids) throw new Error(`${adopter.store.location} has no native GUIDs but cannot adopt them`);
+    await adopter.store.adoptGuids(adopter.name, [...adopted].map(([uid, guid]) => ({ uid, guid })));
+  }
+  const rewritten: MailboxChanges = { ...listing, messages: listing.messages.map((m) => (adopted.has(m.uid) ? { ...m, guid: adopted.get(m.uid)! } : m)) };
+  return bAdopts ? { ma, mb: rewritten } : { ma: rewritten, mb };
+}
