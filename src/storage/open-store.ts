@@ -23,6 +23,6 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
     case 'mbox':
       throw usageError(`mbox locations are not supported by this build ('${location}')`);
     case 'imap':
-      throw usageError(`IMAP locations are not supported by this build ('${location}')`);
+      return (await import('./imap/imap-store.js')).ImapStore.open(loc, options);
   }
 }

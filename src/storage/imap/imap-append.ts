@@ -1,0 +1,42 @@
+/**
+ * APPEND of several messages in one command where the server offers MULTIAPPEND (RFC 3502),
+ * one per command otherwise; imapflow's append() sends one message per round trip and returns
+ * only one UID. The UIDs come from APPENDUID (UIDPLUS); without it the caller finds the
+ * messages through the pending-append journal.
+ */
+import type { ImapFlow } from 'imapflow';
+import { encodeMutf7 } from '../../model/mutf7.js';
+import { formatInternalDate } from './imap-fetch.js';
+import { raw } from './imap-session.js';
+import { parseUidSet } from './uid-set.js';
+
+export interface OutgoingMessage {
+  /** CRLF line ends. */
+  wire: Buffer;
+  flags: string[];
+  receivedDate: number;
+}
+
+/** Server UIDs of the appended messages in order, or undefined without UIDPLUS. */
+export async function appendBatch(client: ImapFlow, path: string, items: readonly OutgoingMessage[]): Promise<number[] | undefined> {
+  const binary = client.capabilities.has('BINARY');
+  const mailbox = client.enabled.has('UTF8=ACCEPT') ? path : encodeMutf7(path);
+  const attrs: unknown[] = [{ type: 'STRING', value: mailbox }];
+  for (const it of items) {
+    attrs.push(
+      it.flags.map((f) => ({ type: 'ATOM', value: f })),
+      { type: 'STRING', value: formatInternalDate(it.receivedDate) },
+      { type: 'LITERAL', value: it.wire, isLiteral8: binary && it.wire.includes(0) },
+    );
+  }
+  const r = await raw(client).exec('APPEND', attrs, {});
+  const section = r.response.attributes?.[0]?.section;
+  r.next();
+  if (!section || String(section[0]?.value ?? '').toUpperCase() !== 'APPENDUID') return undefined;
+  const uids = parseUidSet(String(section[2]?.value ?? ''));
+  return uids.length === items.length ? uids : undefined;
+}
+
+export function canMultiappend(client: ImapFlow): boolean {
+  return client.capabilities.has('MULTIAPPEND');
+}

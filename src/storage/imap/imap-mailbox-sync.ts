@@ -1,0 +1,180 @@
+/**
+ * Bringing the side index up to date with one server mailbox, down the capability ladder:
+ * - nothing moved (STATUS equals what we recorded, HIGHESTMODSEQ included): one round trip;
+ * - CONDSTORE: FETCH CHANGEDSINCE, with VANISHED under QRESYNC; without QRESYNC, expunges are
+ *   found by comparing EXISTS with what we know, and a UID SEARCH only when they differ;
+ * - neither: UID FETCH 1:* FLAGS, compared with the index.
+ * Whatever differs becomes a change with a new store-local modseq; an expunge keeps the GUID
+ * the index remembers. UIDs in the index are the store's own (`uid`), mapped to server UIDs
+ * (kept in the row's `file`), so the store can honour wanted UIDs and UIDVALIDITY the way the
+ * contract asks although the server hands out its own.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ImapFlow } from 'imapflow';
+import { notFoundError } from '../../model/errors.js';
+import { headerHash } from '../../model/header-hash.js';
+import type { IndexedMailbox, IndexedMessage, MessageChange } from '../index/change-index.js';
+import { sameMailbox, type MailboxName } from '../store.js';
+import { parseServerState, type ImapContext, type ServerState } from './imap-context.js';
+import { fetchMeta, type FetchedMeta } from './imap-fetch.js';
+import { splitServerFlags } from './imap-flags.js';
+import { chunkUids, formatUidSet } from './uid-set.js';
+
+export interface Refreshed {
+  mailbox: IndexedMailbox;
+  path: string;
+}
+
+export function newGuid(): string {
+  return randomBytes(16).toString('hex');
+}
+
+export function indexedMailbox(ctx: ImapContext, name: MailboxName): IndexedMailbox | undefined {
+  return ctx.index.listMailboxes().find((m) => sameMailbox(m.name, name));
+}
+
+export function serverUidOf(m: IndexedMessage): number {
+  return Number(m.file);
+}
+
+function condstoreOn(client: ImapFlow): boolean {
+  return client.enabled.has('CONDSTORE');
+}
+
+/** Selects `path` unless it already is; a missing mailbox is a not-found error naming it. */
+export async function select(ctx: ImapContext, client: ImapFlow, name: MailboxName, path: string) {
+  const current = client.mailbox;
+  if (current && current.path === path && !current.readOnly) return current;
+  try {
+    return await client.mailboxOpen(path);
+  } catch (err) {
+    if (isMissingError(err)) throw missing(ctx, name);
+    throw err;
+  }
+}
+
+export function isMissingError(err: unknown): boolean {
+  const e = err as { serverResponseCode?: string; code?: string; responseStatus?: string; response?: unknown };
+  if (e?.serverResponseCode === 'NONEXISTENT' || e?.code === 'NotFound') return true;
+  // Not every server (Dovecot on SELECT, for one) sends the [NONEXISTENT] code.
+  return e?.responseStatus === 'NO' && /doesn't exist|does not exist|no such mailbox|unknown mailbox/i.test(String(e.response ?? ''));
+}
+
+export function missing(ctx: ImapContext, name: MailboxName): Error {
+  return notFoundError(`mailbox '${name.join(ctx.names.delimiter || '/')}' does not exist in ${ctx.session.account}`);
+}
+
+export interface KnownStatus {
+  messages?: number;
+  uidNext?: number;
+  uidValidity?: bigint | number;
+  highestModseq?: bigint | number;
+}
+
+/** `opts.status`: the server's STATUS as LIST-STATUS already gave it, saving a round trip. */
+export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: { full?: boolean; status?: KnownStatus } = {}): Promise<Refreshed> {
+  const path = ctx.names.toPath(name);
+  return ctx.session.run(`mailbox '${path}'`, async (client) => {
+    const condstore = condstoreOn(client);
+    let known = indexedMailbox(ctx, name);
+    let before = known && parseServerState(known.scanFingerprint);
+    if (known && before && !opts.full && ctx.pending.of(known.guid).length === 0) {
+      const st = opts.status ?? (await client.status(path, { messages: true, uidNext: true, uidValidity: true, ...(condstore ? { highestModseq: true } : {}) }).catch((err: unknown) => {
+        if (isMissingError(err)) throw missing(ctx, name);
+        throw err;
+      }));
+      if (!st) throw missing(ctx, name);
+      if (condstore && before.v === Number(st.uidValidity) && before.n === st.uidNext && before.x === st.messages && before.m === Number(st.highestModseq ?? 0) && before.m > 0) {
+        return { mailbox: known, path };
+      }
+    }
+    const box = await select(ctx, client, name, path);
+    const server: ServerState = { v: Number(box.uidValidity), n: box.uidNext, x: box.exists, m: condstore && !box.noModseq ? Number(box.highestModseq ?? 0) : 0 };
+    if (!known) {
+      known = ctx.index.addMailbox(newGuid(), name, server.v);
+      // First sight: the store's UIDs are the server's.
+      ctx.index.applyChanges(known.id, [], { uidNext: server.n, fingerprint: null });
+      known = ctx.index.mailboxByGuid(known.guid)!;
+    } else if (before && before.v !== server.v) {
+      // The server renumbered the mailbox: every UID we mapped is void.
+      ctx.index.resetMailbox(known.id, Math.max(server.v, known.uidValidity + 1));
+      known = ctx.index.mailboxByGuid(known.guid)!;
+      before = undefined;
+    }
+    const rows = ctx.index.messages(known.id);
+    const byServerUid = new Map(rows.map((r) => [serverUidOf(r), r]));
+    let fetched: FetchedMeta[];
+    let gone: number[];
+    const incremental = !opts.full && before !== undefined && server.m > 0 && before.m > 0 && known.scanFingerprint !== null;
+    if (incremental) {
+      const qresync = client.enabled.has('QRESYNC');
+      const r = await fetchMeta(client, '1:*', { xGuid: ctx.session.xGuid, headers: false, condstore: true, changedSince: before!.m, vanished: qresync });
+      fetched = r.messages;
+      gone = r.vanished.filter((u) => byServerUid.has(u));
+      if (!qresync) {
+        const added = fetched.filter((m) => !byServerUid.has(m.uid)).length;
+        if (rows.length + added !== server.x) {
+          const present = new Set((await client.search({ all: true }, { uid: true })) || []);
+          gone = rows.map(serverUidOf).filter((u) => !present.has(u));
+        }
+      }
+    } else {
+      const r = await fetchMeta(client, '1:*', { xGuid: ctx.session.xGuid, headers: false, condstore: server.m > 0 });
+      fetched = r.messages;
+      const present = new Set(fetched.map((m) => m.uid));
+      gone = rows.map(serverUidOf).filter((u) => !present.has(u));
+    }
+    const fresh = fetched.filter((m) => !byServerUid.has(m.uid));
+    const pending = ctx.pending.of(known.guid);
+    if (fresh.length > 0 && (!ctx.session.xGuid || pending.length > 0)) await addHeaders(client, fresh);
+    const changes: MessageChange[] = [];
+    let uidNext = known.uidNext;
+    const taken = new Set(rows.map((r) => r.uid));
+    for (const m of fetched) {
+      const { letters, keywords } = splitServerFlags(m.flags);
+      const row = byServerUid.get(m.uid);
+      if (row) {
+        if (row.flagLetters !== letters || row.keywords.join('\n') !== keywords.join('\n')) {
+          changes.push({ kind: 'update', message: { ...row, flagLetters: letters, keywords }, bumpModseq: true });
+        }
+        continue;
+      }
+      const hash = m.header ? headerHash(m.header) : undefined;
+      const claimed = hash !== undefined ? ctx.pending.take(known.guid, hash, m.size) : undefined;
+      // A journalled save keeps the UID it reserved; other new mail gets the server's UID where free.
+      const uid = claimed && !taken.has(claimed.uid) ? claimed.uid : Math.max(uidNext, m.uid);
+      taken.add(uid);
+      uidNext = Math.max(uidNext, uid + 1);
+      changes.push({
+        kind: 'add',
+        message: {
+          uid,
+          guid: claimed?.guid || m.xGuid || hash || newGuid(),
+          file: String(m.uid),
+          flagLetters: letters,
+          keywords,
+          receivedDate: m.internalDate,
+          size: claimed?.size ?? m.size,
+        },
+      });
+    }
+    for (const u of gone) {
+      const row = byServerUid.get(u)!;
+      changes.push({ kind: 'expunge', uid: row.uid, guid: row.guid });
+    }
+    ctx.index.applyChanges(known.id, changes, { uidNext, fingerprint: JSON.stringify(server) });
+    return { mailbox: ctx.index.mailboxByGuid(known.guid)!, path };
+  });
+}
+
+/** Date and Message-ID of many messages, a few thousand per command. */
+export async function addHeaders(client: ImapFlow, messages: FetchedMeta[]): Promise<void> {
+  const byUid = new Map(messages.map((m) => [m.uid, m]));
+  for (const chunk of chunkUids(messages.map((m) => m.uid))) {
+    const r = await fetchMeta(client, formatUidSet(chunk), { xGuid: false, headers: true, condstore: false });
+    for (const h of r.messages) {
+      const m = byUid.get(h.uid);
+      if (m) m.header = h.header;
+    }
+  }
+}

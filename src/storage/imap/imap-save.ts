@@ -1,0 +1,172 @@
+/**
+ * saveMessages for IMAP: bodies are read (imapflow needs each literal whole), turned to CRLF,
+ * journalled, and sent in MULTIAPPEND batches. The journal (pending-appends.ts) is what makes
+ * a retry after a dropped connection, or the next run after a crash, safe: messages the server
+ * did store are recognised instead of being sent again.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Readable } from 'node:stream';
+import type { ImapFlow } from 'imapflow';
+import { headerBlockOf, headerHash } from '../../model/header-hash.js';
+import type { MessageChange } from '../index/change-index.js';
+import type { MailboxName, SavedMessage, SaveRequest } from '../store.js';
+import type { ImapContext } from './imap-context.js';
+import { appendBatch, canMultiappend, type OutgoingMessage } from './imap-append.js';
+import { imapError, isConnectionError, isThrottle, serverText } from './imap-errors.js';
+import { fetchMeta } from './imap-fetch.js';
+import { keywordFilter, toLetters } from './imap-flags.js';
+import { refreshMailbox, select } from './imap-mailbox-sync.js';
+import { crlfToLf, lfToCrlf } from './line-ends.js';
+import type { PendingAppend } from './pending-appends.js';
+import { formatUidSet } from './uid-set.js';
+
+/** A batch is sent when it holds this many messages or bytes. */
+const BATCH_MESSAGES = 64;
+const BATCH_BYTES = 4 * 1024 * 1024;
+
+interface Item extends PendingAppend {
+  wire: Buffer;
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
+  return Buffer.concat(chunks);
+}
+
+export async function saveImapMessages(
+  ctx: ImapContext,
+  name: MailboxName,
+  messages: Iterable<SaveRequest> | AsyncIterable<SaveRequest>,
+): Promise<SavedMessage[]> {
+  const { mailbox, path } = await refreshMailbox(ctx, name);
+  const results: SavedMessage[] = [];
+  let uidNext = mailbox.uidNext;
+  let batch: Item[] = [];
+  let bytes = 0;
+  const refused = new Set<string>();
+  let allowKeyword: (kw: string) => boolean = () => true;
+  let multi = true;
+
+  const client = () => ctx.session.run(`mailbox '${path}'`, async (c) => {
+    const box = await select(ctx, c, name, path);
+    allowKeyword = keywordFilter(box.permanentFlags);
+    multi = canMultiappend(c);
+    return c;
+  });
+  await client();
+
+  const record = (items: readonly Item[], uids: readonly number[], xGuids: Map<number, string>) => {
+    const changes: MessageChange[] = items.map((it, i) => ({
+      kind: 'add',
+      message: {
+        uid: it.uid,
+        guid: it.guid || xGuids.get(uids[i]!) || it.hash,
+        file: String(uids[i]),
+        flagLetters: toLetters(it.flags),
+        keywords: [...it.keywords].sort(),
+        receivedDate: it.receivedDate,
+        size: it.size,
+      },
+    }));
+    const fp = ctx.index.mailboxByGuid(mailbox.guid)?.scanFingerprint ?? null;
+    const given = ctx.index.applyChanges(mailbox.id, changes, { uidNext, fingerprint: fp });
+    changes.forEach((c, i) => c.kind === 'add' && results.push({ uid: c.message.uid, guid: c.message.guid, modseq: given[i]! }));
+  };
+
+  /** Sends `items`, one by one when the server refuses the batch, so one bad message costs only itself. */
+  const send = async (c: ImapFlow, items: Item[]): Promise<void> => {
+    const out = (it: Item): OutgoingMessage => ({ wire: it.wire, flags: [...it.flags, ...it.keywords], receivedDate: it.receivedDate });
+    const groups = multi ? [items] : items.map((it) => [it]);
+    for (const group of groups) {
+      let uids: number[] | undefined;
+      try {
+        uids = await appendBatch(c, path, group.map(out));
+      } catch (err) {
+        if (isConnectionError(err) || isThrottle(err) || (err as { serverResponseCode?: string }).serverResponseCode === 'OVERQUOTA') throw err;
+        if (group.length > 1) {
+          for (const it of group) await send(c, [it]);
+          continue;
+        }
+        const it = group[0]!;
+        ctx.warn(`${ctx.session.account}: mailbox '${path}': the server refused message ${it.guid || it.hash} (UID ${it.uid}): ${serverText(err)}`);
+        ctx.pending.set(mailbox.guid, ctx.pending.of(mailbox.guid).filter((p) => p !== findPending(it)));
+        continue;
+      }
+      if (!uids) continue; // no UIDPLUS: the journal finds them below
+      const xGuids = new Map<number, string>();
+      if (ctx.session.xGuid && group.some((it) => !it.guid)) {
+        for (const m of (await fetchMeta(c, formatUidSet(uids), { xGuid: true, headers: false, condstore: false })).messages) if (m.xGuid) xGuids.set(m.uid, m.xGuid);
+      }
+      record(group, uids, xGuids);
+      const sent = new Set(group.map(findPending));
+      ctx.pending.set(mailbox.guid, ctx.pending.of(mailbox.guid).filter((p) => !sent.has(p)));
+    }
+  };
+
+  const findPending = (it: Item): PendingAppend | undefined =>
+    ctx.pending.of(mailbox.guid).find((p) => p.uid === it.uid && p.hash === it.hash && p.wireSize === it.wireSize);
+
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const items = batch;
+    batch = [];
+    bytes = 0;
+    // Journal first and reserve the UIDs, so a crash after the server stored them loses nothing.
+    ctx.pending.set(mailbox.guid, [...ctx.pending.of(mailbox.guid), ...items.map(({ wire: _w, ...p }) => p)]);
+    ctx.index.applyChanges(mailbox.id, [], { uidNext, fingerprint: ctx.index.mailboxByGuid(mailbox.guid)?.scanFingerprint ?? null });
+    const retries = 5;
+    for (let attempt = 1; ; attempt++) {
+      const left = items.filter((it) => findPending(it));
+      if (left.length === 0) break;
+      try {
+        await send(await client(), left);
+        // Without UIDPLUS the messages are found by header hash and size.
+        if (items.some((it) => findPending(it))) {
+          await refreshMailbox(ctx, name, { full: true });
+          collectClaimed(items.filter((it) => !findPending(it)));
+          for (const it of items.filter((it) => findPending(it))) ctx.warn(`${ctx.session.account}: mailbox '${path}': message ${it.guid || it.hash} was appended but could not be found again`);
+          ctx.pending.set(mailbox.guid, []);
+        }
+        break;
+      } catch (err) {
+        if (!(isConnectionError(err) || isThrottle(err)) || attempt >= retries) throw imapError(err, `${ctx.session.account}: mailbox '${path}'`);
+        const delay = Math.min(200 * 2 ** (attempt - 1), 10_000);
+        ctx.warn(`${ctx.session.account}: connection lost while saving to '${path}'; retrying in ${delay} ms`);
+        await sleep(delay);
+        // What reached the server before the drop is claimed from the journal, not sent again.
+        const before = new Set(left.filter((it) => findPending(it)));
+        await refreshMailbox(ctx, name);
+        collectClaimed([...before].filter((it) => !findPending(it)));
+      }
+    }
+  };
+
+  const collectClaimed = (items: Item[]) => {
+    for (const it of items) {
+      const row = ctx.index.message(mailbox.id, it.uid) ?? ctx.index.messages(mailbox.id).find((r) => r.guid === it.guid && it.guid !== '');
+      if (row && !results.some((r) => r.uid === row.uid)) results.push({ uid: row.uid, guid: row.guid, modseq: row.modseq });
+    }
+  };
+
+  for await (const req of messages) {
+    const lf = await readAll(await req.body());
+    const wire = lfToCrlf(lf);
+    const uid = req.uid !== undefined && req.uid >= uidNext ? req.uid : uidNext;
+    uidNext = uid + 1;
+    const keywords = req.keywords.filter((kw) => {
+      if (allowKeyword(kw)) return true;
+      if (!refused.has(kw)) ctx.warn(`${ctx.session.account}: mailbox '${path}' does not accept the keyword '${kw}'; it is not saved there`);
+      refused.add(kw);
+      return false;
+    });
+    const hash = headerHash(headerBlockOf(wire));
+    const size = crlfToLf(lf).length;
+    batch.push({ wire, hash, wireSize: wire.length, size, guid: req.guid ?? (ctx.session.xGuid ? '' : hash), uid, flags: [...req.flags], keywords, receivedDate: req.receivedDate });
+    bytes += wire.length;
+    if (batch.length >= BATCH_MESSAGES || bytes >= BATCH_BYTES) await flush();
+  }
+  await flush();
+  results.sort((a, b) => a.uid - b.uid);
+  return results;
+}

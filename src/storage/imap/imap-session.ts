@@ -1,0 +1,178 @@
+/**
+ * One logical IMAP session that survives dropped connections: every operation runs through
+ * `run`, which reconnects with backoff when the socket dies or the server asks us to slow
+ * down, and gives up with a tempfail (exit 75) only after the retries are spent. Operations
+ * passed to `run` must be safe to repeat (reads, STOREs to a full flag set, UID EXPUNGE);
+ * APPEND is made safe by the caller (see imap-append.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ImapFlow, type ImapFlowOptions } from 'imapflow';
+import type { ImapLocation } from '../../config/imap-location.js';
+import { configError, fsError } from '../../model/errors.js';
+import { runTokenCommand, type ImapSecret } from './imap-credentials.js';
+import { imapError, isConnectionError, isThrottle } from './imap-errors.js';
+
+export interface SessionOptions {
+  ioTimeoutSeconds?: number;
+  /** Attempts per operation before giving up (default 5). */
+  retries?: number;
+  /** First backoff in milliseconds, doubled per attempt (default 200). */
+  backoffMs?: number;
+  warn: (msg: string) => void;
+}
+
+export class ImapSession {
+  readonly account: string;
+  private client: ImapFlow | undefined;
+  private connecting: Promise<ImapFlow> | undefined;
+  private closed = false;
+  /** Set when the server answered FETCH X-GUID (Dovecot). */
+  xGuid = false;
+  /** Called after every (re)connect, before the operation retried. */
+  onReconnect?: () => void;
+  private connects = 0;
+
+  constructor(
+    private readonly loc: ImapLocation,
+    private readonly secret: ImapSecret,
+    private readonly options: SessionOptions,
+  ) {
+    this.account = `${loc.raw.startsWith('imaps') ? 'imaps' : 'imap'}://${loc.user}@${loc.host}:${loc.port}`;
+  }
+
+  private async clientOptions(): Promise<ImapFlowOptions> {
+    const loc = this.loc;
+    const tls: ImapFlowOptions['tls'] = { rejectUnauthorized: true, servername: /^[\d.:]+$/.test(loc.host) ? undefined : loc.host };
+    if (loc.caFile) {
+      try {
+        (tls as { ca?: (string | Buffer)[] }).ca = [readFileSync(loc.caFile)];
+      } catch (err) {
+        throw fsError(err, `cafile ${loc.caFile}`);
+      }
+    }
+    const timeout = (this.options.ioTimeoutSeconds ?? 0) > 0 ? this.options.ioTimeoutSeconds! * 1000 : undefined;
+    const auth: ImapFlowOptions['auth'] = { user: loc.user };
+    if (this.secret.kind === 'token') auth.accessToken = await runTokenCommand(this.secret.command);
+    else auth.pass = this.secret.password;
+    if (loc.auth === 'plain') auth.loginMethod = 'AUTH=PLAIN';
+    if (loc.auth === 'login') auth.loginMethod = 'LOGIN';
+    return {
+      host: loc.host,
+      port: loc.port,
+      secure: loc.tls === 'implicit',
+      doSTARTTLS: loc.tls === 'required' ? true : loc.tls === 'none' ? false : undefined,
+      tls,
+      auth,
+      logger: false,
+      qresync: true,
+      disableAutoIdle: true,
+      clientInfo: { name: 'mailferry' },
+      ...(timeout ? { socketTimeout: timeout, connectionTimeout: timeout, greetingTimeout: timeout } : {}),
+    } as ImapFlowOptions;
+  }
+
+  private async connect(): Promise<ImapFlow> {
+    const client = new ImapFlow(await this.clientOptions());
+    client.on('error', () => {}); // surfaced through the failing command instead
+    try {
+      await client.connect();
+    } catch (err) {
+      client.close();
+      if (this.loc.tls === 'required' && !client.secureConnection && /STARTTLS/i.test(String((err as Error).message))) {
+        throw configError(`${this.account}: the server offers no STARTTLS and tls=required`);
+      }
+      throw err;
+    }
+    if (this.connects++ === 0) this.xGuid = await probeXGuid(client);
+    return client;
+  }
+
+  /** The live client, connecting when there is none. */
+  async get(): Promise<ImapFlow> {
+    if (this.closed) throw new Error('IMAP session is closed');
+    if (this.client?.usable) return this.client;
+    this.client = undefined;
+    this.connecting ??= this.connect().finally(() => (this.connecting = undefined));
+    this.client = await this.connecting;
+    return this.client;
+  }
+
+  /** Runs `op`, reconnecting and repeating it after connection loss or throttling. */
+  async run<T>(what: string, op: (client: ImapFlow) => Promise<T>): Promise<T> {
+    const retries = this.options.retries ?? 5;
+    const backoff = this.options.backoffMs ?? 200;
+    for (let attempt = 1; ; attempt++) {
+      let client: ImapFlow | undefined;
+      try {
+        const reconnecting = this.connects > 0 && !this.client?.usable;
+        client = await this.get();
+        if (reconnecting) this.onReconnect?.();
+        return await op(client);
+      } catch (err) {
+        const retriable = isConnectionError(err) || isThrottle(err);
+        // Authentication and refusals are final; so is a first connect that was refused outright.
+        const neverConnected = this.connects === 0;
+        if (!retriable || attempt >= retries || neverConnected) throw imapError(err, what === '' ? this.account : `${this.account}: ${what}`);
+        if (client && isConnectionError(err)) {
+          client.close();
+          if (this.client === client) this.client = undefined;
+        }
+        const delay = Math.min(backoff * 2 ** (attempt - 1), 10_000);
+        this.options.warn(`${this.account}: ${isThrottle(err) ? 'server busy' : 'connection lost'}; retrying in ${delay} ms (attempt ${attempt + 1} of ${retries})`);
+        await sleep(delay);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const c = this.client;
+    this.client = undefined;
+    if (!c) return;
+    try {
+      if (c.usable) await Promise.race([c.logout(), sleep(2000)]);
+    } catch {
+      // the connection is going away either way
+    } finally {
+      c.close();
+    }
+  }
+}
+
+/** Dovecot answers FETCH X-GUID; other servers refuse it with BAD, which costs nothing. */
+async function probeXGuid(client: ImapFlow): Promise<boolean> {
+  try {
+    await client.mailboxOpen('INBOX', { readOnly: true });
+    const r = await (client as unknown as RawExec).exec('UID FETCH', [{ type: 'SEQUENCE', value: '1' }, [{ type: 'ATOM', value: 'UID' }, { type: 'ATOM', value: 'X-GUID' }]], {});
+    r.next();
+    return true;
+  } catch (err) {
+    if (isConnectionError(err)) throw err;
+    return false;
+  }
+}
+
+/** imapflow's command primitive; not in its public types, but stable since 1.0. */
+export interface RawExec {
+  exec(
+    command: string,
+    attributes: unknown[] | false,
+    options: { untagged?: Record<string, (u: RawUntagged) => Promise<void> | void> },
+  ): Promise<{ next(): void; response: { attributes?: RawAttribute[] } }>;
+}
+
+export interface RawAttribute {
+  type: string;
+  value: unknown;
+  section?: RawAttribute[];
+}
+
+export interface RawUntagged {
+  command: string;
+  attributes: (RawAttribute | RawAttribute[])[];
+}
+
+export function raw(client: ImapFlow): RawExec {
+  return client as unknown as RawExec;
+}
