@@ -249,7 +249,7 @@ describe('sync (CLI)', { timeout: 600_000 }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await count(), 4, 'an unfiltered sync brings the rest');
     assert.deepEqual(await view(b), await view(a));
-    for (const bad of [['-t', 'yesterday-ish'], ['-I', 'huge'], ['-O', '-']]) {
+    for (const bad of [['-t', 'yesterday-ish'], ['-I', 'huge'], ['-O', '-'], ['-T', '-5'], ['-T', '1.5'], ['-l', 'soon']]) {
       const x = cli('sync', ...bad, a, `maildir:${join(dir, 'never-2')}`);
       assert.equal(x.code, 64, `${bad.join(' ')}: ${x.stderr}`);
       assert.throws(() => readdirSync(join(dir, 'never-2')));

@@ -22,6 +22,7 @@ export interface PairCliOptions {
   guid?: string;
   exclude?: string[];
   lock?: string;
+  timeout?: string;
   json?: boolean;
   since?: string;
   before?: string;
@@ -45,6 +46,7 @@ export function addPairOptions(cmd: Command): Command {
     .option('-O, --flag <[-]flag>', 'only copy messages with this flag or keyword (-FLAG: without it)')
     .option('-I, --max-size <size>', 'only copy messages of at most SIZE (500k, 20M)')
     .option('-l, --lock <secs>', 'lock both locations so two runs cannot interleave; wait up to SECS for a running one')
+    .option('-T, --timeout <secs>', 'fail with exit 75 when a remote store (IMAP) stalls for SECS (default 600, 0 = never)')
     .option('--dry-run', 'print what would change, change nothing')
     .option('--json', 'print a JSON summary');
 }
@@ -77,9 +79,18 @@ function resolvePair(command: string, a: string | undefined, b: string | undefin
   return { from, to, toExists, locks: [lockDirOf(fromLoc), lockDirOf(toLoc)] };
 }
 
+/** dsync's -T: seconds a remote store may stall; local stores have nothing that stalls. */
+function ioTimeout(value: string | undefined): number {
+  if (value === undefined) return 600;
+  const secs = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(secs)) throw usageError(`invalid -T '${value}': expected whole seconds`);
+  return secs;
+}
+
 /** Opens both stores, taking the run locks first when -l asks for them. */
 export async function openPair(command: string, a: string | undefined, b: string | undefined, settings: Settings, opts: PairCliOptions): Promise<OpenedPair> {
   const { from, to, toExists, locks } = resolvePair(command, a, b, settings, opts);
+  const base = { ...storeOptions(settings), ioTimeoutSeconds: ioTimeout(opts.timeout) };
   const held: Dotlock[] = [];
   if (opts.lock !== undefined) {
     const secs = Number(opts.lock);
@@ -98,7 +109,7 @@ export async function openPair(command: string, a: string | undefined, b: string
   const release = () => held.forEach((l) => l.release());
   let source: MailStore;
   try {
-    source = await openStore(from, storeOptions(settings));
+    source = await openStore(from, base);
   } catch (err) {
     release();
     throw err;
@@ -106,7 +117,7 @@ export async function openPair(command: string, a: string | undefined, b: string
   let dest: MailStore | undefined;
   try {
     // A dry run never creates the destination; one that does not exist yet plans as empty.
-    dest = opts.dryRun && !toExists ? undefined : await openStore(to, { ...storeOptions(settings), create: !opts.dryRun });
+    dest = opts.dryRun && !toExists ? undefined : await openStore(to, { ...base, create: !opts.dryRun });
   } catch (err) {
     await source.close();
     release();
