@@ -26,6 +26,11 @@ export interface ImapLocation {
   auth: ImapAuth;
   /** Where the store keeps its index (UIDVALIDITY, UID<->GUID map, modseqs) for this account. */
   stateDir: string;
+  /**
+   * A file whose first line is this account's password (`passfile=`): for IMAP -> IMAP runs
+   * whose two accounts have different passwords. It wins over --password-file.
+   */
+  passFile?: string;
 }
 
 const TLS_VALUES: readonly ImapTls[] = ['required', 'starttls', 'none'];
@@ -74,12 +79,16 @@ export function parseImapLocation(raw: string, home: string = process.env.HOME ?
         if (!AUTH_VALUES.includes(value as ImapAuth)) throw usageError(`invalid auth=${value} in '${raw}' (expected ${AUTH_VALUES.join(', ')})`);
         loc.auth = value as ImapAuth;
         break;
+      case 'passfile':
+        if (value === '') throw usageError(`empty passfile= in '${raw}'`);
+        loc.passFile = resolve(expandHome(value, home));
+        break;
       case 'state':
         if (value === '') throw usageError(`empty state= in '${raw}'`);
         stateDir = resolve(expandHome(value, home));
         break;
       default:
-        throw usageError(`unknown option '${key}' in IMAP location '${raw}' (known: tls, cafile, auth, state)`);
+        throw usageError(`unknown option '${key}' in IMAP location '${raw}' (known: tls, cafile, auth, state, passfile)`);
     }
   }
   const stateHome = process.env.XDG_STATE_HOME || join(home, '.local', 'state');

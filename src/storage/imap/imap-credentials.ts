@@ -1,5 +1,6 @@
 /**
- * Where an IMAP secret comes from, in order: the --password-file (first line), the
+ * Where an IMAP secret comes from, in order: the location's passfile= or else the global
+ * --password-file (first line of either), the
  * MAILFERRY_PASSWORD environment variable, a prompt when stdin is a terminal. Never argv: a
  * command line is visible to every user of the machine. With auth=xoauth2|oauthbearer the
  * secret is an access token printed by the `oauth2_token_cmd` command, run afresh for each
@@ -24,15 +25,16 @@ export async function readSecret(loc: ImapLocation, options: ImapCredentialOptio
     if (!command) throw configError(`${loc.raw}: auth=${loc.auth} needs -o oauth2_token_cmd=COMMAND (a command printing an access token)`);
     return { kind: 'token', command };
   }
-  if (options.passwordFile !== undefined) {
+  const file = loc.passFile ?? options.passwordFile;
+  if (file !== undefined) {
     let text: string;
     try {
-      text = await readFile(options.passwordFile, 'utf8');
+      text = await readFile(file, 'utf8');
     } catch (err) {
-      throw fsError(err, `password file ${options.passwordFile}`);
+      throw fsError(err, `password file ${file}`);
     }
     const password = text.split(/\r?\n/)[0] ?? '';
-    if (password === '') throw configError(`password file ${options.passwordFile} is empty`);
+    if (password === '') throw configError(`password file ${file} is empty`);
     return { kind: 'password', password };
   }
   const env = process.env.MAILFERRY_PASSWORD;

@@ -47,7 +47,10 @@ export function imapError(err: unknown, what: string): MailferryError {
   const e = err as ImapFlowLikeError;
   const code = e?.code ?? '';
   if (e?.authenticationFailed) return new MailferryError('permission', `${what}: authentication failed`, { cause: err });
-  if (TLS_CODE.test(code)) return new MailferryError('config', `${what}: TLS failed (${e.message ?? code})`, { cause: err });
+  if (TLS_CODE.test(code)) {
+    const reason = (err as { reason?: string }).reason ?? e.message?.split('\n')[0] ?? '';
+    return new MailferryError('config', `${what}: TLS failed (${code}${reason ? `: ${reason}` : ''})`, { cause: err });
+  }
   if (code === 'ECONNREFUSED') return new MailferryError('tempfail', `${what}: connection refused`, { cause: err });
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new MailferryError('tempfail', `${what}: host not found`, { cause: err });
   if (isConnectionError(err)) return new MailferryError('tempfail', `${what}: connection lost (${e.message ?? code})`, { cause: err });

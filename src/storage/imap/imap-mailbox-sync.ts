@@ -83,8 +83,8 @@ export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: 
         if (isMissingError(err)) throw missing(ctx, name);
         throw err;
       }));
-      if (!st) throw missing(ctx, name);
-      if (condstore && before.v === Number(st.uidValidity) && before.n === st.uidNext && before.x === st.messages && before.m === Number(st.highestModseq ?? 0) && before.m > 0) {
+      // imapflow answers false for any refused STATUS; SELECT below says why.
+      if (st && condstore && before.v === Number(st.uidValidity) && before.n === st.uidNext && before.x === st.messages && before.m === Number(st.highestModseq ?? 0) && before.m > 0) {
         return { mailbox: known, path };
       }
     }
