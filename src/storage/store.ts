@@ -142,6 +142,11 @@ export interface PairMailboxState {
   peerHighestModseq: number;
 }
 
+export interface SyncedFlags {
+  flags: SystemFlag[];
+  keywords: string[];
+}
+
 /** Per mailbox GUID. */
 export type PairState = Record<string, PairMailboxState>;
 
@@ -213,6 +218,15 @@ export interface MailStore {
   getPairState(peerId: string): Promise<PairState>;
   /** Replaces the remembered state for these mailbox GUIDs (others are kept). */
   setPairState(peerId: string, state: PairState): Promise<void>;
+
+  /**
+   * The flags and keywords of these messages (by GUID) as both sides agreed at the last sync
+   * with `peerId`: the base that lets a conflict merge flag by flag. Unknown GUIDs are left out.
+   * Optional: without it, a message both sides changed takes one side's flags whole.
+   */
+  getSyncedFlags?(peerId: string, mailboxGuid: string, guids: readonly string[]): Promise<Map<string, SyncedFlags>>;
+  /** Records agreed flags; `replaceAll` first forgets every entry of the mailbox (a full sync). */
+  setSyncedFlags?(peerId: string, mailboxGuid: string, entries: readonly ({ guid: string } & SyncedFlags)[], replaceAll: boolean): Promise<void>;
 
   /** Releases locks, database handles and connections. */
   close(): Promise<void>;

@@ -5,12 +5,12 @@
  * what lets the next run skip unchanged mailboxes and tell whose flag change is newer.
  */
 import { MailferryError } from '../model/errors.js';
-import type { MailboxName, MailboxStatus, MailStore, PairState, SaveRequest } from '../storage/store.js';
+import type { MailboxChanges, MailboxName, MailboxStatus, MailStore, PairState, SaveRequest, SyncedFlags } from '../storage/store.js';
 import { planMailboxBackup, sameFlags } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
 import { matchByHeaderHash } from './hash-match.js';
 import { planTreeTwoWay, type SideTreeAction } from './tree-twoway.js';
-import { isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
+import { flagConflicts, isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
 
 export interface SyncOptions {
   mode?: MergeMode;
@@ -239,7 +239,10 @@ async function syncMailbox(
     expunged: new Set(x.expunged.map((e) => e.guid)),
     syncedModseq: sameEpoch ? synced : undefined,
   });
-  const plan = filtered(planTwoWay(side(ma, before?.highestModseq), side(mb, before?.peerHighestModseq), mode, equalUids), options.messageFilter);
+  const [sa, sb] = [side(ma, before?.highestModseq), side(mb, before?.peerHighestModseq)];
+  const conflicts = sameEpoch ? flagConflicts(sa, sb) : [];
+  const bases = conflicts.length > 0 ? await syncedFlags(sideA, sideB, boxA.guid, conflicts) : undefined;
+  const plan = filtered(planTwoWay(sa, sb, mode, equalUids, bases), options.messageFilter);
   emit({ type: 'mailbox', name: boxA.name, plan });
   if (options.dryRun || isEmptyTwoWay(plan)) return true;
   let ok = (await applySaves(sideA, plan.a, result, emit)) && (await applySaves(sideB, plan.b, result, emit));
@@ -256,7 +259,34 @@ async function syncMailbox(
   const [ra, rb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
   const again = filtered(planTwoWay(side(ra, undefined), side(rb, undefined), mode, equalUids), options.messageFilter);
   if (!isEmptyTwoWay(again) && (mode === 'twoway' || again.b.saves.length > 0)) ok = false;
+  if (mode === 'twoway' && !options.messageFilter) await recordSyncedFlags(sideA, sideB, boxA.guid, ra, rb, sameEpoch ? before?.highestModseq : undefined);
   return ok;
+}
+
+async function syncedFlags(sideA: Bound, sideB: Bound, mailboxGuid: string, guids: string[]): Promise<Map<string, SyncedFlags>> {
+  if (sideA.store.getSyncedFlags) return sideA.store.getSyncedFlags(sideB.store.storeId, mailboxGuid, guids);
+  if (sideB.store.getSyncedFlags) return sideB.store.getSyncedFlags(sideA.store.storeId, mailboxGuid, guids);
+  return new Map();
+}
+
+/**
+ * Remembers, in both stores, the flags both sides now agree on for every message that changed
+ * since the last sync (all of them after a first or full-epoch sync): the base of the next
+ * conflict. A message the sides still disagree on is left out; its old base stays right.
+ */
+async function recordSyncedFlags(sideA: Bound, sideB: Bound, mailboxGuid: string, ra: MailboxChanges, rb: MailboxChanges, sinceA: number | undefined): Promise<void> {
+  if (!sideA.store.setSyncedFlags && !sideB.store.setSyncedFlags) return;
+  const byGuidB = new Map(rb.messages.map((m) => [m.guid, m]));
+  const entries = ra.messages
+    .filter((m) => sinceA === undefined || m.modseq > sinceA)
+    .filter((m) => {
+      const other = byGuidB.get(m.guid);
+      return other !== undefined && sameFlags(m, other);
+    })
+    .map((m) => ({ guid: m.guid, flags: [...m.flags], keywords: [...m.keywords] }));
+  if (entries.length === 0 && sinceA !== undefined) return;
+  await sideA.store.setSyncedFlags?.(sideB.store.storeId, mailboxGuid, entries, sinceA === undefined);
+  await sideB.store.setSyncedFlags?.(sideA.store.storeId, mailboxGuid, entries, sinceA === undefined);
 }
 
 /**

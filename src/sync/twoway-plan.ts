@@ -5,14 +5,16 @@
  * side's expunge log names the GUID (otherwise the mail is kept); a message whose UID the
  * other side cannot take (below its UIDNEXT, or held by a different message) gets a new UID
  * above both UIDNEXTs on both sides; flags follow the side that changed them since the last
- * sync of the pair, and the first side (the master) wins when both did or when nothing
- * says which did. Both directions of the same pair plan the same end state.
+ * sync of the pair. When both did, each flag follows the side that changed it, measured
+ * against the flags both agreed on last time (the base); without a base (a first sync, or a
+ * store that keeps none) the first side, the master, wins. Both directions of the same pair
+ * plan the same end state.
  *
  * When a side hands out its own UIDs (an IMAP server), UIDs cannot be made equal, so they stop
  * being part of the goal: messages match by GUID wherever they sit, nothing is renumbered, and
  * a copy keeps its UID only where the receiving side can take it.
  */
-import type { FlagUpdate, MessageMeta } from '../storage/store.js';
+import { SYSTEM_FLAGS, type FlagUpdate, type MessageMeta, type SyncedFlags } from '../storage/store.js';
 import { sameFlags } from './mailbox-plan.js';
 
 export interface SyncSide {
@@ -59,6 +61,9 @@ export interface TwoWayPlan {
 
 export type MergeMode = 'twoway' | 'oneway';
 
+type Bases = ReadonlyMap<string, SyncedFlags>;
+type FlagSet = Pick<MessageMeta, 'flags' | 'keywords'>;
+
 function changedSince(m: MessageMeta, since: number | undefined): boolean {
   return since === undefined || m.modseq > since;
 }
@@ -69,8 +74,12 @@ const empty = (): SideActions => ({ saves: [], expunges: [], flagUpdates: [] });
  * `oneway`: merge A into B (`sync -1`): B gains A's messages and flag changes, nothing is
  * expunged in B, and A is never touched.
  */
-export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway', equalUids = true): TwoWayPlan {
-  if (!equalUids) return planByGuid(a, b, mode);
+/**
+ * `bases`: the flags both sides agreed on at the last sync, by GUID, for messages both changed
+ * since; with a base, such a conflict merges flag by flag instead of one side winning whole.
+ */
+export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway', equalUids = true, bases: Bases = new Map()): TwoWayPlan {
+  if (!equalUids) return planByGuid(a, b, mode, bases);
   const plan: TwoWayPlan = { a: empty(), b: empty(), uidNext: Math.max(a.uidNext, b.uidNext), raiseUidNext: { a: false, b: false } };
   const byGuidA = new Map(a.messages.map((m) => [m.guid, m]));
   const byGuidB = new Map(b.messages.map((m) => [m.guid, m]));
@@ -85,7 +94,7 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway',
     const mb = byGuidB.get(ma.guid);
     if (mb) {
       if (mb.uid === ma.uid) {
-        flagMerge(ma, mb, a, b, plan, oneway);
+        flagMerge(ma, mb, a, b, plan, oneway, bases);
       } else if (!oneway) {
         renumber.push({ guid: ma.guid, ma, mb });
       } else if (!sameFlags(mb, ma)) {
@@ -126,7 +135,7 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway',
       continue;
     }
     // Both copies move to the new UID; the flags come from the merge of the two when both exist.
-    const flagsFrom = r.ma && r.mb ? mergedFlags(r.ma, r.mb, a, b) : (r.ma ?? r.mb)!;
+    const flagsFrom = r.ma && r.mb ? mergedFlags(r.ma, r.mb, a, b, bases) : (r.ma ?? r.mb)!;
     if (r.ma) {
       plan.a.saves.push({ ...save(r.ma, uid, 'self'), flags: [...flagsFrom.flags], keywords: [...flagsFrom.keywords] });
       plan.a.expunges.push(r.ma.uid);
@@ -150,7 +159,7 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway',
 }
 
 /** The plan when UIDs need not match: GUIDs alone decide. */
-function planByGuid(a: SyncSide, b: SyncSide, mode: MergeMode): TwoWayPlan {
+function planByGuid(a: SyncSide, b: SyncSide, mode: MergeMode, bases: Bases): TwoWayPlan {
   const plan: TwoWayPlan = { a: empty(), b: empty(), uidNext: Math.max(a.uidNext, b.uidNext), raiseUidNext: { a: false, b: false } };
   const oneway = mode === 'oneway';
   const byGuidB = new Map(b.messages.map((m) => [m.guid, m]));
@@ -160,7 +169,7 @@ function planByGuid(a: SyncSide, b: SyncSide, mode: MergeMode): TwoWayPlan {
   const uidsB = new Map(b.messages.map((m) => [m.uid, m]));
   for (const ma of a.messages) {
     const mb = byGuidB.get(ma.guid);
-    if (mb) flagMerge(ma, mb, a, b, plan, oneway);
+    if (mb) flagMerge(ma, mb, a, b, plan, oneway, bases);
     else if (!oneway && b.expunged.has(ma.guid)) plan.a.expunges.push(ma.uid);
     else plan.b.saves.push(save(ma, freeUid(ma.uid, b, uidsB), 'peer'));
   }
@@ -183,23 +192,48 @@ function save(m: MessageMeta, uid: number | undefined, from: 'self' | 'peer'): S
 }
 
 /** The flags both copies end with. */
-function mergedFlags(ma: MessageMeta, mb: MessageMeta, a: SyncSide, b: SyncSide): MessageMeta {
+function mergedFlags(ma: MessageMeta, mb: MessageMeta, a: SyncSide, b: SyncSide, bases: Bases): FlagSet {
   if (sameFlags(ma, mb)) return ma;
   const changedA = changedSince(ma, a.syncedModseq);
   const changedB = changedSince(mb, b.syncedModseq);
-  return changedB && !changedA ? mb : ma;
+  if (changedB && !changedA) return mb;
+  if (changedA && !changedB) return ma;
+  const base = bases.get(ma.guid);
+  // Both changed: with the agreed base each flag follows the side that changed it (a flag both
+  // changed was changed the same way, a flag is only on or off); without one, the master wins.
+  return base ? threeWay(ma, mb, base) : ma;
 }
 
-function flagMerge(ma: MessageMeta, mb: MessageMeta, a: SyncSide, b: SyncSide, plan: TwoWayPlan, oneway: boolean): void {
+function threeWay(ma: FlagSet, mb: FlagSet, base: FlagSet): FlagSet {
+  const pick = <T>(all: Iterable<T>, inA: Set<T>, inB: Set<T>, inBase: Set<T>) =>
+    [...new Set(all)].filter((x) => (inA.has(x) !== inBase.has(x) ? inA.has(x) : inB.has(x)));
+  const flags = pick([...ma.flags, ...mb.flags, ...base.flags], new Set(ma.flags), new Set(mb.flags), new Set(base.flags));
+  const keywords = pick([...ma.keywords, ...mb.keywords, ...base.keywords], new Set(ma.keywords), new Set(mb.keywords), new Set(base.keywords));
+  flags.sort((x, y) => SYSTEM_FLAGS.indexOf(x) - SYSTEM_FLAGS.indexOf(y));
+  return { flags, keywords: keywords.sort() };
+}
+
+function flagMerge(ma: MessageMeta, mb: MessageMeta, a: SyncSide, b: SyncSide, plan: TwoWayPlan, oneway: boolean, bases: Bases): void {
   if (sameFlags(ma, mb)) return;
   if (oneway) {
     // A's changes flow into B; B's own changes stay when A did not touch the message.
     if (changedSince(ma, a.syncedModseq)) plan.b.flagUpdates.push({ uid: mb.uid, flags: [...ma.flags], keywords: [...ma.keywords] });
     return;
   }
-  const winner = mergedFlags(ma, mb, a, b);
-  if (winner === ma) plan.b.flagUpdates.push({ uid: mb.uid, flags: [...ma.flags], keywords: [...ma.keywords] });
-  else plan.a.flagUpdates.push({ uid: ma.uid, flags: [...mb.flags], keywords: [...mb.keywords] });
+  const merged = mergedFlags(ma, mb, a, b, bases);
+  if (!sameFlags(ma, merged)) plan.a.flagUpdates.push({ uid: ma.uid, flags: [...merged.flags], keywords: [...merged.keywords] });
+  if (!sameFlags(mb, merged)) plan.b.flagUpdates.push({ uid: mb.uid, flags: [...merged.flags], keywords: [...merged.keywords] });
+}
+
+/** Messages both sides changed since the last sync, with different flags: where a base decides. */
+export function flagConflicts(a: SyncSide, b: SyncSide): string[] {
+  const byGuidB = new Map(b.messages.map((m) => [m.guid, m]));
+  return a.messages
+    .filter((ma) => {
+      const mb = byGuidB.get(ma.guid);
+      return mb !== undefined && !sameFlags(ma, mb) && changedSince(ma, a.syncedModseq) && changedSince(mb, b.syncedModseq);
+    })
+    .map((m) => m.guid);
 }
 
 export function isEmptyTwoWay(plan: TwoWayPlan): boolean {

@@ -15,7 +15,7 @@ import { chownPath, ownerFor } from '../maildir/ownership.js';
 import type { MailboxListChange, MailboxName } from '../store.js';
 
 export const INDEX_FILENAME = 'mailferry.index.sqlite';
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 export interface IndexedMailbox {
   id: number;
@@ -219,6 +219,13 @@ export class ChangeIndex {
         mailbox_guid TEXT NOT NULL,
         state TEXT NOT NULL,
         PRIMARY KEY (peer_id, mailbox_guid)
+      ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS synced_flags (
+        peer_id TEXT NOT NULL,
+        mailbox_guid TEXT NOT NULL,
+        guid TEXT NOT NULL,
+        flags TEXT NOT NULL,
+        PRIMARY KEY (peer_id, mailbox_guid, guid)
       ) WITHOUT ROWID;
     `);
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
@@ -431,6 +438,25 @@ export class ChangeIndex {
     this.transaction(() => {
       const put = this.stmt('INSERT OR REPLACE INTO pair_state (peer_id, mailbox_guid, state) VALUES (?, ?, ?)');
       for (const [guid, value] of Object.entries(state)) put.run(peerId, guid, JSON.stringify(value));
+    });
+  }
+
+  /** Flags and keywords (JSON) both sides agreed on at the last sync with a peer, by message GUID. */
+  syncedFlags(peerId: string, mailboxGuid: string, guids: readonly string[]): Map<string, string> {
+    const get = this.stmt('SELECT flags FROM synced_flags WHERE peer_id = ? AND mailbox_guid = ? AND guid = ?');
+    const out = new Map<string, string>();
+    for (const g of guids) {
+      const row = get.get(peerId, mailboxGuid, g) as { flags: string } | undefined;
+      if (row) out.set(g, row.flags);
+    }
+    return out;
+  }
+
+  setSyncedFlags(peerId: string, mailboxGuid: string, entries: readonly { guid: string; flags: string }[], replaceAll: boolean): void {
+    this.transaction(() => {
+      if (replaceAll) this.stmt('DELETE FROM synced_flags WHERE peer_id = ? AND mailbox_guid = ?').run(peerId, mailboxGuid);
+      const put = this.stmt('INSERT OR REPLACE INTO synced_flags (peer_id, mailbox_guid, guid, flags) VALUES (?, ?, ?, ?)');
+      for (const e of entries) put.run(peerId, mailboxGuid, e.guid, e.flags);
     });
   }
 

@@ -26,6 +26,7 @@ import {
   type PairState,
   type SavedMessage,
   type SaveRequest,
+  type SyncedFlags,
   type SystemFlag,
 } from '../store.js';
 import { hashesByReading } from '../message-hashes.js';
@@ -408,6 +409,16 @@ export class MaildirStore implements MailStore {
 
   async getPairState(peerId: string): Promise<PairState> {
     return this.index.pairState(peerId) as PairState;
+  }
+
+  async getSyncedFlags(peerId: string, mailboxGuid: string, guids: readonly string[]): Promise<Map<string, SyncedFlags>> {
+    const rows = this.index.syncedFlags(peerId, mailboxGuid, guids);
+    return new Map([...rows].map(([guid, json]) => [guid, JSON.parse(json) as SyncedFlags]));
+  }
+
+  async setSyncedFlags(peerId: string, mailboxGuid: string, entries: readonly ({ guid: string } & SyncedFlags)[], replaceAll: boolean): Promise<void> {
+    const rows = entries.map((e) => ({ guid: e.guid, flags: JSON.stringify({ flags: e.flags, keywords: e.keywords }) }));
+    this.index.setSyncedFlags(peerId, mailboxGuid, rows, replaceAll);
   }
 
   async setPairState(peerId: string, state: PairState): Promise<void> {
