@@ -21,7 +21,7 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
     case 'maildir':
       return MaildirStore.open(loc, options);
     case 'mbox':
-      throw usageError(`mbox locations are not supported by this build ('${location}')`);
+      return (await import('./mbox/mbox-store.js')).MboxStore.open(loc, options);
     case 'imap':
       return (await import('./imap/imap-store.js')).ImapStore.open(loc, options);
   }

@@ -1,0 +1,86 @@
+/**
+ * Buffered sequential writing to a file descriptor from a given offset, with positional
+ * patches for values known only after the bytes behind them were written.
+ */
+import { fsyncSync, readSync, write, writeSync } from 'node:fs';
+import { MboxrdUnquoter } from './mboxrd-unquote.js';
+
+const BUFFER_BYTES = 1024 * 1024;
+
+function writeAll(fd: number, buf: Buffer, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (off: number) => {
+      if (off >= buf.length) return resolve();
+      write(fd, buf, off, buf.length - off, position + off, (err, n) => (err ? reject(err) : step(off + n)));
+    };
+    step(0);
+  });
+}
+
+export class FileOutput {
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  /** Offset the next byte goes to. */
+  position: number;
+  /** The last byte written (-1 when none). */
+  lastByte = -1;
+
+  constructor(
+    readonly fd: number,
+    start: number,
+  ) {
+    this.position = start;
+  }
+
+  async write(data: Buffer | string): Promise<void> {
+    const buf = typeof data === 'string' ? Buffer.from(data, 'latin1') : data;
+    if (buf.length === 0) return;
+    this.held.push(buf);
+    this.heldBytes += buf.length;
+    this.position += buf.length;
+    this.lastByte = buf[buf.length - 1]!;
+    if (this.heldBytes >= BUFFER_BYTES) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.heldBytes === 0) return;
+    const buf = this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held);
+    const at = this.position - buf.length;
+    this.held = [];
+    this.heldBytes = 0;
+    await writeAll(this.fd, buf, at);
+  }
+
+  /** Overwrites bytes already written (flushing first). */
+  async patch(offset: number, data: string): Promise<void> {
+    await this.flush();
+    writeSync(this.fd, Buffer.from(data, 'latin1'), 0, Buffer.byteLength(data, 'latin1'), offset);
+  }
+
+  async sync(fsync: boolean): Promise<void> {
+    await this.flush();
+    if (fsync) fsyncSync(this.fd);
+  }
+
+  /** Copies [start, end) of another file, undoing mboxrd quoting when asked; returns the bytes written. */
+  async copyRange(srcFd: number, start: number, end: number, unquote = false): Promise<number> {
+    const chunk = Buffer.alloc(Math.min(BUFFER_BYTES, Math.max(0, end - start)));
+    const unquoter = unquote ? new MboxrdUnquoter() : undefined;
+    let written = 0;
+    for (let pos = start; pos < end; ) {
+      const n = readSync(srcFd, chunk, 0, Math.min(chunk.length, end - pos), pos);
+      if (n === 0) throw new Error(`unexpected end of file at byte offset ${pos}`);
+      pos += n;
+      const piece = Buffer.from(chunk.subarray(0, n));
+      for (const b of unquoter ? unquoter.push(piece) : [piece]) {
+        written += b.length;
+        await this.write(b);
+      }
+    }
+    for (const b of unquoter?.end() ?? []) {
+      written += b.length;
+      await this.write(b);
+    }
+    return written;
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * One mbox mailbox: scanning it into the change index, and changing it. Every change scans the
+ * file again under the lock first (so changes other programs made are recorded, with their
+ * own modseqs, before ours), then writes, then scans once more to record what was written.
+ */
+import { ftruncateSync, openSync, closeSync, existsSync } from 'node:fs';
+import { dataError, fsError } from '../../model/errors.js';
+import { failpoint } from '../../model/failpoint.js';
+import type { IndexedMailbox } from '../index/change-index.js';
+import type { FlagUpdate, MailboxUpdate, SaveRequest, SavedMessage, SystemFlag } from '../store.js';
+import { fileFingerprint, indexedMailboxByName, syncIndex, type MboxContext, type NumberedMessage } from './mbox-index-sync.js';
+import { withMboxLock } from './mbox-lock.js';
+import { flagsFromStatus, type ImapBase } from './mbox-headers.js';
+import { scanMboxFile, type MboxScan } from './mbox-scan.js';
+import { inPlacePatch, openForAppend, patchInPlace, rewriteMbox, writeNewMessage, type MessageState, type PlannedSave, type WrittenSave } from './mbox-writer.js';
+
+interface Synced {
+  scan: MboxScan;
+  mailbox: IndexedMailbox;
+  numbered: NumberedMessage[];
+}
+
+/** Scans (unless size and mtime prove nothing changed) and returns the index record. */
+export async function refreshMailbox(ctx: MboxContext): Promise<IndexedMailbox> {
+  const known = indexedMailboxByName(ctx.index, ctx.name);
+  const fp = fileFingerprint(ctx.path);
+  if (known && fp.safe && known.scanFingerprint === fp.value) return known;
+  return withMboxLock(ctx, 'read', () => scanAndSync(ctx, false).mailbox);
+}
+
+function scanAndSync(ctx: MboxContext, repair: boolean): Synced {
+  let fp = fileFingerprint(ctx.path);
+  let scan = scanMboxFile(ctx.path, ctx.warn);
+  if (scan.truncatedAt !== undefined) {
+    const cut = `${ctx.path}: the last message (at byte offset ${scan.truncatedAt}) is incomplete: its Content-Length runs past the end of the file`;
+    if (!repair) ctx.warn(`${cut}; left out until the next write removes it`);
+    else {
+      ctx.warn(`${cut}; removing the incomplete tail (${scan.size - scan.truncatedAt} bytes)`);
+      truncateTo(ctx.path, scan.truncatedAt);
+      fp = fileFingerprint(ctx.path);
+      scan = scanMboxFile(ctx.path, ctx.warn);
+    }
+  }
+  // A left-out tail must be looked at again by the next read.
+  const safeFp = scan.truncatedAt === undefined ? fp : { value: fp.value, safe: false };
+  const { mailbox, numbered } = syncIndex(ctx, scan, safeFp);
+  return { scan, mailbox, numbered };
+}
+
+function truncateTo(path: string, size: number): void {
+  try {
+    const fd = openSync(path, 'r+');
+    try {
+      ftruncateSync(fd, size);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    throw fsError(err, `truncating ${path}`);
+  }
+}
+
+function stateOf(n: NumberedMessage): MessageState {
+  return { uid: n.uid, flags: flagsFromStatus(n.message.info.status, n.message.info.xStatus), keywords: n.message.info.keywords };
+}
+
+function union(...lists: (readonly string[])[]): string[] {
+  return [...new Set(lists.flat())];
+}
+
+/** The X-IMAPbase the file should carry. */
+function baseFor(s: Synced, states: readonly MessageState[], extra: { lastUid?: number; keywords?: readonly string[]; uidValidity?: number } = {}): ImapBase {
+  let lastUid = Math.max(s.mailbox.uidNext - 1, s.scan.base?.lastUid ?? 0, extra.lastUid ?? 0);
+  for (const st of states) lastUid = Math.max(lastUid, st.uid);
+  return {
+    uidValidity: extra.uidValidity ?? s.mailbox.uidValidity,
+    lastUid,
+    keywords: union(s.scan.base?.keywords ?? [], ...states.map((st) => st.keywords), extra.keywords ?? []),
+  };
+}
+
+/** The file is in the shape appends and in-place changes need: X-IMAPbase first, every UID written. */
+function canPatch(s: Synced): boolean {
+  return (
+    s.scan.messages.length > 0 &&
+    !s.scan.pseudo &&
+    s.scan.base !== undefined &&
+    s.scan.base.uidValidity === s.mailbox.uidValidity &&
+    s.numbered.every((n) => !n.virtualUid)
+  );
+}
+
+export async function saveToMailbox(ctx: MboxContext, requests: SaveRequest[]): Promise<SavedMessage[]> {
+  if (requests.length === 0) return [];
+  return withMboxLock(ctx, 'write', async () => {
+    const s = scanAndSync(ctx, true);
+    let next = s.mailbox.uidNext;
+    const planned: PlannedSave[] = requests.map((request) => {
+      const uid = request.uid !== undefined && request.uid >= next ? request.uid : next;
+      next = uid + 1;
+      return { request, uid };
+    });
+    const written: WrittenSave[] = [];
+    const states = s.numbered.map(stateOf);
+    const base = baseFor(s, states, { lastUid: next - 1, keywords: requests.flatMap((r) => r.keywords) });
+    const first = s.numbered[0];
+    const patch = canPatch(s) && first ? inPlacePatch(first.message, stateOf(first), base) : undefined;
+    if (patch) {
+      // The last UID is raised before the mail goes in: a crash in between only wastes UIDs.
+      await patchInPlace(ctx, [patch]);
+      const { fd, out } = openForAppend(ctx);
+      try {
+        if (out.lastByte !== -1 && out.lastByte !== 10) await out.write('\n');
+        for (const p of planned) {
+          written.push(await writeNewMessage(out, p));
+          failpoint('mbox-append-after-message');
+        }
+        failpoint('mbox-append-before-fsync');
+        await out.sync(ctx.fsync);
+      } catch (err) {
+        throw fsError(err, `appending to ${ctx.path}`);
+      } finally {
+        closeSync(fd);
+      }
+    } else {
+      await rewriteMbox(
+        ctx,
+        s.numbered.map((n) => ({ m: n.message, state: stateOf(n) })),
+        base,
+        async (out, firstBase) => {
+          for (const [i, p] of planned.entries()) written.push(await writeNewMessage(out, p, i === 0 ? firstBase : undefined));
+          return planned.length;
+        },
+      );
+    }
+    failpoint('mbox-save-before-index');
+    const after = scanAndSync(ctx, false);
+    const byUid = new Map(after.numbered.map((n) => [n.uid, n]));
+    return written.map((w) => {
+      const row = ctx.index.message(after.mailbox.id, w.uid);
+      if (!row || !byUid.has(w.uid)) throw dataError(`${ctx.path}: message with UID ${w.uid} is not there after saving it`);
+      return { uid: w.uid, guid: row.guid, modseq: row.modseq };
+    });
+  });
+}
+
+function sameFlags(a: MessageState, b: { flags: readonly SystemFlag[]; keywords: readonly string[] }): boolean {
+  const fa = [...a.flags].sort().join(' ');
+  const fb = [...b.flags].sort().join(' ');
+  return fa === fb && [...a.keywords].sort().join(' ') === [...new Set(b.keywords)].sort().join(' ');
+}
+
+export async function updateMailboxFlags(ctx: MboxContext, updates: readonly FlagUpdate[]): Promise<void> {
+  if (updates.length === 0) return;
+  await withMboxLock(ctx, 'write', async () => {
+    const s = scanAndSync(ctx, true);
+    const wanted = new Map(updates.map((u) => [u.uid, u]));
+    const states = s.numbered.map((n) => {
+      const u = wanted.get(n.uid);
+      return u ? { uid: n.uid, flags: u.flags, keywords: [...new Set(u.keywords)] } : stateOf(n);
+    });
+    const changed = s.numbered.filter((n, i) => !sameFlags(stateOf(n), states[i]!));
+    if (changed.length === 0) return;
+    const base = baseFor(s, states);
+    const baseGrows = base.keywords.length !== (s.scan.base?.keywords.length ?? -1);
+    let patches: { offset: number; data: string }[] | undefined = canPatch(s) ? [] : undefined;
+    for (const [i, n] of s.numbered.entries()) {
+      if (!patches) break;
+      const isChanged = changed.includes(n);
+      if (!isChanged && !(i === 0 && baseGrows)) continue;
+      const p = inPlacePatch(n.message, states[i]!, i === 0 ? base : undefined);
+      if (p) patches.push(p);
+      else patches = undefined;
+    }
+    if (patches) await patchInPlace(ctx, patches);
+    else await rewriteMbox(ctx, s.numbered.map((n, i) => ({ m: n.message, state: states[i]! })), base);
+    scanAndSync(ctx, false);
+  });
+}
+
+export async function expungeFromMailbox(ctx: MboxContext, uids: readonly number[]): Promise<void> {
+  if (uids.length === 0) return;
+  await withMboxLock(ctx, 'write', async () => {
+    const s = scanAndSync(ctx, true);
+    const gone = new Set(uids);
+    if (!s.numbered.some((n) => gone.has(n.uid))) return;
+    const kept = s.numbered.filter((n) => !gone.has(n.uid));
+    const states = s.numbered.map(stateOf);
+    await rewriteMbox(ctx, kept.map((n) => ({ m: n.message, state: stateOf(n) })), baseFor(s, states));
+    scanAndSync(ctx, false);
+  });
+}
+
+/** New UIDVALIDITY and/or a higher UIDNEXT, written into the file's X-IMAPbase (or pseudo message). */
+export async function updateMailboxHeader(ctx: MboxContext, update: MailboxUpdate): Promise<IndexedMailbox> {
+  return withMboxLock(ctx, 'write', async () => {
+    const s = scanAndSync(ctx, true);
+    const restart = update.restartUids === true && s.numbered.length === 0;
+    const uidValidity = update.uidValidity ?? s.mailbox.uidValidity;
+    const states = s.numbered.map(stateOf);
+    const base = baseFor(s, states, { uidValidity, lastUid: (update.minUidNext ?? 1) - 1 });
+    if (restart) base.lastUid = Math.max(0, (update.minUidNext ?? 1) - 1);
+    if (uidValidity !== s.mailbox.uidValidity) ctx.index.resetMailbox(s.mailbox.id, uidValidity);
+    await rewriteMbox(ctx, s.numbered.map((n, i) => ({ m: n.message, state: states[i]! })), base);
+    ctx.index.setUidNext(s.mailbox.id, base.lastUid + 1);
+    if (restart) ctx.index.setUidNext(s.mailbox.id, base.lastUid + 1);
+    return scanAndSync(ctx, false).mailbox;
+  });
+}
+
+/** Writes the pseudo message that makes an empty mailbox keep its UIDVALIDITY. */
+export async function createMailboxFile(ctx: MboxContext, uidValidity: number): Promise<void> {
+  if (existsSync(ctx.path)) throw dataError(`${ctx.path} already exists`);
+  await withMboxLock(ctx, 'write', () => rewriteMbox(ctx, [], { uidValidity, lastUid: 0, keywords: [] }));
+}

@@ -1,0 +1,231 @@
+/**
+ * Reading an mbox file into message boundaries and metadata, streaming: only headers are
+ * held in memory, bodies are skipped (by Content-Length when it proves itself) or walked line
+ * by line.
+ *
+ * Where a message ends, as Dovecot decides it (istream-raw-mbox.c): at `offset of the body +
+ * Content-Length` when that lands on the end of file or on a separator line (a `From ` line
+ * with a valid date, after the blank line); otherwise at the next separator line. The line end
+ * before a separator belongs to the separator.
+ *
+ * Quoting: writers that do not use Content-Length (Postfix local, procmail, mutt, Thunderbird)
+ * quote body lines starting with `From ` as `>From `. For messages without any Content-Length
+ * header mailferry undoes mboxrd quoting (one `>` removed from lines matching `^>+From `).
+ * Messages with Content-Length (Dovecot, UW-IMAP's mboxcl2, mailferry) are never quoted by
+ * their writers and are served as stored, as Dovecot serves them.
+ */
+import { closeSync, fstatSync, openSync } from 'node:fs';
+import { dataError, fsError } from '../../model/errors.js';
+import { headerBlockOf, headerHash } from '../../model/header-hash.js';
+import { ByteReader, type Line } from './byte-reader.js';
+import { parseFromLine, startsWithFrom } from './from-line.js';
+import type { ImapBase } from './mbox-headers.js';
+import { analyzeHeader, type HeaderInfo } from './message-header.js';
+import { BODY_ONLY, HASHED_PREFIX_BYTES } from './stored-message.js';
+
+/** A header longer than this is not a header. */
+const MAX_HEADER_BYTES = 4 * 1024 * 1024;
+/** Longer lines are never separators; only this much of a body line is looked at. */
+const LINE_PEEK = 1024;
+
+export interface ScannedMessage {
+  /** Offset of the From line. */
+  from: number;
+  /** Offset of the header (just past the From line). */
+  hdr: number;
+  /** Offset of the empty line ending the header (or where the header stops). */
+  hdrEnd: number;
+  /** Offset just past the empty line. */
+  body: number;
+  /** Offset just past the message's last byte. */
+  end: number;
+  /** Offset of the next From line, or the file size. */
+  next: number;
+  receivedDate: number;
+  info: Omit<HeaderInfo, 'served'>;
+  servedHeaderLength: number;
+  hash: string;
+  /** mboxrd quoting is undone when serving. */
+  unquote: boolean;
+  /** The size served: header without metadata lines plus body, after unquoting. */
+  size: number;
+  /** Content-Length was present and proved right. */
+  lengthProven: boolean;
+  /** Stored body-only: the served message is the body (see stored-message.ts). */
+  bodyOnly: boolean;
+}
+
+export interface MboxScan {
+  size: number;
+  messages: ScannedMessage[];
+  /** X-IMAP of a pseudo message, or X-IMAPbase of the first message. */
+  base?: ImapBase;
+  /** The pseudo message, when the file starts with one. */
+  pseudo?: { from: number; next: number };
+  /** Offset where an incomplete last message starts (its Content-Length runs past the end of file). */
+  truncatedAt?: number;
+}
+
+/** True when at `offset` there is only line ends before the end of file or a separator line. */
+function separatorFollows(reader: ByteReader, offset: number): boolean {
+  if (offset > reader.size) return false;
+  const peek = reader.readAt(offset, LINE_PEEK + 4);
+  let i = 0;
+  for (let n = 0; n < 2; n++) {
+    if (peek[i] === 13 && peek[i + 1] === 10) i += 2;
+    else if (peek[i] === 10) i += 1;
+    else break;
+  }
+  if (i >= peek.length) return offset + i >= reader.size;
+  if (i === 0 && offset !== reader.size) return false;
+  const lf = peek.indexOf(10, i);
+  return parseFromLine(peek.subarray(i, lf < 0 ? peek.length : lf)) !== undefined;
+}
+
+function isSeparator(line: Line): boolean {
+  return startsWithFrom(line.head) && parseFromLine(line.head.subarray(0, line.head.length - line.eol)) !== undefined;
+}
+
+function isQuotedFrom(head: Buffer): boolean {
+  let i = 0;
+  while (head[i] === 0x3e) i++;
+  return i > 0 && startsWithFrom(head, i);
+}
+
+export function scanMboxFile(path: string, warn: (msg: string) => void): MboxScan {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { size: 0, messages: [] };
+    throw fsError(err, `mbox ${path}`);
+  }
+  try {
+    return scanFd(path, fd, warn);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function scanFd(path: string, fd: number, warn: (msg: string) => void): MboxScan {
+  const size = fstatSync(fd).size;
+  const reader = new ByteReader(fd, size);
+  const scan: MboxScan = { size, messages: [] };
+  let line = reader.nextLine(LINE_PEEK);
+  while (line && line.end - line.start === line.eol) line = reader.nextLine(LINE_PEEK); // leading blank lines
+  if (!line) return scan;
+  if (!isSeparator(line)) {
+    throw dataError(`${path}: not an mbox file: no "From " line with a valid date at byte offset ${line.start}`);
+  }
+  let first = true;
+  while (line) {
+    const from = line.start;
+    const receivedDate = parseFromLine(line.head.subarray(0, line.head.length - line.eol))!;
+    const hdr = line.end;
+    // The header, up to the empty line.
+    const headerParts: Buffer[] = [];
+    let headerBytes = 0;
+    let hdrEnd = hdr;
+    let body = hdr;
+    let nextSeparator: Line | undefined;
+    for (;;) {
+      const l = reader.nextLine(MAX_HEADER_BYTES);
+      if (!l) {
+        hdrEnd = body = size;
+        break;
+      }
+      if (l.end - l.start === l.eol && l.eol > 0) {
+        hdrEnd = l.start;
+        body = l.end;
+        break;
+      }
+      if (isSeparator(l)) {
+        nextSeparator = l;
+        hdrEnd = body = l.start;
+        break;
+      }
+      headerBytes += l.end - l.start;
+      if (headerBytes > MAX_HEADER_BYTES) {
+        throw dataError(`${path}: message at byte offset ${from} has a header longer than ${MAX_HEADER_BYTES} bytes`);
+      }
+      headerParts.push(l.head);
+    }
+    const headerRaw = Buffer.concat(headerParts);
+    const info = analyzeHeader(headerRaw, first);
+    let end: number;
+    let unquote = false;
+    let quoted = 0;
+    let lengthProven = false;
+    let truncated = false;
+    if (nextSeparator) {
+      end = hdrEnd;
+      line = nextSeparator;
+    } else if (info.contentLength !== undefined && separatorFollows(reader, body + info.contentLength)) {
+      end = body + info.contentLength;
+      lengthProven = true;
+      reader.seek(end);
+      line = reader.nextLine(LINE_PEEK);
+      while (line && !isSeparator(line)) line = reader.nextLine(LINE_PEEK);
+    } else {
+      unquote = info.contentLength === undefined;
+      // The line end before a separator is the separator's: an empty body leaves no empty line.
+      let prevEol = body - hdrEnd;
+      end = body;
+      line = undefined;
+      for (;;) {
+        const l = reader.nextLine(LINE_PEEK);
+        if (!l) {
+          end = size - prevEol;
+          break;
+        }
+        if (isSeparator(l)) {
+          end = l.start - prevEol;
+          line = l;
+          break;
+        }
+        if (unquote && l.head[0] === 0x3e && isQuotedFrom(l.head)) quoted++;
+        prevEol = l.eol;
+      }
+      if (end < body) end = hdrEnd;
+      if (info.contentLength !== undefined) {
+        if (!line && body + info.contentLength > size) truncated = true;
+        else warn(`${path}: message at byte offset ${from} has a Content-Length (${info.contentLength}) that does not match; using its From lines`);
+      }
+    }
+    const next = line ? line.start : size;
+    if (first && info.pseudo) {
+      scan.pseudo = { from, next };
+      scan.base = info.imap;
+      first = false;
+      continue;
+    }
+    if (truncated) {
+      scan.truncatedAt = from;
+      break;
+    }
+    if (scan.messages.length === 0 && !scan.pseudo && info.imapBase) scan.base = info.imapBase;
+    first = false;
+    const bodyOnly = info.shape === BODY_ONLY && lengthProven;
+    const servedHeaderLength = bodyOnly ? 0 : info.served.length;
+    const bodyLength = bodyOnly ? end - body : end - hdrEnd - quoted;
+    const { served, ...rest } = info;
+    const hashed = bodyOnly ? headerBlockOf(reader.readAt(body, Math.min(end - body, HASHED_PREFIX_BYTES))) : served;
+    scan.messages.push({
+      from,
+      hdr,
+      hdrEnd,
+      body,
+      end,
+      next,
+      receivedDate,
+      info: rest,
+      servedHeaderLength,
+      hash: headerHash(hashed),
+      unquote,
+      size: servedHeaderLength + Math.max(0, bodyLength),
+      lengthProven,
+      bodyOnly,
+    });
+  }
+  return scan;
+}

@@ -1,0 +1,368 @@
+/**
+ * The mbox store: a Dovecot mbox root (one file per mailbox, INBOX its own file), read and
+ * written as Dovecot does, with mailferry's change index in a hidden directory beside it for
+ * modseqs, expunges with GUIDs, the mailbox log and the GUIDs mbox itself cannot hold.
+ *
+ * Messages are served as Dovecot serves them: without the metadata headers (X-IMAPbase, X-IMAP,
+ * X-UID, Status, X-Status, X-Keywords, Content-Length) and without mailferry's own hidden
+ * headers, with escaped header lines restored; see mbox-headers.ts and mbox-scan.ts.
+ */
+import { existsSync, mkdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { MboxLocation } from '../../config/location.js';
+import { existsError, fsError, notFoundError, usageError } from '../../model/errors.js';
+import { canonicalName, isInbox } from '../../model/mailbox-name.js';
+import { ChangeIndex, type IndexedMailbox } from '../index/change-index.js';
+import { guessSpecialUse } from '../maildir/special-use.js';
+import { nextUidValidity } from '../maildir/uidvalidity.js';
+import {
+  mailboxKey,
+  sameMailbox,
+  type CreateMailboxOptions,
+  type FlagUpdate,
+  type MailboxChanges,
+  type MailboxList,
+  type MailboxName,
+  type MailboxStatus,
+  type MailboxUpdate,
+  type MailStore,
+  type PairState,
+  type SavedMessage,
+  type SaveRequest,
+} from '../store.js';
+import { indexedMailboxByName, newMailboxGuid, type MboxContext } from './mbox-index-sync.js';
+import { MBOX_SEPARATOR, MboxLayout } from './mbox-layout.js';
+import { createMailboxFile, expungeFromMailbox, refreshMailbox, saveToMailbox, updateMailboxFlags, updateMailboxHeader } from './mbox-mailbox.js';
+import { readMboxSubscriptions, writeMboxSubscriptions } from './mbox-subscriptions.js';
+import { openStoredMessage } from './stored-message-reader.js';
+import { decodeLocation, indexLettersToFlags } from './message-location.js';
+
+export interface MboxStoreOptions {
+  fsync?: boolean;
+  /** Seconds to wait for an mbox dotlock (default 30). */
+  lockTimeoutSeconds?: number;
+  warn?: (msg: string) => void;
+  create?: boolean;
+}
+
+export class MboxStore implements MailStore {
+  readonly location: string;
+  readonly separator = MBOX_SEPARATOR;
+  /** mbox has no message GUIDs; they are header hashes or kept in the change index. */
+  readonly nativeGuids = false;
+  readonly layout: MboxLayout;
+  private readonly loc: MboxLocation;
+  private readonly index: ChangeIndex;
+  private readonly fsync: boolean;
+  private readonly lockTimeoutSeconds: number;
+  private readonly warn: (msg: string) => void;
+
+  private constructor(loc: MboxLocation, index: ChangeIndex, options: MboxStoreOptions) {
+    this.location = loc.raw;
+    this.loc = loc;
+    this.layout = new MboxLayout(loc);
+    this.index = index;
+    this.fsync = options.fsync ?? true;
+    this.lockTimeoutSeconds = options.lockTimeoutSeconds ?? 30;
+    this.warn = options.warn ?? ((msg) => process.stderr.write(`mailferry: warning: ${msg}\n`));
+  }
+
+  /** Opens an existing mbox root (or creates the directory when `create` is set). */
+  static open(loc: MboxLocation, options: MboxStoreOptions = {}): MboxStore {
+    if (options.create && !existsSync(loc.root)) {
+      try {
+        mkdirSync(loc.root, { recursive: true });
+      } catch (err) {
+        throw fsError(err, `mbox root ${loc.root}`);
+      }
+    }
+    let st;
+    try {
+      st = statSync(loc.root);
+    } catch (err) {
+      throw fsError(err, `mbox root ${loc.root}`);
+    }
+    if (!st.isDirectory()) throw usageError(`mbox root ${loc.root} is not a directory`);
+    return new MboxStore(loc, ChangeIndex.open(loc.indexDir), options);
+  }
+
+  private ctx(name: MailboxName): MboxContext {
+    return {
+      path: this.layout.pathOf(name),
+      name: canonicalName(name),
+      index: this.index,
+      indexDir: this.loc.indexDir,
+      lockTimeoutSeconds: this.lockTimeoutSeconds,
+      fsync: this.fsync,
+      warn: this.warn,
+    };
+  }
+
+  private exists(name: MailboxName): boolean {
+    if (isInbox(canonicalName(name))) return true;
+    try {
+      return statSync(this.layout.pathOf(name)).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  private async open(name: MailboxName): Promise<{ ctx: MboxContext; mailbox: IndexedMailbox }> {
+    const canonical = canonicalName(name);
+    if (!this.exists(canonical)) throw notFoundError(`mailbox '${this.layout.formatName(canonical)}' does not exist in ${this.location}`);
+    const ctx = this.ctx(canonical);
+    return { ctx, mailbox: await refreshMailbox(ctx) };
+  }
+
+  private status(mailbox: IndexedMailbox, subscribed: Set<string>): MailboxStatus {
+    return {
+      name: mailbox.name,
+      guid: mailbox.guid,
+      uidValidity: mailbox.uidValidity,
+      uidNext: mailbox.uidNext,
+      highestModseq: mailbox.highestModseq,
+      messages: mailbox.messages,
+      specialUse: mailbox.specialUse.length > 0 ? mailbox.specialUse : guessSpecialUse(mailbox.name),
+      subscribed: subscribed.has(mailboxKey(mailbox.name)),
+    };
+  }
+
+  /** Reads `.subscriptions`, logging (un)subscriptions other programs made since we last looked. */
+  private currentSubscriptions(): MailboxName[] {
+    const names = readMboxSubscriptions(this.loc.root, this.warn);
+    const known = new Set(this.index.knownSubscriptions().map(mailboxKey));
+    const now = new Set(names.map(mailboxKey));
+    if (known.size !== now.size || [...now].some((k) => !known.has(k))) {
+      const ts = Math.floor(Date.now() / 1000);
+      for (const n of names) if (!known.has(mailboxKey(n))) this.index.logMailboxChange({ type: 'subscribe', name: n, timestamp: ts });
+      for (const n of this.index.knownSubscriptions()) {
+        if (!now.has(mailboxKey(n))) this.index.logMailboxChange({ type: 'unsubscribe', name: n, timestamp: ts });
+      }
+      this.index.setKnownSubscriptions(names);
+    }
+    return names;
+  }
+
+  private subscribedSet(): Set<string> {
+    return new Set(this.currentSubscriptions().map(mailboxKey));
+  }
+
+  async listMailboxes(): Promise<MailboxList> {
+    const names: MailboxName[] = [['INBOX'], ...this.layout.listMailboxFiles(this.warn).map((f) => f.name)];
+    const before = new Map(this.index.listMailboxes().map((m) => [mailboxKey(m.name), m]));
+    const ts = Math.floor(Date.now() / 1000);
+    const scanned: IndexedMailbox[] = [];
+    const seen = new Set<string>();
+    for (const name of names) {
+      const mailbox = await refreshMailbox(this.ctx(name));
+      if (before.get(mailboxKey(name))?.guid !== mailbox.guid) {
+        this.index.logMailboxChange({ type: 'create', guid: mailbox.guid, name, timestamp: ts });
+      }
+      seen.add(mailbox.guid);
+      scanned.push(mailbox);
+    }
+    for (const m of this.index.listMailboxes()) {
+      if (seen.has(m.guid)) continue;
+      this.index.logMailboxChange({ type: 'delete', guid: m.guid, name: m.name, timestamp: ts });
+      this.index.removeMailbox(m.id);
+    }
+    const subscribed = this.subscribedSet();
+    return { mailboxes: scanned.map((m) => this.status(m, subscribed)), changes: this.index.mailboxLog(), separator: this.separator };
+  }
+
+  async mailboxStatus(name: MailboxName): Promise<MailboxStatus | undefined> {
+    try {
+      if (!this.exists(name)) return undefined;
+    } catch {
+      return undefined;
+    }
+    const { mailbox } = await this.open(name);
+    return this.status(mailbox, this.subscribedSet());
+  }
+
+  async getMessages(name: MailboxName, sinceModseq?: number): Promise<MailboxChanges> {
+    const { mailbox } = await this.open(name);
+    const incremental = sinceModseq !== undefined && sinceModseq >= mailbox.firstModseq;
+    const base = { uidValidity: mailbox.uidValidity, uidNext: mailbox.uidNext, highestModseq: mailbox.highestModseq };
+    const toMeta = (m: ReturnType<ChangeIndex['messages']>[number]) => ({
+      uid: m.uid,
+      guid: m.guid,
+      flags: indexLettersToFlags(m.flagLetters),
+      keywords: [...m.keywords],
+      modseq: m.modseq,
+      receivedDate: m.receivedDate,
+      size: m.size,
+    });
+    if (!incremental) {
+      return { ...base, messages: this.index.messages(mailbox.id).map(toMeta), expunged: this.index.expungesSince(mailbox.id, 0), incremental: false };
+    }
+    return {
+      ...base,
+      messages: this.index.messagesSince(mailbox.id, sinceModseq).map(toMeta),
+      expunged: this.index.expungesSince(mailbox.id, sinceModseq),
+      incremental: true,
+    };
+  }
+
+  async openMessage(name: MailboxName, uid: number): Promise<Readable> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const { ctx, mailbox } = await this.open(name);
+      const row = this.index.message(mailbox.id, uid);
+      const loc = row && decodeLocation(row.file);
+      if (!row || !loc) break;
+      const stream = openStoredMessage(ctx.path, loc, row.size);
+      if (stream) return stream;
+      // The file changed under the index (another writer): scan again and retry.
+      this.index.invalidateScan(mailbox.id);
+    }
+    throw notFoundError(`mailbox '${this.layout.formatName(canonicalName(name))}' has no message with UID ${uid}`);
+  }
+
+  async messageHashes(name: MailboxName, uids: readonly number[]): Promise<Map<number, string>> {
+    const { mailbox } = await this.open(name);
+    const out = new Map<number, string>();
+    for (const uid of uids) {
+      const row = this.index.message(mailbox.id, uid);
+      const loc = row && decodeLocation(row.file);
+      if (loc) out.set(uid, loc.hash);
+    }
+    return out;
+  }
+
+  async adoptGuids(name: MailboxName, guids: readonly { uid: number; guid: string }[]): Promise<void> {
+    const { mailbox } = await this.open(name);
+    const changes = [];
+    for (const { uid, guid } of guids) {
+      const row = this.index.message(mailbox.id, uid);
+      if (row && row.guid !== guid) changes.push({ kind: 'add' as const, message: { ...row, guid } });
+    }
+    if (changes.length) this.index.applyChanges(mailbox.id, changes, { uidNext: mailbox.uidNext, fingerprint: mailbox.scanFingerprint });
+  }
+
+  async saveMessages(name: MailboxName, messages: Iterable<SaveRequest> | AsyncIterable<SaveRequest>): Promise<SavedMessage[]> {
+    const { ctx } = await this.open(name);
+    const requests: SaveRequest[] = [];
+    for await (const r of messages) requests.push(r);
+    if (!existsSync(dirname(ctx.path))) mkdirSync(dirname(ctx.path), { recursive: true });
+    return saveToMailbox(ctx, requests);
+  }
+
+  async updateFlags(name: MailboxName, updates: readonly FlagUpdate[]): Promise<void> {
+    const { ctx } = await this.open(name);
+    await updateMailboxFlags(ctx, updates);
+  }
+
+  async expunge(name: MailboxName, uids: readonly number[]): Promise<void> {
+    const { ctx } = await this.open(name);
+    await expungeFromMailbox(ctx, uids);
+  }
+
+  async createMailbox(name: MailboxName, options: CreateMailboxOptions = {}): Promise<MailboxStatus> {
+    const canonical = canonicalName(name);
+    const shown = this.layout.formatName(canonical);
+    if (this.exists(canonical)) throw existsError(`mailbox '${shown}' already exists in ${this.location}`);
+    if (options.guid !== undefined && !/^[0-9a-f]{32}$/.test(options.guid)) {
+      throw usageError(`invalid mailbox GUID '${options.guid}' for '${shown}': expected 32 hex digits`);
+    }
+    const guid = options.guid ?? newMailboxGuid();
+    if (this.index.mailboxByGuid(guid)) throw existsError(`mailbox GUID ${guid} is already used in ${this.location}`);
+    const ctx = this.ctx(canonical);
+    try {
+      mkdirSync(dirname(ctx.path), { recursive: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTDIR' || code === 'EEXIST') {
+        throw usageError(`cannot create '${shown}' in ${this.location}: a parent is an mbox file, and mbox mailboxes cannot have children`);
+      }
+      throw fsError(err, `creating ${dirname(ctx.path)}`);
+    }
+    if (existsSync(ctx.path)) throw existsError(`cannot create '${shown}' in ${this.location}: ${ctx.path} exists and is not an mbox file`);
+    const stale = indexedMailboxByName(this.index, canonical);
+    if (stale) this.index.removeMailbox(stale.id);
+    const uidValidity = options.uidValidity ?? nextUidValidity(this.loc.indexDir);
+    await createMailboxFile(ctx, uidValidity);
+    const mailbox = this.index.addMailbox(guid, canonical, uidValidity);
+    if (options.specialUse?.length) this.index.setSpecialUse(mailbox.id, options.specialUse);
+    this.index.logMailboxChange({ type: 'create', guid, name: canonical, timestamp: Math.floor(Date.now() / 1000) });
+    return this.status(await refreshMailbox(ctx), this.subscribedSet());
+  }
+
+  async renameMailbox(from: MailboxName, to: MailboxName): Promise<void> {
+    const src = canonicalName(from);
+    const dst = canonicalName(to);
+    if (isInbox(src)) throw usageError(`renaming INBOX is not supported in ${this.location}`);
+    if (!this.exists(src)) throw notFoundError(`mailbox '${this.layout.formatName(src)}' does not exist in ${this.location}`);
+    const dstPath = this.layout.pathOf(dst);
+    if (isInbox(dst) || existsSync(dstPath)) throw existsError(`mailbox '${this.layout.formatName(dst)}' already exists in ${this.location}`);
+    const { ctx, mailbox } = await this.open(src);
+    try {
+      mkdirSync(dirname(dstPath), { recursive: true });
+      renameSync(ctx.path, dstPath);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOTDIR' || (err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw usageError(`cannot rename to '${this.layout.formatName(dst)}': a parent is an mbox file, and mbox mailboxes cannot have children`);
+      }
+      throw fsError(err, `renaming ${ctx.path} to ${dstPath}`);
+    }
+    this.index.renameMailbox(mailbox.id, dst);
+    this.index.invalidateScan(mailbox.id);
+    this.index.logMailboxChange({ type: 'rename', guid: mailbox.guid, name: dst, oldName: src, timestamp: Math.floor(Date.now() / 1000) });
+  }
+
+  async deleteMailbox(name: MailboxName): Promise<void> {
+    const canonical = canonicalName(name);
+    if (isInbox(canonical)) throw usageError(`INBOX cannot be deleted in ${this.location}`);
+    const { ctx, mailbox } = await this.open(canonical);
+    try {
+      unlinkSync(ctx.path);
+    } catch (err) {
+      throw fsError(err, `deleting mailbox ${ctx.path}`);
+    }
+    this.index.logMailboxChange({ type: 'delete', guid: mailbox.guid, name: canonical, timestamp: Math.floor(Date.now() / 1000) });
+    this.index.removeMailbox(mailbox.id);
+  }
+
+  async updateMailbox(name: MailboxName, update: MailboxUpdate): Promise<MailboxStatus> {
+    const { ctx, mailbox } = await this.open(name);
+    if (update.guid !== undefined && !/^[0-9a-f]{32}$/.test(update.guid)) throw usageError(`invalid mailbox GUID '${update.guid}': expected 32 hex digits`);
+    if (update.guid !== undefined && update.guid !== mailbox.guid) {
+      if (this.index.mailboxByGuid(update.guid)) throw existsError(`mailbox GUID ${update.guid} is already used in ${this.location}`);
+      this.index.setGuid(mailbox.id, update.guid);
+    }
+    if (update.uidValidity !== undefined || update.minUidNext !== undefined || update.restartUids) {
+      if (update.uidValidity !== mailbox.uidValidity || (update.minUidNext ?? 0) > mailbox.uidNext || update.restartUids) {
+        await updateMailboxHeader(ctx, update);
+      }
+    }
+    return this.status(await refreshMailbox(ctx), this.subscribedSet());
+  }
+
+  async setSubscribed(name: MailboxName, subscribed: boolean): Promise<void> {
+    const canonical = canonicalName(name);
+    const names = this.currentSubscriptions();
+    const has = names.some((n) => sameMailbox(n, canonical));
+    if (has === subscribed) return;
+    const next = subscribed ? [...names, canonical] : names.filter((n) => !sameMailbox(n, canonical));
+    await writeMboxSubscriptions(this.loc.root, next, { timeoutSeconds: this.lockTimeoutSeconds, fsync: this.fsync });
+    this.index.setKnownSubscriptions(next);
+    this.index.logMailboxChange({ type: subscribed ? 'subscribe' : 'unsubscribe', name: canonical, timestamp: Math.floor(Date.now() / 1000) });
+  }
+
+  get storeId(): string {
+    return this.index.storeId();
+  }
+
+  async getPairState(peerId: string): Promise<PairState> {
+    return this.index.pairState(peerId) as PairState;
+  }
+
+  async setPairState(peerId: string, state: PairState): Promise<void> {
+    this.index.setPairState(peerId, state);
+  }
+
+  async close(): Promise<void> {
+    this.index.close();
+  }
+}
+

@@ -1,0 +1,288 @@
+/**
+ * Changing an mbox file. Three ways, cheapest first:
+ * - metadata rewritten in place, over the old header's metadata lines and their padding, when
+ *   the new lines fit (flag changes, the X-IMAPbase last UID before an append);
+ * - new messages appended at the end, then fsync: the file is never rewritten for new mail;
+ * - otherwise the whole file is written anew beside the old one, fsynced and renamed over it,
+ *   so a crash leaves either the old or the new file, never a mix.
+ * Each is done under the mbox dotlock.
+ */
+import { closeSync, fstatSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, fchmodSync, fchownSync, readSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fsError } from '../../model/errors.js';
+import { failpoint } from '../../model/failpoint.js';
+import { headerBlockOf, headerHash } from '../../model/header-hash.js';
+import { chownFd, ownerFor } from '../maildir/ownership.js';
+import type { SaveRequest, SystemFlag } from '../store.js';
+import { FileOutput } from './file-output.js';
+import { formatFromLine } from './from-line.js';
+import { contentLengthLines, formatBlock, formatImapBase, type ImapBase } from './mbox-headers.js';
+import type { MboxContext } from './mbox-index-sync.js';
+import type { ScannedMessage } from './mbox-scan.js';
+import { formatPseudoMessage } from './pseudo-message.js';
+import { findHeaderEnd, HASHED_PREFIX_BYTES, storedHeader, writableGuid } from './stored-message.js';
+import { analyzeHeader } from './message-header.js';
+
+export interface MessageState {
+  uid: number;
+  flags: readonly SystemFlag[];
+  keywords: readonly string[];
+}
+
+/** Bodies up to this size are gathered and written with their header in one call. */
+const SMALL_BODY_BYTES = 1024 * 1024;
+/** A message without an empty line this far in is stored body-only. */
+const HEADER_LOOKAHEAD_BYTES = 1024 * 1024;
+/** Written as Content-Length while a large body streams in, then replaced: a crash leaves a value past the end of file, which marks the message as cut. */
+const PLACEHOLDER_LENGTH = 9_999_999_999_999_999;
+
+/**
+ * The bytes that replace a message's metadata lines in place, or undefined when they do not
+ * fit (or the message is not one whose metadata can be found again by its length).
+ */
+export function inPlacePatch(m: ScannedMessage, state: MessageState, imapBase?: ImapBase): { offset: number; data: string } | undefined {
+  const headerLength = m.hdrEnd - m.hdr;
+  if (!m.lengthProven || m.info.metaStart >= headerLength) return undefined;
+  const kept = m.info.keptAfterMeta.join('');
+  const room = headerLength - m.info.metaStart - kept.length;
+  const block = formatBlock(
+    { ...state, contentLength: m.end - m.body, imapBase: imapBase && formatImapBase('X-IMAPbase', imapBase, 0) },
+    room,
+  );
+  return block === undefined ? undefined : { offset: m.hdr + m.info.metaStart, data: kept + block };
+}
+
+export async function patchInPlace(ctx: MboxContext, patches: readonly { offset: number; data: string }[]): Promise<void> {
+  if (patches.length === 0) return;
+  let fd: number;
+  try {
+    fd = openSync(ctx.path, 'r+');
+  } catch (err) {
+    throw fsError(err, `mbox ${ctx.path}`);
+  }
+  try {
+    const out = new FileOutput(fd, 0);
+    for (const p of patches) await out.patch(p.offset, p.data);
+    failpoint('mbox-patch-before-fsync');
+    if (ctx.fsync) fsyncSync(fd);
+  } catch (err) {
+    throw fsError(err, `writing ${ctx.path}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Copies one message of the old file, with new metadata. */
+async function writeKept(out: FileOutput, src: number, m: ScannedMessage, state: MessageState, imapBase?: string): Promise<void> {
+  await out.copyRange(src, m.from, m.hdr);
+  if (m.body === m.hdrEnd) {
+    // No empty line after the header (another program wrote it): kept whole as a body-only message.
+    const served = analyzeHeader(readBytes(src, m.hdr, m.hdrEnd), false).served;
+    await out.write(storedHeader(undefined, {}));
+    await out.write(formatBlock({ ...state, contentLength: served.length, imapBase })!);
+    await out.write('\n');
+    await out.write(served);
+  } else {
+    await out.copyRange(src, m.hdr, Math.min(m.hdr + m.info.metaStart, m.hdrEnd));
+    for (const line of m.info.keptAfterMeta) await out.write(line);
+    const bodyLength = m.unquote ? m.size - m.servedHeaderLength - (m.body - m.hdrEnd) : m.end - m.body;
+    await out.write(formatBlock({ ...state, contentLength: bodyLength, imapBase })!);
+    await out.copyRange(src, m.hdrEnd, m.body);
+    await out.copyRange(src, m.body, m.end, m.unquote);
+  }
+  await out.write(out.lastByte === 10 ? '\n' : '\n\n');
+}
+
+function readBytes(fd: number, start: number, end: number): Buffer {
+  const buf = Buffer.alloc(end - start);
+  let got = 0;
+  while (got < buf.length) {
+    const n = readSync(fd, buf, got, buf.length - got, start + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
+}
+
+/** A message to append: its UID is decided before anything is written. */
+export interface PlannedSave {
+  request: SaveRequest;
+  uid: number;
+}
+
+export interface WrittenSave {
+  uid: number;
+  guid: string;
+}
+
+async function* chunksOf(stream: Readable): AsyncGenerator<Buffer> {
+  for await (const c of stream) yield typeof c === 'string' ? Buffer.from(c) : (c as Buffer);
+}
+
+/** Appends one message at `out`; `imapBase` is set for the first message of the file. */
+export async function writeNewMessage(out: FileOutput, save: PlannedSave, imapBase?: ImapBase): Promise<WrittenSave> {
+  const { request, uid } = save;
+  const chunks = chunksOf(await request.body());
+  const gathered: Buffer[] = [];
+  let total = 0;
+  let done = false;
+  let split: ReturnType<typeof findHeaderEnd>;
+  for (;;) {
+    const n = await chunks.next();
+    if (n.done) {
+      done = true;
+      break;
+    }
+    gathered.push(n.value);
+    total += n.value.length;
+    if (n.value.includes(10)) {
+      split = findHeaderEnd(Buffer.concat(gathered));
+      if (split) break;
+    }
+    if (total > HEADER_LOOKAHEAD_BYTES) break;
+  }
+  const all = Buffer.concat(gathered);
+  split ??= findHeaderEnd(all);
+  let header: Buffer | undefined;
+  let rest: Buffer[];
+  let blank: number;
+  let hash: string;
+  if (split) {
+    header = all.subarray(0, split.headerEnd);
+    rest = [all.subarray(split.headerEnd)];
+    blank = split.blank;
+    hash = headerHash(header);
+  } else {
+    rest = [Buffer.from('\n'), all];
+    blank = 1;
+    hash = headerHash(headerBlockOf(all.subarray(0, HASHED_PREFIX_BYTES)));
+  }
+  const guid = request.guid !== undefined && request.guid !== hash && writableGuid(request.guid) ? request.guid : undefined;
+  const prefix = Buffer.concat([Buffer.from(formatFromLine('MAILER-DAEMON', request.receivedDate), 'latin1'), storedHeader(header, { guid })]);
+  const state = { uid, flags: request.flags, keywords: request.keywords, imapBase: imapBase && formatImapBase('X-IMAPbase', imapBase) };
+  let restBytes = rest.reduce((n, b) => n + b.length, 0);
+  while (!done && restBytes <= SMALL_BODY_BYTES) {
+    const n = await chunks.next();
+    if (n.done) done = true;
+    else {
+      rest.push(n.value);
+      restBytes += n.value.length;
+    }
+  }
+  if (done) {
+    const block = formatBlock({ ...state, contentLength: restBytes - blank })!;
+    const body = Buffer.concat(rest);
+    const sep = body.length > 0 && body[body.length - 1] === 10 ? '\n' : '\n\n';
+    await out.write(Buffer.concat([prefix, Buffer.from(block, 'latin1'), body, Buffer.from(sep)]));
+    return { uid, guid: guid ?? hash };
+  }
+  // A large body streams to the file; its length is filled in afterwards.
+  const block = formatBlock({ ...state, contentLength: PLACEHOLDER_LENGTH })!;
+  const tailStart = block.lastIndexOf('Content-Length: ');
+  const tailLength = block.length - tailStart;
+  await out.write(prefix);
+  const tailOffset = out.position + tailStart;
+  await out.write(block);
+  for (const b of rest) await out.write(b);
+  rest = [];
+  await out.flush();
+  failpoint('mbox-append-mid-message');
+  for (let n = await chunks.next(); !n.done; n = await chunks.next()) {
+    restBytes += n.value.length;
+    await out.write(n.value);
+  }
+  await out.write(out.lastByte === 10 ? '\n' : '\n\n');
+  const length = restBytes - blank;
+  const shortTail = contentLengthLines(length, request.keywords, 0);
+  await out.patch(tailOffset, contentLengthLines(length, request.keywords, tailLength - shortTail.length));
+  return { uid, guid: guid ?? hash };
+}
+
+/** Opens the mbox for appending, making sure its last line is ended. */
+export function openForAppend(ctx: MboxContext): { fd: number; out: FileOutput } {
+  try {
+    const fd = openSync(ctx.path, 'r+');
+    const size = fstatSync(fd).size;
+    const out = new FileOutput(fd, size);
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      readSync(fd, last, 0, 1, size - 1);
+      out.lastByte = last[0]!;
+    }
+    return { fd, out };
+  } catch (err) {
+    throw fsError(err, `mbox ${ctx.path}`);
+  }
+}
+
+/**
+ * Writes the whole mbox anew: `kept` messages of the old file (in UID order, with their new
+ * metadata), then whatever `then` appends; X-IMAPbase goes into the first message, or into a
+ * pseudo message when there is none. Temp file in the same directory, fsync, rename, fsync dir.
+ */
+export async function rewriteMbox(
+  ctx: MboxContext,
+  kept: readonly { m: ScannedMessage; state: MessageState }[],
+  base: ImapBase,
+  then?: (out: FileOutput, imapBase: ImapBase | undefined) => Promise<number>,
+): Promise<void> {
+  const dir = dirname(ctx.path);
+  const tmp = join(dir, `.${basename(ctx.path)}.${process.pid}.mailferry-tmp`);
+  let src: number | undefined;
+  let fd: number | undefined;
+  try {
+    try {
+      src = openSync(ctx.path, 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    fd = openSync(tmp, 'w', 0o600);
+    if (src !== undefined) {
+      const st = fstatSync(src);
+      fchmodSync(fd, st.mode & 0o7777);
+      if (process.getuid?.() === 0) fchownSync(fd, st.uid, st.gid);
+    } else chownFd(fd, ownerFor(dir));
+    const out = new FileOutput(fd, 0);
+    const sorted = [...kept].sort((a, b) => a.state.uid - b.state.uid);
+    for (const [i, k] of sorted.entries()) await writeKept(out, src!, k.m, k.state, i === 0 ? formatImapBase('X-IMAPbase', base) : undefined);
+    const added = then ? await then(out, sorted.length === 0 ? base : undefined) : 0;
+    if (sorted.length === 0 && added === 0) await out.write(formatPseudoMessage(base, Date.now(), hostname()));
+    await out.sync(ctx.fsync);
+    closeSync(fd);
+    fd = undefined;
+    failpoint('mbox-rewrite-before-rename');
+    renameSync(tmp, ctx.path);
+    failpoint('mbox-rewrite-after-rename');
+    if (ctx.fsync) syncDir(dir);
+  } catch (err) {
+    if (fd !== undefined) closeSync(fd);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // renamed already, or never made
+    }
+    throw fsError(err, `rewriting ${ctx.path}`);
+  } finally {
+    if (src !== undefined) closeSync(src);
+  }
+}
+
+export function syncDir(dir: string): void {
+  const dfd = openSync(dir, 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
+/** Size of the file now (0 when absent). */
+export function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Serving one message from its mbox file: the header without metadata lines (read and
+ * filtered in memory, it is small), then the body streamed from its byte range.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { fsError } from '../../model/errors.js';
+import { headerBlockOf, headerHash } from '../../model/header-hash.js';
+import { parseFromLine } from './from-line.js';
+import { MboxrdUnquoter } from './mboxrd-unquote.js';
+import { analyzeHeader } from './message-header.js';
+import type { MessageLocation } from './message-location.js';
+import { HASHED_PREFIX_BYTES } from './stored-message.js';
+
+/** Messages up to this size are read in one piece. */
+const SMALL_MESSAGE_BYTES = 1024 * 1024;
+const CHUNK = 256 * 1024;
+
+function readRange(fd: number, start: number, end: number): Buffer {
+  const buf = Buffer.alloc(Math.max(0, end - start));
+  let got = 0;
+  while (got < buf.length) {
+    const n = readSync(fd, buf, got, buf.length - got, start + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return buf.subarray(0, got);
+}
+
+async function* bodyChunks(fd: number, start: number, end: number, unquoteFrom: number | undefined): AsyncGenerator<Buffer> {
+  const unquoter = unquoteFrom !== undefined ? new MboxrdUnquoter() : undefined;
+  try {
+    for (let pos = start; pos < end; ) {
+      const piece = readRange(fd, pos, Math.min(end, pos + CHUNK));
+      if (piece.length === 0) break;
+      pos += piece.length;
+      if (unquoter) yield* unquoter.push(piece);
+      else yield piece;
+    }
+    if (unquoter) yield* unquoter.end();
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function trimLine(line: Buffer): Buffer {
+  const lf = line.indexOf(10);
+  return line.subarray(0, lf < 0 ? line.length : lf);
+}
+
+/**
+ * The message at `loc`, or undefined when the file no longer holds it there (its From line or
+ * header hash differ: the file was rewritten by someone else since the last scan).
+ */
+export function openStoredMessage(path: string, loc: MessageLocation, size: number): Readable | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw fsError(err, path);
+  }
+  let handedOver = false;
+  try {
+    if (loc.bodyOnly) {
+      if (parseFromLine(trimLine(readRange(fd, loc.from, loc.hdr))) === undefined) return undefined;
+      if (headerHash(headerBlockOf(readRange(fd, loc.body, Math.min(loc.end, loc.body + HASHED_PREFIX_BYTES)))) !== loc.hash) return undefined;
+      if (size <= SMALL_MESSAGE_BYTES) return Readable.from([readRange(fd, loc.body, loc.end)]);
+      handedOver = true;
+      return Readable.from(bodyChunks(fd, loc.body, loc.end, undefined));
+    }
+    const head = readRange(fd, loc.from, loc.hdrEnd);
+    const fromLine = head.subarray(0, loc.hdr - loc.from);
+    if (parseFromLine(trimLine(fromLine)) === undefined) return undefined;
+    const info = analyzeHeader(head.subarray(loc.hdr - loc.from), false);
+    if (headerHash(info.served) !== loc.hash) return undefined;
+    const header = info.served;
+    if (!loc.unquote && size <= SMALL_MESSAGE_BYTES) {
+      return Readable.from([Buffer.concat([header, readRange(fd, loc.hdrEnd, loc.end)])]);
+    }
+    const blank = readRange(fd, loc.hdrEnd, loc.body);
+    handedOver = true;
+    const body = bodyChunks(fd, loc.body, loc.end, loc.unquote ? loc.body : undefined);
+    return Readable.from(
+      (async function* () {
+        yield Buffer.concat([header, blank]);
+        yield* body;
+      })(),
+    );
+  } finally {
+    if (!handedOver) closeSync(fd);
+  }
+}
