@@ -31,7 +31,7 @@ import {
   type SavedMessage,
   type SaveRequest,
 } from '../store.js';
-import { indexedMailboxByName, newMailboxGuid, type MboxContext } from './mbox-index-sync.js';
+import { fileFingerprint, indexedMailboxByName, newMailboxGuid, type MboxContext } from './mbox-index-sync.js';
 import { MBOX_SEPARATOR, MboxLayout } from './mbox-layout.js';
 import { createMailboxFile, expungeFromMailbox, refreshMailbox, saveToMailbox, updateMailboxFlags, updateMailboxHeader } from './mbox-mailbox.js';
 import { readMboxSubscriptions, writeMboxSubscriptions } from './mbox-subscriptions.js';
@@ -57,6 +57,13 @@ export class MboxStore implements MailStore {
   private readonly fsync: boolean;
   private readonly lockTimeoutSeconds: number;
   private readonly warn: (msg: string) => void;
+  /**
+   * File fingerprint and mailbox id of each mbox as this store last scanned it. Copying a mailbox
+   * opens every message in turn, right after the file was written (so its mtime is too fresh
+   * for the two-second rule): an unchanged fingerprint is trusted for reading messages, whose
+   * From line and header hash are checked anyway.
+   */
+  private readonly recentlyScanned = new Map<string, { fp: string; id: number }>();
 
   private constructor(loc: MboxLocation, index: ChangeIndex, options: MboxStoreOptions) {
     this.location = loc.raw;
@@ -112,7 +119,19 @@ export class MboxStore implements MailStore {
     const canonical = canonicalName(name);
     if (!this.exists(canonical)) throw notFoundError(`mailbox '${this.layout.formatName(canonical)}' does not exist in ${this.location}`);
     const ctx = this.ctx(canonical);
-    return { ctx, mailbox: await refreshMailbox(ctx) };
+    const mailbox = await refreshMailbox(ctx);
+    this.recentlyScanned.set(ctx.path, { fp: fileFingerprint(ctx.path).value, id: mailbox.id });
+    return { ctx, mailbox };
+  }
+
+  /** The mailbox id for reading messages: from the last scan when the file is unchanged since. */
+  private async readable(name: MailboxName, trustRecent: boolean): Promise<{ path: string; id: number }> {
+    const canonical = canonicalName(name);
+    const path = this.layout.pathOf(canonical);
+    const known = this.recentlyScanned.get(path);
+    if (trustRecent && known && known.fp === fileFingerprint(path).value) return { path, id: known.id };
+    const { ctx, mailbox } = await this.open(canonical);
+    return { path: ctx.path, id: mailbox.id };
   }
 
   private status(mailbox: IndexedMailbox, subscribed: Set<string>): MailboxStatus {
@@ -207,23 +226,25 @@ export class MboxStore implements MailStore {
 
   async openMessage(name: MailboxName, uid: number): Promise<Readable> {
     for (let attempt = 0; attempt < 2; attempt++) {
-      const { ctx, mailbox } = await this.open(name);
-      const row = this.index.message(mailbox.id, uid);
+      const { path, id } = await this.readable(name, attempt === 0);
+      const row = this.index.message(id, uid);
       const loc = row && decodeLocation(row.file);
-      if (!row || !loc) break;
-      const stream = openStoredMessage(ctx.path, loc, row.size);
-      if (stream) return stream;
-      // The file changed under the index (another writer): scan again and retry.
-      this.index.invalidateScan(mailbox.id);
+      if (row && loc) {
+        const stream = openStoredMessage(path, loc, row.size);
+        if (stream) return stream;
+      }
+      // Not there, or the file changed under the index (another writer): scan again and retry.
+      this.index.invalidateScan(id);
+      this.recentlyScanned.delete(path);
     }
     throw notFoundError(`mailbox '${this.layout.formatName(canonicalName(name))}' has no message with UID ${uid}`);
   }
 
   async messageHashes(name: MailboxName, uids: readonly number[]): Promise<Map<number, string>> {
-    const { mailbox } = await this.open(name);
+    const { id } = await this.readable(name, true);
     const out = new Map<number, string>();
     for (const uid of uids) {
-      const row = this.index.message(mailbox.id, uid);
+      const row = this.index.message(id, uid);
       const loc = row && decodeLocation(row.file);
       if (loc) out.set(uid, loc.hash);
     }
