@@ -97,7 +97,12 @@ export interface SaveRequest {
   flags: SystemFlag[];
   keywords: string[];
   receivedDate: number;
-  /** The message, streamed. Called once, when the store is ready to write it. */
+  /**
+   * The UID of a message in the same mailbox of this store that this save duplicates (a
+   * renumbering): a store that can may link or rename instead of calling `body`.
+   */
+  copyOf?: number;
+  /** The message, streamed. Called at most once, when the store is ready to write it. */
   body: () => Readable | Promise<Readable>;
 }
 

@@ -4,6 +4,7 @@
  * remembers per mailbox what both sides looked like afterwards (the pair state), which is
  * what lets the next run skip unchanged mailboxes and tell whose flag change is newer.
  */
+import type { Readable } from 'node:stream';
 import { MailferryError } from '../model/errors.js';
 import type { MailboxChanges, MailboxName, MailboxStatus, MailStore, PairState, SaveRequest, SyncedFlags } from '../storage/store.js';
 import { planMailboxBackup, sameFlags } from './mailbox-plan.js';
@@ -101,24 +102,32 @@ interface Bound {
 /** Saves for one side, each body streamed from wherever the plan says it lives. */
 async function applySaves(side: Bound, actions: SideActions, result: SyncResult, emit: (e: SyncEvent) => void = () => {}): Promise<boolean> {
   let complete = true;
+  const opened: Readable[] = [];
   async function* requests(): AsyncGenerator<SaveRequest> {
     for (const s of actions.saves) {
       const [from, fromName] = s.from === 'self' ? [side.store, side.name] : [side.peer, side.peerName];
       let body;
       try {
         body = await from.openMessage(fromName, s.fromUid);
+        if (s.from === 'self') opened.push(body);
       } catch (err) {
         if (!isMissing(err)) throw err;
         complete = false; // expunged meanwhile; the next run sees that
         continue;
       }
-      yield { uid: s.uid, guid: s.guid, flags: s.flags, keywords: s.keywords, receivedDate: s.receivedDate, body: () => body };
+      yield { uid: s.uid, guid: s.guid, flags: s.flags, keywords: s.keywords, receivedDate: s.receivedDate, copyOf: s.from === 'self' ? s.fromUid : undefined, body: () => body };
       result.saved++;
       result.bytes += s.size;
       emit({ type: 'saved', name: side.name, uid: s.uid, size: s.size });
     }
   }
-  const saved = await side.store.saveMessages(side.name, requests());
+  let saved;
+  try {
+    saved = await side.store.saveMessages(side.name, requests());
+  } finally {
+    // A store that linked a copy instead of reading it leaves its stream unread: close it.
+    for (const b of opened) b.destroy();
+  }
   const wanted = new Map(actions.saves.map((s) => [s.guid, s.uid]));
   // A wanted UID someone else took meanwhile leaves the sides consistent but unequal: run again.
   return complete && (side.store.assignsOwnUids === true || saved.every((m) => (wanted.get(m.guid) ?? m.uid) === m.uid));

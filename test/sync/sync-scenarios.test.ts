@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -234,7 +234,7 @@ const scenarios: Scenario[] = [
     async common({ A }) {
       return { m1: await save(A, INBOX, 'common', { flags: ['\\Seen'] }) };
     },
-    async change({ A, B }) {
+    async change({ A, B, rootA }) {
       const a1 = await save(A, INBOX, 'new on A', { flags: ['\\Flagged'] });
       const b1 = await save(B, INBOX, 'new on B', { keywords: ['b'] });
       const b2 = await save(B, INBOX, 'second new on B');
@@ -242,9 +242,12 @@ const scenarios: Scenario[] = [
       assert.equal(b1.uid, 2);
       assert.equal(b2.uid, 3);
       const uidNext = Math.max((await statusOf(A, INBOX)).uidNext, (await statusOf(B, INBOX)).uidNext);
-      return { a1, b1, b2, uidNext };
+      return { a1, b1, b2, uidNext, a1Inode: statSync(messageFile(rootA, INBOX, a1.guid)).ino };
     },
-    async expect({ A, B }, { m1, a1, b1, b2, uidNext }) {
+    async expect({ A, B, rootA }, { m1, a1, b1, b2, uidNext, a1Inode }) {
+      const curA = readdirSync(join(rootA, 'cur'));
+      assert.equal(curA.length, 4, 'the renumbered original is gone');
+      assert.ok(curA.some((f) => statSync(join(rootA, 'cur', f)).ino === a1Inode), 'renumbering on A linked the file instead of rewriting it');
       const uidsOn = async (s: MailStore) => Object.fromEntries((await s.getMessages(INBOX)).messages.map((m) => [m.guid, m.uid]));
       const [ua, ub] = [await uidsOn(A), await uidsOn(B)];
       assert.deepEqual(ub, ua, 'the same UIDs on both sides');

@@ -12,6 +12,7 @@ import {
   fsyncSync,
   openSync,
   renameSync,
+  linkSync,
   unlinkSync,
   utimesSync,
   writeFileSync,
@@ -139,6 +140,24 @@ async function writeTmp(path: string, body: Readable, fsync: boolean, owner: Own
   return { size, vsize: size + bareLf };
 }
 
+/**
+ * A copy of a message of the same mailbox as a hard link: no body is read or written, and the
+ * data is already durable. Undefined when the source file is gone or its sizes are not in its
+ * name (the caller then copies the bytes).
+ */
+function linkTmp(ctx: ScanContext, mailbox: IndexedMailbox, uid: number, tmpPath: string): { size: number; vsize: number } | undefined {
+  const row = ctx.index.message(mailbox.id, uid);
+  if (!row) return undefined;
+  const parsed = parseMaildirFilename(row.file.slice(4));
+  if (parsed.vsize === undefined) return undefined;
+  try {
+    linkSync(join(ctx.dir, row.file), tmpPath);
+  } catch {
+    return undefined; // renamed by a flag change elsewhere, or a file system without links
+  }
+  return { size: row.size, vsize: parsed.vsize };
+}
+
 function fsyncDir(dir: string): void {
   const fd = openSync(dir, 'r');
   try {
@@ -201,7 +220,7 @@ export async function saveMessages(
     const tmpPath = join(ctx.dir, 'tmp', tmpName);
     let sizes;
     try {
-      sizes = await writeTmp(tmpPath, await req.body(), ctx.fsync, owner);
+      sizes = (req.copyOf !== undefined && linkTmp(ctx, mailbox, req.copyOf, tmpPath)) || (await writeTmp(tmpPath, await req.body(), ctx.fsync, owner));
     } catch (err) {
       throw fsError(err, `saving into ${ctx.dir}`);
     }
