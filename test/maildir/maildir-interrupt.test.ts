@@ -47,6 +47,7 @@ async function assertConsistent(root: string, expectAll: boolean): Promise<void>
       const i = Number(m.guid.slice(1));
       assert.match(m.guid, /^g\d+$/);
       assert.ok((await readAll(await store.openMessage(['INBOX'], m.uid))).equals(syntheticBody(i)), `${m.guid} is whole`);
+      assert.equal(m.uid, 2 * i + 1, `${m.guid} has the UID its save asked for, even when a crash left its file unrecorded`);
     }
     const uidlist = readFileSync(join(root, 'dovecot-uidlist'), 'utf8').trim().split('\n').slice(1);
     assert.equal(uidlist.length, messages.length, 'uidlist lists each file once');

@@ -24,7 +24,7 @@ async function main(): Promise<void> {
       ['INBOX'],
       todo.slice(start, start + batch).map((i) => ({
         guid: `g${i}`,
-        uid: i + 1,
+        uid: 2 * i + 1, // with gaps, so a UID that only follows file order is caught
         flags: i % 2 ? ['\\Seen' as const] : [],
         keywords: i % 3 ? [] : ['$Important'],
         receivedDate: Date.UTC(2020, 0, 1) + i * 1000,

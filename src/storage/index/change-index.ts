@@ -15,7 +15,7 @@ import { chownPath, ownerFor } from '../maildir/ownership.js';
 import type { MailboxListChange, MailboxName } from '../store.js';
 
 export const INDEX_FILENAME = 'mailferry.index.sqlite';
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 export interface IndexedMailbox {
   id: number;
@@ -220,6 +220,13 @@ export class ChangeIndex {
         state TEXT NOT NULL,
         PRIMARY KEY (peer_id, mailbox_guid)
       ) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS pending_saves (
+        mailbox_id INTEGER NOT NULL,
+        basename TEXT NOT NULL,
+        uid INTEGER,
+        guid TEXT NOT NULL,
+        PRIMARY KEY (mailbox_id, basename)
+      ) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS synced_flags (
         peer_id TEXT NOT NULL,
         mailbox_guid TEXT NOT NULL,
@@ -295,6 +302,7 @@ export class ChangeIndex {
     this.transaction(() => {
       this.stmt('DELETE FROM messages WHERE mailbox_id = ?').run(id);
       this.stmt('DELETE FROM expunges WHERE mailbox_id = ?').run(id);
+      this.stmt('DELETE FROM pending_saves WHERE mailbox_id = ?').run(id);
       this.stmt('DELETE FROM mailboxes WHERE id = ?').run(id);
     });
   }
@@ -438,6 +446,29 @@ export class ChangeIndex {
     this.transaction(() => {
       const put = this.stmt('INSERT OR REPLACE INTO pair_state (peer_id, mailbox_guid, state) VALUES (?, ?, ?)');
       for (const [guid, value] of Object.entries(state)) put.run(peerId, guid, JSON.stringify(value));
+    });
+  }
+
+  /**
+   * Saves about to become visible: files that a crash may leave in the mailbox before their
+   * UIDs are recorded. The next scan gives such a file the UID and GUID it was meant to have.
+   */
+  notePendingSaves(mailboxId: number, saves: readonly { basename: string; uid: number | undefined; guid: string }[]): void {
+    this.transaction(() => {
+      const put = this.stmt('INSERT OR REPLACE INTO pending_saves (mailbox_id, basename, uid, guid) VALUES (?, ?, ?, ?)');
+      for (const p of saves) put.run(mailboxId, p.basename, p.uid ?? null, p.guid);
+    });
+  }
+
+  pendingSaves(mailboxId: number): Map<string, { uid: number | undefined; guid: string }> {
+    const rows = this.stmt('SELECT basename, uid, guid FROM pending_saves WHERE mailbox_id = ?').all(mailboxId) as { basename: string; uid: number | null; guid: string }[];
+    return new Map(rows.map((r) => [r.basename, { uid: r.uid ?? undefined, guid: r.guid }]));
+  }
+
+  clearPendingSaves(mailboxId: number, basenames?: readonly string[]): void {
+    this.transaction(() => {
+      if (!basenames) this.stmt('DELETE FROM pending_saves WHERE mailbox_id = ?').run(mailboxId);
+      else for (const b of basenames) this.stmt('DELETE FROM pending_saves WHERE mailbox_id = ? AND basename = ?').run(mailboxId, b);
     });
   }
 

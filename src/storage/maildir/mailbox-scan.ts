@@ -150,10 +150,20 @@ async function rewriteUidlist(ctx: ScanContext): Promise<{ uidlist: Uidlist; lis
     // The index remembers how far UIDs went.
     if (known && known.uidValidity === uidlist.uidValidity) next = Math.max(next, known.uidNext);
     const fresh = [...listing.byBasename.values()].filter((f) => !listed.has(f.parsed.basename)).sort(deliveryOrder);
-    for (const f of fresh) kept.push({ uid: next++, basename: f.parsed.basename, extra: [] });
+    // Files a crashed save of ours left behind get the UIDs and GUIDs that save meant them to have.
+    const meant = known ? ctx.index.pendingSaves(known.id) : new Map<string, { uid: number | undefined; guid: string }>();
+    const byWantedUid = (f: MessageFile) => meant.get(f.parsed.basename)?.uid ?? Infinity;
+    for (const f of [...fresh].sort((a, b) => byWantedUid(a) - byWantedUid(b))) {
+      const p = meant.get(f.parsed.basename);
+      const uid = p?.uid !== undefined && p.uid >= next ? p.uid : next;
+      next = uid + 1;
+      const guid = p && p.guid !== f.parsed.basename ? { guid: p.guid } : {};
+      kept.push({ uid, basename: f.parsed.basename, ...guid, extra: [] });
+    }
     uidlist = { ...uidlist, version: 3, nextUid: next, entries: kept };
     failpoint('scan-before-uidlist');
     lock.replace(formatUidlist(uidlist));
+    if (known && meant.size > 0) ctx.index.clearPendingSaves(known.id);
     failpoint('scan-after-uidlist');
     return { uidlist, listing };
   } finally {

@@ -168,6 +168,8 @@ function fsyncDir(dir: string): void {
 }
 
 interface PendingSave {
+  /** The written file in tmp/, renamed to `file` when its batch commits. */
+  tmp: string;
   wantedUid: number | undefined;
   basename: string;
   guid: string;
@@ -192,25 +194,50 @@ export async function saveMessages(
     const batch = pending;
     pending = [];
     pendingBytes = 0;
-    if (ctx.fsync) fsyncDir(join(ctx.dir, 'cur'));
     try {
+      // Written down before any file shows up in cur/: a crash between the renames and the
+      // uidlist leaves files the next scan adopts, and this is how it learns their UIDs and GUIDs.
+      ctx.index.notePendingSaves(mailbox.id, batch.map((p) => ({ basename: p.basename, uid: p.wantedUid, guid: p.guid })));
+      for (const p of batch) {
+        failpoint('save-before-rename');
+        renameSync(p.tmp, join(ctx.dir, p.file));
+        failpoint('save-after-rename');
+      }
+      if (ctx.fsync) fsyncDir(join(ctx.dir, 'cur'));
       results.push(...(await commitSaves(ctx, mailbox, batch)));
     } catch (err) {
       // Reported as not saved, so they must not stay behind for the next scan to adopt:
       // the caller's retry would then save them twice.
       for (const p of batch) {
-        try {
-          unlinkSync(join(ctx.dir, p.file));
-        } catch {
-          // already gone
+        for (const path of [p.tmp, join(ctx.dir, p.file)]) {
+          try {
+            unlinkSync(path);
+          } catch {
+            // already gone, or never renamed
+          }
         }
       }
-      throw err;
+      throw fsError(err, `saving into ${ctx.dir}`);
     }
   };
   const kwMap = new Map<string, number>();
   const owner = ownerFor(ctx.dir);
-  for await (const req of requests) {
+  try {
+    for await (const req of requests) await add(req);
+  } catch (err) {
+    for (const p of pending) {
+      try {
+        unlinkSync(p.tmp);
+      } catch {
+        // already gone
+      }
+    }
+    throw err;
+  }
+  await commit();
+  return results;
+
+  async function add(req: SaveRequest): Promise<void> {
     if (req.keywords.some((k) => !kwMap.has(k))) {
       for (const [k, i] of await keywordIndexes(ctx, req.keywords)) kwMap.set(k, i);
     }
@@ -231,10 +258,8 @@ export async function saveMessages(
     const file = `cur/${formatMaildirFilename(basename, letters)}`;
     const received = req.receivedDate / 1000;
     utimesSync(tmpPath, received, received);
-    failpoint('save-before-rename');
-    renameSync(tmpPath, join(ctx.dir, file));
-    failpoint('save-after-rename');
     pending.push({
+      tmp: tmpPath,
       wantedUid: req.uid,
       basename,
       guid: req.guid ?? basename,
@@ -247,8 +272,6 @@ export async function saveMessages(
     pendingBytes += sizes.size;
     if (pending.length >= BATCH_MESSAGES || pendingBytes >= BATCH_BYTES) await commit();
   }
-  await commit();
-  return results;
 }
 
 /** What we know of a uidlist's end after writing it, so the next append need not re-read it. */
@@ -320,6 +343,7 @@ async function commitSaves(ctx: ScanContext, mailbox: IndexedMailbox, batch: Pen
     },
   }));
   const modseqs = ctx.index.applyChanges(mailbox.id, changes);
+  ctx.index.clearPendingSaves(mailbox.id, batch.map((p) => p.basename));
   ctx.index.setUidNext(mailbox.id, next);
   failpoint('save-after-index');
   return batch.map((p, i) => ({ uid: uids[i]!, guid: p.guid, modseq: modseqs[i]! }));
