@@ -122,6 +122,8 @@ export class ChangeIndex {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Database.Statement>();
+  private readonly cachedRows = new Map<number, IndexedMessage[]>();
+  private cachedVersion = -1;
 
   private constructor(path: string, db: Database.Database) {
     this.path = path;
@@ -286,6 +288,7 @@ export class ChangeIndex {
 
   /** Forgets every message of a mailbox whose UIDVALIDITY changed; older modseqs become unknown. */
   resetMailbox(id: number, uidValidity: number): void {
+    this.cachedRows.delete(id);
     this.transaction(() => {
       const row = this.stmt('SELECT highest_modseq FROM mailboxes WHERE id = ?').get(id) as { highest_modseq: number };
       const base = freshModseqBase(row.highest_modseq);
@@ -299,6 +302,7 @@ export class ChangeIndex {
   }
 
   removeMailbox(id: number): void {
+    this.cachedRows.delete(id);
     this.transaction(() => {
       this.stmt('DELETE FROM messages WHERE mailbox_id = ?').run(id);
       this.stmt('DELETE FROM expunges WHERE mailbox_id = ?').run(id);
@@ -307,10 +311,23 @@ export class ChangeIndex {
     });
   }
 
+  /**
+   * Every message of a mailbox, by UID. A sync reads one mailbox's rows several times (scan,
+   * listing, save, re-plan), so they are kept until this connection changes them or another
+   * connection commits anything (SQLite's data_version says so). Rows are shared: do not mutate.
+   */
   messages(mailboxId: number): IndexedMessage[] {
-    return (
-      this.stmt('SELECT * FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId) as MessageRow[]
-    ).map(toMessage);
+    const version = this.db.pragma('data_version', { simple: true }) as number;
+    if (version !== this.cachedVersion) {
+      this.cachedRows.clear();
+      this.cachedVersion = version;
+    }
+    let rows = this.cachedRows.get(mailboxId);
+    if (!rows) {
+      rows = (this.stmt('SELECT * FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId) as MessageRow[]).map(toMessage);
+      this.cachedRows.set(mailboxId, rows);
+    }
+    return rows.slice();
   }
 
   message(mailboxId: number, uid: number): IndexedMessage | undefined {
@@ -338,6 +355,33 @@ export class ChangeIndex {
    * modseq. Returns the modseq each change received, in order (0 where none was given).
    */
   applyChanges(mailboxId: number, changes: readonly MessageChange[], scan?: ScanState): number[] {
+    const given = this.applyToTables(mailboxId, changes, scan);
+    if (changes.length > 0) this.applyToCache(mailboxId, changes, given);
+    return given;
+  }
+
+  /** Keeps the cached rows of a mailbox equal to the table after our own change. */
+  private applyToCache(mailboxId: number, changes: readonly MessageChange[], given: readonly number[]): void {
+    const rows = this.cachedRows.get(mailboxId);
+    if (!rows) return;
+    const lastUid = rows.at(-1)?.uid ?? 0;
+    // New mail saved in UID order, the common case of a large copy: append without a rebuild.
+    if (changes.every((c, i) => c.kind === 'add' && c.message.uid > (i === 0 ? lastUid : (changes[i - 1] as { message: { uid: number } }).message.uid))) {
+      changes.forEach((c, i) => rows.push({ ...(c as { message: Omit<IndexedMessage, 'modseq'> }).message, modseq: given[i]! }));
+      return;
+    }
+    const byUid = new Map(rows.map((r) => [r.uid, r]));
+    changes.forEach((c, i) => {
+      if (c.kind === 'expunge') byUid.delete(c.uid);
+      else if (c.kind === 'update' && !c.bumpModseq) {
+        const old = byUid.get(c.message.uid);
+        if (old) byUid.set(old.uid, { ...old, file: c.message.file, flagLetters: c.message.flagLetters, keywords: c.message.keywords, size: c.message.size });
+      } else byUid.set(c.message.uid, { ...c.message, modseq: given[i]! });
+    });
+    this.cachedRows.set(mailboxId, [...byUid.values()].sort((a, b) => a.uid - b.uid));
+  }
+
+  private applyToTables(mailboxId: number, changes: readonly MessageChange[], scan?: ScanState): number[] {
     const insert = this.stmt(
       'INSERT OR REPLACE INTO messages (mailbox_id, uid, guid, file, flags, keywords, modseq, received, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );

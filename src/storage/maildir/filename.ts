@@ -34,7 +34,13 @@ const LETTER_FLAGS = new Map<string, SystemFlag>(
 );
 
 /** Sorted by UTF-16 code unit, which for the ASCII flag letters is Dovecot's byte order. */
-const sortUnique = (chars: Iterable<string>) => [...new Set(chars)].sort().join('');
+const sortUnique = (chars: string): string => (isStrictlySorted(chars) ? chars : [...new Set(chars)].sort().join(''));
+
+/** Most names already carry their letters sorted and once each (Dovecot writes them so): no work then. */
+function isStrictlySorted(s: string): boolean {
+  for (let i = 1; i < s.length; i++) if (s.charCodeAt(i - 1) >= s.charCodeAt(i)) return false;
+  return true;
+}
 
 /**
  * Reads ,S=<n> or ,W=<n>. Like Dovecot, only the first ",X=" counts and the
@@ -112,7 +118,7 @@ export function flagsToLetters(flags: readonly string[], keywordIndexes: readonl
   for (const c of keep) {
     if (!LETTER_FLAGS.has(c) && !/[a-z,]/.test(c)) letters.push(c);
   }
-  return sortUnique(letters);
+  return sortUnique(letters.join(''));
 }
 
 export function lettersToFlags(letters: string): {
