@@ -32,7 +32,7 @@ function scanAndSync(ctx: MboxContext, repair: boolean): Synced {
   let fp = fileFingerprint(ctx.path);
   let scan = scanMboxFile(ctx.path, ctx.warn);
   if (scan.truncatedAt !== undefined) {
-    const cut = `${ctx.path}: the last message (at byte offset ${scan.truncatedAt}) is incomplete: its Content-Length runs past the end of the file`;
+    const cut = `${ctx.path}: the last message (at byte offset ${scan.truncatedAt}) is incomplete: an append that was cut off`;
     if (!repair) ctx.warn(`${cut}; left out until the next write removes it`);
     else {
       ctx.warn(`${cut}; removing the incomplete tail (${scan.size - scan.truncatedAt} bytes)`);

@@ -23,6 +23,12 @@ import type { ImapBase } from './mbox-headers.js';
 import { analyzeHeader, type HeaderInfo } from './message-header.js';
 import { BODY_ONLY, HASHED_PREFIX_BYTES } from './stored-message.js';
 
+/**
+ * The Content-Length mailferry writes while a large body is still streaming in (replaced when
+ * it is complete): found on the last message, it marks an append that was cut off.
+ */
+export const CUT_MARK = 9_999_999_999_999_999;
+
 /** A header longer than this is not a header. */
 const MAX_HEADER_BYTES = 4 * 1024 * 1024;
 /** Longer lines are never separators; only this much of a body line is looked at. */
@@ -62,7 +68,7 @@ export interface MboxScan {
   base?: ImapBase;
   /** The pseudo message, when the file starts with one. */
   pseudo?: { from: number; next: number };
-  /** Offset where an incomplete last message starts (its Content-Length runs past the end of file). */
+  /** Offset where an incomplete last message starts (an append of mailferry's that was cut off). */
   truncatedAt?: number;
 }
 
@@ -188,7 +194,7 @@ function scanFd(path: string, fd: number, warn: (msg: string) => void): MboxScan
       }
       if (end < body) end = hdrEnd;
       if (info.contentLength !== undefined) {
-        if (!line && body + info.contentLength > size) truncated = true;
+        if (!line && info.contentLength === CUT_MARK) truncated = true;
         else warn(`${path}: message at byte offset ${from} has a Content-Length (${info.contentLength}) that does not match; using its From lines`);
       }
     }

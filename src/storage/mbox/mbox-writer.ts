@@ -20,7 +20,7 @@ import { FileOutput } from './file-output.js';
 import { formatFromLine } from './from-line.js';
 import { contentLengthLines, formatBlock, formatImapBase, type ImapBase } from './mbox-headers.js';
 import type { MboxContext } from './mbox-index-sync.js';
-import type { ScannedMessage } from './mbox-scan.js';
+import { CUT_MARK, type ScannedMessage } from './mbox-scan.js';
 import { formatPseudoMessage } from './pseudo-message.js';
 import { findHeaderEnd, HASHED_PREFIX_BYTES, storedHeader, writableGuid } from './stored-message.js';
 import { analyzeHeader } from './message-header.js';
@@ -35,8 +35,6 @@ export interface MessageState {
 const SMALL_BODY_BYTES = 1024 * 1024;
 /** A message without an empty line this far in is stored body-only. */
 const HEADER_LOOKAHEAD_BYTES = 1024 * 1024;
-/** Written as Content-Length while a large body streams in, then replaced: a crash leaves a value past the end of file, which marks the message as cut. */
-const PLACEHOLDER_LENGTH = 9_999_999_999_999_999;
 
 /**
  * The bytes that replace a message's metadata lines in place, or undefined when they do not
@@ -179,7 +177,7 @@ export async function writeNewMessage(out: FileOutput, save: PlannedSave, imapBa
     return { uid, guid: guid ?? hash };
   }
   // A large body streams to the file; its length is filled in afterwards.
-  const block = formatBlock({ ...state, contentLength: PLACEHOLDER_LENGTH })!;
+  const block = formatBlock({ ...state, contentLength: CUT_MARK })!;
   const tailStart = block.lastIndexOf('Content-Length: ');
   const tailLength = block.length - tailStart;
   await out.write(prefix);

@@ -78,7 +78,7 @@ export function openStoredMessage(path: string, loc: MessageLocation, size: numb
     if (!loc.unquote && size <= SMALL_MESSAGE_BYTES) {
       return Readable.from([Buffer.concat([header, readRange(fd, loc.hdrEnd, loc.end)])]);
     }
-    const blank = readRange(fd, loc.hdrEnd, loc.body);
+    const blank = readRange(fd, loc.hdrEnd, Math.min(loc.body, loc.end));
     handedOver = true;
     const body = bodyChunks(fd, loc.body, loc.end, loc.unquote ? loc.body : undefined);
     return Readable.from(
