@@ -26,13 +26,6 @@ export const CASES: CaseDef[] = [
   { id: '3', title: 'sync after 1% changes on each side', op: 'sync', reference: 'doveadm sync' },
 ];
 
-export const NOT_MEASURABLE = [
-  { id: '4', title: 'Maildir -> mbox conversion', needs: 'the mbox store' },
-  { id: '5', title: 'mbox -> Maildir conversion', needs: 'the mbox store' },
-  { id: '6', title: 'IMAP -> Maildir migration', needs: 'the IMAP store' },
-  { id: '7', title: 'Maildir <-> IMAP sync', needs: 'the IMAP store' },
-];
-
 export interface Sample {
   caseId: string;
   tool: Tool['id'];

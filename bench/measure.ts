@@ -1,8 +1,8 @@
 /**
  * Timing one tool process: wall time from spawn to exit, and its peak RSS.
  *
- * Peak RSS comes from GNU time (`/usr/bin/time -f %M`, the kernel's ru_maxrss of the waited
- * child), which costs one extra fork+exec (well under a millisecond) and sees the whole
+ * Peak RSS comes from GNU time (`/usr/bin/time -f '%M %U %S'`, the kernel's ru_maxrss of the
+ * waited child, and its CPU time), which costs one extra fork+exec (well under a millisecond) and sees the whole
  * process. Without GNU time we poll /proc/PID/status for VmHWM every 10 ms instead; that can
  * miss a peak reached in the last few milliseconds, so the output says which method was used.
  */
@@ -14,6 +14,8 @@ import { join } from 'node:path';
 export interface Timed {
   seconds: number;
   rssKb: number | undefined;
+  /** User + system CPU seconds of the process and its waited children (GNU time only). */
+  cpuSeconds?: number;
   code: number;
   stdout: string;
   stderr: string;
@@ -26,7 +28,7 @@ let seq = 0;
 
 export function timeCommand(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Timed> {
   const rssFile = join(tmpdir(), `mailferry-bench-rss-${process.pid}-${++seq}`);
-  const [file, argv] = rssMethod === 'gnu-time' ? [GNU_TIME, ['-o', rssFile, '-f', '%M', cmd, ...args]] : [cmd, args];
+  const [file, argv] = rssMethod === 'gnu-time' ? [GNU_TIME, ['-o', rssFile, '-f', '%M %U %S', cmd, ...args]] : [cmd, args];
   return new Promise((resolve, reject) => {
     const start = process.hrtime.bigint();
     const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
@@ -49,15 +51,19 @@ export function timeCommand(cmd: string, args: string[], opts: { env?: NodeJS.Pr
       clearTimeout(timer);
       clearInterval(poll);
       let rssKb: number | undefined = hwm || undefined;
+      let cpuSeconds: number | undefined;
       if (rssMethod === 'gnu-time') {
         try {
+          // GNU time writes "Command exited with non-zero status N" first when it did.
           const lines = readFileSync(rssFile, 'utf8').trim().split('\n');
-          rssKb = Number(lines[lines.length - 1]) || undefined;
+          const [kb, user, sys] = (lines[lines.length - 1] ?? '').split(' ').map(Number);
+          rssKb = kb || undefined;
+          if (Number.isFinite(user) && Number.isFinite(sys)) cpuSeconds = user! + sys!;
         } catch { /* killed before time wrote it */ }
         rmSync(rssFile, { force: true });
       }
       resolve({
-        seconds, rssKb, code: code ?? (signal ? 128 : -1),
+        seconds, rssKb, cpuSeconds, code: code ?? (signal ? 128 : -1),
         stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'),
       });
     });

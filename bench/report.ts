@@ -6,7 +6,7 @@
  * sync (the changes themselves are counted in the case title).
  */
 import { cpus } from 'node:os';
-import { CASES, NOT_MEASURABLE, type Sample } from './cases.js';
+import { CASES, type Sample } from './cases.js';
 import type { Dataset } from './data.js';
 import { median } from './measure.js';
 import type { Fsync, Tool } from './tools.js';
@@ -93,8 +93,4 @@ export function formatSeries(s: SeriesSummary, doveadmMissing: boolean): string 
     }
   }
   return lines.join('\n');
-}
-
-export function formatNotMeasurable(): string {
-  return NOT_MEASURABLE.map((c) => `${pad(`${c.id.padEnd(3)}${c.title}`, 48)} not yet measurable: needs ${c.needs}`).join('\n');
 }

@@ -1,9 +1,10 @@
 /**
- * mailferry vs Dovecot's doveadm on the same Maildirs, in the same run. Usage:
- *   npm run bench               full: SpamAssassin corpus with mail_fsync=never and =optimized, 100k account with never
- *   npm run bench -- --quick    corpus, mail_fsync=never, 3 repetitions (under two minutes)
+ * mailferry vs Dovecot's doveadm (cases 1-4, 5) and mbsync (cases 5-7) on the same data, in the same run. Usage:
+ *   npm run bench               full: SpamAssassin corpus with mail_fsync=never and =optimized, 100k account with never;
+ *                               cases 4-7 (mbox, IMAP) on the corpus, 5 repetitions
+ *   npm run bench -- --quick    corpus, mail_fsync=never, 3 repetitions; cases 4-7 on a third of the corpus (under two minutes)
  *   npm run bench -- --reps N   N repetitions for every series
- *   npm run bench -- --only big only the series of one data set (corpus or big)
+ *   npm run bench -- --only big only the series of one data set (corpus or big), or only cases 4-7 (cross)
  *   npm run bench -- --no-wait  do not wait out the slow file creation after a recent run's cleanup
  * Progress goes to stderr, the tables to stdout, everything to bench/results/latest.json.
  */
@@ -14,7 +15,12 @@ import { join } from 'node:path';
 import { runSeries } from './cases.js';
 import { dataset, type Dataset } from './data.js';
 import { flushDisks, ForeignCpu, median, rssMethod, sleep } from './measure.js';
-import { formatNotMeasurable, formatSeries, summarizeSeries, type SeriesSummary } from './report.js';
+import { QUICK_MAILBOXES, runCrossSeries } from './cross-cases.js';
+import { formatCross, summarizeCross, type CrossSeriesSummary } from './cross-report.js';
+import { IMAP_COMMANDS } from './imap-cases.js';
+import { describeMbsync } from './mbsync.js';
+import { MBOX_COMMANDS } from './mbox-cases.js';
+import { formatSeries, summarizeSeries, type SeriesSummary } from './report.js';
 import { CLI, doveadmTool, findReferences, mailferry, type Fsync, type Tool } from './tools.js';
 import { DATA_DIR, msUntilDeletionSettled, RECENT_DELETE_MS, retireWork } from './workspace.js';
 
@@ -25,8 +31,8 @@ const valueOf = (flag: string) => (args.includes(flag) ? args[args.indexOf(flag)
 const repsArg = valueOf('--reps') === undefined ? undefined : Number(valueOf('--reps'));
 const only = valueOf('--only');
 const unknown = args.filter((a, i) => !['--quick', '--no-wait', '--reps', '--only'].includes(a) && !['--reps', '--only'].includes(args[i - 1]!));
-if (unknown.length || (repsArg !== undefined && !(repsArg >= 1)) || (only !== undefined && only !== 'corpus' && only !== 'big')) {
-  console.error(`usage: node --import tsx bench/run.ts [--quick] [--reps N] [--only corpus|big] [--no-wait]   (bad: ${unknown.join(' ')})`);
+if (unknown.length || (repsArg !== undefined && !(repsArg >= 1)) || (only !== undefined && only !== 'corpus' && only !== 'big' && only !== 'cross')) {
+  console.error(`usage: node --import tsx bench/run.ts [--quick] [--reps N] [--only corpus|big|cross] [--no-wait]   (bad: ${unknown.join(' ')})`);
   process.exit(64);
 }
 
@@ -39,6 +45,8 @@ const allSeries: { data: Dataset['name']; fsync: Fsync; reps: number }[] = quick
       { data: 'big', fsync: 'never', reps: 3 },
     ];
 const plan = allSeries.filter((p) => only === undefined || p.data === only);
+// Cases 4-7 run on the corpus only: on the 100k account they would take longer than the rest of the run.
+const crossPlan = only === undefined || only === 'corpus' || only === 'cross' ? [{ data: 'corpus' as const, reps: quick ? 3 : 5, subset: quick }] : [];
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const out = (s = '') => process.stdout.write(`${s}\n`);
@@ -46,6 +54,11 @@ const firstLine = (cmd: string, a: string[]) => {
   const r = spawnSync(cmd, a, { encoding: 'utf8' });
   return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0] ?? '?';
 };
+
+/** Dovecot's IMAP server is there (Debian: dovecot-imapd), for cases 5-7. */
+function dovecotImapInstalled(): boolean {
+  return ['/usr/lib/dovecot/imap', '/usr/libexec/dovecot/imap'].some((p) => existsSync(p));
+}
 
 /** What `node` costs before mailferry does anything: part of every mailferry time. */
 function nodeStartupMs(): number {
@@ -62,7 +75,7 @@ async function main(): Promise<void> {
   const work = join(DATA_DIR, 'work');
   // Leftovers of an earlier run (a failed one keeps its copies) go to the trash, undeleted.
   if (existsSync(work)) log(`bench/data/work/ left by an earlier run: ${retireWork(work, 'quick')}`);
-  const refs = await findReferences();
+  const refs = await findReferences(log);
   const tools: Tool[] = [mailferry, ...(refs.dovecot ? [doveadmTool(refs.dovecot)] : [])];
   const env = {
     date: new Date().toISOString(),
@@ -74,6 +87,7 @@ async function main(): Promise<void> {
     mailferry: firstLine(process.execPath, [CLI, '--version']),
     dovecot: refs.doveadmVersion ?? 'missing',
     mbsync: refs.mbsync ?? 'missing',
+    dovecotImap: dovecotImapInstalled(),
     rss: rssMethod === 'gnu-time' ? '/usr/bin/time -f %M (ru_maxrss)' : '/proc/PID/status VmHWM polled every 10 ms',
     nodeStartupMs: +nodeStartupMs().toFixed(1),
     loadAverageAtStart: +loadavg()[0]!.toFixed(2),
@@ -99,16 +113,26 @@ async function main(): Promise<void> {
     'Measuring starts >= 6 min after the last deletion of bench files: on this journal-less ext4, file creation is 4-30x slower for minutes after mass deletes (see bench/data.ts);' +
       ' so finished runs\' copies are moved to bench/data/trash/, which is emptied only after a full run or every 5th run.' +
       ' CPU used by other processes during each series is measured; a table says when it was more than 5% of a CPU.',
-    ...(quick ? ['Quick mode: corpus with mail_fsync=never only; `npm run bench` adds mail_fsync=optimized and the 100k account.']
+    'Cases 4-7: every tool with mail_fsync=never (mailferry, doveadm `-o mail_fsync=never`, mbsync `FSync no`), and the IMAP server (a private Dovecot on 127.0.0.1,' +
+      ' plaintext, no TLS, no COMPRESS) with mail_fsync=never. IMAP login is the LOGIN command for all (mailferry `auth=login`, mbsync `AuthMechs LOGIN`, doveadm imapc\'s default);' +
+      ' mailferry reads the password from --password-file, mbsync from `Pass` in its private config, doveadm from -o imapc_password.',
+    'Cases 4-7, state: each case 5 is a first migration (fresh Maildir, fresh mailferry IMAP state dir `state=`, fresh mbsync SyncState in the new Maildir);' +
+      ' case 7 continues on that pair with that state. Every tool has its own IMAP accounts (src-TOOL seeded once per series from the master and read once by Dovecot, untimed;' +
+      ' up-TOOL-rN empty, one per repetition). mbsync: `Expunge None` (the data has \\Deleted mail, which no other tool expunges), Maildir++ near side, `SyncState *`.',
+    'Cases 4-7 are checked after every run: messages per mailbox on the destination (Maildir: on disk, with system-flag counts; mbox: `mailferry mailbox status` with a scratch index;' +
+      ' IMAP: `doveadm mailbox status` on the server), and in case 6-7 on the other side too. Keywords are not compared: mbsync 1.4 does not carry them.',
+    'CPU s = user+system CPU seconds of the tool process (GNU time); for the IMAP cases the server\'s CPU is in neither column.',
+    ...(quick ? ['Quick mode: corpus with mail_fsync=never only, cases 4-7 on a third of the corpus; `npm run bench` adds mail_fsync=optimized, the 100k account, and cases 4-7 on the whole corpus.']
       : ['The 100k account runs with mail_fsync=never only: with fsync on, case 1 alone takes minutes per tool and repetition here.']),
     ...refs.notes,
   ];
   out(`mailferry benchmark (${quick ? 'quick' : 'full'}) ${env.date}`);
-  out(`machine: ${env.cpu}, ${env.memoryGB} GB RAM, Linux ${env.kernel}, ${env.filesystem}; node ${env.node}; mailferry ${env.mailferry}; Dovecot ${env.dovecot}`);
+  out(`machine: ${env.cpu}, ${env.memoryGB} GB RAM, Linux ${env.kernel}, ${env.filesystem}; node ${env.node}; mailferry ${env.mailferry}; Dovecot ${env.dovecot}; mbsync ${env.mbsync}`);
   for (const n of notes) out(`- ${n}`);
   out();
 
   const series: SeriesSummary[] = [];
+  const crossSeries: CrossSeriesSummary[] = [];
   try {
     for (const p of plan) {
       const ds = await dataset(p.data, log);
@@ -132,20 +156,43 @@ async function main(): Promise<void> {
       out(formatSeries(s, !refs.dovecot));
       out();
     }
+    for (const p of crossPlan) {
+      const ds = await dataset(p.data, log);
+      const foreign = new ForeignCpu();
+      foreign.start();
+      const reps = repsArg ?? p.reps;
+      log(`series ${p.data} cases 4-7, ${reps} repetitions (mailferry${refs.dovecot ? ', doveadm' : ''}${refs.mbsync ? ', mbsync' : ''})`);
+      const seriesStart = Date.now();
+      const r = await runCrossSeries({
+        ds, reps, subset: p.subset ? QUICK_MAILBOXES : undefined, doveadm: refs.dovecot,
+        imapServer: !!refs.dovecot && env.dovecotImap, mbsync: !!refs.mbsync, log,
+      });
+      const s = summarizeCross(ds, reps, r);
+      s.otherCpu = { seconds: +foreign.stop().toFixed(1), wallSeconds: Math.round((Date.now() - seriesStart) / 1000) };
+      env.otherProcessesCpuSeconds += s.otherCpu.seconds;
+      crossSeries.push(s);
+      out(formatCross(s));
+      out();
+    }
   } finally {
     await refs.dovecot?.stop();
   }
-  out(formatNotMeasurable());
-  out();
   env.loadAverageAtEnd = +loadavg()[0]!.toFixed(2);
   out(`load average ${env.loadAverageAtStart} at start, ${env.loadAverageAtEnd} at end; other processes used ${env.otherProcessesCpuSeconds.toFixed(1)} CPU-s during the series; waited ${env.waitedAfterDeletionSeconds} s after a recent cleanup`);
-  const commands = Object.fromEntries(tools.flatMap((t) => (['backup', 'sync'] as const).map((op) => [`${t.id} ${op}`, t.describe(op, 'never')])));
-  const result = { mode: quick ? 'quick' : 'full', env, notes, commands, series, notMeasurable: formatNotMeasurable().split('\n'), wallSeconds: (Date.now() - started) / 1000 };
+  const commands = {
+    ...Object.fromEntries(tools.flatMap((t) => (['backup', 'sync'] as const).map((op) => [`${t.id} ${op}`, t.describe(op, 'never')]))),
+    'case 4 mailferry': MBOX_COMMANDS.mailferry, 'case 4 doveadm': MBOX_COMMANDS.doveadm,
+    'case 5 mailferry': IMAP_COMMANDS.mailferry5, 'case 5 mbsync': describeMbsync('pull'), 'case 5 doveadm': IMAP_COMMANDS.doveadm5,
+    'case 6 mailferry': IMAP_COMMANDS.mailferry6, 'case 6 mbsync': describeMbsync('push'),
+    'case 7 mailferry': IMAP_COMMANDS.mailferry7, 'case 7 mbsync': describeMbsync('both'),
+  };
+  const result = { mode: quick ? 'quick' : 'full', env, notes, commands, series, crossSeries, wallSeconds: (Date.now() - started) / 1000 };
   const dir = join(import.meta.dirname, 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
   out(`written bench/results/latest.json; whole run ${result.wallSeconds.toFixed(0)} s`);
-  const wrong = series.some((s) => s.cases.some((c) => [c.mailferry, c.doveadm].some((t) => t && t.correct < t.runs)));
+  const wrong = series.some((s) => s.cases.some((c) => [c.mailferry, c.doveadm].some((t) => t && t.correct < t.runs)))
+    || crossSeries.some((s) => s.rows.some((r) => [r.mailferry, r.ref].some((t) => t && t.correct < t.runs)));
   // A failed repetition's copies stay under bench/data/work/ for inspection.
   if (wrong) {
     out('SOME RUNS WERE WRONG: see the lines marked WRONG; their copies are under bench/data/work/');

@@ -16,6 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDovecot, type Dovecot } from '../test/support/dovecot.js';
+import { findMbsync } from './mbsync.js';
 import { timeCommand, type Timed } from './measure.js';
 
 export type Fsync = 'never' | 'optimized';
@@ -80,8 +81,8 @@ export interface References {
   notes: string[];
 }
 
-/** Starts the private Dovecot when doveadm is installed; says what is missing instead of failing. */
-export async function findReferences(): Promise<References> {
+/** Starts the private Dovecot when doveadm is installed, installs mbsync when it may; says what is missing instead of failing. */
+export async function findReferences(log: (s: string) => void): Promise<References> {
   const notes: string[] = [];
   const refs: References = { notes };
   if (!onPath('doveadm') || !onPath('dovecot')) {
@@ -94,13 +95,9 @@ export async function findReferences(): Promise<References> {
       notes.push(`doveadm: installed, but the private Dovecot did not start: ${(e as Error).message.split('\n')[0]}`);
     }
   }
-  const mbsync = onPath('mbsync');
-  if (mbsync) {
-    refs.mbsync = versionOf(mbsync, ['--version']);
-    notes.push(`mbsync: ${refs.mbsync} found; it only speaks IMAP (to Maildir), so it is a reference only for the IMAP cases, which are not measurable yet`);
-  } else {
-    notes.push('mbsync: not installed (Debian package isync); only relevant to the IMAP cases, which are not measurable yet');
-  }
+  const mb = findMbsync(log);
+  if (mb.version) refs.mbsync = mb.version;
+  else notes.push(`mbsync: ${mb.missing}; the mbsync columns of cases 5-7 are empty`);
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npx tsc -p tsconfig.build.json first`);
   return refs;
 }
