@@ -26,6 +26,8 @@ export interface MboxContext {
   lockTimeoutSeconds: number;
   fsync: boolean;
   warn: (msg: string) => void;
+  /** The last scan of each file this store made, by path, with the fingerprint it was made at. */
+  scans?: Map<string, { fp: string; scan: MboxScan }>;
 }
 
 /** File identity, size and mtime; null when too recent to prove a later scan unneeded. */

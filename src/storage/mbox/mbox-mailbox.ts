@@ -28,9 +28,15 @@ export async function refreshMailbox(ctx: MboxContext): Promise<IndexedMailbox> 
   return withMboxLock(ctx, 'read', () => scanAndSync(ctx, false).mailbox);
 }
 
-function scanAndSync(ctx: MboxContext, repair: boolean): Synced {
+/**
+ * Scans the file, or reuses this store's last scan of it when the fingerprint (inode, size,
+ * mtime) is unchanged: under the dotlock no other writer can be at work, and copying into a
+ * large mbox would otherwise read it whole before and after every batch.
+ */
+function scanAndSync(ctx: MboxContext, repair: boolean, known?: MboxScan): Synced {
   let fp = fileFingerprint(ctx.path);
-  let scan = scanMboxFile(ctx.path, ctx.warn);
+  const cached = ctx.scans?.get(ctx.path);
+  let scan = known ?? (cached && cached.fp === fp.value ? cached.scan : scanMboxFile(ctx.path, ctx.warn));
   if (scan.truncatedAt !== undefined) {
     const cut = `${ctx.path}: the last message (at byte offset ${scan.truncatedAt}) is incomplete: an append that was cut off`;
     if (!repair) ctx.warn(`${cut}; left out until the next write removes it`);
@@ -44,7 +50,23 @@ function scanAndSync(ctx: MboxContext, repair: boolean): Synced {
   // A left-out tail must be looked at again by the next read.
   const safeFp = scan.truncatedAt === undefined ? fp : { value: fp.value, safe: false };
   const { mailbox, numbered } = syncIndex(ctx, scan, safeFp);
+  ctx.scans?.set(ctx.path, { fp: fp.value, scan });
   return { scan, mailbox, numbered };
+}
+
+/** The scan after appending at `appendStart` and patching the first message in place: only those parts are read again. */
+function scanAfterAppend(ctx: MboxContext, before: MboxScan, appendStart: number): MboxScan {
+  const first = scanMboxFile(ctx.path, ctx.warn, { start: before.messages[0]!.from, end: before.messages[0]!.next, first: true });
+  const appended = scanMboxFile(ctx.path, ctx.warn, { start: appendStart, first: false });
+  return { ...appended, base: first.base, messages: [first.messages[0]!, ...before.messages.slice(1), ...appended.messages] };
+}
+
+/** The scan after patching some messages' headers in place (same lengths, so every offset holds). */
+function scanAfterPatches(ctx: MboxContext, before: MboxScan, patched: ReadonlySet<number>): MboxScan {
+  const messages = before.messages.map((m, i) =>
+    patched.has(i) ? scanMboxFile(ctx.path, ctx.warn, { start: m.from, end: m.next, first: i === 0 && !before.pseudo }).messages[0]! : m,
+  );
+  return { ...before, size: before.size, base: patched.has(0) && !before.pseudo ? (scanMboxFile(ctx.path, ctx.warn, { start: messages[0]!.from, end: messages[0]!.next, first: true }).base ?? before.base) : before.base, messages };
 }
 
 function truncateTo(path: string, size: number): void {
@@ -65,18 +87,20 @@ function stateOf(n: NumberedMessage): MessageState {
 }
 
 function union(...lists: (readonly string[])[]): string[] {
-  return [...new Set(lists.flat())];
+  const out = new Set<string>();
+  for (const list of lists) for (const x of list) out.add(x);
+  return [...out];
 }
 
 /** The X-IMAPbase the file should carry. */
 function baseFor(s: Synced, states: readonly MessageState[], extra: { lastUid?: number; keywords?: readonly string[]; uidValidity?: number } = {}): ImapBase {
   let lastUid = Math.max(s.mailbox.uidNext - 1, s.scan.base?.lastUid ?? 0, extra.lastUid ?? 0);
-  for (const st of states) lastUid = Math.max(lastUid, st.uid);
-  return {
-    uidValidity: extra.uidValidity ?? s.mailbox.uidValidity,
-    lastUid,
-    keywords: union(s.scan.base?.keywords ?? [], ...states.map((st) => st.keywords), extra.keywords ?? []),
-  };
+  const keywords = new Set([...(s.scan.base?.keywords ?? []), ...(extra.keywords ?? [])]);
+  for (const st of states) {
+    lastUid = Math.max(lastUid, st.uid);
+    for (const k of st.keywords) keywords.add(k);
+  }
+  return { uidValidity: extra.uidValidity ?? s.mailbox.uidValidity, lastUid, keywords: [...keywords] };
 }
 
 /** The file is in the shape appends and in-place changes need: X-IMAPbase first, every UID written. */
@@ -105,12 +129,14 @@ export async function saveToMailbox(ctx: MboxContext, requests: SaveRequest[]): 
     const base = baseFor(s, states, { lastUid: next - 1, keywords: requests.flatMap((r) => r.keywords) });
     const first = s.numbered[0];
     const patch = canPatch(s) && first ? inPlacePatch(first.message, stateOf(first), base) : undefined;
+    let appendStart: number | undefined;
     if (patch) {
       // The last UID is raised before the mail goes in: a crash in between only wastes UIDs.
       await patchInPlace(ctx, [patch]);
       const { fd, out } = openForAppend(ctx);
       try {
         if (out.lastByte !== -1 && out.lastByte !== 10) await out.write('\n');
+        appendStart = out.position;
         for (const p of planned) {
           written.push(await writeNewMessage(out, p));
           failpoint('mbox-append-after-message');
@@ -134,7 +160,7 @@ export async function saveToMailbox(ctx: MboxContext, requests: SaveRequest[]): 
       );
     }
     failpoint('mbox-save-before-index');
-    const after = scanAndSync(ctx, false);
+    const after = scanAndSync(ctx, false, appendStart !== undefined ? scanAfterAppend(ctx, s.scan, appendStart) : undefined);
     const byUid = new Map(after.numbered.map((n) => [n.uid, n]));
     return written.map((w) => {
       const row = ctx.index.message(after.mailbox.id, w.uid);
@@ -159,22 +185,28 @@ export async function updateMailboxFlags(ctx: MboxContext, updates: readonly Fla
       const u = wanted.get(n.uid);
       return u ? { uid: n.uid, flags: u.flags, keywords: [...new Set(u.keywords)] } : stateOf(n);
     });
-    const changed = s.numbered.filter((n, i) => !sameFlags(stateOf(n), states[i]!));
-    if (changed.length === 0) return;
+    const changed = new Set(s.numbered.filter((n, i) => !sameFlags(stateOf(n), states[i]!)));
+    if (changed.size === 0) return;
     const base = baseFor(s, states);
     const baseGrows = base.keywords.length !== (s.scan.base?.keywords.length ?? -1);
     let patches: { offset: number; data: string }[] | undefined = canPatch(s) ? [] : undefined;
+    const patched = new Set<number>();
     for (const [i, n] of s.numbered.entries()) {
       if (!patches) break;
-      const isChanged = changed.includes(n);
-      if (!isChanged && !(i === 0 && baseGrows)) continue;
+      if (!changed.has(n) && !(i === 0 && baseGrows)) continue;
       const p = inPlacePatch(n.message, states[i]!, i === 0 ? base : undefined);
-      if (p) patches.push(p);
-      else patches = undefined;
+      if (p) {
+        patches.push(p);
+        patched.add(i);
+      } else patches = undefined;
     }
-    if (patches) await patchInPlace(ctx, patches);
-    else await rewriteMbox(ctx, s.numbered.map((n, i) => ({ m: n.message, state: states[i]! })), base);
-    scanAndSync(ctx, false);
+    if (patches) {
+      await patchInPlace(ctx, patches);
+      scanAndSync(ctx, false, scanAfterPatches(ctx, s.scan, patched));
+    } else {
+      await rewriteMbox(ctx, s.numbered.map((n, i) => ({ m: n.message, state: states[i]! })), base);
+      scanAndSync(ctx, false);
+    }
   });
 }
 

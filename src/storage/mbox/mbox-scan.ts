@@ -98,7 +98,15 @@ function isQuotedFrom(head: Buffer): boolean {
   return i > 0 && startsWithFrom(head, i);
 }
 
-export function scanMboxFile(path: string, warn: (msg: string) => void): MboxScan {
+/** Part of a file to scan: from a From line at `start` to `end` (default: the end of file). */
+export interface ScanRange {
+  start: number;
+  end?: number;
+  /** The range starts with the file's first message (which may be the pseudo message or carry X-IMAPbase). */
+  first: boolean;
+}
+
+export function scanMboxFile(path: string, warn: (msg: string) => void, range?: ScanRange): MboxScan {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -107,23 +115,25 @@ export function scanMboxFile(path: string, warn: (msg: string) => void): MboxSca
     throw fsError(err, `mbox ${path}`);
   }
   try {
-    return scanFd(path, fd, warn);
+    return scanFd(path, fd, warn, range ?? { start: 0, first: true });
   } finally {
     closeSync(fd);
   }
 }
 
-function scanFd(path: string, fd: number, warn: (msg: string) => void): MboxScan {
-  const size = fstatSync(fd).size;
+function scanFd(path: string, fd: number, warn: (msg: string) => void, range: ScanRange): MboxScan {
+  const fileSize = fstatSync(fd).size;
+  const size = Math.min(fileSize, range.end ?? fileSize);
   const reader = new ByteReader(fd, size);
-  const scan: MboxScan = { size, messages: [] };
+  reader.seek(range.start);
+  const scan: MboxScan = { size: fileSize, messages: [] };
   let line = reader.nextLine(LINE_PEEK);
   while (line && line.end - line.start === line.eol) line = reader.nextLine(LINE_PEEK); // leading blank lines
   if (!line) return scan;
   if (!isSeparator(line)) {
     throw dataError(`${path}: not an mbox file: no "From " line with a valid date at byte offset ${line.start}`);
   }
-  let first = true;
+  let first = range.first;
   while (line) {
     const from = line.start;
     const receivedDate = parseFromLine(line.head.subarray(0, line.head.length - line.eol))!;
@@ -209,7 +219,7 @@ function scanFd(path: string, fd: number, warn: (msg: string) => void): MboxScan
       scan.truncatedAt = from;
       break;
     }
-    if (scan.messages.length === 0 && !scan.pseudo && info.imapBase) scan.base = info.imapBase;
+    if (range.first && scan.messages.length === 0 && !scan.pseudo && info.imapBase) scan.base = info.imapBase;
     first = false;
     const bodyOnly = info.shape === BODY_ONLY && lengthProven;
     const servedHeaderLength = bodyOnly ? 0 : info.served.length;

@@ -36,6 +36,7 @@ import { MBOX_SEPARATOR, MboxLayout } from './mbox-layout.js';
 import { createMailboxFile, expungeFromMailbox, refreshMailbox, saveToMailbox, updateMailboxFlags, updateMailboxHeader } from './mbox-mailbox.js';
 import { readMboxSubscriptions, writeMboxSubscriptions } from './mbox-subscriptions.js';
 import { openStoredMessage } from './stored-message-reader.js';
+import type { MboxScan } from './mbox-scan.js';
 import { decodeLocation, indexLettersToFlags } from './message-location.js';
 
 export interface MboxStoreOptions {
@@ -64,6 +65,7 @@ export class MboxStore implements MailStore {
    * From line and header hash are checked anyway.
    */
   private readonly recentlyScanned = new Map<string, { fp: string; id: number }>();
+  private readonly scans = new Map<string, { fp: string; scan: MboxScan }>();
 
   private constructor(loc: MboxLocation, index: ChangeIndex, options: MboxStoreOptions) {
     this.location = loc.raw;
@@ -103,6 +105,7 @@ export class MboxStore implements MailStore {
       lockTimeoutSeconds: this.lockTimeoutSeconds,
       fsync: this.fsync,
       warn: this.warn,
+      scans: this.scans,
     };
   }
 
