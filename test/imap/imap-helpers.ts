@@ -95,3 +95,72 @@ export async function seed(location: string, mail: Buffer[], folders = FOLDERS, 
 export function lfOnly(mail: Buffer[]): Buffer[] {
   return mail.filter((m) => !m.includes('\r\n'));
 }
+
+/**
+ * A TCP relay in front of the server, to cut connections the way a crashing server or a
+ * broken network does. `cutAfter(bytes)` destroys every connection once that many bytes went
+ * through (either way) since the call; `down()` also stops accepting, `up()` accepts again.
+ */
+export class CuttingProxy {
+  readonly port: number;
+  private server: import('node:net').Server;
+  private readonly sockets = new Set<import('node:net').Socket>();
+  private budget = Infinity;
+  private accepting = true;
+  cuts = 0;
+
+  private constructor(port: number, server: import('node:net').Server) {
+    this.port = port;
+    this.server = server;
+  }
+
+  static async start(target: number): Promise<CuttingProxy> {
+    const net = await import('node:net');
+    const proxy: CuttingProxy = new CuttingProxy(0, net.createServer());
+    const listen = (srv: import('node:net').Server, port: number) => new Promise<number>((resolve) => srv.listen(port, '127.0.0.1', () => resolve((srv.address() as { port: number }).port)));
+    const handler = (client: import('node:net').Socket) => {
+      if (!proxy.accepting) return client.destroy();
+      const upstream = net.connect(target, '127.0.0.1');
+      for (const s of [client, upstream]) {
+        proxy.sockets.add(s);
+        s.on('close', () => proxy.sockets.delete(s));
+        s.on('error', () => {});
+      }
+      const relay = (from: import('node:net').Socket, to: import('node:net').Socket) => from.on('data', (b: Buffer) => {
+        proxy.budget -= b.length;
+        if (proxy.budget <= 0) return proxy.cut();
+        to.write(b);
+      });
+      relay(client, upstream);
+      relay(upstream, client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    };
+    proxy.server.on('connection', handler);
+    (proxy as { port: number }).port = await listen(proxy.server, 0);
+    return proxy;
+  }
+
+  cutAfter(bytes: number): void {
+    this.budget = bytes;
+  }
+
+  cut(): void {
+    this.budget = Infinity;
+    this.cuts++;
+    for (const s of this.sockets) s.destroy();
+  }
+
+  down(): void {
+    this.accepting = false;
+  }
+
+  up(): void {
+    this.accepting = true;
+  }
+
+  close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}

@@ -131,7 +131,8 @@ export class ImapSession {
     this.client = undefined;
     if (!c) return;
     try {
-      if (c.usable) await Promise.race([c.logout(), sleep(2000)]);
+      // The timer must not keep the process alive once LOGOUT has answered.
+      if (c.usable) await Promise.race([c.logout(), sleep(2000, undefined, { ref: false })]);
     } catch {
       // the connection is going away either way
     } finally {
