@@ -5,6 +5,7 @@
  * server's (see imap-mailbox-sync.ts).
  */
 import { Readable } from 'node:stream';
+import type { ImapFlow } from 'imapflow';
 import type { ImapLocation } from '../../config/imap-location.js';
 import { existsError, usageError } from '../../model/errors.js';
 import { headerHash } from '../../model/header-hash.js';
@@ -46,6 +47,14 @@ export interface ImapStoreOptions extends OpenStoreOptions {
   warn?: (msg: string) => void;
   /** Reconnect attempts per operation (default 5). */
   retries?: number;
+}
+
+/**
+ * Steps out of a mailbox before it is renamed or deleted. Never by CLOSE, which would expunge
+ * every message flagged \Deleted; EXAMINE of INBOX leaves them alone.
+ */
+async function leave(client: ImapFlow, path: string): Promise<void> {
+  if (client.mailbox && client.mailbox.path === path) await client.mailboxOpen('INBOX', { readOnly: true });
 }
 
 export class ImapStore implements MailStore {
@@ -273,7 +282,7 @@ export class ImapStore implements MailStore {
     const fromPath = this.ctx.names.toPath(src);
     const toPath = this.ctx.names.toPath(dst);
     await this.ctx.session.run(`mailbox '${fromPath}'`, async (client) => {
-      if (client.mailbox && client.mailbox.path === fromPath) await client.mailboxClose();
+      await leave(client, fromPath);
       await client.mailboxRename(fromPath, toPath);
     });
     const ts = Math.floor(Date.now() / 1000);
@@ -295,7 +304,7 @@ export class ImapStore implements MailStore {
     const path = this.ctx.names.toPath(canonical);
     const known = indexedMailbox(this.ctx, canonical) ?? (await refreshMailbox(this.ctx, canonical)).mailbox;
     await this.ctx.session.run(`mailbox '${path}'`, async (client) => {
-      if (client.mailbox && client.mailbox.path === path) await client.mailboxClose();
+      await leave(client, path);
       try {
         await client.mailboxDelete(path);
       } catch (err) {
