@@ -227,4 +227,32 @@ describe('mbox interop with Dovecot', { timeout: 600_000 }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual([await counters(ours), await counters(md)], settled, 'a further sync changes nothing');
   });
+
+  it('appends and in-place flag changes read back in doveadm with the same UIDs, flags and keywords', async () => {
+    const root = join(scratch, 'inplace', 'mail');
+    const ours = `mbox:${root}:INDEX=${join(scratch, 'inplace-index')}`;
+    const mail = corpusMessages(70).slice(62);
+    const sizes: number[] = [];
+    await withStore(ours, async (s) => {
+      await s.createMailbox(['Lists']);
+      await s.saveMessages(['Lists'], mail.slice(0, 3).map((m) => req(m, { flags: ['\\Seen'] })));
+      const before = readFileSync(join(root, 'Lists'));
+      await s.saveMessages(['Lists'], mail.slice(3).map((m, i) => req(m, { uid: 10 + i, keywords: ['later'] })));
+      const after = readFileSync(join(root, 'Lists'));
+      assert.ok(after.length > before.length, 'appended');
+      sizes.push(before.length, after.length);
+      await s.updateFlags(['Lists'], [
+        { uid: 1, flags: ['\\Answered', '\\Flagged'], keywords: ['brand-new', '$Label3'] },
+        { uid: 11, flags: ['\\Deleted'], keywords: [] },
+      ]);
+      assert.equal(readFileSync(join(root, 'Lists')).length, after.length, 'the flag change was written in place');
+    });
+    mkdirSync(join(scratch, 'inplace', 'dovecot-index'));
+    await grantDovecotAccess(join(scratch, 'inplace'));
+    const dv = `mbox:${root}:INBOX=${join(root, 'inbox')}:INDEX=${join(scratch, 'inplace', 'dovecot-index')}`;
+    await withStore(ours, (s) => assertSameAsDoveadm(dv, s, ['Lists'], false));
+    const fetched = await doveadmFetch(d, 'alice', dv, 'Lists');
+    assert.deepEqual(fetched.map((m) => m.uid), [1, 2, 3, 10, 11, 12, 13, 14]);
+    assert.deepEqual(fetched[0]!.flags.sort(), ['$Label3', '\\Answered', '\\Flagged', 'brand-new'].sort());
+  });
 });
