@@ -42,9 +42,9 @@ function condstoreOn(client: ImapFlow): boolean {
 }
 
 /** Selects `path` unless it already is; a missing mailbox is a not-found error naming it. */
-export async function select(ctx: ImapContext, client: ImapFlow, name: MailboxName, path: string) {
+export async function select(ctx: ImapContext, client: ImapFlow, name: MailboxName, path: string, force = false) {
   const current = client.mailbox;
-  if (current && current.path === path && !current.readOnly) return current;
+  if (!force && current && current.path === path && !current.readOnly) return current;
   try {
     return await client.mailboxOpen(path);
   } catch (err) {
@@ -78,17 +78,24 @@ export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: 
     const condstore = condstoreOn(client);
     let known = indexedMailbox(ctx, name);
     let before = known && parseServerState(known.scanFingerprint);
-    if (known && before && !opts.full && ctx.pending.of(known.guid).length === 0) {
+    let statusRefused = false;
+    // STATUS of the mailbox this session has selected answers from the session's own view,
+    // which lags behind other clients; there the CHANGEDSINCE fetch below is the check.
+    const selectedHere = client.mailbox && client.mailbox.path === path;
+    if (known && before && !opts.full && !selectedHere && ctx.pending.of(known.guid).length === 0) {
       const st = opts.status ?? (await client.status(path, { messages: true, uidNext: true, uidValidity: true, ...(condstore ? { highestModseq: true } : {}) }).catch((err: unknown) => {
         if (isMissingError(err)) throw missing(ctx, name);
         throw err;
       }));
-      // imapflow answers false for any refused STATUS; SELECT below says why.
+      // imapflow answers false for any refused STATUS; a fresh SELECT below says why.
+      statusRefused = !st;
       if (st && condstore && before.v === Number(st.uidValidity) && before.n === st.uidNext && before.x === st.messages && before.m === Number(st.highestModseq ?? 0) && before.m > 0) {
         return { mailbox: known, path };
       }
     }
-    const box = await select(ctx, client, name, path);
+    // Mail other clients added is in `1:*` only once the server told this session (EXISTS).
+    if (selectedHere && !statusRefused) await client.noop();
+    const box = await select(ctx, client, name, path, statusRefused);
     const server: ServerState = { v: Number(box.uidValidity), n: box.uidNext, x: box.exists, m: condstore && !box.noModseq ? Number(box.highestModseq ?? 0) : 0 };
     if (!known) {
       known = ctx.index.addMailbox(newGuid(), name, server.v);
@@ -111,12 +118,14 @@ export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: 
       const r = await fetchMeta(client, '1:*', { xGuid: ctx.session.xGuid, headers: false, condstore: true, changedSince: before!.m, vanished: qresync });
       fetched = r.messages;
       gone = r.vanished.filter((u) => byServerUid.has(u));
-      if (!qresync) {
-        const added = fetched.filter((m) => !byServerUid.has(m.uid)).length;
-        if (rows.length + added !== server.x) {
-          const present = new Set((await client.search({ all: true }, { uid: true })) || []);
-          gone = rows.map(serverUidOf).filter((u) => !present.has(u));
-        }
+      // Expunges the server already announced to this session (unsolicited, while the mailbox
+      // stayed selected) are not repeated by VANISHED (EARLIER); counting catches them, and
+      // only a mismatch costs a UID SEARCH.
+      const added = fetched.filter((m) => !byServerUid.has(m.uid)).length;
+      const exists = client.mailbox ? client.mailbox.exists : server.x;
+      if (rows.length + added - gone.length !== exists) {
+        const present = new Set((await client.search({ all: true }, { uid: true })) || []);
+        gone = rows.map(serverUidOf).filter((u) => !present.has(u));
       }
     } else {
       const r = await fetchMeta(client, '1:*', { xGuid: ctx.session.xGuid, headers: false, condstore: server.m > 0 });

@@ -125,6 +125,12 @@ export class ImapSession {
     }
   }
 
+  /** Capabilities and enabled extensions of the live connection (empty before the first). */
+  capabilities(): string[] {
+    const c = this.client;
+    return c ? [...c.capabilities.keys(), ...[...c.enabled].map((e) => `ENABLED ${e}`)] : [];
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const c = this.client;

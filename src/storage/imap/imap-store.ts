@@ -88,6 +88,11 @@ export class ImapStore implements MailStore {
     return new ImapStore(loc, { session, index, names, pending: new PendingAppends(loc.stateDir), warn });
   }
 
+  /** What the server offers after login, for diagnostics and tests. */
+  capabilities(): Set<string> {
+    return new Set([...this.ctx.session.capabilities()]);
+  }
+
   private status(m: IndexedMailbox, specialUse: string[], subscribed: boolean): MailboxStatus {
     return {
       name: m.name,
