@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -58,6 +59,7 @@ describe('mbox: interrupted writes', { timeout: 120_000 }, () => {
     'mbox-rewrite-before-rename:1',
     'mbox-rewrite-after-rename:1',
     'mbox-patch-before-fsync:1',
+    'mbox-patch-before-fsync:2',
     'mbox-append-after-message:3',
     'mbox-append-mid-message:1',
     'mbox-append-before-fsync:1',
@@ -73,6 +75,7 @@ describe('mbox: interrupted writes', { timeout: 120_000 }, () => {
         await assertConsistent(location);
         await runChild(location, {});
         assert.equal((await assertConsistent(location)).length, COUNT);
+        assert.deepEqual(readdirSync(join(dir, 'mail')).filter((f) => f.endsWith('.mailferry-tmp')), [], 'no temp file is left behind');
       } finally {
         await rm(dir, { recursive: true, force: true });
       }

@@ -4,6 +4,7 @@
  * own modseqs, before ours), then writes, then scans once more to record what was written.
  */
 import { ftruncateSync, openSync, closeSync, existsSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { dataError, fsError } from '../../model/errors.js';
 import { failpoint } from '../../model/failpoint.js';
 import type { IndexedMailbox } from '../index/change-index.js';
@@ -12,7 +13,7 @@ import { fileFingerprint, indexedMailboxByName, syncIndex, type MboxContext, typ
 import { withMboxLock } from './mbox-lock.js';
 import { flagsFromStatus, type ImapBase } from './mbox-headers.js';
 import { scanMboxFile, type MboxScan } from './mbox-scan.js';
-import { inPlacePatch, openForAppend, patchInPlace, rewriteMbox, writeNewMessage, type MessageState, type PlannedSave, type WrittenSave } from './mbox-writer.js';
+import { inPlacePatch, openForAppend, removeDeadTemps, patchInPlace, rewriteMbox, writeNewMessage, type MessageState, type PlannedSave, type WrittenSave } from './mbox-writer.js';
 
 interface Synced {
   scan: MboxScan;
@@ -34,6 +35,7 @@ export async function refreshMailbox(ctx: MboxContext): Promise<IndexedMailbox> 
  * large mbox would otherwise read it whole before and after every batch.
  */
 function scanAndSync(ctx: MboxContext, repair: boolean, known?: MboxScan): Synced {
+  if (repair) removeDeadTemps(dirname(ctx.path), basename(ctx.path), ctx.warn);
   let fp = fileFingerprint(ctx.path);
   const cached = ctx.scans?.get(ctx.path);
   let scan = known ?? (cached && cached.fp === fp.value ? cached.scan : scanMboxFile(ctx.path, ctx.warn));

@@ -7,7 +7,7 @@
  *   so a crash leaves either the old or the new file, never a mix.
  * Each is done under the mbox dotlock.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, renameSync, statSync, unlinkSync, fchmodSync, fchownSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, renameSync, statSync, unlinkSync, fchmodSync, fchownSync, readSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -228,6 +228,7 @@ export async function rewriteMbox(
 ): Promise<void> {
   const dir = dirname(ctx.path);
   const tmp = join(dir, `.${basename(ctx.path)}.${process.pid}.mailferry-tmp`);
+  removeDeadTemps(dir, basename(ctx.path), ctx.warn);
   let src: number | undefined;
   let fd: number | undefined;
   try {
@@ -264,6 +265,40 @@ export async function rewriteMbox(
     throw fsError(err, `rewriting ${ctx.path}`);
   } finally {
     if (src !== undefined) closeSync(src);
+  }
+}
+
+/**
+ * Temp files of rewrites whose process died. They must not stay: Dovecot lists hidden files
+ * of an mbox root as mailboxes too. We hold the mbox lock, so no live rewrite of this file runs.
+ */
+export function removeDeadTemps(dir: string, name: string, warn: (msg: string) => void): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
+  const prefix = `.${name}.`;
+  for (const e of entries) {
+    if (!e.startsWith(prefix) || !e.endsWith('.mailferry-tmp')) continue;
+    const pid = Number(e.slice(prefix.length, -'.mailferry-tmp'.length));
+    if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
+    try {
+      unlinkSync(join(dir, e));
+      warn(`${join(dir, e)}: removed the temp file of an interrupted rewrite (the mbox itself was not touched by it)`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
