@@ -2,7 +2,7 @@
  * Cases 5-7 against the private Dovecot of imap-server.ts, over loopback, no TLS, IMAP LOGIN:
  *   5  IMAP -> empty Maildir     mailferry backup imap://src-mailferry… maildir:DST
  *                                mbsync (Sync Pull, Create Near)
- *                                doveadm backup -R -u src-doveadm imapc: (imapc_* settings, mail_location=maildir:DST)
+ *                                doveadm backup -R -u src-doveadm imapc: (imapc_* settings, mail_prefetch_count=20, mail_location=maildir:DST)
  *   6  Maildir -> empty account  mailferry backup maildir:SRC imap://up-mailferry-rN…
  *                                mbsync (Sync Push, Create Far)
  *   7  no-op two-way sync        mailferry sync imap://src-mailferry… maildir:DST (DST from case 5)
@@ -39,7 +39,7 @@ const mailferryArgs = (pw: string, op: 'backup' | 'sync', a: string, b: string) 
 
 export const IMAP_COMMANDS = {
   mailferry5: 'node dist/cli/main.js --password-file PW -o mail_fsync=never backup "imap://src-mailferry@127.0.0.1:PORT/?tls=none&auth=login&state=STATE" maildir:DST',
-  doveadm5: 'doveadm -c CONF -o mail_location=maildir:DST -o mail_fsync=never -o imapc_host=127.0.0.1 -o imapc_port=PORT -o imapc_user=src-doveadm -o imapc_password=PW backup -R -u src-doveadm imapc:',
+  doveadm5: 'doveadm -c CONF -o mail_location=maildir:DST -o mail_fsync=never -o mail_prefetch_count=20 -o imapc_host=127.0.0.1 -o imapc_port=PORT -o imapc_user=src-doveadm -o imapc_password=PW backup -R -u src-doveadm imapc:',
   mailferry6: 'node dist/cli/main.js --password-file PW -o mail_fsync=never backup maildir:SRC "imap://up-mailferry-rN@127.0.0.1:PORT/?tls=none&auth=login&state=STATE"',
   mailferry7: 'node dist/cli/main.js --password-file PW -o mail_fsync=never sync "imap://src-mailferry@127.0.0.1:PORT/?tls=none&auth=login&state=STATE" maildir:DST',
 };
@@ -60,7 +60,8 @@ export async function migrate(s: ImapServer, tool: 'mailferry' | 'mbsync' | 'dov
     await grantDovecotAccess(pair.dir);
     timed = await timeCommand('doveadm', [
       '-c', s.dovecot.configPath, '-o', `mail_location=maildir:${dst}`, '-o', 'mail_fsync=never',
-      '-o', `imapc_host=${s.host}`, '-o', `imapc_port=${s.port}`, '-o', `imapc_user=${pair.account}`, '-o', `imapc_password=${s.password(pair.account)}`,
+      // Prefetching 20 bodies ahead halves doveadm's migration time here (2.3 s -> 1.1-1.7 s on the corpus).
+      '-o', 'mail_prefetch_count=20', '-o', `imapc_host=${s.host}`, '-o', `imapc_port=${s.port}`, '-o', `imapc_user=${pair.account}`, '-o', `imapc_password=${s.password(pair.account)}`,
       'backup', '-R', '-u', pair.account, 'imapc:',
     ]);
   }
