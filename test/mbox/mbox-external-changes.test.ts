@@ -4,7 +4,7 @@
  * modseqs, and expunges carry the GUID the message had.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -137,6 +137,23 @@ describe('mbox: changes made by other programs', () => {
     s = open();
     list = await s.listMailboxes();
     assert.ok(list.changes.some((c) => c.type === 'delete' && c.guid === archive!.guid));
+    await s.close();
+  });
+
+  it('a file renamed by another program is a rename, with its GUID and messages', async () => {
+    let s = open();
+    const st = await s.createMailbox(['Drafts']);
+    await s.saveMessages(['Drafts'], [req(message('d'))]);
+    await s.listMailboxes();
+    await s.close();
+    renameSync(join(dir, 'mail', 'Drafts'), join(dir, 'mail', 'Entw&APw-rfe'));
+    s = open();
+    const list = await s.listMailboxes();
+    const moved = list.mailboxes.find((m) => m.name.join('/') === 'Entwürfe');
+    assert.equal(moved?.guid, st.guid);
+    assert.equal(moved?.messages, 1);
+    assert.ok(list.changes.some((c) => c.type === 'rename' && c.guid === st.guid && c.oldName.join('/') === 'Drafts'));
+    assert.ok(!list.changes.some((c) => c.type === 'delete' && c.guid === st.guid));
     await s.close();
   });
 });

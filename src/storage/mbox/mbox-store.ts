@@ -36,6 +36,7 @@ import { MBOX_SEPARATOR, MboxLayout } from './mbox-layout.js';
 import { createMailboxFile, expungeFromMailbox, refreshMailbox, saveToMailbox, updateMailboxFlags, updateMailboxHeader } from './mbox-mailbox.js';
 import { readMboxSubscriptions, writeMboxSubscriptions } from './mbox-subscriptions.js';
 import { openStoredMessage } from './stored-message-reader.js';
+import { peekUidValidity } from './peek-uid-validity.js';
 import type { MboxScan } from './mbox-scan.js';
 import { decodeLocation, indexLettersToFlags } from './message-location.js';
 
@@ -173,11 +174,29 @@ export class MboxStore implements MailStore {
   async listMailboxes(): Promise<MailboxList> {
     const names: MailboxName[] = [['INBOX'], ...this.layout.listMailboxFiles(this.warn).map((f) => f.name)];
     const before = new Map(this.index.listMailboxes().map((m) => [mailboxKey(m.name), m]));
+    const present = new Set(names.map(mailboxKey));
+    const vanished = [...before.values()].filter((m) => !present.has(mailboxKey(m.name)));
     const ts = Math.floor(Date.now() / 1000);
     const scanned: IndexedMailbox[] = [];
     const seen = new Set<string>();
     for (const name of names) {
-      const mailbox = await refreshMailbox(this.ctx(name));
+      const ctx = this.ctx(name);
+      const known = before.get(mailboxKey(name));
+      if (!known && vanished.length > 0) {
+        // A file renamed by another program (or by Dovecot's RENAME) keeps its X-IMAPbase
+        // UIDVALIDITY: one vanished mailbox with the same one is that mailbox, renamed.
+        const uidValidity = peekUidValidity(ctx.path);
+        const same = vanished.filter((v) => v.uidValidity === uidValidity);
+        if (uidValidity !== undefined && same.length === 1) {
+          const moved = same[0]!;
+          vanished.splice(vanished.indexOf(moved), 1);
+          this.index.renameMailbox(moved.id, canonicalName(name));
+          this.index.invalidateScan(moved.id);
+          this.index.logMailboxChange({ type: 'rename', guid: moved.guid, name: canonicalName(name), oldName: moved.name, timestamp: ts });
+          before.set(mailboxKey(name), moved);
+        }
+      }
+      const mailbox = await refreshMailbox(ctx);
       if (before.get(mailboxKey(name))?.guid !== mailbox.guid) {
         this.index.logMailboxChange({ type: 'create', guid: mailbox.guid, name, timestamp: ts });
       }
