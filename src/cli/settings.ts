@@ -10,6 +10,8 @@ export interface Settings {
   lock_timeout: number;
   /** From the global --password-file: the password for an IMAP location, first line of the file. */
   password_file?: string;
+  /** A command printing an OAuth2 access token, for IMAP locations with auth=xoauth2|oauthbearer. */
+  oauth2_token_cmd?: string;
 }
 
 const DEFAULTS: Settings = { mail_fsync: 'optimized', lock_timeout: 30 };
@@ -37,13 +39,18 @@ export function parseSettings(overrides: readonly string[], passwordFile?: strin
         settings.lock_timeout = n;
         break;
       }
+      case 'oauth2_token_cmd':
+        settings.oauth2_token_cmd = value;
+        break;
       default:
-        throw usageError(`unknown setting '${key}' in -o ${o} (known: mail_location, mail_fsync, lock_timeout)`);
+        throw usageError(`unknown setting '${key}' in -o ${o} (known: mail_location, mail_fsync, lock_timeout, oauth2_token_cmd)`);
     }
   }
   return settings;
 }
 
 export function storeOptions(settings: Settings): OpenStoreOptions {
-  return { fsync: settings.mail_fsync !== 'never', lockTimeoutSeconds: settings.lock_timeout, passwordFile: settings.password_file };
+  // oauth2TokenCmd is read by the IMAP store only (ImapStoreOptions).
+  const imap = settings.oauth2_token_cmd ? { oauth2TokenCmd: settings.oauth2_token_cmd } : {};
+  return { fsync: settings.mail_fsync !== 'never', lockTimeoutSeconds: settings.lock_timeout, passwordFile: settings.password_file, ...imap };
 }

@@ -9,10 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startDovecot, type Dovecot } from '../support/dovecot.js';
-import { cli, passwordFile } from './imap-helpers.js';
+import { cli, cliWithEnv, passwordFile } from './imap-helpers.js';
 
 // The ACL plugin, so a mailbox can be listed but not read (what NOPERM means on any server).
-const ACL = 'mail_plugins = acl\nprotocol imap {\n  mail_plugins = acl imap_acl\n}\nplugin {\n  acl = vfile\n}\n';
+// Dovecot checks an OAuth2 bearer token against the passdb like a password, which is enough
+// to see the token command's output reach the server by XOAUTH2/OAUTHBEARER.
+const ACL = 'auth_mechanisms = plain login xoauth2 oauthbearer\nmail_plugins = acl\nprotocol imap {\n  mail_plugins = acl imap_acl\n}\nplugin {\n  acl = vfile\n}\n';
 
 function closedPort(): Promise<number> {
   return new Promise((resolve) => {
@@ -24,7 +26,7 @@ function closedPort(): Promise<number> {
   });
 }
 
-describe('IMAP errors (CLI)', { timeout: 60_000 }, () => {
+describe('IMAP authentication and errors (CLI)', { timeout: 60_000 }, () => {
   let d: Dovecot;
   let dir: string;
   let pw: string;
@@ -50,6 +52,21 @@ describe('IMAP errors (CLI)', { timeout: 60_000 }, () => {
     const r = cli(bad, 'mailbox', 'list', loc());
     assert.equal(r.code, 77, r.stderr);
     assert.equal(oneLine(r.stderr), `mailferry: error: imap://alice@127.0.0.1:${d.port}: authentication failed`);
+  });
+
+  it('the password from MAILFERRY_PASSWORD; an OAuth2 token from oauth2_token_cmd', () => {
+    let r = cliWithEnv({ MAILFERRY_PASSWORD: d.users.alice! }, undefined, 'mailbox', 'list', loc());
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^INBOX$/m);
+    for (const auth of ['xoauth2', 'oauthbearer']) {
+      r = cli(undefined, '-o', `oauth2_token_cmd=echo ${d.users.alice}`, 'mailbox', 'list', loc(`tls=none&auth=${auth}`));
+      assert.equal(r.code, 0, r.stderr);
+    }
+    r = cli(undefined, '-o', 'oauth2_token_cmd=echo expired', 'mailbox', 'list', loc('tls=none&auth=xoauth2'));
+    assert.equal(r.code, 77, r.stderr);
+    r = cli(undefined, '-o', 'oauth2_token_cmd=exit 3', 'mailbox', 'list', loc('tls=none&auth=xoauth2'));
+    assert.equal(r.code, 78, r.stderr);
+    assert.match(oneLine(r.stderr), /oauth2_token_cmd failed/);
   });
 
   it('no password anywhere and no terminal: 64 with what to do', () => {

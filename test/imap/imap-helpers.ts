@@ -14,9 +14,13 @@ export const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 export interface CliResult { code: number; stdout: string; stderr: string; ms: number }
 
 export function cli(passwordFile: string | undefined, ...args: string[]): CliResult {
+  return cliWithEnv({ MAILFERRY_PASSWORD: '' }, passwordFile, ...args);
+}
+
+export function cliWithEnv(env: Record<string, string>, passwordFile: string | undefined, ...args: string[]): CliResult {
   const t = Date.now();
   const pw = passwordFile ? ['--password-file', passwordFile] : [];
-  const r = spawnSync(process.execPath, [CLI, '-o', 'mail_fsync=never', ...pw, ...args], { encoding: 'utf8', env: { ...process.env, MAILFERRY_PASSWORD: '' } });
+  const r = spawnSync(process.execPath, [CLI, '-o', 'mail_fsync=never', ...pw, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t };
 }
 
