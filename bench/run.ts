@@ -55,6 +55,17 @@ const firstLine = (cmd: string, a: string[]) => {
   return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0] ?? '?';
 };
 
+/** Waits out the slow file creation after a recent deletion of bench files (or warns, with --no-wait). */
+async function settleDeletions(env: { waitedAfterDeletionSeconds: number }): Promise<void> {
+  const wait = msUntilDeletionSettled();
+  if (wait > 0 && noWait) out(`- WARNING (--no-wait): bench files were deleted ${((RECENT_DELETE_MS - wait) / 1000).toFixed(0)} s ago; file creation, and so case 1, is slower than normal.`);
+  if (wait > 0 && !noWait) {
+    log(`waiting ${(wait / 1000).toFixed(0)} s: bench files were deleted recently, and on this journal-less ext4 file creation stays slow for ~6 minutes after (see bench/data.ts)`);
+    await sleep(wait);
+    env.waitedAfterDeletionSeconds += Math.round(wait / 1000);
+  }
+}
+
 /** Dovecot's IMAP server is there (Debian: dovecot-imapd), for cases 5-7. */
 function dovecotImapInstalled(): boolean {
   return ['/usr/lib/dovecot/imap', '/usr/libexec/dovecot/imap'].some((p) => existsSync(p));
@@ -137,13 +148,7 @@ async function main(): Promise<void> {
   try {
     for (const p of plan) {
       const ds = await dataset(p.data, log);
-      const wait = msUntilDeletionSettled();
-      if (wait > 0 && noWait) out(`- WARNING (--no-wait): bench files were deleted ${((RECENT_DELETE_MS - wait) / 1000).toFixed(0)} s ago; file creation, and so case 1, is slower than normal.`);
-      if (wait > 0 && !noWait) {
-        log(`waiting ${(wait / 1000).toFixed(0)} s: bench files were deleted recently, and on this journal-less ext4 file creation stays slow for ~6 minutes after (see bench/data.ts)`);
-        await sleep(wait);
-        env.waitedAfterDeletionSeconds += Math.round(wait / 1000);
-      }
+      await settleDeletions(env);
       const foreign = new ForeignCpu();
       foreign.start();
       const reps = repsArg ?? p.reps;
@@ -159,6 +164,8 @@ async function main(): Promise<void> {
     }
     for (const p of crossPlan) {
       const ds = await dataset(p.data, log);
+      // Cases 4-6 create a file per message too.
+      await settleDeletions(env);
       const foreign = new ForeignCpu();
       foreign.start();
       const reps = repsArg ?? p.reps;
