@@ -13,10 +13,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { grantDovecotAccess } from '../test/support/dovecot.js';
-import type { ImapServer } from './imap-server.js';
-import { accountCounts } from './imap-server.js';
+import { accountCounts, type ImapServer } from './imap-server.js';
 import { compareCounts, maildirCounts, toCounts, type Counts } from './mailbox-counts.js';
-import { runMbsync, type MbsyncMode } from './mbsync.js';
+import { runMbsync } from './mbsync.js';
 import type { CaseRun } from './mbox-cases.js';
 import { timeCommand } from './measure.js';
 import { CLI } from './tools.js';
@@ -97,7 +96,7 @@ export async function twoWay(s: ImapServer, tool: 'mailferry' | 'mbsync', pair: 
     const pw = passwordFile(s, pair.account, pair.dir);
     timed = await timeCommand(process.execPath, mailferryArgs(pw, 'sync', imapUrl(s, pair.account, join(pair.dir, 'imap-state')), `maildir:${dst}`));
   } else {
-    timed = await runMbsync(join(pair.dir, 'mbsyncrc'), mbsyncPair(s, pair, dst), 'both' satisfies MbsyncMode);
+    timed = await runMbsync(join(pair.dir, 'mbsyncrc'), mbsyncPair(s, pair, dst), 'both');
   }
   return {
     timed,
