@@ -111,6 +111,9 @@ export class CuttingProxy {
   private readonly sockets = new Set<import('node:net').Socket>();
   private budget = Infinity;
   private accepting = true;
+  /** Stall instead of cutting: the connections stay open and silent (a hung server). */
+  private stallMode = false;
+  private readonly stalled = new Set<import('node:net').Socket>();
   cuts = 0;
 
   private constructor(port: number, server: import('node:net').Server) {
@@ -131,6 +134,7 @@ export class CuttingProxy {
         s.on('error', () => {});
       }
       const relay = (from: import('node:net').Socket, to: import('node:net').Socket) => from.on('data', (b: Buffer) => {
+        if (proxy.stalled.has(from)) return;
         proxy.budget -= b.length;
         if (proxy.budget <= 0) return proxy.cut();
         to.write(b);
@@ -146,13 +150,23 @@ export class CuttingProxy {
   }
 
   cutAfter(bytes: number): void {
+    this.stallMode = false;
     this.budget = bytes;
   }
 
   cut(): void {
     this.budget = Infinity;
     this.cuts++;
+    if (this.stallMode) {
+      for (const s of this.sockets) this.stalled.add(s);
+      return;
+    }
     for (const s of this.sockets) s.destroy();
+  }
+
+  stallAfter(bytes: number): void {
+    this.stallMode = true;
+    this.budget = bytes;
   }
 
   down(): void {

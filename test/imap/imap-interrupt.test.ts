@@ -22,9 +22,9 @@ describe('IMAP connection loss (CLI)', { timeout: 120_000 }, () => {
   const via = (user: string) => `imap://${user}@127.0.0.1:${proxy.port}/?tls=none&state=${join(dir, `state-${user}`)}`;
 
   before(async () => {
-    d = await startDovecot({ users: ['alice', 'bob', 'carol'], imap: true });
+    d = await startDovecot({ users: ['alice', 'bob', 'carol', 'dave'], imap: true });
     dir = await mkdtemp(join(tmpdir(), 'mailferry-imap-interrupt-'));
-    for (const u of ['alice', 'bob', 'carol']) pw[u] = passwordFile(dir, u, d.users[u]!);
+    for (const u of ['alice', 'bob', 'carol', 'dave']) pw[u] = passwordFile(dir, u, d.users[u]!);
     proxy = await CuttingProxy.start(d.port);
     await seed(`maildir:${join(dir, 'src')}`, mail, FOLDERS);
   });
@@ -71,6 +71,17 @@ describe('IMAP connection loss (CLI)', { timeout: 120_000 }, () => {
     assert.equal(again.code, 0, again.stderr);
     assert.equal(await counts('bob'), mail.length, 'every message once');
     assert.deepEqual(await snapshot(via('bob'), { uids: true, passwordFile: pw.bob }), await snapshot(src, { uids: true }));
+  });
+
+  it('a server that stops answering mid-upload: -T bounds the wait, the run reconnects and completes', async () => {
+    const src = `maildir:${join(dir, 'src')}`;
+    proxy.cuts = 0;
+    proxy.stallAfter(300_000);
+    const r = await cliAsync(pw.dave!, ['backup', '-T', '1', src, via('dave')]);
+    assert.ok(proxy.cuts >= 1, 'the connection stalled');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /retrying/);
+    assert.equal(await counts('dave'), mail.length, 'every message once');
   });
 
   it('a connection cut while downloading is resumed within the run', async () => {
