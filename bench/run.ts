@@ -131,7 +131,8 @@ async function main(): Promise<void> {
       ' case 7 continues on that pair with that state. Every tool has its own IMAP accounts (src-TOOL seeded once per series from the master and read once by Dovecot, untimed;' +
       ' up-TOOL-rN empty, one per repetition). mbsync: `Expunge None` (the data has \\Deleted mail, which no other tool expunges), Maildir++ near side, `SyncState *`.',
     'Cases 4-7 are checked after every run: messages per mailbox on the destination (Maildir: on disk, with system-flag counts; mbox: `mailferry mailbox status` with a scratch index;' +
-      ' IMAP: `doveadm mailbox status` on the server), and in case 6-7 on the other side too. Keywords are not compared: mbsync 1.4 does not carry them.',
+      ' IMAP: `doveadm mailbox status` on the server), and in case 6-7 on the other side too. Keywords are not compared: mbsync 1.4 does not carry them.' +
+      ' An extra mailbox is allowed only when empty (doveadm imapc creates the \\Noselect parent "Lists" as a real, empty mailbox).',
     'CPU s = user+system CPU seconds of the tool process (GNU time); for the IMAP cases the server\'s CPU is in neither column.' +
       ' Case 4: doveadm\'s wall time is mostly sleep (about 1 s per mailbox in 0.5 s steps, then a utimensat on the mbox; strace), which no setting turns off: its CPU column is the other half of the story.',
     ...(quick ? ['Quick mode: corpus with mail_fsync=never only, cases 4-7 on a third of the corpus; `npm run bench` adds mail_fsync=optimized, the 100k account, and cases 4-7 on the whole corpus.']
