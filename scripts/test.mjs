@@ -3,7 +3,8 @@
 // then every *.test.ts under test/ (`--unit` for test/unit only). Extra arguments are
 // passed through as file filters: `npm test -- maildir` runs files whose path contains "maildir".
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const args = process.argv.slice(2);
@@ -29,9 +30,13 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
+// Stores whose index lives in the user's state directory (mbox, IMAP) must not leave test
+// leftovers in the real one.
+const stateHome = mkdtempSync(join(tmpdir(), 'mailferry-test-state-'));
 const run = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=600000', '--test-reporter=spec', ...files],
-  { stdio: 'inherit' },
+  { stdio: 'inherit', env: { ...process.env, XDG_STATE_HOME: stateHome } },
 );
+rmSync(stateHome, { recursive: true, force: true });
 process.exit(run.status ?? 1);

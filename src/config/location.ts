@@ -28,8 +28,9 @@ export interface MboxLocation {
   /** The INBOX mbox file: ROOT/inbox unless INBOX= names another file (a spool). */
   inbox: string;
   /**
-   * Directory holding mailferry's change index. Dovecot lists every non-hidden file under an
-   * mbox root as a mailbox, so the default is the hidden ROOT/.mailferry, not the root itself.
+   * Directory holding mailferry's change index. Dovecot lists every entry under an mbox root as
+   * a mailbox, hidden ones included, so the default lies outside it, in the user's state
+   * directory ($XDG_STATE_HOME/mailferry/mbox/<root>, as for IMAP accounts).
    */
   indexDir: string;
 }
@@ -89,7 +90,9 @@ export function parseLocation(raw: string, home: string = process.env.HOME ?? ho
 }
 
 function parseMboxParams(raw: string, root: string, params: string[], home: string): MboxLocation {
-  const location: MboxLocation = { kind: 'mbox', raw, root, inbox: join(root, 'inbox'), indexDir: join(root, '.mailferry') };
+  const stateHome = process.env.XDG_STATE_HOME || join(home, '.local', 'state');
+  const indexDir = join(stateHome, 'mailferry', 'mbox', encodeURIComponent(root));
+  const location: MboxLocation = { kind: 'mbox', raw, root, inbox: join(root, 'inbox'), indexDir };
   for (const param of params) {
     const eq = param.indexOf('=');
     const key = (eq < 0 ? param : param.slice(0, eq)).toUpperCase();

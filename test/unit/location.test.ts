@@ -12,9 +12,12 @@ test('maildir locations keep their parameters', () => {
   assert.deepEqual(loc, { kind: 'maildir', raw: 'maildir:~/Maildir:LAYOUT=fs:INDEX=/var/idx', root: '/home/u/Maildir', layout: 'fs', inbox: '/home/u/Maildir', indexDir: '/var/idx' });
 });
 
-test('mbox locations: INBOX is ROOT/inbox unless INBOX= names a spool; the index is hidden', () => {
+test('mbox locations: INBOX is ROOT/inbox unless INBOX= names a spool; the index lies outside the root', () => {
+  const saved = process.env.XDG_STATE_HOME;
+  delete process.env.XDG_STATE_HOME;
   const loc = parseLocation('mbox:~/mail', '/home/u');
-  assert.deepEqual(loc, { kind: 'mbox', raw: 'mbox:~/mail', root: '/home/u/mail', inbox: '/home/u/mail/inbox', indexDir: '/home/u/mail/.mailferry' });
+  if (saved !== undefined) process.env.XDG_STATE_HOME = saved;
+  assert.deepEqual(loc, { kind: 'mbox', raw: 'mbox:~/mail', root: '/home/u/mail', inbox: '/home/u/mail/inbox', indexDir: '/home/u/.local/state/mailferry/mbox/%2Fhome%2Fu%2Fmail' });
   const spool = parseLocation('mbox:~/mail:INBOX=/var/mail/u', '/home/u');
   assert.equal(spool.kind === 'mbox' && spool.inbox, '/var/mail/u');
   usage(() => parseLocation('mbox:~/mail:BOGUS=1', '/home/u'), /unknown parameter 'BOGUS'/);

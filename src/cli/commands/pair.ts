@@ -79,6 +79,12 @@ function resolvePair(command: string, a: string | undefined, b: string | undefin
   return { from, to, toExists, locks: [lockDirOf(fromLoc), lockDirOf(toLoc)] };
 }
 
+function lockSeconds(value: string): number {
+  const secs = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(secs)) throw usageError(`invalid -l '${value}': expected whole seconds`);
+  return secs;
+}
+
 /** dsync's -T: seconds a remote store may stall; local stores have nothing that stalls. */
 function ioTimeout(value: string | undefined): number {
   if (value === undefined) return 600;
@@ -91,10 +97,12 @@ function ioTimeout(value: string | undefined): number {
 export async function openPair(command: string, a: string | undefined, b: string | undefined, settings: Settings, opts: PairCliOptions): Promise<OpenedPair> {
   const { from, to, toExists, locks } = resolvePair(command, a, b, settings, opts);
   const base = { ...storeOptions(settings), ioTimeoutSeconds: ioTimeout(opts.timeout) };
+  // dsync's -l is how long to wait for locks: ours, and the mail's own (Dovecot's uidlist
+  // lock, an mbox dotlock held by a delivery agent).
+  if (opts.lock !== undefined) base.lockTimeoutSeconds = lockSeconds(opts.lock);
   const held: Dotlock[] = [];
   if (opts.lock !== undefined) {
-    const secs = Number(opts.lock);
-    if (!Number.isInteger(secs) || secs < 0) throw usageError(`invalid -l '${opts.lock}': expected whole seconds`);
+    const secs = lockSeconds(opts.lock);
     // Always in the same order, so two runs over the same pair cannot deadlock.
     for (const dir of [...new Set(locks)].sort()) {
       if (!existsSync(dir)) continue;
