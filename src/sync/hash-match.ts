@@ -52,14 +52,15 @@ export async function matchByHeaderHash(
   ma: MailboxChanges,
   b: Side,
   mb: MailboxChanges,
-  options: { dryRun?: boolean } = {},
+  options: { dryRun?: boolean; provenSince?: { a: number | undefined; b: number | undefined } } = {},
 ): Promise<{ ma: MailboxChanges; mb: MailboxChanges }> {
   if (a.store.nativeGuids && b.store.nativeGuids) return { ma, mb };
   const guidsA = new Set(ma.messages.map((m) => m.guid));
   const guidsB = new Set(mb.messages.map((m) => m.guid));
   // A GUID the other side expunged is a proven deletion, not a candidate for a match.
-  const goneA = new Set(ma.expunged.map((e) => e.guid));
-  const goneB = new Set(mb.expunged.map((e) => e.guid));
+  const proven = (x: MailboxChanges, since: number | undefined) => new Set(x.expunged.filter((e) => since === undefined || e.modseq > since).map((e) => e.guid));
+  const goneA = proven(ma, options.provenSince?.a);
+  const goneB = proven(mb, options.provenSince?.b);
   const loneA = ma.messages.filter((m) => !guidsB.has(m.guid) && !goneB.has(m.guid)).map((m) => m.uid);
   const loneB = mb.messages.filter((m) => !guidsA.has(m.guid) && !goneA.has(m.guid)).map((m) => m.uid);
   if (loneA.length === 0 || loneB.length === 0) return { ma, mb };

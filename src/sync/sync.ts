@@ -227,7 +227,11 @@ async function syncMailbox(
   const sideB: Bound = { store: sideA.peer, peer: sideA.store, name: sideA.peerName, peerName: sideA.name };
   const equalUids = !sideA.store.assignsOwnUids && !sideB.store.assignsOwnUids;
   let [ma, mb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
-  ({ ma, mb } = await matchByHeaderHash(sideA, ma, sideB, mb, { dryRun: options.dryRun }));
+  const provenSince = {
+    a: before && before.uidValidity === ma.uidValidity ? before.highestModseq : undefined,
+    b: before && before.peerUidValidity === mb.uidValidity ? before.peerHighestModseq : undefined,
+  };
+  ({ ma, mb } = await matchByHeaderHash(sideA, ma, sideB, mb, { dryRun: options.dryRun, provenSince }));
   if (equalUids && ma.uidValidity !== mb.uidValidity && mode === 'twoway' && !options.dryRun) {
     if (ma.messages.length === 0 || mb.messages.length === 0) {
       // The usual first sync: one side is a fresh, empty mailbox; it simply takes the other's UIDVALIDITY.
@@ -245,7 +249,7 @@ async function syncMailbox(
     uidValidity: x.uidValidity,
     uidNext: x.uidNext,
     messages: x.messages,
-    expunged: new Set(x.expunged.map((e) => e.guid)),
+    expunged: provenExpunges(x, sameEpoch ? synced : undefined),
     syncedModseq: sameEpoch ? synced : undefined,
   });
   const [sa, sb] = [side(ma, before?.highestModseq), side(mb, before?.peerHighestModseq)];
@@ -270,6 +274,17 @@ async function syncMailbox(
   if (!isEmptyTwoWay(again) && (mode === 'twoway' || again.b.saves.length > 0)) ok = false;
   if (mode === 'twoway' && !options.messageFilter) await recordSyncedFlags(sideA, sideB, boxA.guid, ra, rb, sameEpoch ? before?.highestModseq : undefined);
   return ok;
+}
+
+/**
+ * The GUIDs whose expunge proves a deletion the other side must follow. Since the last sync of
+ * the pair, only expunges made after it count: an older one was already carried over, and the
+ * same GUID showing up again on the other side is the message come back (moved back from the
+ * Trash, or a new copy with the same header hash), not a deletion to repeat. Without a last sync
+ * the whole remembered log is the proof, as in dsync.
+ */
+export function provenExpunges(x: MailboxChanges, since: number | undefined): Set<string> {
+  return new Set(x.expunged.filter((e) => since === undefined || e.modseq > since).map((e) => e.guid));
 }
 
 async function syncedFlags(sideA: Bound, sideB: Bound, mailboxGuid: string, guids: string[]): Promise<Map<string, SyncedFlags>> {
