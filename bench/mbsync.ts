@@ -8,6 +8,8 @@
  * mailferry keeps its index inside the store; `FSync no` matches mail_fsync=never.
  * `Expunge None` everywhere: the data sets have \Deleted messages in Trash, and neither
  * mailferry nor doveadm expunges them during a sync, so neither may mbsync.
+ * `CopyArrivalDate yes`: mailferry and doveadm carry the received date (INTERNALDATE <-> the
+ * Maildir file's mtime); mbsync does only when asked.
  */
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -59,6 +61,7 @@ Create ${m.create}
 Sync ${m.sync}
 Expunge None
 SyncState *
+CopyArrivalDate yes
 `;
 }
 
@@ -69,7 +72,7 @@ export function runMbsync(configPath: string, p: MbsyncPair, mode: MbsyncMode): 
 }
 
 export const describeMbsync = (mode: MbsyncMode) =>
-  `mbsync -q -c CONF -a  (FSync no; SSLType None, AuthMechs LOGIN; Maildir++ near side; Patterns *; Create ${MODES[mode].create}; Sync ${MODES[mode].sync}; Expunge None; SyncState *)`;
+  `mbsync -q -c CONF -a  (FSync no; SSLType None, AuthMechs LOGIN; Maildir++ near side; Patterns *; Create ${MODES[mode].create}; Sync ${MODES[mode].sync}; Expunge None; SyncState *; CopyArrivalDate yes)`;
 
 function onPath(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
