@@ -19,7 +19,7 @@ import { doveadmFetch, startDovecot, type Dovecot } from '../support/dovecot.js'
 describe('ImapStore (Dovecot)', { timeout: 60_000 }, () => {
   let d: Dovecot;
   let dir: string;
-  const users = ['u1', 'u2', 'u3', 'u4', 'u5'];
+  const users = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6'];
   const warnings: string[] = [];
   const state = (user: string) => join(dir, `state-${user}`);
   const open = async (user: string) => {
@@ -112,6 +112,21 @@ describe('ImapStore (Dovecot)', { timeout: 60_000 }, () => {
       assert.deepEqual(new PendingAppends(state('u3')).of((await again.mailboxStatus(['INBOX']))!.guid), []);
     } finally {
       await again.close();
+    }
+  });
+
+  it('a journalled save that never reached the server is forgotten at the next look', async () => {
+    const first = await open('u5');
+    const box = await first.mailboxStatus(['INBOX']);
+    await first.close();
+    new PendingAppends(state('u5')).set(box!.guid, [{ hash: 'ff'.repeat(16), wireSize: 10, size: 9, guid: '', uid: 7, flags: [], keywords: [], receivedDate: 0 }]);
+    const s = await open('u5');
+    try {
+      await s.saveMessages(['INBOX'], [req(message('later'))]);
+      assert.deepEqual(new PendingAppends(state('u5')).of(box!.guid), []);
+      assert.equal((await s.getMessages(['INBOX'])).messages.length, 1);
+    } finally {
+      await s.close();
     }
   });
 

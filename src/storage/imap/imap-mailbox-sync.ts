@@ -72,7 +72,12 @@ export interface KnownStatus {
 }
 
 /** `opts.status`: the server's STATUS as LIST-STATUS already gave it, saving a round trip. */
-export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: { full?: boolean; status?: KnownStatus } = {}): Promise<Refreshed> {
+/**
+ * `opts.keepPending`: leave journalled saves this look did not find in the journal (a save is
+ * in flight and will resend them); otherwise they are dropped, since every message the server
+ * stored since the journal was written has just been seen.
+ */
+export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: { full?: boolean; status?: KnownStatus; keepPending?: boolean } = {}): Promise<Refreshed> {
   const path = ctx.names.toPath(name);
   return ctx.session.run(`mailbox '${path}'`, async (client) => {
     const condstore = condstoreOn(client);
@@ -172,6 +177,7 @@ export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: 
       changes.push({ kind: 'expunge', uid: row.uid, guid: row.guid });
     }
     ctx.index.applyChanges(known.id, changes, { uidNext, fingerprint: JSON.stringify(server) });
+    if (!opts.keepPending && ctx.pending.of(known.guid).length > 0) ctx.pending.set(known.guid, []);
     return { mailbox: ctx.index.mailboxByGuid(known.guid)!, path };
   });
 }

@@ -123,7 +123,7 @@ export async function saveImapMessages(
         await send(await client(), left);
         // Without UIDPLUS the messages are found by header hash and size.
         if (items.some((it) => findPending(it))) {
-          await refreshMailbox(ctx, name, { full: true });
+          await refreshMailbox(ctx, name, { full: true, keepPending: true });
           collectClaimed(items.filter((it) => !findPending(it)));
           for (const it of items.filter((it) => findPending(it))) ctx.warn(`${ctx.session.account}: mailbox '${path}': message ${it.guid || it.hash} was appended but could not be found again`);
           ctx.pending.set(mailbox.guid, []);
@@ -136,7 +136,7 @@ export async function saveImapMessages(
         await sleep(delay);
         // What reached the server before the drop is claimed from the journal, not sent again.
         const before = new Set(left.filter((it) => findPending(it)));
-        await refreshMailbox(ctx, name);
+        await refreshMailbox(ctx, name, { keepPending: true });
         collectClaimed([...before].filter((it) => !findPending(it)));
       }
     }
