@@ -245,14 +245,15 @@ async function syncMailbox(
   }
   // Without equal UIDs there is no UID epoch to share; each side's own UIDVALIDITY is what counts.
   const sameEpoch = before && before.uidValidity === ma.uidValidity && before.peerUidValidity === mb.uidValidity;
-  const side = (x: typeof ma, synced: number | undefined): SyncSide => ({
+  const side = (x: typeof ma, synced: number | undefined, store: MailStore): SyncSide => ({
     uidValidity: x.uidValidity,
     uidNext: x.uidNext,
     messages: x.messages,
     expunged: provenExpunges(x, sameEpoch ? synced : undefined),
     syncedModseq: sameEpoch ? synced : undefined,
+    uniqueGuids: store.nativeGuids,
   });
-  const [sa, sb] = [side(ma, before?.highestModseq), side(mb, before?.peerHighestModseq)];
+  const [sa, sb] = [side(ma, before?.highestModseq, sideA.store), side(mb, before?.peerHighestModseq, sideB.store)];
   const conflicts = sameEpoch ? flagConflicts(sa, sb) : [];
   const bases = conflicts.length > 0 ? await syncedFlags(sideA, sideB, boxA.guid, conflicts) : undefined;
   const plan = filtered(planTwoWay(sa, sb, mode, equalUids, bases), options.messageFilter);
@@ -270,7 +271,7 @@ async function syncMailbox(
   }
   // Planning again must find nothing: otherwise someone changed the mailbox meanwhile.
   const [ra, rb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
-  const again = filtered(planTwoWay(side(ra, undefined), side(rb, undefined), mode, equalUids), options.messageFilter);
+  const again = filtered(planTwoWay(side(ra, undefined, sideA.store), side(rb, undefined, sideB.store), mode, equalUids), options.messageFilter);
   if (!isEmptyTwoWay(again) && (mode === 'twoway' || again.b.saves.length > 0)) ok = false;
   if (mode === 'twoway' && !options.messageFilter) await recordSyncedFlags(sideA, sideB, boxA.guid, ra, rb, sameEpoch ? before?.highestModseq : undefined);
   return ok;

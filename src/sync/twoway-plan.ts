@@ -25,6 +25,11 @@ export interface SyncSide {
   expunged: ReadonlySet<string>;
   /** This side's HIGHESTMODSEQ at the last sync of the pair; undefined when there was none. */
   syncedModseq?: number;
+  /**
+   * GUIDs name message contents (native GUIDs): two UIDs with one GUID are one message held
+   * twice, which only an interrupted renumbering leaves behind. Not so for header hashes.
+   */
+  uniqueGuids?: boolean;
 }
 
 export interface SyncSave {
@@ -81,6 +86,10 @@ const empty = (): SideActions => ({ saves: [], expunges: [], flagUpdates: [] });
 export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway', equalUids = true, bases: Bases = new Map()): TwoWayPlan {
   if (!equalUids) return planByGuid(a, b, mode, bases);
   const plan: TwoWayPlan = { a: empty(), b: empty(), uidNext: Math.max(a.uidNext, b.uidNext), raiseUidNext: { a: false, b: false } };
+  if (mode === 'twoway') {
+    a = finishRenumbering(a, plan.a);
+    b = finishRenumbering(b, plan.b);
+  }
   const byGuidA = new Map(a.messages.map((m) => [m.guid, m]));
   const byGuidB = new Map(b.messages.map((m) => [m.guid, m]));
   const uidsB = new Map(b.messages.map((m) => [m.uid, m]));
@@ -185,6 +194,23 @@ function planByGuid(a: SyncSide, b: SyncSide, mode: MergeMode, bases: Bases): Tw
     side.expunges.sort((x, y) => x - y);
   }
   return plan;
+}
+
+/**
+ * A renumbering saves the copy at its new UID before it expunges the old one, so a crash can
+ * leave one message at two UIDs. The copy at the higher UID is the new one: keep it, finish
+ * the move by expunging the rest, and plan with the message once.
+ */
+function finishRenumbering(side: SyncSide, actions: SideActions): SyncSide {
+  if (!side.uniqueGuids) return side;
+  const newest = new Map<string, MessageMeta>();
+  for (const m of side.messages) {
+    const seen = newest.get(m.guid);
+    if (!seen || m.uid > seen.uid) newest.set(m.guid, m);
+  }
+  if (newest.size === side.messages.length) return side;
+  actions.expunges.push(...side.messages.filter((m) => newest.get(m.guid) !== m).map((m) => m.uid));
+  return { ...side, messages: side.messages.filter((m) => newest.get(m.guid) === m) };
 }
 
 function save(m: MessageMeta, uid: number | undefined, from: 'self' | 'peer'): SyncSave {
