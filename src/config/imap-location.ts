@@ -31,6 +31,13 @@ export interface ImapLocation {
    * whose two accounts have different passwords. It wins over --password-file.
    */
   passFile?: string;
+  /**
+   * `xguid=no`: identify messages by the side index and header hashes even where the server
+   * offers Dovecot's X-GUID, so that a first sync with a store that already holds the same
+   * mail (copied by another tool, so with other GUIDs) matches it by header instead of
+   * copying it again.
+   */
+  ignoreXGuid?: boolean;
 }
 
 const TLS_VALUES: readonly ImapTls[] = ['required', 'starttls', 'none'];
@@ -79,6 +86,10 @@ export function parseImapLocation(raw: string, home: string = process.env.HOME ?
         if (!AUTH_VALUES.includes(value as ImapAuth)) throw usageError(`invalid auth=${value} in '${raw}' (expected ${AUTH_VALUES.join(', ')})`);
         loc.auth = value as ImapAuth;
         break;
+      case 'xguid':
+        if (value !== 'yes' && value !== 'no') throw usageError(`invalid xguid=${value} in '${raw}' (expected yes or no)`);
+        loc.ignoreXGuid = value === 'no';
+        break;
       case 'passfile':
         if (value === '') throw usageError(`empty passfile= in '${raw}'`);
         loc.passFile = resolve(expandHome(value, home));
@@ -88,7 +99,7 @@ export function parseImapLocation(raw: string, home: string = process.env.HOME ?
         stateDir = resolve(expandHome(value, home));
         break;
       default:
-        throw usageError(`unknown option '${key}' in IMAP location '${raw}' (known: tls, cafile, auth, state, passfile)`);
+        throw usageError(`unknown option '${key}' in IMAP location '${raw}' (known: tls, cafile, auth, state, passfile, xguid)`);
     }
   }
   const stateHome = process.env.XDG_STATE_HOME || join(home, '.local', 'state');

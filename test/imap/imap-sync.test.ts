@@ -22,9 +22,10 @@ describe('two-way sync Maildir <-> IMAP (CLI)', { timeout: 90_000 }, () => {
   const imap = () => `imap://carol@127.0.0.1:${d.port}/?tls=none&state=${join(dir, 'state')}`;
   const local = () => `maildir:${join(dir, 'local')}`;
   before(async () => {
-    d = await startDovecot({ users: ['carol'], imap: true });
+    d = await startDovecot({ users: ['carol', 'erin'], imap: true });
     dir = await mkdtemp(join(tmpdir(), 'mailferry-imap-sync-'));
     pw = passwordFile(dir, 'carol', d.users.carol!);
+    passwordFile(dir, 'erin', d.users.erin!);
   });
   after(async () => {
     await d?.stop();
@@ -83,5 +84,25 @@ describe('two-way sync Maildir <-> IMAP (CLI)', { timeout: 90_000 }, () => {
     const res = JSON.parse(r.stdout);
     assert.deepEqual([res.saved, res.flagUpdates, res.expunged, res.treeActions], [0, 0, 0, 0], r.stdout);
     process.stderr.write(`# Maildir <-> IMAP no-op sync: ${r.ms} ms\n`);
+  });
+
+  it('xguid=no: a first sync with a Maildir that already holds the same mail matches it by header, no duplicates', async () => {
+    const both = mail.slice(120, 160);
+    const l = `maildir:${join(dir, 'local-erin')}`;
+    const r0 = `imap://erin@127.0.0.1:${d.port}/?tls=none&xguid=no&state=${join(dir, 'state-erin')}&passfile=${join(dir, 'erin.password')}`;
+    // The same mail on both sides, put there independently (as by another tool).
+    await seed(l, both, [['INBOX'], ['Work']]);
+    await seed(r0, both, [['INBOX'], ['Work']]);
+    await withStore(l, (s) => s.saveMessages(['Work'], [req(mail[161]!)]));
+    let r = cli(undefined, 'sync', '--json', l, r0);
+    assert.ok(r.code === 0 || r.code === 2, r.stderr);
+    const res = JSON.parse(r.stdout);
+    assert.equal(res.saved, 1, `only the one new message is copied (${r.stdout})`);
+    const want = await snapshot(l);
+    assert.deepEqual(await snapshot(r0), want);
+    assert.equal(Object.values(want).flat().length, 41);
+    r = cli(undefined, 'sync', '--json', l, r0);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).saved, 0);
   });
 });

@@ -9,7 +9,7 @@
  * (kept in the row's `file`), so the store can honour wanted UIDs and UIDVALIDITY the way the
  * contract asks although the server hands out its own.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
 import { notFoundError } from '../../model/errors.js';
 import { headerHash } from '../../model/header-hash.js';
@@ -31,6 +31,18 @@ export function newGuid(): string {
 
 export function indexedMailbox(ctx: ImapContext, name: MailboxName): IndexedMailbox | undefined {
   return ctx.index.listMailboxes().find((m) => sameMailbox(m.name, name));
+}
+
+/**
+ * A header hash is a GUID only for the first message of a mailbox that has it; copies (same
+ * Date and Message-ID) get one derived from the hash and their server UID, so that no two
+ * messages of a mailbox share a GUID. Matching by header hash goes through messageHashes.
+ */
+export function distinctGuid(hash: string, serverUid: number, taken: Set<string>): string {
+  let guid = hash;
+  if (taken.has(guid)) guid = createHash('md5').update(`${hash}:${serverUid}`).digest('hex');
+  taken.add(guid);
+  return guid;
 }
 
 export function serverUidOf(m: IndexedMessage): number {
@@ -144,6 +156,7 @@ export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: 
     const changes: MessageChange[] = [];
     let uidNext = known.uidNext;
     const taken = new Set(rows.map((r) => r.uid));
+    const guids = new Set(rows.map((r) => r.guid));
     for (const m of fetched) {
       const { letters, keywords } = splitServerFlags(m.flags);
       const row = byServerUid.get(m.uid);
@@ -163,7 +176,7 @@ export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: 
         kind: 'add',
         message: {
           uid,
-          guid: claimed?.guid || m.xGuid || hash || newGuid(),
+          guid: claimed?.guid || m.xGuid || (hash !== undefined ? distinctGuid(hash, m.uid, guids) : newGuid()),
           file: String(m.uid),
           flagLetters: letters,
           keywords,

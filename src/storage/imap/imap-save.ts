@@ -15,7 +15,7 @@ import { appendBatch, canMultiappend, type OutgoingMessage } from './imap-append
 import { imapError, isConnectionError, isThrottle, serverText } from './imap-errors.js';
 import { fetchMeta } from './imap-fetch.js';
 import { keywordFilter, toLetters } from './imap-flags.js';
-import { refreshMailbox, select } from './imap-mailbox-sync.js';
+import { distinctGuid, refreshMailbox, select } from './imap-mailbox-sync.js';
 import { crlfToLf, lfToCrlf } from './line-ends.js';
 import type { PendingAppend } from './pending-appends.js';
 import { formatUidSet } from './uid-set.js';
@@ -56,12 +56,15 @@ export async function saveImapMessages(
   });
   await client();
 
+  let inUse: Set<string> | undefined;
+  const guidsInUse = () => (inUse ??= new Set(ctx.index.messages(mailbox.id).map((r) => r.guid)));
+
   const record = (items: readonly Item[], uids: readonly number[], xGuids: Map<number, string>) => {
     const changes: MessageChange[] = items.map((it, i) => ({
       kind: 'add',
       message: {
         uid: it.uid,
-        guid: it.guid || xGuids.get(uids[i]!) || it.hash,
+        guid: it.guid || xGuids.get(uids[i]!) || distinctGuid(it.hash, uids[i]!, guidsInUse()),
         file: String(uids[i]),
         flagLetters: toLetters(it.flags),
         keywords: [...it.keywords].sort(),
@@ -162,7 +165,8 @@ export async function saveImapMessages(
     });
     const hash = headerHash(headerBlockOf(wire));
     const size = crlfToLf(lf).length;
-    batch.push({ wire, hash, wireSize: wire.length, size, guid: req.guid ?? (ctx.session.xGuid ? '' : hash), uid, flags: [...req.flags], keywords, receivedDate: req.receivedDate });
+    // Without a given GUID the server's X-GUID or a header hash is used once the UID is known.
+    batch.push({ wire, hash, wireSize: wire.length, size, guid: req.guid ?? '', uid, flags: [...req.flags], keywords, receivedDate: req.receivedDate });
     bytes += wire.length;
     if (batch.length >= BATCH_MESSAGES || bytes >= BATCH_BYTES) await flush();
   }

@@ -19,6 +19,8 @@ export interface SessionOptions {
   retries?: number;
   /** First backoff in milliseconds, doubled per attempt (default 200). */
   backoffMs?: number;
+  /** Never use X-GUID even where offered (identity by the side index and header hashes). */
+  ignoreXGuid?: boolean;
   warn: (msg: string) => void;
 }
 
@@ -84,7 +86,7 @@ export class ImapSession {
       }
       throw err;
     }
-    if (this.connects++ === 0) this.xGuid = await probeXGuid(client);
+    if (this.connects++ === 0) this.xGuid = !this.options.ignoreXGuid && (await probeXGuid(client));
     return client;
   }
 

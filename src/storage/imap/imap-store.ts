@@ -47,6 +47,8 @@ export interface ImapStoreOptions extends OpenStoreOptions {
   warn?: (msg: string) => void;
   /** Reconnect attempts per operation (default 5). */
   retries?: number;
+  /** Identify messages as on a server without X-GUID (tests of that rung; servers with a broken X-GUID). */
+  ignoreXGuid?: boolean;
 }
 
 /**
@@ -74,7 +76,7 @@ export class ImapStore implements MailStore {
   static async open(loc: ImapLocation, options: ImapStoreOptions = {}): Promise<ImapStore> {
     const warn = options.warn ?? ((msg: string) => process.stderr.write(`mailferry: warning: ${msg}\n`));
     const secret = await readSecret(loc, options);
-    const session = new ImapSession(loc, secret, { ioTimeoutSeconds: options.ioTimeoutSeconds, retries: options.retries, warn });
+    const session = new ImapSession(loc, secret, { ioTimeoutSeconds: options.ioTimeoutSeconds, retries: options.retries, ignoreXGuid: options.ignoreXGuid ?? loc.ignoreXGuid, warn });
     const client = await session.run('', async (c) => c);
     const ns = client.namespace ?? { prefix: '', delimiter: '/' };
     const names = new ImapNames(ns.prefix ?? '', ns.delimiter ?? '/', session.account);
