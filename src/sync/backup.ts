@@ -7,6 +7,7 @@
 import { MailferryError } from '../model/errors.js';
 import type { MailboxName, MailboxStatus, MailStore, SaveRequest } from '../storage/store.js';
 import { matchByHeaderHash } from './hash-match.js';
+import { gotWantedUids } from './copies.js';
 import { planMailboxBackup, planMailboxBackupByGuid, type MailboxBackupPlan } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
 import { planTreeBackup, type TreeAction } from './tree-plan.js';
@@ -142,9 +143,8 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     }
     const saved = await dest.saveMessages(box.name, requests());
     if (!dest.assignsOwnUids) {
-      const wantedUid = new Map(plan.saves.map((s) => [s.guid, s.uid]));
       // Someone took the UIDs we wanted: consistent, but not equal; the next run rebuilds.
-      if (saved.some((m) => wantedUid.get(m.guid) !== m.uid)) result.changedDuringSync = true;
+      if (!gotWantedUids(plan.saves, saved)) result.changedDuringSync = true;
       const after = await dest.mailboxStatus(box.name);
       if (after && after.uidNext < plan.uidNext) await dest.updateMailbox(box.name, { minUidNext: plan.uidNext });
     }

@@ -8,6 +8,7 @@
  * rebuilt, as dsync does.
  */
 import type { FlagUpdate, MessageMeta } from '../storage/store.js';
+import { distinguishCopies, guidOf } from './copies.js';
 
 export interface MailboxSide {
   uidValidity: number;
@@ -94,11 +95,13 @@ export function isEmptyPlan(plan: MailboxBackupPlan): boolean {
  * GUID instead of by UID. A second copy of one GUID at the destination is expunged.
  */
 export function planMailboxBackupByGuid(source: MailboxSide, dest: MailboxSide | undefined): MailboxBackupPlan {
-  const sourceByGuid = new Map(source.messages.map((m) => [m.guid, m]));
+  // Copies sharing a GUID (a header hash) pair up one to one, n-th with n-th.
+  const sourceKeyed = distinguishCopies([...source.messages].sort((a, b) => a.uid - b.uid));
+  const sourceByGuid = new Map(sourceKeyed.map((m) => [m.guid, m]));
   const kept = new Set<string>();
   const flagUpdates: FlagUpdate[] = [];
   const expunges: number[] = [];
-  for (const d of [...(dest?.messages ?? [])].sort((a, b) => a.uid - b.uid)) {
+  for (const d of distinguishCopies([...(dest?.messages ?? [])].sort((a, b) => a.uid - b.uid))) {
     const s = sourceByGuid.get(d.guid);
     if (!s || kept.has(d.guid)) {
       expunges.push(d.uid);
@@ -107,6 +110,6 @@ export function planMailboxBackupByGuid(source: MailboxSide, dest: MailboxSide |
     kept.add(d.guid);
     if (!sameFlags(d, s)) flagUpdates.push({ uid: d.uid, flags: [...s.flags], keywords: [...s.keywords] });
   }
-  const saves = [...source.messages].sort((a, b) => a.uid - b.uid).filter((m) => !kept.has(m.guid)).map(toSave);
+  const saves = sourceKeyed.filter((m) => !kept.has(m.guid)).map((m) => ({ ...toSave(m), guid: guidOf(m.guid) }));
   return { rebuild: false, saves, flagUpdates, expunges, uidNext: source.uidNext };
 }

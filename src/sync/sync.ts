@@ -9,6 +9,7 @@ import { MailferryError } from '../model/errors.js';
 import type { MailboxChanges, MailboxName, MailboxStatus, MailStore, PairState, SaveRequest, SyncedFlags } from '../storage/store.js';
 import { planMailboxBackup, sameFlags } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
+import { gotWantedUids } from './copies.js';
 import { matchByHeaderHash } from './hash-match.js';
 import { planTreeTwoWay, type SideTreeAction } from './tree-twoway.js';
 import { flagConflicts, isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
@@ -128,9 +129,8 @@ async function applySaves(side: Bound, actions: SideActions, result: SyncResult,
     // A store that linked a copy instead of reading it leaves its stream unread: close it.
     for (const b of opened) b.destroy();
   }
-  const wanted = new Map(actions.saves.map((s) => [s.guid, s.uid]));
   // A wanted UID someone else took meanwhile leaves the sides consistent but unequal: run again.
-  return complete && (side.store.assignsOwnUids === true || saved.every((m) => (wanted.get(m.guid) ?? m.uid) === m.uid));
+  return complete && (side.store.assignsOwnUids === true || gotWantedUids(actions.saves, saved));
 }
 
 async function statusOf(store: MailStore, name: MailboxName): Promise<MailboxStatus | undefined> {

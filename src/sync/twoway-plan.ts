@@ -15,6 +15,7 @@
  * a copy keeps its UID only where the receiving side can take it.
  */
 import { SYSTEM_FLAGS, type FlagUpdate, type MessageMeta, type SyncedFlags } from '../storage/store.js';
+import { distinguishCopies, guidOf } from './copies.js';
 import { sameFlags } from './mailbox-plan.js';
 
 export interface SyncSide {
@@ -84,12 +85,14 @@ const empty = (): SideActions => ({ saves: [], expunges: [], flagUpdates: [] });
  * since; with a base, such a conflict merges flag by flag instead of one side winning whole.
  */
 export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway', equalUids = true, bases: Bases = new Map()): TwoWayPlan {
-  if (!equalUids) return planByGuid(a, b, mode, bases);
+  if (!equalUids) return planByGuid(keyCopies(a), keyCopies(b), mode, bases);
   const plan: TwoWayPlan = { a: empty(), b: empty(), uidNext: Math.max(a.uidNext, b.uidNext), raiseUidNext: { a: false, b: false } };
   if (mode === 'twoway') {
     a = finishRenumbering(a, plan.a);
     b = finishRenumbering(b, plan.b);
   }
+  a = keyCopies(a);
+  b = keyCopies(b);
   const byGuidA = new Map(a.messages.map((m) => [m.guid, m]));
   const byGuidB = new Map(b.messages.map((m) => [m.guid, m]));
   const uidsB = new Map(b.messages.map((m) => [m.uid, m]));
@@ -111,7 +114,7 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway',
       }
       continue;
     }
-    if (!oneway && b.expunged.has(ma.guid)) {
+    if (!oneway && provenGone(b, ma.guid)) {
       plan.a.expunges.push(ma.uid); // proven deleted on B; deletion wins over any flag change
       continue;
     }
@@ -125,7 +128,7 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway',
   if (!oneway) {
     for (const mb of b.messages) {
       if (byGuidA.has(mb.guid)) continue;
-      if (a.expunged.has(mb.guid)) {
+      if (provenGone(a, mb.guid)) {
         plan.b.expunges.push(mb.uid);
         continue;
       }
@@ -179,13 +182,13 @@ function planByGuid(a: SyncSide, b: SyncSide, mode: MergeMode, bases: Bases): Tw
   for (const ma of a.messages) {
     const mb = byGuidB.get(ma.guid);
     if (mb) flagMerge(ma, mb, a, b, plan, oneway, bases);
-    else if (!oneway && b.expunged.has(ma.guid)) plan.a.expunges.push(ma.uid);
+    else if (!oneway && provenGone(b, ma.guid)) plan.a.expunges.push(ma.uid);
     else plan.b.saves.push(save(ma, freeUid(ma.uid, b, uidsB), 'peer'));
   }
   if (!oneway) {
     for (const mb of b.messages) {
       if (byGuidA.has(mb.guid)) continue;
-      if (a.expunged.has(mb.guid)) plan.b.expunges.push(mb.uid);
+      if (provenGone(a, mb.guid)) plan.b.expunges.push(mb.uid);
       else plan.a.saves.push(save(mb, freeUid(mb.uid, a, uidsA), 'peer'));
     }
   }
@@ -209,12 +212,20 @@ function finishRenumbering(side: SyncSide, actions: SideActions): SyncSide {
     if (!seen || m.uid > seen.uid) newest.set(m.guid, m);
   }
   if (newest.size === side.messages.length) return side;
-  actions.expunges.push(...side.messages.filter((m) => newest.get(m.guid) !== m).map((m) => m.uid));
-  return { ...side, messages: side.messages.filter((m) => newest.get(m.guid) === m) };
+  // A GUID adopted from a store without GUIDs names a header hash, which two different messages
+  // can share (a post that reached two lists): only a copy of the very same size is a leftover.
+  const leftover = (m: MessageMeta) => newest.get(m.guid) !== m && newest.get(m.guid)!.size === m.size;
+  actions.expunges.push(...side.messages.filter(leftover).map((m) => m.uid));
+  return { ...side, messages: side.messages.filter((m) => !leftover(m)) };
 }
 
+const keyCopies = (side: SyncSide): SyncSide => ({ ...side, messages: distinguishCopies(side.messages) });
+
+/** Whether the other side's expunge log proves this message (a copy's key stands for its GUID). */
+const provenGone = (side: SyncSide, key: string) => side.expunged.has(guidOf(key));
+
 function save(m: MessageMeta, uid: number | undefined, from: 'self' | 'peer'): SyncSave {
-  return { uid, from, fromUid: m.uid, guid: m.guid, flags: [...m.flags], keywords: [...m.keywords], receivedDate: m.receivedDate, size: m.size };
+  return { uid, from, fromUid: m.uid, guid: guidOf(m.guid), flags: [...m.flags], keywords: [...m.keywords], receivedDate: m.receivedDate, size: m.size };
 }
 
 /** The flags both copies end with. */
