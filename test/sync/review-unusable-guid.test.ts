@@ -12,7 +12,7 @@ import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { message, req } from '../contract/store-contract.js';
 
 describe('GUIDs a Maildir cannot keep', () => {
-  it('a GUID with a space is replaced by a GUID of the store, not refused', { todo: 'bug: the G field check throws a data error after the files were renamed; the save fails and every retry fails the same way' }, async () => {
+  it('a GUID with a space is replaced by a GUID of the store, not refused', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mailferry-review-guid-'));
     const s = MaildirStore.open(parseMaildirLocation(`maildir:${dir}`), { create: true, fsync: false, warn: () => {} });
     try {

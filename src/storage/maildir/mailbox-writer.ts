@@ -262,7 +262,8 @@ export async function saveMessages(
       tmp: tmpPath,
       wantedUid: req.uid,
       basename,
-      guid: req.guid ?? basename,
+      // A GUID the uidlist cannot carry (spaces, line breaks) is not usable: the store's own replaces it.
+      guid: req.guid !== undefined && req.guid !== '' && !/[ \r\n]/.test(req.guid) ? req.guid : basename,
       file,
       flagLetters: systemLetters(letters),
       keywords: [...new Set(req.keywords)],
