@@ -171,7 +171,7 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
 
   const boxesA = options.dryRun ? listA.mailboxes : (await a.listMailboxes()).mailboxes;
   const boxesB = new Map((options.dryRun ? listB.mailboxes : (await b.listMailboxes()).mailboxes).map((m) => [m.guid, m]));
-  const stateA = options.state ?? (await a.getPairState(b.storeId));
+  const stateA = options.state ?? (mode === 'oneway' ? await onewayState(a, b) : await a.getPairState(b.storeId));
   const newStateA: PairState = {};
   const newStateB: PairState = {};
   // `-m ''`: the mailbox tree only, as in dsync.
@@ -211,7 +211,26 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
     await b.setPairState(a.storeId, newStateB);
     result.state = newStateA;
   }
+  // A one-way run does prove that B holds everything A had: the next one need only send what
+  // A changed after it (else it would send A's older changes again over B's own newer ones).
+  if (!options.dryRun && !result.changedDuringSync && !options.messageFilter && mode === 'oneway') {
+    await b.setPairState(onewayKey(a), newStateA);
+    result.state = newStateA;
+  }
   return result;
+}
+
+/** Where the destination of `sync -1` keeps what the source looked like after the last one. */
+const onewayKey = (source: MailStore) => `${source.storeId}:oneway`;
+
+/** Per mailbox, the later of the two-way state and the one-way watermark (A's view). */
+async function onewayState(a: MailStore, b: MailStore): Promise<PairState> {
+  const merged: PairState = { ...(await a.getPairState(b.storeId)) };
+  for (const [guid, s] of Object.entries(await b.getPairState(onewayKey(a)))) {
+    const twoway = merged[guid];
+    if (!twoway || twoway.uidValidity !== s.uidValidity || twoway.highestModseq < s.highestModseq) merged[guid] = s;
+  }
+  return merged;
 }
 
 /** Returns false when the mailbox changed under us and the next run must finish the job. */
@@ -254,7 +273,9 @@ async function syncMailbox(
     uniqueGuids: store.nativeGuids,
   });
   const [sa, sb] = [side(ma, before?.highestModseq, sideA.store), side(mb, before?.peerHighestModseq, sideB.store)];
-  const conflicts = sameEpoch ? flagConflicts(sa, sb) : [];
+  // Without a pair state every difference counts as a conflict, and the agreed base (if the
+  // index kept one, e.g. after a run that exited 2) still decides it flag by flag.
+  const conflicts = flagConflicts(sa, sb);
   const bases = conflicts.length > 0 ? await syncedFlags(sideA, sideB, boxA.guid, conflicts) : undefined;
   const plan = filtered(planTwoWay(sa, sb, mode, equalUids, bases), options.messageFilter);
   emit({ type: 'mailbox', name: boxA.name, plan });
@@ -273,7 +294,10 @@ async function syncMailbox(
   const [ra, rb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
   const again = filtered(planTwoWay(side(ra, undefined, sideA.store), side(rb, undefined, sideB.store), mode, equalUids), options.messageFilter);
   if (!isEmptyTwoWay(again) && (mode === 'twoway' || again.b.saves.length > 0)) ok = false;
-  if (mode === 'twoway' && !options.messageFilter) await recordSyncedFlags(sideA, sideB, boxA.guid, ra, rb, sameEpoch ? before?.highestModseq : undefined);
+  // Every run that changed flags records the agreed ones as the next conflict's base; a one-way
+  // or filtered run only for what it touched (it leaves other differences behind on purpose).
+  const touched = mode === 'twoway' && !options.messageFilter ? undefined : touchedGuids(plan, ma, mb);
+  await recordSyncedFlags(sideA, sideB, boxA.guid, ra, rb, sameEpoch ? before?.highestModseq : undefined, touched);
   return ok;
 }
 
@@ -299,19 +323,32 @@ async function syncedFlags(sideA: Bound, sideB: Bound, mailboxGuid: string, guid
  * since the last sync (all of them after a first or full-epoch sync): the base of the next
  * conflict. A message the sides still disagree on is left out; its old base stays right.
  */
-async function recordSyncedFlags(sideA: Bound, sideB: Bound, mailboxGuid: string, ra: MailboxChanges, rb: MailboxChanges, sinceA: number | undefined): Promise<void> {
+function touchedGuids(plan: TwoWayPlan, ma: MailboxChanges, mb: MailboxChanges): Set<string> {
+  const guidAtA = new Map(ma.messages.map((m) => [m.uid, m.guid]));
+  const guidAtB = new Map(mb.messages.map((m) => [m.uid, m.guid]));
+  return new Set([
+    ...plan.a.flagUpdates.map((u) => guidAtA.get(u.uid)),
+    ...plan.b.flagUpdates.map((u) => guidAtB.get(u.uid)),
+    ...plan.a.saves.map((x) => x.guid),
+    ...plan.b.saves.map((x) => x.guid),
+  ].filter((g): g is string => g !== undefined));
+}
+
+async function recordSyncedFlags(sideA: Bound, sideB: Bound, mailboxGuid: string, ra: MailboxChanges, rb: MailboxChanges, sinceA: number | undefined, only?: Set<string>): Promise<void> {
   if (!sideA.store.setSyncedFlags && !sideB.store.setSyncedFlags) return;
+  if (only && only.size === 0) return;
   const byGuidB = new Map(rb.messages.map((m) => [m.guid, m]));
   const entries = ra.messages
-    .filter((m) => sinceA === undefined || m.modseq > sinceA)
+    .filter((m) => (only ? only.has(m.guid) : sinceA === undefined || m.modseq > sinceA))
     .filter((m) => {
       const other = byGuidB.get(m.guid);
       return other !== undefined && sameFlags(m, other);
     })
     .map((m) => ({ guid: m.guid, flags: [...m.flags], keywords: [...m.keywords] }));
-  if (entries.length === 0 && sinceA !== undefined) return;
-  await sideA.store.setSyncedFlags?.(sideB.store.storeId, mailboxGuid, entries, sinceA === undefined);
-  await sideB.store.setSyncedFlags?.(sideA.store.storeId, mailboxGuid, entries, sinceA === undefined);
+  const replaceAll = sinceA === undefined && !only;
+  if (entries.length === 0 && !replaceAll) return;
+  await sideA.store.setSyncedFlags?.(sideB.store.storeId, mailboxGuid, entries, replaceAll);
+  await sideB.store.setSyncedFlags?.(sideA.store.storeId, mailboxGuid, entries, replaceAll);
 }
 
 /**

@@ -32,7 +32,7 @@ function printed(r: Awaited<ReturnType<typeof runSync>>): string {
 }
 
 describe('-s state string', () => {
-  it('after a run that exited 2, a flag B removed since is not put back by A on the next -s run', { todo: 'bug: the empty state after exit 2 turns the next run into a first sync where A wins every flag difference; the agreed base in the index is not consulted' }, async () => {
+  it('after a run that exited 2, a flag B removed since is not put back by A on the next -s run', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mailferry-review-state-'));
     const a = open(join(dir, 'a'));
     const b = open(join(dir, 'b'));
