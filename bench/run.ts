@@ -133,6 +133,8 @@ async function main(): Promise<void> {
     'Cases 4-7 are checked after every run: messages per mailbox on the destination (Maildir: on disk, with system-flag counts; mbox: `mailferry mailbox status` with a scratch index;' +
       ' IMAP: `doveadm mailbox status` on the server), and in case 6-7 on the other side too. Keywords are not compared: mbsync 1.4 does not carry them.' +
       ' An extra mailbox is allowed only when empty (doveadm imapc creates the \\Noselect parent "Lists" as a real, empty mailbox).',
+    'doveadm is a reference for case 5 only: uploading with it (`doveadm backup -u U imapc:` from a Maildir into an empty account) stops at once with' +
+      ' "mailbox_delete failed: INBOX can\'t be deleted" (exit 64) on Dovecot 2.3.19.1, and cases 6-7 name mbsync as their reference.',
     'CPU s = user+system CPU seconds of the tool process (GNU time); for the IMAP cases the server\'s CPU is in neither column.' +
       ' Case 4: doveadm\'s wall time is mostly sleep (about 1 s per mailbox in 0.5 s steps, then a utimensat on the mbox; strace), which no setting turns off: its CPU column is the other half of the story.',
     ...(quick ? ['Quick mode: corpus with mail_fsync=never only, cases 4-7 on a third of the corpus; `npm run bench` adds mail_fsync=optimized, the 100k account, and cases 4-7 on the whole corpus.']
