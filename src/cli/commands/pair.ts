@@ -45,7 +45,7 @@ export function addPairOptions(cmd: Command): Command {
     .option('-e, --before <date>', 'only copy messages received before DATE')
     .option('-O, --flag <[-]flag>', 'only copy messages with this flag or keyword (-FLAG: without it)')
     .option('-I, --max-size <size>', 'only copy messages of at most SIZE (500k, 20M)')
-    .option('-l, --lock <secs>', 'lock both locations so two runs cannot interleave; wait up to SECS for a running one')
+    .option('-l, --lock <secs>', 'lock both locations so two runs cannot interleave; wait up to SECS for a running one, and for locks on the mail itself')
     .option('-T, --timeout <secs>', 'fail with exit 75 when a remote store (IMAP) stalls for SECS (default 600, 0 = never)')
     .option('--dry-run', 'print what would change, change nothing')
     .option('--json', 'print a JSON summary');
