@@ -3,17 +3,16 @@
  * which all of them take before writing (Dovecot's default mbox_write_locks is "dotlock fcntl",
  * Postfix local takes both too).
  *
- * fcntl locks are not taken. Node has no fcntl; the one package offering it (fs-ext) is a
- * native build whose synchronous setlk is broken, and every writer that takes fcntl also takes
- * the dotlock, so writers exclude each other through the dotlock alone. What is not covered: a
- * Dovecot *reader* holds only an fcntl read lock (mbox_read_locks), so it may see a flag
- * rewrite in place happen; full rewrites replace the file by rename, which readers never see
- * half done.
+ * Writes also take an fcntl write lock (see fcntl-lock.ts): a Dovecot *reader* holds only an
+ * fcntl read lock (mbox_read_locks), and must not watch a flag rewrite in place happen. Reads
+ * need no fcntl lock: the dotlock already keeps every writer out.
  *
  * Reads take the dotlock too (a scan must not see a delivery half written), except where the
  * directory does not let us create it (a system spool read by its user): then they go unlocked.
  */
+import { existsSync } from 'node:fs';
 import { Dotlock } from '../maildir/dotlock.js';
+import { fcntlLock, type FcntlLock } from './fcntl-lock.js';
 import { MailferryError } from '../../model/errors.js';
 import type { MboxContext } from './mbox-index-sync.js';
 
@@ -25,9 +24,12 @@ export async function withMboxLock<T>(ctx: MboxContext, mode: 'read' | 'write', 
     const unlockable = err instanceof MailferryError && (err.kind === 'permission' || err.kind === 'notfound');
     if (mode === 'write' || !unlockable) throw err;
   }
+  let record: FcntlLock | undefined;
   try {
+    if (mode === 'write' && existsSync(ctx.path)) record = await fcntlLock(ctx.path, 'write', ctx.lockTimeoutSeconds, ctx.warn);
     return await fn();
   } finally {
+    record?.release();
     lock?.release();
   }
 }
