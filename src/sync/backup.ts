@@ -136,12 +136,17 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
           continue;
         }
         yield { uid: s.uid, guid: s.guid, flags: s.flags, keywords: s.keywords, receivedDate: s.receivedDate, body: () => body };
-        result.saved++;
-        result.bytes += s.size;
+        sent++;
         emit({ type: 'saved', name: box.name, uid: s.uid, size: s.size });
       }
     }
+    let sent = 0;
     const saved = await dest.saveMessages(box.name, requests());
+    result.saved += saved.length;
+    const savedGuids = new Set(saved.map((m) => m.guid));
+    result.bytes += plan.saves.reduce((n, s) => n + (savedGuids.has(s.guid) ? s.size : 0), 0);
+    // A store that refuses a message (an IMAP server) reports it and saves the rest: run again.
+    if (saved.length < sent) result.changedDuringSync = true;
     if (!dest.assignsOwnUids) {
       // Someone took the UIDs we wanted: consistent, but not equal; the next run rebuilds.
       if (!gotWantedUids(plan.saves, saved)) result.changedDuringSync = true;

@@ -117,11 +117,11 @@ async function applySaves(side: Bound, actions: SideActions, result: SyncResult,
         continue;
       }
       yield { uid: s.uid, guid: s.guid, flags: s.flags, keywords: s.keywords, receivedDate: s.receivedDate, copyOf: s.from === 'self' ? s.fromUid : undefined, body: () => body };
-      result.saved++;
-      result.bytes += s.size;
+      sent++;
       emit({ type: 'saved', name: side.name, uid: s.uid, size: s.size });
     }
   }
+  let sent = 0;
   let saved;
   try {
     saved = await side.store.saveMessages(side.name, requests());
@@ -129,8 +129,21 @@ async function applySaves(side: Bound, actions: SideActions, result: SyncResult,
     // A store that linked a copy instead of reading it leaves its stream unread: close it.
     for (const b of opened) b.destroy();
   }
+  result.saved += saved.length;
+  result.bytes += bytesOf(actions.saves, saved);
+  if (saved.length < sent) {
+    // The store refused some (an IMAP server rejecting a message) and said so: the run is incomplete.
+    emit({ type: 'warning', message: `${sent - saved.length} of ${sent} messages were not saved in ${side.store.location}` });
+    complete = false;
+  }
   // A wanted UID someone else took meanwhile leaves the sides consistent but unequal: run again.
   return complete && (side.store.assignsOwnUids === true || gotWantedUids(actions.saves, saved));
+}
+
+function bytesOf(wanted: readonly { guid: string; size: number }[], saved: readonly { guid: string }[]): number {
+  const sizes = new Map<string, number[]>();
+  for (const w of wanted) sizes.set(w.guid, [...(sizes.get(w.guid) ?? []), w.size]);
+  return saved.reduce((n, m) => n + (sizes.get(m.guid)?.shift() ?? 0), 0);
 }
 
 async function statusOf(store: MailStore, name: MailboxName): Promise<MailboxStatus | undefined> {
