@@ -21,7 +21,7 @@ function open(root: string): MaildirStore {
 }
 
 describe('a save and a scan of the same Maildir at once', () => {
-  it('a file renamed into cur/ by an unfinished save keeps the one UID a concurrent reader saw, listed once in the uidlist', { todo: 'bug: renames happen before the uidlist lock; a scan in between lists the file at its wanted UID, then the save appends it again at the next UID' }, async () => {
+  it('a file renamed into cur/ by an unfinished save keeps the one UID a concurrent reader saw, listed once in the uidlist', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mailferry-review-pending-'));
     const root = join(dir, 'm');
     const saver = open(root);

@@ -198,13 +198,17 @@ export async function saveMessages(
       // Written down before any file shows up in cur/: a crash between the renames and the
       // uidlist leaves files the next scan adopts, and this is how it learns their UIDs and GUIDs.
       ctx.index.notePendingSaves(mailbox.id, batch.map((p) => ({ basename: p.basename, uid: p.wantedUid, guid: p.guid })));
-      for (const p of batch) {
-        failpoint('save-before-rename');
-        renameSync(p.tmp, join(ctx.dir, p.file));
-        failpoint('save-after-rename');
-      }
-      if (ctx.fsync) fsyncDir(join(ctx.dir, 'cur'));
-      results.push(...(await commitSaves(ctx, mailbox, batch)));
+      // Renamed into cur/ only under the uidlist lock, as Dovecot does: a reader that sees the
+      // files then waits for the lock and finds them listed, never numbers them itself.
+      const publish = () => {
+        for (const p of batch) {
+          failpoint('save-before-rename');
+          renameSync(p.tmp, join(ctx.dir, p.file));
+          failpoint('save-after-rename');
+        }
+        if (ctx.fsync) fsyncDir(join(ctx.dir, 'cur'));
+      };
+      results.push(...(await commitSaves(ctx, mailbox, batch, publish)));
     } catch (err) {
       // Reported as not saved, so they must not stay behind for the next scan to adopt:
       // the caller's retry would then save them twice.
@@ -288,12 +292,13 @@ function rememberTail(path: string, nextUid: number, lastUid: number): void {
  * Dovecot appends them, so saving into a large mailbox does not rewrite its whole uidlist each
  * batch; the file is rewritten only when its end cannot be trusted (no final newline).
  */
-async function commitSaves(ctx: ScanContext, mailbox: IndexedMailbox, batch: PendingSave[]): Promise<SavedMessage[]> {
+async function commitSaves(ctx: ScanContext, mailbox: IndexedMailbox, batch: PendingSave[], publish: () => void): Promise<SavedMessage[]> {
   const path = join(ctx.dir, UIDLIST_FILENAME);
   const lock = await Dotlock.acquire(path, { timeoutSeconds: ctx.lockTimeoutSeconds, fsync: ctx.fsync });
   const uids: number[] = [];
   let next = 0;
   try {
+    publish();
     const st = statSync(path, { bigint: true });
     let tail = uidlistTails.get(path);
     let rewrite: Uidlist | undefined;
