@@ -56,14 +56,18 @@ export function parseLocation(raw: string, home: string = process.env.HOME ?? ho
   }
   if (pathPart === '') throw usageError(`invalid mail location '${raw}': the path is empty`);
   const root = resolve(expandHome(pathPart, home));
-  if (type === 'mbox') return parseMboxParams(raw, root, params, home);
-  const location: MaildirLocation = { kind: 'maildir', raw, root, layout: 'maildir++', inbox: root, indexDir: root };
+  const location: MaildirLocation | MboxLocation =
+    type === 'mbox'
+      ? { kind: 'mbox', raw, root, inbox: join(root, 'inbox'), indexDir: join(process.env.XDG_STATE_HOME || join(home, '.local', 'state'), 'mailferry', 'mbox', encodeURIComponent(root)) }
+      : { kind: 'maildir', raw, root, layout: 'maildir++', inbox: root, indexDir: root };
   for (const param of params) {
     const eq = param.indexOf('=');
     const key = (eq < 0 ? param : param.slice(0, eq)).toUpperCase();
     const value = eq < 0 ? '' : param.slice(eq + 1);
     switch (key) {
       case 'LAYOUT':
+        // An mbox tree has one layout; Dovecot accepts and ignores the parameter there.
+        if (location.kind === 'mbox') break;
         if (value === 'fs') location.layout = 'fs';
         else if (value === 'maildir++' || value === '') location.layout = 'maildir++';
         else throw usageError(`invalid LAYOUT '${value}' in mail location '${raw}' (expected fs or maildir++)`);
@@ -81,36 +85,6 @@ export function parseLocation(raw: string, home: string = process.env.HOME ?? ho
       case 'UTF8':
       case 'DIRNAME':
         // Dovecot-only tuning parameters; they do not change where mail lives.
-        break;
-      default:
-        throw usageError(`unknown parameter '${key}' in mail location '${raw}'`);
-    }
-  }
-  return location;
-}
-
-function parseMboxParams(raw: string, root: string, params: string[], home: string): MboxLocation {
-  const stateHome = process.env.XDG_STATE_HOME || join(home, '.local', 'state');
-  const indexDir = join(stateHome, 'mailferry', 'mbox', encodeURIComponent(root));
-  const location: MboxLocation = { kind: 'mbox', raw, root, inbox: join(root, 'inbox'), indexDir };
-  for (const param of params) {
-    const eq = param.indexOf('=');
-    const key = (eq < 0 ? param : param.slice(0, eq)).toUpperCase();
-    const value = eq < 0 ? '' : param.slice(eq + 1);
-    switch (key) {
-      case 'INBOX':
-        if (value === '') throw usageError(`empty INBOX= in mail location '${raw}'`);
-        location.inbox = resolve(expandHome(value, home));
-        break;
-      case 'INDEX':
-        if (value === '') throw usageError(`empty INDEX= in mail location '${raw}'`);
-        if (value !== 'MEMORY') location.indexDir = resolve(expandHome(value, home));
-        break;
-      case 'LAYOUT':
-      case 'CONTROL':
-      case 'VOLATILEDIR':
-      case 'UTF8':
-      case 'DIRNAME':
         break;
       default:
         throw usageError(`unknown parameter '${key}' in mail location '${raw}'`);

@@ -1,5 +1,6 @@
 /**
- * The `subscriptions` file at the mail root, read and written under Dovecot's dotlock.
+ * The `subscriptions` file at the mail root, read and written under Dovecot's dotlock (mbox
+ * roots use the same format under another name, see mbox-subscriptions.ts).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,8 +13,8 @@ import { formatSubscriptions, parseSubscriptions } from './subscriptions-file.js
 
 export const SUBSCRIPTIONS_FILENAME = 'subscriptions';
 
-export function readSubscriptions(root: string, separator: string, warn: (msg: string) => void): MailboxName[] {
-  const path = join(root, SUBSCRIPTIONS_FILENAME);
+export function readSubscriptions(root: string, separator: string, warn: (msg: string) => void, filename = SUBSCRIPTIONS_FILENAME): MailboxName[] {
+  const path = join(root, filename);
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -32,8 +33,8 @@ export function readSubscriptions(root: string, separator: string, warn: (msg: s
   return names;
 }
 
-export async function writeSubscriptions(root: string, names: readonly MailboxName[], options: DotlockOptions): Promise<void> {
-  const lock = await Dotlock.acquire(join(root, SUBSCRIPTIONS_FILENAME), options);
+export async function writeSubscriptions(root: string, names: readonly MailboxName[], options: DotlockOptions, filename = SUBSCRIPTIONS_FILENAME): Promise<void> {
+  const lock = await Dotlock.acquire(join(root, filename), options);
   try {
     lock.replace(formatSubscriptions(names.map((n) => n.map(encodeMutf7))));
   } finally {
