@@ -535,6 +535,22 @@ export class ChangeIndex {
     });
   }
 
+  /**
+   * Compares the subscriptions a store just read with the set the index last saw and logs
+   * what other programs (un)subscribed meanwhile, as changes of now.
+   */
+  noteSubscriptions(names: readonly MailboxName[]): void {
+    const key = (n: readonly string[]) => n.join('\u0000');
+    const before = this.knownSubscriptions();
+    const known = new Set(before.map(key));
+    const now = new Set(names.map(key));
+    if (known.size === now.size && [...now].every((k) => known.has(k))) return;
+    const timestamp = Math.floor(Date.now() / 1000);
+    for (const n of names) if (!known.has(key(n))) this.logMailboxChange({ type: 'subscribe', name: [...n], timestamp });
+    for (const n of before) if (!now.has(key(n))) this.logMailboxChange({ type: 'unsubscribe', name: n, timestamp });
+    this.setKnownSubscriptions(names);
+  }
+
   /** The subscription set as the index last saw it, to notice edits made by other programs. */
   knownSubscriptions(): string[][] {
     return (this.stmt('SELECT name FROM subscriptions').all() as { name: string }[]).map(

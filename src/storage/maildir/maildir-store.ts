@@ -17,7 +17,6 @@ import {
   type FlagUpdate,
   type MailboxChanges,
   type MailboxList,
-  type MailboxListChange,
   type MailboxName,
   type MailboxStatus,
   type MailboxUpdate,
@@ -153,16 +152,7 @@ export class MaildirStore implements MailStore {
   /** Reads `subscriptions`, logging (un)subscriptions other programs made since we last looked. */
   private currentSubscriptions(): MailboxName[] {
     const names = readSubscriptions(this.loc.root, this.layout.separator, this.warn);
-    const known = new Set(this.index.knownSubscriptions().map(mailboxKey));
-    const now = new Set(names.map(mailboxKey));
-    if (known.size !== now.size || [...now].some((k) => !known.has(k))) {
-      const ts = Math.floor(Date.now() / 1000);
-      for (const n of names) if (!known.has(mailboxKey(n))) this.index.logMailboxChange({ type: 'subscribe', name: n, timestamp: ts });
-      for (const n of this.index.knownSubscriptions()) {
-        if (!now.has(mailboxKey(n))) this.index.logMailboxChange({ type: 'unsubscribe', name: n, timestamp: ts });
-      }
-      this.index.setKnownSubscriptions(names);
-    }
+    this.index.noteSubscriptions(names);
     return names;
   }
 
