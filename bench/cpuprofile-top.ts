@@ -17,6 +17,8 @@ if (!file) {
 const n = Number(args[1]) > 0 ? Number(args[1]) : 25;
 const filter = args.includes('--filter') ? args[args.indexOf('--filter') + 1] : undefined;
 const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+// Piped into head: stop quietly when the reader goes away.
+process.stdout.on('error', () => process.exit(0));
 
 const byId = new Map(p.nodes.map((x) => [x.id, x]));
 const parent = new Map<number, number>();
