@@ -32,7 +32,7 @@ import { hashesByReading } from '../message-hashes.js';
 import { Dotlock } from './dotlock.js';
 import { FLAG_LETTERS } from './filename.js';
 import { canonicalName, isInbox, isMaildir, MaildirLayout } from './layout.js';
-import { ensureMaildirDirs, readUidlistGuid, requireMaildir, UIDLIST_FILENAME } from './mailbox-files.js';
+import { ensureMaildirDirs, fingerprint, readUidlistGuid, requireMaildir, UIDLIST_FILENAME } from './mailbox-files.js';
 import { newMailboxGuid, scanMailbox, type ScanContext } from './mailbox-scan.js';
 import { expungeMessages, saveMessages, updateFlags, updateUidlistHeader } from './mailbox-writer.js';
 import { formatUidlist, nextUidOf } from './uidlist.js';
@@ -260,17 +260,31 @@ export class MaildirStore implements MailStore {
 
   async saveMessages(name: MailboxName, messages: Iterable<SaveRequest> | AsyncIterable<SaveRequest>): Promise<SavedMessage[]> {
     const { ctx, mailbox } = await this.open(name);
-    return saveMessages(ctx, mailbox, messages);
+    return this.ownWrite(ctx, mailbox, () => saveMessages(ctx, mailbox, messages));
   }
 
   async updateFlags(name: MailboxName, updates: readonly FlagUpdate[]): Promise<void> {
     const { ctx, mailbox } = await this.open(name);
-    await updateFlags(ctx, mailbox, updates);
+    await this.ownWrite(ctx, mailbox, () => updateFlags(ctx, mailbox, updates));
   }
 
   async expunge(name: MailboxName, uids: readonly number[]): Promise<void> {
     const { ctx, mailbox } = await this.open(name);
-    await expungeMessages(ctx, mailbox, uids);
+    await this.ownWrite(ctx, mailbox, () => expungeMessages(ctx, mailbox, uids));
+  }
+
+  /**
+   * A write of ours puts its changes into the index itself, so the directory it leaves behind
+   * needs no rescan in this session, provided the index matched the directory when it began
+   * (nothing touched it since our last scan). A sync writes each changed mailbox three or four
+   * times, and each write used to cost a full rescan of the mailbox at the next read.
+   */
+  private async ownWrite<T>(ctx: ScanContext, mailbox: IndexedMailbox, write: () => Promise<T>): Promise<T> {
+    const trusted = this.scannedThisSession.get(mailbox.guid) === fingerprint(ctx.dir).value;
+    this.scannedThisSession.delete(mailbox.guid);
+    const result = await write();
+    if (trusted) this.scannedThisSession.set(mailbox.guid, fingerprint(ctx.dir).value);
+    return result;
   }
 
   async createMailbox(name: MailboxName, options: CreateMailboxOptions = {}): Promise<MailboxStatus> {
