@@ -70,7 +70,8 @@ describe('IMAP connection loss (CLI)', { timeout: 120_000 }, () => {
     const again = await cliAsync(pw.bob!, ['backup', src, via('bob')]);
     assert.equal(again.code, 0, again.stderr);
     assert.equal(await counts('bob'), mail.length, 'every message once');
-    assert.deepEqual(await snapshot(via('bob'), { uids: true, passwordFile: pw.bob }), await snapshot(src, { uids: true }));
+    // The server numbers what it stores; after a cut the rest may get other UIDs there, never other mail.
+    assert.deepEqual(await snapshot(via('bob'), { passwordFile: pw.bob }), await snapshot(src));
   });
 
   it('a server that stops answering mid-upload: -T bounds the wait, the run reconnects and completes', async () => {

@@ -63,6 +63,14 @@ export class ImapStore implements MailStore {
   readonly location: string;
   readonly separator: string;
   readonly nativeGuids: boolean;
+  /**
+   * The server numbers its messages, and that is what its clients see: mailferry cannot give
+   * them the other side's UIDs. So the engine matches by GUID alone and never renumbers,
+   * merges UIDVALIDITYs or rebuilds an IMAP mailbox (which would delete and upload again every
+   * message of a first sync whose two UIDVALIDITYs differ). The local UIDs still follow wanted
+   * ones where free, so IMAP -> Maildir migrations keep the server's UIDs.
+   */
+  readonly assignsOwnUids = true;
   private readonly ctx: ImapContext;
   private readonly cache: BodyCache = { key: '', bodies: new Map() };
 
