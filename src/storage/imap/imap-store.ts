@@ -263,7 +263,11 @@ export class ImapStore implements MailStore {
     if (isInbox(canonical)) throw existsError(`mailbox 'INBOX' already exists in ${this.location}`);
     const created = await this.ctx.session.run(`mailbox '${path}'`, async (client) => {
       try {
-        return await client.mailboxCreate(path);
+        const made = await client.mailboxCreate(path);
+        // imapflow subscribes what it creates; a new mailbox here is unsubscribed, as in every
+        // store, and the engine subscribes it when the other side says so.
+        if (made.created) await client.mailboxUnsubscribe(path);
+        return made;
       } catch (err) {
         if ((err as { serverResponseCode?: string }).serverResponseCode === 'ALREADYEXISTS') return { created: false };
         throw err;
