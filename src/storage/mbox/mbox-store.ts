@@ -48,9 +48,6 @@ export interface MboxStoreOptions {
   create?: boolean;
 }
 
-/** Messages appended per lock and append: bounds the bodies held at once. */
-const SAVE_BATCH = 200;
-
 export class MboxStore implements MailStore {
   readonly location: string;
   readonly separator = MBOX_SEPARATOR;
@@ -280,19 +277,9 @@ export class MboxStore implements MailStore {
   async saveMessages(name: MailboxName, messages: Iterable<SaveRequest> | AsyncIterable<SaveRequest>): Promise<SavedMessage[]> {
     const { ctx } = await this.open(name);
     if (!existsSync(dirname(ctx.path))) mkdirSync(dirname(ctx.path), { recursive: true });
-    // In batches: a caller may have opened each body already, and a whole mailbox of them must
-    // not sit in memory at once.
-    const saved: SavedMessage[] = [];
-    let batch: SaveRequest[] = [];
-    for await (const r of messages) {
-      batch.push(r);
-      if (batch.length >= SAVE_BATCH) {
-        saved.push(...(await saveToMailbox(ctx, batch)));
-        batch = [];
-      }
-    }
-    if (batch.length > 0) saved.push(...(await saveToMailbox(ctx, batch)));
-    return saved;
+    const requests: SaveRequest[] = [];
+    for await (const r of messages) requests.push(r);
+    return saveToMailbox(ctx, requests);
   }
 
   async updateFlags(name: MailboxName, updates: readonly FlagUpdate[]): Promise<void> {
