@@ -42,8 +42,10 @@ export class ByteReader {
     if (this.pos >= this.size) return false;
     this.bufStart = this.pos;
     this.bufLen = 0;
-    while (this.bufLen < CHUNK) {
-      const n = readSync(this.fd, this.buf, this.bufLen, CHUNK - this.bufLen, this.bufStart + this.bufLen);
+    // Never past `size`: a scan of one range of a file must not read on into what follows it.
+    const want = Math.min(CHUNK, this.size - this.bufStart);
+    while (this.bufLen < want) {
+      const n = readSync(this.fd, this.buf, this.bufLen, want - this.bufLen, this.bufStart + this.bufLen);
       if (n === 0) break;
       this.bufLen += n;
     }
