@@ -182,8 +182,11 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
     }
   }
 
-  const boxesA = options.dryRun ? listA.mailboxes : (await a.listMailboxes()).mailboxes;
-  const boxesB = new Map((options.dryRun ? listB.mailboxes : (await b.listMailboxes()).mailboxes).map((m) => [m.guid, m]));
+  // Listing again only when the tree changed: for an IMAP store a listing is a round of LIST and
+  // STATUS, the bulk of a no-op run.
+  const treeChanged = !options.dryRun && tree.a.length + tree.b.length > 0;
+  const boxesA = treeChanged ? (await a.listMailboxes()).mailboxes : listA.mailboxes;
+  const boxesB = new Map((treeChanged ? (await b.listMailboxes()).mailboxes : listB.mailboxes).map((m) => [m.guid, m]));
   const stateA = options.state ?? (mode === 'oneway' ? await onewayState(a, b) : await a.getPairState(b.storeId));
   const newStateA: PairState = {};
   const newStateB: PairState = {};
