@@ -7,7 +7,7 @@
 import { MailferryError } from '../model/errors.js';
 import type { MailboxName, MailboxStatus, MailStore, SaveRequest } from '../storage/store.js';
 import { matchByHeaderHash } from './hash-match.js';
-import { gotWantedUids } from './copies.js';
+import { gotWantedUids, savedBytes } from './copies.js';
 import { planMailboxBackup, planMailboxBackupByGuid, type MailboxBackupPlan } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
 import { planTreeBackup, type TreeAction } from './tree-plan.js';
@@ -143,8 +143,7 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     let sent = 0;
     const saved = await dest.saveMessages(box.name, requests());
     result.saved += saved.length;
-    const savedGuids = new Set(saved.map((m) => m.guid));
-    result.bytes += plan.saves.reduce((n, s) => n + (savedGuids.has(s.guid) ? s.size : 0), 0);
+    result.bytes += savedBytes(plan.saves, saved);
     // A store that refuses a message (an IMAP server) reports it and saves the rest: run again.
     if (saved.length < sent) result.changedDuringSync = true;
     if (!dest.assignsOwnUids) {

@@ -28,12 +28,24 @@ export function guidOf(key: string): string {
   return at < 0 ? key : key.slice(0, at);
 }
 
-/** Whether every save landed at the UID it asked for (copies of one GUID in their order). */
+/** Per GUID, the wanted saves in order: copies of one GUID are told apart by their order. */
+function queuesByGuid<T extends { guid: string }>(wanted: readonly T[]): Map<string, T[]> {
+  const queues = new Map<string, T[]>();
+  for (const w of wanted) queues.set(w.guid, [...(queues.get(w.guid) ?? []), w]);
+  return queues;
+}
+
+/** Whether every save landed at the UID it asked for. */
 export function gotWantedUids(wanted: readonly { guid: string; uid?: number }[], saved: readonly { guid: string; uid: number }[]): boolean {
-  const queue = new Map<string, (number | undefined)[]>();
-  for (const w of wanted) queue.set(w.guid, [...(queue.get(w.guid) ?? []), w.uid]);
+  const queues = queuesByGuid(wanted);
   return saved.every((m) => {
-    const uid = queue.get(m.guid)?.shift();
+    const uid = queues.get(m.guid)?.shift()?.uid;
     return uid === undefined || uid === m.uid;
   });
+}
+
+/** Bytes of the saves a store reported as saved (it may have refused some). */
+export function savedBytes(wanted: readonly { guid: string; size: number }[], saved: readonly { guid: string }[]): number {
+  const queues = queuesByGuid(wanted);
+  return saved.reduce((n, m) => n + (queues.get(m.guid)?.shift()?.size ?? 0), 0);
 }

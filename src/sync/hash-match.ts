@@ -58,9 +58,8 @@ export async function matchByHeaderHash(
   const guidsA = new Set(ma.messages.map((m) => m.guid));
   const guidsB = new Set(mb.messages.map((m) => m.guid));
   // A GUID the other side expunged is a proven deletion, not a candidate for a match.
-  const proven = (x: MailboxChanges, since: number | undefined) => new Set(x.expunged.filter((e) => since === undefined || e.modseq > since).map((e) => e.guid));
-  const goneA = proven(ma, options.provenSince?.a);
-  const goneB = proven(mb, options.provenSince?.b);
+  const goneA = provenExpunges(ma, options.provenSince?.a);
+  const goneB = provenExpunges(mb, options.provenSince?.b);
   const loneA = ma.messages.filter((m) => !guidsB.has(m.guid) && !goneB.has(m.guid)).map((m) => m.uid);
   const loneB = mb.messages.filter((m) => !guidsA.has(m.guid) && !goneA.has(m.guid)).map((m) => m.uid);
   if (loneA.length === 0 || loneB.length === 0) return { ma, mb };
@@ -82,4 +81,15 @@ export async function matchByHeaderHash(
   }
   const rewritten: MailboxChanges = { ...listing, messages: listing.messages.map((m) => (adopted.has(m.uid) ? { ...m, guid: adopted.get(m.uid)! } : m)) };
   return bAdopts ? { ma, mb: rewritten } : { ma: rewritten, mb };
+}
+
+/**
+ * The GUIDs whose expunge proves a deletion the other side must follow. Since the last sync of
+ * the pair, only expunges made after it count: an older one was already carried over, and the
+ * same GUID showing up again on the other side is the message come back (moved back from the
+ * Trash, or a new copy with the same header hash), not a deletion to repeat. Without a last sync
+ * the whole remembered log is the proof, as in dsync.
+ */
+export function provenExpunges(x: MailboxChanges, since: number | undefined): Set<string> {
+  return new Set(x.expunged.filter((e) => since === undefined || e.modseq > since).map((e) => e.guid));
 }

@@ -9,8 +9,8 @@ import { MailferryError } from '../model/errors.js';
 import type { MailboxChanges, MailboxName, MailboxStatus, MailStore, PairState, SaveRequest, SyncedFlags } from '../storage/store.js';
 import { planMailboxBackup, sameFlags } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
-import { gotWantedUids } from './copies.js';
-import { matchByHeaderHash } from './hash-match.js';
+import { gotWantedUids, savedBytes } from './copies.js';
+import { matchByHeaderHash, provenExpunges } from './hash-match.js';
 import { planTreeTwoWay, type SideTreeAction } from './tree-twoway.js';
 import { flagConflicts, isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
 
@@ -130,7 +130,7 @@ async function applySaves(side: Bound, actions: SideActions, result: SyncResult,
     for (const b of opened) b.destroy();
   }
   result.saved += saved.length;
-  result.bytes += bytesOf(actions.saves, saved);
+  result.bytes += savedBytes(actions.saves, saved);
   if (saved.length < sent) {
     // The store refused some (an IMAP server rejecting a message) and said so: the run is incomplete.
     emit({ type: 'warning', message: `${sent - saved.length} of ${sent} messages were not saved in ${side.store.location}` });
@@ -138,12 +138,6 @@ async function applySaves(side: Bound, actions: SideActions, result: SyncResult,
   }
   // A wanted UID someone else took meanwhile leaves the sides consistent but unequal: run again.
   return complete && (side.store.assignsOwnUids === true || gotWantedUids(actions.saves, saved));
-}
-
-function bytesOf(wanted: readonly { guid: string; size: number }[], saved: readonly { guid: string }[]): number {
-  const sizes = new Map<string, number[]>();
-  for (const w of wanted) sizes.set(w.guid, [...(sizes.get(w.guid) ?? []), w.size]);
-  return saved.reduce((n, m) => n + (sizes.get(m.guid)?.shift() ?? 0), 0);
 }
 
 async function statusOf(store: MailStore, name: MailboxName): Promise<MailboxStatus | undefined> {
@@ -315,17 +309,6 @@ async function syncMailbox(
   const touched = mode === 'twoway' && !options.messageFilter ? undefined : touchedGuids(plan, ma, mb);
   await recordSyncedFlags(sideA, sideB, boxA.guid, ra, rb, sameEpoch ? before?.highestModseq : undefined, touched);
   return ok;
-}
-
-/**
- * The GUIDs whose expunge proves a deletion the other side must follow. Since the last sync of
- * the pair, only expunges made after it count: an older one was already carried over, and the
- * same GUID showing up again on the other side is the message come back (moved back from the
- * Trash, or a new copy with the same header hash), not a deletion to repeat. Without a last sync
- * the whole remembered log is the proof, as in dsync.
- */
-export function provenExpunges(x: MailboxChanges, since: number | undefined): Set<string> {
-  return new Set(x.expunged.filter((e) => since === undefined || e.modseq > since).map((e) => e.guid));
 }
 
 async function syncedFlags(sideA: Bound, sideB: Bound, mailboxGuid: string, guids: string[]): Promise<Map<string, SyncedFlags>> {

@@ -12,7 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { dataError, fsError } from '../../model/errors.js';
 import { chownPath, ownerFor } from '../maildir/ownership.js';
-import type { MailboxListChange, MailboxName } from '../store.js';
+import { mailboxKey, type MailboxListChange, type MailboxName } from '../store.js';
 
 export const INDEX_FILENAME = 'mailferry.index.sqlite';
 const SCHEMA_VERSION = 3;
@@ -540,7 +540,7 @@ export class ChangeIndex {
    * what other programs (un)subscribed meanwhile, as changes of now.
    */
   noteSubscriptions(names: readonly MailboxName[]): void {
-    const key = (n: readonly string[]) => n.join('\u0000');
+    const key = mailboxKey;
     const before = this.knownSubscriptions();
     const known = new Set(before.map(key));
     const now = new Set(names.map(key));
