@@ -5,11 +5,12 @@
  * from source to destination so memory stays flat however large the mailbox.
  */
 import { MailferryError } from '../model/errors.js';
-import type { MailboxName, MailboxStatus, MailStore, SaveRequest } from '../storage/store.js';
+import type { MailboxName, MailboxStatus, MailStore, PairMailboxState, PairState, SaveRequest } from '../storage/store.js';
 import { matchByHeaderHash } from './hash-match.js';
 import { gotWantedUids, savedBytes } from './copies.js';
 import { planMailboxBackup, planMailboxBackupByGuid, type MailboxBackupPlan } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
+import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
 import { planTreeBackup, type TreeAction } from './tree-plan.js';
 
 export interface BackupOptions {
@@ -21,17 +22,22 @@ export interface BackupOptions {
   include?: (mailbox: MailboxStatus) => boolean;
   /** Only messages it accepts are copied (-t, -e, -O, -I); others are left alone on both sides. */
   messageFilter?: MessageFilter;
+  /** Compare every mailbox, also those neither side changed since the last backup (-f). */
+  full?: boolean;
   onEvent?: (event: BackupEvent) => void;
 }
 
 export type BackupEvent =
   | { type: 'tree'; action: TreeAction }
   | { type: 'mailbox'; name: MailboxName; plan: MailboxBackupPlan }
+  | { type: 'skipped-mailbox'; name: MailboxName }
   | { type: 'saved'; name: MailboxName; uid: number; size: number }
   | { type: 'skipped'; name: MailboxName; uid: number; reason: string };
 
 export interface BackupResult {
   mailboxes: number;
+  /** Mailboxes neither side changed since the last backup: not compared. */
+  skipped: number;
   treeActions: number;
   saved: number;
   bytes: number;
@@ -67,12 +73,13 @@ function isNotFound(err: unknown): boolean {
 export async function runBackup(source: MailStore, dest: MailStore | undefined, options: BackupOptions = {}): Promise<BackupResult> {
   if (!dest && !options.dryRun) throw new Error('runBackup needs a destination store unless dryRun is set');
   const emit = options.onEvent ?? (() => {});
-  const result: BackupResult = { mailboxes: 0, treeActions: 0, saved: 0, bytes: 0, flagUpdates: 0, expunged: 0, rebuilt: 0, changedDuringSync: false };
+  const result: BackupResult = { mailboxes: 0, skipped: 0, treeActions: 0, saved: 0, bytes: 0, flagUpdates: 0, expunged: 0, rebuilt: 0, changedDuringSync: false };
   const wanted = options.include ?? (() => true);
 
   const sourceList = (await source.listMailboxes()).mailboxes.filter(wanted);
   const destList = dest ? (await dest.listMailboxes()).mailboxes.filter(wanted) : [];
-  for (const action of planTreeBackup(sourceList, destList)) {
+  const treeActions = planTreeBackup(sourceList, destList);
+  for (const action of treeActions) {
     emit({ type: 'tree', action });
     result.treeActions++;
     if (dest && !options.dryRun) await applyTreeAction(dest, action);
@@ -80,8 +87,22 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
 
   // `-m ''`: the mailbox tree only, as in dsync.
   if (options.treeOnly) return result;
+  // A filtered run leaves differences behind on purpose: it neither trusts nor records a state.
+  const recording = dest !== undefined && !options.dryRun && !options.messageFilter;
+  const before: PairState = recording ? await dest.getPairState(backupStateKey(source)) : {};
+  const after: PairState = {};
+  const destNow = recording && treeActions.length > 0 ? (await dest.listMailboxes()).mailboxes : destList;
+  const destByGuid = new Map(destNow.map((m) => [m.guid, m]));
   for (const box of sourceList) {
     result.mailboxes++;
+    const prior = before[box.guid];
+    const destBox = destByGuid.get(box.guid);
+    if (!options.full && destBox && unchangedSince(prior, box, destBox)) {
+      after[box.guid] = prior;
+      result.skipped++;
+      emit({ type: 'skipped-mailbox', name: box.name });
+      continue;
+    }
     let src = await source.getMessages(box.name).catch((err: unknown) => {
       if (isNotFound(err)) return undefined; // deleted at the source meanwhile
       throw err;
@@ -141,7 +162,7 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
       }
     }
     let sent = 0;
-    const saved = await dest.saveMessages(box.name, requests());
+    const saved = plan.saves.length > 0 ? await dest.saveMessages(box.name, requests()) : [];
     result.saved += saved.length;
     result.bytes += savedBytes(plan.saves, saved);
     // A store that refuses a message (an IMAP server) reports it and saves the rest: run again.
@@ -155,7 +176,24 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     const now = await source.mailboxStatus(box.name);
     if (!now || now.highestModseq !== src.highestModseq || now.uidNext !== src.uidNext || now.uidValidity !== src.uidValidity) {
       result.changedDuringSync = true;
+      continue;
     }
+    const destAfter = recording ? await dest.mailboxStatus(box.name) : undefined;
+    if (destAfter) after[box.guid] = pairStateOf(now, destAfter);
+  }
+  if (recording && !result.changedDuringSync) {
+    await dest.setPairState(backupStateKey(source), after);
+    // The two sides are now equal, as after a two-way sync: a sync that follows need only
+    // look at what changed since.
+    await source.setPairState(dest.storeId, after);
+    await dest.setPairState(source.storeId, Object.fromEntries(Object.entries(after).map(([guid, s]) => [guid, mirror(s)])));
   }
   return result;
 }
+
+/**
+ * Where the destination keeps what both sides looked like after the last backup from this
+ * source. Its own key, not the two-way one: a two-way sync between stores that pick their own
+ * UIDs leaves the two sides equal but at different UIDs, which a backup would not call equal.
+ */
+const backupStateKey = (source: MailStore) => `${source.storeId}:backup`;

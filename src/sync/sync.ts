@@ -12,6 +12,7 @@ import type { MessageFilter } from './message-filter.js';
 import { gotWantedUids, savedBytes } from './copies.js';
 import { matchByHeaderHash, provenExpunges } from './hash-match.js';
 import { planTreeTwoWay, type SideTreeAction } from './tree-twoway.js';
+import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
 import { flagConflicts, isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
 
 export interface SyncOptions {
@@ -59,10 +60,6 @@ function filtered(plan: TwoWayPlan, filter: MessageFilter | undefined): TwoWayPl
     saves: s.saves.filter((x) => x.from === 'self' || filter({ uid: x.fromUid, guid: x.guid, flags: x.flags, keywords: x.keywords, modseq: 0, receivedDate: x.receivedDate, size: x.size })),
   });
   return { ...plan, a: keep(plan.a), b: keep(plan.b) };
-}
-
-function mirror(s: PairState[string]): PairState[string] {
-  return { uidValidity: s.peerUidValidity, uidNext: s.peerUidNext, highestModseq: s.peerHighestModseq, peerUidValidity: s.uidValidity, peerUidNext: s.uidNext, peerHighestModseq: s.highestModseq };
 }
 
 function isMissing(err: unknown): boolean {
@@ -191,11 +188,7 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
     if (!boxB) continue; // only after a dry run's imagined create, or a race: the next run handles it
     result.mailboxes++;
     const before = stateA[boxA.guid];
-    const unchanged =
-      before &&
-      before.uidValidity === boxA.uidValidity && before.uidNext === boxA.uidNext && before.highestModseq === boxA.highestModseq &&
-      before.peerUidValidity === boxB.uidValidity && before.peerUidNext === boxB.uidNext && before.peerHighestModseq === boxB.highestModseq;
-    if (unchanged && !options.full) {
+    if (unchangedSince(before, boxA, boxB) && !options.full) {
       newStateA[boxA.guid] = before;
       newStateB[boxB.guid] = mirror(before);
       result.skipped++;
@@ -210,7 +203,7 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
       result.changedDuringSync = true;
       continue;
     }
-    newStateA[sa.guid] = { uidValidity: sa.uidValidity, uidNext: sa.uidNext, highestModseq: sa.highestModseq, peerUidValidity: sb.uidValidity, peerUidNext: sb.uidNext, peerHighestModseq: sb.highestModseq };
+    newStateA[sa.guid] = pairStateOf(sa, sb);
     newStateB[sb.guid] = mirror(newStateA[sa.guid]!);
   }
   // After a run that saw changes under it, nothing may be skipped next time.

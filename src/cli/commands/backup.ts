@@ -21,7 +21,7 @@ export function registerBackupCommand(program: Command, globals: () => GlobalOpt
     .description('make DESTINATION equal to SOURCE (mailboxes, UIDs, UIDVALIDITY, flags, keywords, subscriptions), removing what SOURCE lacks')
     .argument('[source]', 'source mail location (default: -o mail_location=...)')
     .argument('[destination]', 'destination mail location, created when missing')
-    .option('-f, --full', 'full sync: compare every mailbox (every backup run does)');
+    .option('-f, --full', 'full sync: compare every mailbox, even those neither side changed since the last backup');
   addPairOptions(cmd).action(async (a: string | undefined, b: string | undefined, opts: BackupCliOptions) => {
       const g = globals();
       // Checked before anything is opened (or created).
@@ -39,6 +39,7 @@ export function registerBackupCommand(program: Command, globals: () => GlobalOpt
           dryRun: opts.dryRun,
           include: includeFrom(opts, pair.source.separator),
           messageFilter,
+          full: opts.full,
           treeOnly: opts.mailbox === '',
           onEvent: opts.json ? undefined : log,
         });
@@ -46,7 +47,7 @@ export function registerBackupCommand(program: Command, globals: () => GlobalOpt
         if (opts.json) printJson(result);
         else if (g.verbose || opts.dryRun) {
           process.stderr.write(
-            `${opts.dryRun ? 'would copy' : 'copied'} ${result.saved} messages (${result.bytes} bytes), ${result.flagUpdates} flag updates, ${result.expunged} expunges, ${result.treeActions} mailbox changes, ${result.rebuilt} rebuilt\n`,
+            `${result.mailboxes} mailboxes (${result.skipped} unchanged), ${opts.dryRun ? 'would copy' : 'copied'} ${result.saved} messages (${result.bytes} bytes), ${result.flagUpdates} flag updates, ${result.expunged} expunges, ${result.treeActions} mailbox changes, ${result.rebuilt} rebuilt\n`,
           );
         }
         if (result.changedDuringSync) {
