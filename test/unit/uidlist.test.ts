@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { formatUidlist, nextUidOf, parseUidlist, type Uidlist } from '../../src/storage/maildir/uidlist.js';
+import { formatUidlist, nextUidOf, parseEntry, parseEntryStrict, parseUidlist, type Uidlist } from '../../src/storage/maildir/uidlist.js';
 import { MailferryError } from '../../src/model/errors.js';
 
 const FILE = '/home/u/Maildir/dovecot-uidlist';
@@ -148,5 +148,16 @@ test('format then parse round-trips', () => {
         assert.deepEqual(uidlist, { ...u, nextUid: want });
       },
     ),
+  );
+});
+
+test('property: the quick path for plain entry lines agrees with the full grammar', () => {
+  const piece = fc.constantFrom('1', '42', '0', '4294967295', '4294967296', '007', ' ', '  ', ':', ':2,S', 'G', 'Gabc', 'W12', '/', 'x', '1700000000.M1P2.host,S=5', '', '\r');
+  const line = fc.array(piece, { maxLength: 8 }).map((parts) => parts.join(''));
+  fc.assert(
+    fc.property(line, fc.constantFrom(1 as const, 3 as const), (l, version) => {
+      assert.deepEqual(parseEntry(l, version), parseEntryStrict(l, version));
+    }),
+    { numRuns: 5000 },
   );
 });

@@ -69,16 +69,20 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
   return b.every((x) => s.has(x));
 }
 
-function needsRewrite(read: ReturnType<typeof readUidlist>, listing: FileListing): boolean {
-  if (read.state !== 'ok') return true;
+/**
+ * Whether the uidlist must be rewritten: 'missing-file' when it names a file the listing lacks
+ * (which a rename racing the listing can fake), 'other' for any other reason, else false.
+ */
+function needsRewrite(read: ReturnType<typeof readUidlist>, listing: FileListing): 'missing-file' | 'other' | false {
+  if (read.state !== 'ok') return 'other';
   const u = read.uidlist;
-  if (u.version !== 3 || !u.mailboxGuid || listing.duplicates.length > 0) return true;
+  if (u.version !== 3 || !u.mailboxGuid || listing.duplicates.length > 0) return 'other';
   const listed = new Set<string>();
   for (const e of u.entries) {
     listed.add(e.basename);
-    if (!listing.byBasename.has(e.basename)) return true;
+    if (!listing.byBasename.has(e.basename)) return 'missing-file';
   }
-  for (const b of listing.byBasename.keys()) if (!listed.has(b)) return true;
+  for (const b of listing.byBasename.keys()) if (!listed.has(b)) return 'other';
   return false;
 }
 
@@ -216,7 +220,7 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
   let read = readUidlist(ctx.dir, ctx.warn);
   let listing = listMessageFiles(ctx.dir);
   let uidlist: Uidlist;
-  if (needsRewrite(read, listing)) {
+  if (needsRewrite(read, listing) === 'missing-file') {
     // A file renamed while we listed can look missing; look again before calling anything gone.
     read = readUidlist(ctx.dir, () => {});
     listing = listMessageFiles(ctx.dir);

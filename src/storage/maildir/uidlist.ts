@@ -99,8 +99,38 @@ function parseHeader(line: string, file: string): Omit<Uidlist, 'entries'> {
   return header;
 }
 
+/**
+ * The common line, `<uid> :<filename>` with no extension fields, without regular expressions:
+ * a 100k-message uidlist is read on every scan of a changed mailbox. Anything else (or anything
+ * wrong) is left to the full parser, which also explains what is wrong.
+ */
+function parsePlainEntry(line: string, version: 1 | 3): UidlistEntry | undefined {
+  let i = 0;
+  let uid = 0;
+  for (; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    uid = uid * 10 + (c - 48);
+  }
+  if (i === 0 || i > 10 || line.charCodeAt(i) !== 32 || uid === 0 || uid >= MAX_UINT32) return undefined;
+  i++;
+  if (version === 3) {
+    if (line.charCodeAt(i) !== 58) return undefined; // ':'
+    i++;
+  }
+  const colon = line.indexOf(':', i);
+  const basename = colon < 0 ? line.slice(i) : line.slice(i, colon);
+  if (basename === '' || basename.charCodeAt(0) === 32 || line.includes('/', i)) return undefined;
+  return { uid, basename, extra: [] };
+}
+
 /** Returns the entry, or a reason why the line is unusable. */
-function parseEntry(line: string, version: 1 | 3): UidlistEntry | string {
+export function parseEntry(line: string, version: 1 | 3): UidlistEntry | string {
+  return parsePlainEntry(line, version) ?? parseEntryStrict(line, version);
+}
+
+/** The full entry grammar. Exported so tests can hold the quick path to it. */
+export function parseEntryStrict(line: string, version: 1 | 3): UidlistEntry | string {
   const m = /^([0-9]+) /.exec(line);
   if (!m) return 'expected "<uid> " at start of line';
   const uid = Number(m[1]);
@@ -151,7 +181,8 @@ export function parseUidlist(text: string, file: string): ParsedUidlist {
 
   for (let i = 1; i < lines.length; i++) {
     const lineNo = i + 1;
-    const line = lines[i]!.replace(/\r$/, '');
+    const raw = lines[i]!;
+    const line = raw.charCodeAt(raw.length - 1) === 13 ? raw.slice(0, -1) : raw;
     const parsed = parseEntry(line, header.version);
     if (typeof parsed === 'string') {
       warn(lineNo, `${parsed}, skipped: ${JSON.stringify(line)}`);
