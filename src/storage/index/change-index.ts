@@ -96,6 +96,24 @@ function toMailbox(r: MailboxRow): IndexedMailbox {
   };
 }
 
+/** The columns of a message row, in the order `rawMessage` reads them. */
+const MESSAGE_COLUMNS = 'uid, guid, file, flags, keywords, modseq, received, size';
+type RawMessageRow = [number, string, string, string, string, number, number, number];
+
+/** Rows read as arrays: a 100k-message mailbox is read on every scan that finds a change. */
+function rawMessage(r: RawMessageRow): IndexedMessage {
+  return {
+    uid: r[0],
+    guid: r[1],
+    file: r[2],
+    flagLetters: r[3],
+    keywords: r[4] === '' ? [] : (JSON.parse(r[4]) as string[]),
+    modseq: r[5],
+    receivedDate: r[6],
+    size: r[7],
+  };
+}
+
 function toMessage(r: MessageRow): IndexedMessage {
   return {
     uid: r.uid,
@@ -241,6 +259,17 @@ export class ChangeIndex {
   }
 
   /** Statements are compiled once per index: compiling costs more than running most of them. */
+  /** A statement whose rows come back as arrays of the selected columns. */
+  private rawStmt(sql: string): Database.Statement {
+    const key = `raw:${sql}`;
+    let st = this.statements.get(key);
+    if (!st) {
+      st = this.db.prepare(sql).raw(true);
+      this.statements.set(key, st);
+    }
+    return st;
+  }
+
   private stmt(sql: string): Database.Statement {
     let st = this.statements.get(sql);
     if (!st) {
@@ -324,7 +353,7 @@ export class ChangeIndex {
     }
     let rows = this.cachedRows.get(mailboxId);
     if (!rows) {
-      rows = (this.stmt('SELECT * FROM messages WHERE mailbox_id = ? ORDER BY uid').all(mailboxId) as MessageRow[]).map(toMessage);
+      rows = (this.rawStmt(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ? ORDER BY uid`).all(mailboxId) as RawMessageRow[]).map(rawMessage);
       this.cachedRows.set(mailboxId, rows);
     }
     return rows.slice();
@@ -339,9 +368,9 @@ export class ChangeIndex {
 
   messagesSince(mailboxId: number, modseq: number): IndexedMessage[] {
     return (
-      this.stmt('SELECT * FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid')
-        .all(mailboxId, modseq) as MessageRow[]
-    ).map(toMessage);
+      this.rawStmt(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid`)
+        .all(mailboxId, modseq) as RawMessageRow[]
+    ).map(rawMessage);
   }
 
   expungesSince(mailboxId: number, modseq: number): { uid: number; guid: string; modseq: number }[] {

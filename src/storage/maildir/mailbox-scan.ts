@@ -77,13 +77,10 @@ function needsRewrite(read: ReturnType<typeof readUidlist>, listing: FileListing
   if (read.state !== 'ok') return 'other';
   const u = read.uidlist;
   if (u.version !== 3 || !u.mailboxGuid || listing.duplicates.length > 0) return 'other';
-  const listed = new Set<string>();
-  for (const e of u.entries) {
-    listed.add(e.basename);
-    if (!listing.byBasename.has(e.basename)) return 'missing-file';
-  }
-  for (const b of listing.byBasename.keys()) if (!listed.has(b)) return 'other';
-  return false;
+  for (const e of u.entries) if (!listing.byBasename.has(e.basename)) return 'missing-file';
+  // Entries have distinct basenames (the parser drops repeats), all of them listed: any further
+  // listed file is one the uidlist lacks.
+  return listing.byBasename.size > u.entries.length ? 'other' : false;
 }
 
 /** Dovecot orders new mail by the delivery time its name begins with; others sort after. */
@@ -254,20 +251,38 @@ function diffWithIndex(
 ): MessageChange[] {
   const keywordNames = readKeywords(ctx.dir, ctx.warn);
   const representable = new Set(keywordNames.filter((k): k is string => k !== undefined));
-  const rows = new Map(indexed.map((m) => [m.uid, m]));
+  // A mailbox has few distinct flag strings: decode each once.
+  const decoded = new Map<string, { flagLetters: string; keywords: string[] }>();
+  const decode = (letters: string) => {
+    let d = decoded.get(letters);
+    if (!d) {
+      const keywords = lettersToFlags(letters).keywordIndexes.map((i) => keywordNames[i]).filter((k): k is string => k !== undefined);
+      d = { flagLetters: systemLetters(letters), keywords: [...new Set(keywords)] };
+      decoded.set(letters, d);
+    }
+    return d;
+  };
   const changes: MessageChange[] = [];
-  const present = new Set<number>();
-  for (const e of uidlist.entries) {
+  const entries = uidlist.entries.every((e, i, all) => i === 0 || all[i - 1]!.uid < e.uid) ? uidlist.entries : [...uidlist.entries].sort((a, b) => a.uid - b.uid);
+  // Both lists are in UID order (the parser drops out-of-order entries; the index sorts): walk
+  // them side by side instead of building maps of a 100k-message mailbox.
+  let r = 0;
+  for (const e of entries) {
+    while (r < indexed.length && indexed[r]!.uid < e.uid) {
+      const gone = indexed[r++]!;
+      changes.push({ kind: 'expunge', uid: gone.uid, guid: gone.guid });
+    }
+    const row = r < indexed.length && indexed[r]!.uid === e.uid ? indexed[r++] : undefined;
     const f = listing.byBasename.get(e.basename);
-    if (!f) continue;
-    present.add(e.uid);
+    if (!f) {
+      if (row) changes.push({ kind: 'expunge', uid: row.uid, guid: row.guid });
+      continue;
+    }
     const guid = e.guid ?? e.basename;
-    const letters = lettersToFlags(f.parsed.flagLetters);
-    const fileKeywords = letters.keywordIndexes
-      .map((i) => keywordNames[i])
-      .filter((k): k is string => k !== undefined);
-    const flagLetters = systemLetters(f.parsed.flagLetters);
-    const row = rows.get(e.uid);
+    // The same file name as at the last scan, no keyword letters and none recorded: nothing can
+    // have changed (most of a large mailbox, on every rescan).
+    if (row && row.guid === guid && row.file === f.file && row.keywords.length === 0 && !/[a-z]/.test(f.parsed.flagLetters)) continue;
+    const { flagLetters, keywords: fileKeywords } = decode(f.parsed.flagLetters);
     if (!row || row.guid !== guid) {
       if (row) changes.push({ kind: 'expunge', uid: row.uid, guid: row.guid });
       let st;
@@ -279,13 +294,13 @@ function diffWithIndex(
       const size = f.parsed.size ?? st.size;
       changes.push({
         kind: 'add',
-        message: { uid: e.uid, guid, file: f.file, flagLetters, keywords: fileKeywords, receivedDate: st.mtimeMs, size },
+        message: { uid: e.uid, guid, file: f.file, flagLetters, keywords: [...fileKeywords], receivedDate: st.mtimeMs, size },
       });
       continue;
     }
     // Keywords past the 26 a filename can carry live only in the index; keep them.
     const extra = row.keywords.filter((k) => !representable.has(k));
-    const keywords = [...new Set([...fileKeywords, ...extra])];
+    const keywords = extra.length === 0 ? [...fileKeywords] : [...new Set([...fileKeywords, ...extra])];
     const flagsChanged = row.flagLetters !== flagLetters || !sameSet(row.keywords, keywords);
     if (flagsChanged || row.file !== f.file) {
       changes.push({
@@ -295,9 +310,7 @@ function diffWithIndex(
       });
     }
   }
-  for (const row of indexed) {
-    if (!present.has(row.uid)) changes.push({ kind: 'expunge', uid: row.uid, guid: row.guid });
-  }
+  for (; r < indexed.length; r++) changes.push({ kind: 'expunge', uid: indexed[r]!.uid, guid: indexed[r]!.guid });
   return changes;
 }
 
