@@ -83,6 +83,14 @@ export function exists(path: string): boolean {
   }
 }
 
+/**
+ * The last uidlists read, by path, with their text: a scan that finds a change reads the uidlist
+ * up to three times (first look, second look, under the lock), and a 100k-entry one takes tens
+ * of milliseconds to parse. Reading is cheap; only text identical to the cached one is reused.
+ */
+const parsedUidlists = new Map<string, { text: string; uidlist: Uidlist }>();
+const PARSED_UIDLISTS_KEPT = 8;
+
 export function readUidlist(dir: string, warn: (msg: string) => void): UidlistRead {
   const path = join(dir, UIDLIST_FILENAME);
   let text: string;
@@ -92,6 +100,8 @@ export function readUidlist(dir: string, warn: (msg: string) => void): UidlistRe
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'missing' };
     throw fsError(err, path);
   }
+  const cached = parsedUidlists.get(path);
+  if (cached && cached.text === text) return { state: 'ok', uidlist: cached.uidlist };
   // Dovecot always ends the header with '\n'. A file without one was cut inside its header;
   // the part left can still parse ("3 V1 N4" without G), and trusting it would drop the
   // mailbox GUID and every UID. Treated as corrupt, it is rebuilt from the change index.
@@ -101,6 +111,12 @@ export function readUidlist(dir: string, warn: (msg: string) => void): UidlistRe
   try {
     const { uidlist, warnings } = parseUidlist(text, path);
     for (const w of warnings) warn(w);
+    // Shared between readers: frozen, so that a caller that changed it would fail loudly.
+    Object.freeze(uidlist.entries);
+    Object.freeze(uidlist);
+    parsedUidlists.delete(path);
+    parsedUidlists.set(path, { text, uidlist });
+    if (parsedUidlists.size > PARSED_UIDLISTS_KEPT) parsedUidlists.delete(parsedUidlists.keys().next().value!);
     return { state: 'ok', uidlist };
   } catch (err) {
     return { state: 'corrupt', reason: (err as Error).message };
@@ -146,6 +162,17 @@ export interface Fingerprint {
   value: string;
   /** False when something changed so recently that a change in the same clock tick could hide. */
   safe: boolean;
+  /** One part each for new/, cur/, the uidlist and the keywords file, in that order. */
+  parts: string[];
+}
+
+/**
+ * The fingerprint of a mailbox whose uidlist we just rewrote under its lock: new/ and cur/ as
+ * they were before the listing that uidlist reflects, the files as they are after our write.
+ * A change to new/ or cur/ after that listing began moves their mtime away from this.
+ */
+export function afterOwnRewrite(beforeListing: Fingerprint, afterWrite: Fingerprint): string {
+  return [...beforeListing.parts.slice(0, 2), ...afterWrite.parts.slice(2)].join(':');
 }
 
 /** Renames, deliveries and rewrites all touch one of these mtimes. */
@@ -162,7 +189,7 @@ export function fingerprint(dir: string): Fingerprint {
     }
   }
   const nowNs = BigInt(Date.now()) * 1_000_000n;
-  return { value: parts.join(':'), safe: nowNs - newest > 2_000_000_000n };
+  return { value: parts.join(':'), safe: nowNs - newest > 2_000_000_000n, parts };
 }
 
 export function requireMaildir(dir: string, what: string): void {

@@ -16,6 +16,7 @@ import type { MailboxName } from '../store.js';
 import { Dotlock } from './dotlock.js';
 import { generateBasename, lettersToFlags, FLAG_LETTERS } from './filename.js';
 import {
+  afterOwnRewrite,
   cleanStaleTmp,
   fingerprint,
   listMessageFiles,
@@ -69,18 +70,14 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
   return b.every((x) => s.has(x));
 }
 
-/**
- * Whether the uidlist must be rewritten: 'missing-file' when it names a file the listing lacks
- * (which a rename racing the listing can fake), 'other' for any other reason, else false.
- */
-function needsRewrite(read: ReturnType<typeof readUidlist>, listing: FileListing): 'missing-file' | 'other' | false {
-  if (read.state !== 'ok') return 'other';
+function needsRewrite(read: ReturnType<typeof readUidlist>, listing: FileListing): boolean {
+  if (read.state !== 'ok') return true;
   const u = read.uidlist;
-  if (u.version !== 3 || !u.mailboxGuid || listing.duplicates.length > 0) return 'other';
-  for (const e of u.entries) if (!listing.byBasename.has(e.basename)) return 'missing-file';
+  if (u.version !== 3 || !u.mailboxGuid || listing.duplicates.length > 0) return true;
+  for (const e of u.entries) if (!listing.byBasename.has(e.basename)) return true;
   // Entries have distinct basenames (the parser drops repeats), all of them listed: any further
   // listed file is one the uidlist lacks.
-  return listing.byBasename.size > u.entries.length ? 'other' : false;
+  return listing.byBasename.size > u.entries.length;
 }
 
 /** Dovecot orders new mail by the delivery time its name begins with; others sort after. */
@@ -99,7 +96,7 @@ function deliveryOrder(a: MessageFile, b: MessageFile): number {
  * entries whose files are gone, gives new files UIDs. A corrupt or missing uidlist is rebuilt
  * from the change index when the index knows this mailbox, keeping its UIDs and UIDVALIDITY.
  */
-async function rewriteUidlist(ctx: ScanContext): Promise<{ uidlist: Uidlist; listing: FileListing }> {
+async function rewriteUidlist(ctx: ScanContext): Promise<{ uidlist: Uidlist; listing: FileListing; fingerprint: string }> {
   const lock = await Dotlock.acquire(join(ctx.dir, UIDLIST_FILENAME), {
     timeoutSeconds: ctx.lockTimeoutSeconds,
     fsync: ctx.fsync,
@@ -107,6 +104,7 @@ async function rewriteUidlist(ctx: ScanContext): Promise<{ uidlist: Uidlist; lis
   try {
     const read = readUidlist(ctx.dir, ctx.warn);
     const known = indexedMailbox(ctx, read);
+    let beforeListing = fingerprint(ctx.dir);
     let listing = listMessageFiles(ctx.dir);
     // Of several files with one basename, the one the index already has keeps the name and so
     // its UID: otherwise whichever readdir lists first would win, and a UID a client has cached
@@ -124,7 +122,10 @@ async function rewriteUidlist(ctx: ScanContext): Promise<{ uidlist: Uidlist; lis
       ctx.warn(`${join(ctx.dir, victim.file)}: duplicate message basename, renamed to ${target}`);
       renameSync(join(ctx.dir, victim.file), join(ctx.dir, target));
     }
-    if (listing.duplicates.length > 0) listing = listMessageFiles(ctx.dir);
+    if (listing.duplicates.length > 0) {
+      beforeListing = fingerprint(ctx.dir);
+      listing = listMessageFiles(ctx.dir);
+    }
 
     let uidlist: Uidlist;
     if (read.state === 'ok') {
@@ -166,7 +167,7 @@ async function rewriteUidlist(ctx: ScanContext): Promise<{ uidlist: Uidlist; lis
     lock.replace(formatUidlist(uidlist));
     if (known && meant.size > 0) ctx.index.clearPendingSaves(known.id);
     failpoint('scan-after-uidlist');
-    return { uidlist, listing };
+    return { uidlist, listing, fingerprint: afterOwnRewrite(beforeListing, fingerprint(ctx.dir)) };
   } finally {
     lock.release();
   }
@@ -214,16 +215,16 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
   }
 
   cleanStaleTmp(ctx.dir, ctx.warn);
-  let read = readUidlist(ctx.dir, ctx.warn);
+  const read = readUidlist(ctx.dir, ctx.warn);
   let listing = listMessageFiles(ctx.dir);
   let uidlist: Uidlist;
-  if (needsRewrite(read, listing) === 'missing-file') {
-    // A file renamed while we listed can look missing; look again before calling anything gone.
-    read = readUidlist(ctx.dir, () => {});
-    listing = listMessageFiles(ctx.dir);
-  }
+  // A file renamed while we listed can look missing. Whether it is gone is decided only by the
+  // listing taken under the uidlist lock in rewriteUidlist, never by this one.
+  // What this session may take as "unchanged since we looked": after our own rewrite, the
+  // mailbox as that rewrite left it, so the next read in this run does not scan it all again.
+  let seen = fp.value;
   if (needsRewrite(read, listing)) {
-    ({ uidlist, listing } = await rewriteUidlist(ctx));
+    ({ uidlist, listing, fingerprint: seen } = await rewriteUidlist(ctx));
   } else {
     uidlist = (read as { uidlist: Uidlist }).uidlist;
   }
@@ -238,8 +239,8 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
 
   const changes = diffWithIndex(ctx, uidlist, listing, ctx.index.messages(mailbox.id));
   ctx.index.applyChanges(mailbox.id, changes, { uidNext: nextUidOf(uidlist), fingerprint: fp.safe ? fp.value : null });
-  // A rewrite of the uidlist above changed the fingerprint; only the one seen first is known to match.
-  ctx.scannedThisSession.set(guid, fp.value);
+  // Across runs only the fingerprint seen first is known to match what the index now holds.
+  ctx.scannedThisSession.set(guid, seen);
   return ctx.index.mailboxByGuid(guid)!;
 }
 
