@@ -259,6 +259,15 @@ export class ChangeIndex {
   }
 
   /** Statements are compiled once per index: compiling costs more than running most of them. */
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.statements.set(sql, st);
+    }
+    return st;
+  }
+
   /** A statement whose rows come back as arrays of the selected columns. */
   private rawStmt(sql: string): Database.Statement {
     const key = `raw:${sql}`;
@@ -266,15 +275,6 @@ export class ChangeIndex {
     if (!st) {
       st = this.db.prepare(sql).raw(true);
       this.statements.set(key, st);
-    }
-    return st;
-  }
-
-  private stmt(sql: string): Database.Statement {
-    let st = this.statements.get(sql);
-    if (!st) {
-      st = this.db.prepare(sql);
-      this.statements.set(sql, st);
     }
     return st;
   }
@@ -547,8 +547,16 @@ export class ChangeIndex {
 
   /** Flags and keywords (JSON) both sides agreed on at the last sync with a peer, by message GUID. */
   syncedFlags(peerId: string, mailboxGuid: string, guids: readonly string[]): Map<string, string> {
-    const get = this.stmt('SELECT flags FROM synced_flags WHERE peer_id = ? AND mailbox_guid = ? AND guid = ?');
     const out = new Map<string, string>();
+    if (guids.length > 256) {
+      // A first sync can ask about every message: one pass over the mailbox's rows beats a
+      // lookup per GUID.
+      const wanted = new Set(guids);
+      const all = this.rawStmt('SELECT guid, flags FROM synced_flags WHERE peer_id = ? AND mailbox_guid = ?').all(peerId, mailboxGuid) as [string, string][];
+      for (const [g, flags] of all) if (wanted.has(g)) out.set(g, flags);
+      return out;
+    }
+    const get = this.stmt('SELECT flags FROM synced_flags WHERE peer_id = ? AND mailbox_guid = ? AND guid = ?');
     for (const g of guids) {
       const row = get.get(peerId, mailboxGuid, g) as { flags: string } | undefined;
       if (row) out.set(g, row.flags);
