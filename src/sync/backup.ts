@@ -5,6 +5,7 @@
  * from source to destination so memory stays flat however large the mailbox.
  */
 import { MailferryError } from '../model/errors.js';
+import { failpoint } from '../model/failpoint.js';
 import type { MailboxName, MailboxStatus, MailStore, PairMailboxState, PairState, SaveRequest } from '../storage/store.js';
 import { matchByHeaderHash } from './hash-match.js';
 import { gotWantedUids, savedBytes } from './copies.js';
@@ -182,9 +183,11 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     if (destAfter) after[box.guid] = pairStateOf(now, destAfter);
   }
   if (recording && !result.changedDuringSync) {
+    failpoint('backup-before-state');
     await dest.setPairState(backupStateKey(source), after);
     // The two sides are now equal, as after a two-way sync: a sync that follows need only
     // look at what changed since.
+    failpoint('backup-between-states');
     await source.setPairState(dest.storeId, after);
     await dest.setPairState(source.storeId, Object.fromEntries(Object.entries(after).map(([guid, s]) => [guid, mirror(s)])));
   }

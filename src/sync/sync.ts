@@ -6,6 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import { MailferryError } from '../model/errors.js';
+import { failpoint } from '../model/failpoint.js';
 import type { MailboxChanges, MailboxName, MailboxStatus, MailStore, PairState, SaveRequest, SyncedFlags } from '../storage/store.js';
 import { planMailboxBackup, sameFlags } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
@@ -210,6 +211,7 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
   // A filtered run leaves differences behind on purpose, so it proves nothing about being in sync.
   // A one-way run leaves the destination's own changes unsent, so it proves nothing either.
   if (!options.dryRun && !result.changedDuringSync && !options.messageFilter && mode === 'twoway') {
+    failpoint('sync-before-pair-state');
     await a.setPairState(b.storeId, newStateA);
     await b.setPairState(a.storeId, newStateB);
     result.state = newStateA;
@@ -217,6 +219,7 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
   // A one-way run does prove that B holds everything A had: the next one need only send what
   // A changed after it (else it would send A's older changes again over B's own newer ones).
   if (!options.dryRun && !result.changedDuringSync && !options.messageFilter && mode === 'oneway') {
+    failpoint('sync-before-pair-state');
     await b.setPairState(onewayKey(a), newStateA);
     result.state = newStateA;
   }
@@ -300,6 +303,7 @@ async function syncMailbox(
   // Every run that changed flags records the agreed ones as the next conflict's base; a one-way
   // or filtered run only for what it touched (it leaves other differences behind on purpose).
   const touched = mode === 'twoway' && !options.messageFilter ? undefined : touchedGuids(plan, ma, mb);
+  failpoint('sync-before-synced-flags');
   await recordSyncedFlags(sideA, sideB, boxA.guid, ra, rb, sameEpoch ? before?.highestModseq : undefined, touched);
   return ok;
 }
