@@ -12,6 +12,8 @@ import { gotWantedUids, savedBytes } from './copies.js';
 import { planMailboxBackup, planMailboxBackupByGuid, type MailboxBackupPlan } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
 import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
+import { NameTranslation, specialUsePairs, translatedFilter } from './special-use-names.js';
+import { translatedStore } from './translated-store.js';
 import { planTreeBackup, type TreeAction } from './tree-plan.js';
 
 export interface BackupOptions {
@@ -77,8 +79,14 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
   const result: BackupResult = { mailboxes: 0, skipped: 0, treeActions: 0, saved: 0, bytes: 0, flagUpdates: 0, expunged: 0, rebuilt: 0, changedDuringSync: false };
   const wanted = options.include ?? (() => true);
 
-  const sourceList = (await source.listMailboxes()).mailboxes.filter(wanted);
-  const destList = dest ? (await dest.listMailboxes()).mailboxes.filter(wanted) : [];
+  const sourceAll = (await source.listMailboxes()).mailboxes;
+  const destAll = dest ? (await dest.listMailboxes()).mailboxes : [];
+  // The source's special-use folders go by the destination's names where the two differ.
+  const translation = new NameTranslation(dest ? specialUsePairs(sourceAll, destAll) : []);
+  if (!translation.empty) source = translatedStore(source, translation);
+  const included = translatedFilter(wanted, translation);
+  const sourceList = sourceAll.map((m) => ({ ...m, name: translation.shown(m.name) })).filter(included);
+  const destList = destAll.filter(included);
   const treeActions = planTreeBackup(sourceList, destList);
   for (const action of treeActions) {
     emit({ type: 'tree', action });

@@ -14,6 +14,8 @@ import { gotWantedUids, savedBytes } from './copies.js';
 import { matchByHeaderHash, provenExpunges } from './hash-match.js';
 import { planTreeTwoWay, type SideTreeAction } from './tree-twoway.js';
 import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
+import { NameTranslation, specialUsePairs, translatedFilter } from './special-use-names.js';
+import { translatedStore } from './translated-store.js';
 import { flagConflicts, isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
 
 export interface SyncOptions {
@@ -149,10 +151,16 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
   const mode = options.mode ?? 'twoway';
   const emit = options.onEvent ?? (() => {});
   const result: SyncResult = { mailboxes: 0, skipped: 0, treeActions: 0, saved: 0, bytes: 0, flagUpdates: 0, expunged: 0, changedDuringSync: false, state: {} };
-  const wanted = options.include ?? (() => true);
 
-  const listA = await a.listMailboxes();
+  let listA = await a.listMailboxes();
   const listB = await b.listMailboxes();
+  // A's special-use folders go by B's names where the two differ.
+  const translation = new NameTranslation(specialUsePairs(listA.mailboxes, listB.mailboxes));
+  if (!translation.empty) {
+    a = translatedStore(a, translation);
+    listA = await a.listMailboxes();
+  }
+  const wanted = translatedFilter(options.include ?? (() => true), translation);
   const tree = planTreeTwoWay(
     { mailboxes: listA.mailboxes.filter(wanted), changes: listA.changes },
     { mailboxes: listB.mailboxes.filter(wanted), changes: listB.changes },
