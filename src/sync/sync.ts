@@ -15,7 +15,7 @@ import { matchByHeaderHash, provenExpunges } from './hash-match.js';
 import { planTreeTwoWay, type SideTreeAction } from './tree-twoway.js';
 import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
 import { NameTranslation, specialUsePairs, translatedFilter } from './special-use-names.js';
-import { translatedStore } from './translated-store.js';
+import { translatedList, translatedStore } from './translated-store.js';
 import { flagConflicts, isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
 
 export interface SyncOptions {
@@ -158,7 +158,7 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
   const translation = new NameTranslation(specialUsePairs(listA.mailboxes, listB.mailboxes));
   if (!translation.empty) {
     a = translatedStore(a, translation);
-    listA = await a.listMailboxes();
+    listA = translatedList(listA, translation);
   }
   const wanted = translatedFilter(options.include ?? (() => true), translation);
   const tree = planTreeTwoWay(

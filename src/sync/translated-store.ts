@@ -6,11 +6,16 @@
 import type { MailboxList, MailboxListChange, MailboxName, MailStore } from '../storage/store.js';
 import type { NameTranslation } from './special-use-names.js';
 
-export function translatedStore(inner: MailStore, t: NameTranslation): MailStore {
-  const own = (name: MailboxName) => t.own(name);
+/** A listing of the inner store as the translated store lists it. */
+export function translatedList(list: MailboxList, t: NameTranslation): MailboxList {
   const shown = (name: MailboxName) => t.shown(name);
   const change = (c: MailboxListChange): MailboxListChange =>
     c.type === 'rename' ? { ...c, name: shown(c.name), oldName: shown(c.oldName) } : { ...c, name: shown(c.name) };
+  return { ...list, mailboxes: list.mailboxes.map((m) => ({ ...m, name: shown(m.name) })), changes: list.changes.map(change) };
+}
+
+export function translatedStore(inner: MailStore, t: NameTranslation): MailStore {
+  const own = (name: MailboxName) => t.own(name);
   const store: MailStore = {
     get location() {
       return inner.location;
@@ -27,10 +32,7 @@ export function translatedStore(inner: MailStore, t: NameTranslation): MailStore
     get assignsOwnUids() {
       return inner.assignsOwnUids;
     },
-    async listMailboxes(): Promise<MailboxList> {
-      const list = await inner.listMailboxes();
-      return { ...list, mailboxes: list.mailboxes.map((m) => ({ ...m, name: shown(m.name) })), changes: list.changes.map(change) };
-    },
+    listMailboxes: async () => translatedList(await inner.listMailboxes(), t),
     async mailboxStatus(name) {
       const s = await inner.mailboxStatus(own(name));
       return s && { ...s, name };
