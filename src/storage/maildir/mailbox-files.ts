@@ -3,7 +3,7 @@
  * `dovecot-uidlist` and `dovecot-keywords`, and a fingerprint of their mtimes that tells a
  * later scan whether anything can have changed.
  */
-import { mkdirSync, openSync, readFileSync, readSync, closeSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { chownPath, ownerFor } from './ownership.js';
 import { dataError, fsError } from '../../model/errors.js';
@@ -29,6 +29,9 @@ export interface FileListing {
 export type UidlistRead = { state: 'ok'; uidlist: Uidlist } | { state: 'missing' } | { state: 'corrupt'; reason: string };
 
 export function ensureMaildirDirs(dir: string, isInbox: boolean): void {
+  // The usual case, checked without mkdir: a recursive mkdir of an existing directory makes
+  // Node build and drop an error object, and this runs on every access to a mailbox.
+  if (['cur', 'new', 'tmp'].every((sub) => existsSync(join(dir, sub))) && (isInbox || existsSync(join(dir, 'maildirfolder')))) return;
   try {
     const made = mkdirSync(dir, { recursive: true });
     const owner = ownerFor(made ? dirname(made) : dir);
