@@ -183,13 +183,19 @@ export function fingerprint(dir: string): Fingerprint {
   const parts: string[] = [];
   let newest = 0n;
   for (const sub of ['new', 'cur', UIDLIST_FILENAME, KEYWORDS_FILENAME]) {
+    let st;
     try {
-      const st = statSync(join(dir, sub), { bigint: true });
-      parts.push(`${st.mtimeNs}.${st.ino}`);
-      if (st.mtimeNs > newest) newest = st.mtimeNs;
+      // Many mailboxes have no keywords file: asked not to throw, Node builds no error for it.
+      st = statSync(join(dir, sub), { bigint: true, throwIfNoEntry: false });
     } catch {
-      parts.push('-');
+      st = undefined;
     }
+    if (!st) {
+      parts.push('-');
+      continue;
+    }
+    parts.push(`${st.mtimeNs}.${st.ino}`);
+    if (st.mtimeNs > newest) newest = st.mtimeNs;
   }
   const nowNs = BigInt(Date.now()) * 1_000_000n;
   return { value: parts.join(':'), safe: nowNs - newest > 2_000_000_000n, parts };
