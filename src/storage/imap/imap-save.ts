@@ -16,7 +16,7 @@ import { imapError, isConnectionError, isThrottle, serverText } from './imap-err
 import { fetchMeta } from './imap-fetch.js';
 import { keywordFilter, toLetters } from './imap-flags.js';
 import { distinctGuid, refreshMailbox, select } from './imap-mailbox-sync.js';
-import { crlfToLf, lfToCrlf } from './line-ends.js';
+import { countCrlf, lfToCrlf } from './line-ends.js';
 import type { PendingAppend } from './pending-appends.js';
 import { formatUidSet } from './uid-set.js';
 
@@ -164,7 +164,7 @@ export async function saveImapMessages(
       return false;
     });
     const hash = headerHash(headerBlockOf(wire));
-    const size = crlfToLf(lf).length;
+    const size = lf.length - countCrlf(lf);
     // Without a given GUID the server's X-GUID or a header hash is used once the UID is known.
     batch.push({ wire, hash, wireSize: wire.length, size, guid: req.guid ?? '', uid, flags: [...req.flags], keywords, receivedDate: req.receivedDate });
     bytes += wire.length;
