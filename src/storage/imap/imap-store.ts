@@ -35,7 +35,7 @@ import { fromLetters, keywordFilter, toLetters } from './imap-flags.js';
 import { listServerMailboxes, reconcileMailboxList } from './imap-list.js';
 import { indexedMailbox, isMissingError, missing, newGuid, refreshMailbox, select, serverUidOf, type KnownStatus } from './imap-mailbox-sync.js';
 import { ImapNames } from './imap-names.js';
-import { openImapMessage, type BodyCache } from './imap-open-message.js';
+import { BodyReader } from './body-reader.js';
 import { saveImapMessages } from './imap-save.js';
 import { ImapSession, raw } from './imap-session.js';
 import { PendingAppends } from './pending-appends.js';
@@ -72,13 +72,14 @@ export class ImapStore implements MailStore {
    */
   readonly assignsOwnUids = true;
   private readonly ctx: ImapContext;
-  private readonly cache: BodyCache = { key: '', bodies: new Map() };
+  private readonly bodies: BodyReader;
 
   private constructor(loc: ImapLocation, ctx: ImapContext) {
     this.location = loc.raw;
     this.ctx = ctx;
     this.separator = ctx.names.delimiter || '/';
     this.nativeGuids = ctx.session.xGuid;
+    this.bodies = new BodyReader(ctx);
   }
 
   static async open(loc: ImapLocation, options: ImapStoreOptions = {}): Promise<ImapStore> {
@@ -156,7 +157,7 @@ export class ImapStore implements MailStore {
   }
 
   async openMessage(name: MailboxName, uid: number): Promise<Readable> {
-    return openImapMessage(this.ctx, this.cache, canonicalName(name), uid);
+    return this.bodies.open(canonicalName(name), uid);
   }
 
   async messageHashes(name: MailboxName, uids: readonly number[]): Promise<Map<number, string>> {
