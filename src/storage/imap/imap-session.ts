@@ -7,11 +7,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ImapFlow, type ImapFlowOptions } from 'imapflow';
+import type { ImapFlow, ImapFlowOptions } from 'imapflow';
 import type { ImapLocation } from '../../config/imap-location.js';
 import { configError, fsError } from '../../model/errors.js';
 import { runTokenCommand, type ImapSecret } from './imap-credentials.js';
 import { imapError, isConnectionError, isThrottle } from './imap-errors.js';
+import { loadImapFlow } from './load-imapflow.js';
 
 export interface SessionOptions {
   ioTimeoutSeconds?: number;
@@ -75,6 +76,7 @@ export class ImapSession {
   }
 
   private async connect(): Promise<ImapFlow> {
+    const { ImapFlow } = loadImapFlow();
     const client = new ImapFlow(await this.clientOptions());
     client.on('error', () => {}); // surfaced through the failing command instead
     try {
