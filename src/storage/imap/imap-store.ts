@@ -33,7 +33,7 @@ import { readSecret } from './imap-credentials.js';
 import { fetchMeta } from './imap-fetch.js';
 import { fromLetters, keywordFilter, toLetters } from './imap-flags.js';
 import { listServerMailboxes, reconcileMailboxList } from './imap-list.js';
-import { indexedMailbox, isMissingError, missing, newGuid, refreshMailbox, select, serverUidOf, type KnownStatus } from './imap-mailbox-sync.js';
+import { indexedMailbox, isMissingError, missing, newGuid, refreshMailbox, select, serverUidOf } from './imap-mailbox-sync.js';
 import { ImapNames } from './imap-names.js';
 import { BodyReader } from './body-reader.js';
 import { saveImapMessages } from './imap-save.js';
@@ -126,9 +126,8 @@ export class ImapStore implements MailStore {
     reconcileMailboxList(this.ctx, listed);
     const mailboxes: MailboxStatus[] = [];
     for (const l of listed) {
-      const { mailbox } = await refreshMailbox(this.ctx, l.name, { status: l.entry.status as KnownStatus | undefined });
-      const su = l.entry.specialUse && l.entry.specialUse !== '\\Inbox' ? [l.entry.specialUse] : [];
-      mailboxes.push(this.status(mailbox, su, !!l.entry.subscribed));
+      const { mailbox } = await refreshMailbox(this.ctx, l.name, { status: l.status });
+      mailboxes.push(this.status(mailbox, l.specialUse ? [l.specialUse] : [], l.subscribed));
     }
     return { mailboxes, changes: this.ctx.index.mailboxLog(), separator: this.separator };
   }
