@@ -85,7 +85,7 @@ export class ImapStore implements MailStore {
   static async open(loc: ImapLocation, options: ImapStoreOptions = {}): Promise<ImapStore> {
     const warn = options.warn ?? ((msg: string) => process.stderr.write(`mailferry: warning: ${msg}\n`));
     const secret = await readSecret(loc, options);
-    const session = new ImapSession(loc, secret, { ioTimeoutSeconds: options.ioTimeoutSeconds, retries: options.retries, ignoreXGuid: options.ignoreXGuid ?? loc.ignoreXGuid, warn });
+    const session = new ImapSession(loc, secret, { ioTimeoutSeconds: options.ioTimeoutSeconds, retries: options.retries, ignoreXGuid: options.ignoreXGuid ?? loc.ignoreXGuid, stateDir: loc.stateDir, warn });
     const client = await session.run('', async (c) => c);
     const ns = client.namespace ?? { prefix: '', delimiter: '/' };
     const names = new ImapNames(ns.prefix ?? '', ns.delimiter ?? '/', session.account);
