@@ -23,9 +23,9 @@ describe('IMAP connection loss (CLI)', { timeout: 120_000 }, () => {
   const via = (user: string) => `imap://${user}@127.0.0.1:${proxy.port}/?tls=none&state=${join(dir, `state-${user}`)}`;
 
   before(async () => {
-    d = await startDovecot({ users: ['alice', 'bob', 'carol', 'dave', 'erin'], imap: true });
+    d = await startDovecot({ users: ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'], imap: true });
     dir = await mkdtemp(join(tmpdir(), 'mailferry-imap-interrupt-'));
-    for (const u of ['alice', 'bob', 'carol', 'dave', 'erin']) pw[u] = passwordFile(dir, u, d.users[u]!);
+    for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']) pw[u] = passwordFile(dir, u, d.users[u]!);
     proxy = await CuttingProxy.start(d.port);
     await seed(`maildir:${join(dir, 'src')}`, mail, FOLDERS);
   });
@@ -96,6 +96,19 @@ describe('IMAP connection loss (CLI)', { timeout: 120_000 }, () => {
     assert.ok(proxy.cuts >= 1, 'the connection was cut');
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await snapshot(dst, { uids: true }), await snapshot(src, { uids: true }));
+  });
+
+  it('killed after the server stored a batch and before it was recorded: the next run sends none of it again', async () => {
+    const src = `maildir:${join(dir, 'src')}`;
+    // Dies right after the second APPEND's answer, with the next batch already read.
+    const r = await cliAsync(pw.frank!, ['backup', src, via('frank')], { MAILFERRY_FAILPOINT: 'imap-after-append:2' });
+    assert.equal(r.code, -1, `killed (${r.stderr})`);
+    const partial = await counts('frank');
+    assert.ok(partial > 0 && partial < mail.length, `stopped part way (${partial})`);
+    const again = await cliAsync(pw.frank!, ['backup', src, via('frank')]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(await counts('frank'), mail.length, 'every message once');
+    assert.deepEqual(await snapshot(via('frank'), { uids: true, passwordFile: pw.frank }), await snapshot(src, { uids: true }));
   });
 
   it('bodies read ahead come back whole and in UID order when the connection is cut mid-batch', async () => {
