@@ -31,6 +31,8 @@ interface View {
   name: MailboxName;
   guid: string;
   stamp: string;
+  /** The index's write count when the stamp was last checked. */
+  writes: number;
   path: string;
   rows: IndexedMessage[];
   /** Local UID -> position in `rows`. */
@@ -109,15 +111,20 @@ export class BodyReader {
   private current(name: MailboxName): View | undefined {
     const v = this.view;
     if (v && sameMailbox(v.name, name)) {
+      if (this.ctx.index.writes === v.writes) return v;
       const row = this.ctx.index.mailboxByGuid(v.guid);
-      if (row && sameMailbox(row.name, name) && stampOf(row) === v.stamp) return v;
+      if (row && sameMailbox(row.name, name) && stampOf(row) === v.stamp) {
+        v.writes = this.ctx.index.writes;
+        return v;
+      }
     }
     this.view = undefined;
     this.batches = [];
     const known = indexedMailbox(this.ctx, name);
     if (!known) return undefined;
+    const writes = this.ctx.index.writes;
     const rows = this.ctx.index.messages(known.id);
-    this.view = { name, guid: known.guid, stamp: stampOf(known), path: this.ctx.names.toPath(name), rows, at: new Map(rows.map((r, k) => [r.uid, k])) };
+    this.view = { name, guid: known.guid, stamp: stampOf(known), writes, path: this.ctx.names.toPath(name), rows, at: new Map(rows.map((r, k) => [r.uid, k])) };
     return this.view;
   }
 
