@@ -24,10 +24,11 @@ export function cliWithEnv(env: Record<string, string>, passwordFile: string | u
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - t };
 }
 
-export function cliAsync(passwordFile: string, args: string[]): Promise<CliResult> {
+/** Without blocking this process: needed when the server is reached through a CuttingProxy here. */
+export function cliAsync(passwordFile: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   const t = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, '-o', 'mail_fsync=never', '--password-file', passwordFile, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, '-o', 'mail_fsync=never', '--password-file', passwordFile, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => (stdout += b));

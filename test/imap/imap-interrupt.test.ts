@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { corpusMessages } from '../support/corpus.js';
 import { startDovecot, type Dovecot } from '../support/dovecot.js';
-import { cliAsync, CuttingProxy, lfOnly, passwordFile, seed, snapshot } from './imap-helpers.js';
+import { readAll } from '../contract/store-contract.js';
+import { cliAsync, CuttingProxy, lfOnly, passwordFile, seed, snapshot, withStore } from './imap-helpers.js';
 
 describe('IMAP connection loss (CLI)', { timeout: 120_000 }, () => {
   let d: Dovecot;
@@ -22,9 +23,9 @@ describe('IMAP connection loss (CLI)', { timeout: 120_000 }, () => {
   const via = (user: string) => `imap://${user}@127.0.0.1:${proxy.port}/?tls=none&state=${join(dir, `state-${user}`)}`;
 
   before(async () => {
-    d = await startDovecot({ users: ['alice', 'bob', 'carol', 'dave'], imap: true });
+    d = await startDovecot({ users: ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'], imap: true });
     dir = await mkdtemp(join(tmpdir(), 'mailferry-imap-interrupt-'));
-    for (const u of ['alice', 'bob', 'carol', 'dave']) pw[u] = passwordFile(dir, u, d.users[u]!);
+    for (const u of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']) pw[u] = passwordFile(dir, u, d.users[u]!);
     proxy = await CuttingProxy.start(d.port);
     await seed(`maildir:${join(dir, 'src')}`, mail, FOLDERS);
   });
@@ -95,5 +96,46 @@ describe('IMAP connection loss (CLI)', { timeout: 120_000 }, () => {
     assert.ok(proxy.cuts >= 1, 'the connection was cut');
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await snapshot(dst, { uids: true }), await snapshot(src, { uids: true }));
+  });
+
+  it('killed after the server stored a batch and before it was recorded: the next run sends none of it again', async () => {
+    const src = `maildir:${join(dir, 'src')}`;
+    // Dies right after the second APPEND's answer, with the next batch already read.
+    const r = await cliAsync(pw.frank!, ['backup', src, via('frank')], { MAILFERRY_FAILPOINT: 'imap-after-append:2' });
+    assert.equal(r.code, -1, `killed (${r.stderr})`);
+    const partial = await counts('frank');
+    assert.ok(partial > 0 && partial < mail.length, `stopped part way (${partial})`);
+    const again = await cliAsync(pw.frank!, ['backup', src, via('frank')]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(await counts('frank'), mail.length, 'every message once');
+    assert.deepEqual(await snapshot(via('frank'), { uids: true, passwordFile: pw.frank }), await snapshot(src, { uids: true }));
+  });
+
+  it('bodies read ahead come back whole and in UID order when the connection is cut mid-batch', async () => {
+    const src = `maildir:${join(dir, 'src')}`;
+    assert.equal((await cliAsync(pw.erin!, ['backup', src, via('erin')])).code, 0);
+    // What the source holds, UID for UID (the first upload into an empty account keeps them).
+    const want = new Map<string, Buffer>();
+    await withStore(src, async (s) => {
+      for (const f of FOLDERS) for (const m of (await s.getMessages(f)).messages) want.set(`${f.join('/')}:${m.uid}`, await readAll(await s.openMessage(f, m.uid)));
+    });
+    proxy.cuts = 0;
+    let read = 0;
+    await withStore(via('erin'), async (s) => {
+      for (const f of FOLDERS) {
+        const uids = (await s.getMessages(f)).messages.map((m) => m.uid);
+        assert.deepEqual(uids, [...uids].sort((a, b) => a - b));
+        for (const [k, uid] of uids.entries()) {
+          // Cut while the batches behind this one are on the wire.
+          if (k % 70 === 3) proxy.cutAfter(40_000 + k * 500);
+          const body = await readAll(await s.openMessage(f, uid));
+          assert.ok(body.equals(want.get(`${f.join('/')}:${uid}`)!), `${f.join('/')} UID ${uid} byte for byte`);
+          read++;
+        }
+      }
+    }, pw.erin);
+    proxy.cutAfter(Infinity);
+    assert.equal(read, want.size);
+    assert.ok(proxy.cuts >= 2, `the connection was cut mid-read (${proxy.cuts})`);
   });
 });

@@ -3,7 +3,7 @@
  * between runs, large and refused messages, the pending-append journal, X-GUID.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,7 +19,7 @@ import { doveadmFetch, startDovecot, type Dovecot } from '../support/dovecot.js'
 describe('ImapStore (Dovecot)', { timeout: 60_000 }, () => {
   let d: Dovecot;
   let dir: string;
-  const users = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6'];
+  const users = ['u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7'];
   const warnings: string[] = [];
   const state = (user: string) => join(dir, `state-${user}`);
   const open = async (user: string) => {
@@ -128,6 +128,24 @@ describe('ImapStore (Dovecot)', { timeout: 60_000 }, () => {
     } finally {
       await s.close();
     }
+  });
+
+  it('what the X-GUID probe found is remembered with the server identity, and probed again when that changes', async () => {
+    await (await open('u7')).close();
+    const file = join(state('u7'), 'server-features.json');
+    const saved = JSON.parse(await readFile(file, 'utf8')) as { identity: string; xGuid: boolean };
+    assert.equal(saved.xGuid, true);
+    // Believed without asking the server again.
+    await writeFile(file, JSON.stringify({ ...saved, xGuid: false }));
+    let s = await open('u7');
+    assert.equal(s.nativeGuids, false);
+    await s.close();
+    // Another server (or this one changed): probed, and the answer remembered.
+    await writeFile(file, JSON.stringify({ identity: 'another server', xGuid: false }));
+    s = await open('u7');
+    assert.equal(s.nativeGuids, true);
+    await s.close();
+    assert.deepEqual(JSON.parse(await readFile(file, 'utf8')), saved);
   });
 
   it('a mailbox deleted by another client is a not-found error naming it', async () => {

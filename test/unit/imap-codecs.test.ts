@@ -6,7 +6,7 @@ import { MailferryError } from '../../src/model/errors.js';
 import { formatInternalDate, parseInternalDate } from '../../src/storage/imap/imap-fetch.js';
 import { fromLetters, keywordFilter, splitServerFlags, toLetters } from '../../src/storage/imap/imap-flags.js';
 import { ImapNames } from '../../src/storage/imap/imap-names.js';
-import { CrlfToLf, crlfToLf, lfToCrlf } from '../../src/storage/imap/line-ends.js';
+import { countCrlf, CrlfToLf, crlfToLf, crlfToLfInPlace, lfToCrlf } from '../../src/storage/imap/line-ends.js';
 import { formatUidSet, parseUidSet } from '../../src/storage/imap/uid-set.js';
 import { corpusMessages } from '../support/corpus.js';
 
@@ -27,6 +27,25 @@ test('line-end conversions: lone CRs are kept, existing CRLF is not doubled', ()
   assert.equal(crlfToLf(Buffer.from('a\r\nb\rc\r\n\r\n')).toString(), 'a\nb\rc\n\n');
   assert.equal(lfToCrlf(Buffer.from('\n')).toString(), '\r\n');
   assert.equal(lfToCrlf(Buffer.alloc(0)).length, 0);
+});
+
+test('CRLF -> LF in place and by copy equal a plain string replace; the copy leaves its input alone', () => {
+  fc.assert(
+    fc.property(fc.array(fc.constantFrom('a', '\r', '\n', '\r\n', '\r\r\n', 'xyz'), { maxLength: 80 }), fc.nat(4), (parts, offset) => {
+      const text = parts.join('');
+      const want = Buffer.from(text.replaceAll('\r\n', '\n'), 'latin1');
+      const input = Buffer.from(text, 'latin1');
+      assert.deepEqual(crlfToLf(input), want);
+      assert.deepEqual(input, Buffer.from(text, 'latin1'));
+      assert.equal(input.length - countCrlf(input), want.length);
+      // A view into a larger buffer, as a parser hands out: the bytes around it are not touched.
+      const outer = Buffer.concat([Buffer.alloc(offset, 0x41), input, Buffer.from('\r\nZ')]);
+      const view = outer.subarray(offset, offset + input.length);
+      assert.deepEqual(crlfToLfInPlace(view), want);
+      assert.equal(outer.subarray(offset + input.length).toString('latin1'), '\r\nZ');
+      assert.equal(outer.subarray(0, offset).toString('latin1'), 'A'.repeat(offset));
+    }),
+  );
 });
 
 test('the streaming CRLF -> LF equals the buffer one however the input is cut', async () => {

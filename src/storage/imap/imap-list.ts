@@ -5,30 +5,148 @@
  * while a new one appeared with the same server UIDVALIDITY is taken as renamed (servers keep
  * UIDVALIDITY across RENAME).
  */
-import type { ListResponse } from 'imapflow';
+import type { ImapFlow } from 'imapflow';
+import { decodeMutf7 } from '../../model/mutf7.js';
+import { guessSpecialUse } from '../maildir/special-use.js';
 import { mailboxKey, sameMailbox, type MailboxListChange, type MailboxName } from '../store.js';
 import { parseServerState, type ImapContext } from './imap-context.js';
-import { newGuid } from './imap-mailbox-sync.js';
+import { isConnectionError, isThrottle } from './imap-errors.js';
+import { newGuid, type KnownStatus } from './imap-mailbox-sync.js';
+import { raw, type RawAttribute, type RawUntagged } from './imap-session.js';
 
 export interface ListedMailbox {
   name: MailboxName;
   path: string;
-  entry: ListResponse;
+  /** As the server said, never assumed: see listServerMailboxes. */
+  subscribed: boolean;
+  /** The server's special-use attribute, else the one its name suggests. */
+  specialUse?: string;
+  /** STATUS as LIST-STATUS gave it, when the server offers that. */
+  status?: KnownStatus;
 }
 
+const SPECIAL_USE = new Set(['\\all', '\\archive', '\\drafts', '\\flagged', '\\junk', '\\sent', '\\trash']);
+
+interface Entry {
+  flags: string[];
+  delimiter: string;
+  subscribed: boolean;
+  status?: KnownStatus;
+}
+
+function text(a: RawAttribute | RawAttribute[] | undefined): string {
+  const v = Array.isArray(a) ? undefined : a?.value;
+  if (Buffer.isBuffer(v)) return v.toString('utf8');
+  return typeof v === 'string' ? v : '';
+}
+
+/**
+ * The mailbox list in one command: LIST "" "*" RETURN (SUBSCRIBED STATUS (...)) where the
+ * server offers LIST-EXTENDED and LIST-STATUS; LIST and LSUB otherwise. The list is read here
+ * rather than through imapflow's list(), which reports INBOX as subscribed whatever the server
+ * says (and every folder when it cannot tell): a backup from a store whose INBOX is not
+ * subscribed then unsubscribed it again on every run. Its LSUB after a RETURN (SUBSCRIBED)
+ * listing that has nothing subscribed also cost a round trip for nothing.
+ */
 export async function listServerMailboxes(ctx: ImapContext): Promise<ListedMailbox[]> {
-  const entries = await ctx.session.run('LIST', async (client) => {
-    const condstore = client.enabled.has('CONDSTORE');
-    return client.list({ statusQuery: { messages: true, uidNext: true, uidValidity: true, ...(condstore ? { highestModseq: true } : {}) } });
-  });
+  const entries = await ctx.session.run('LIST', (client) => listEntries(client));
   const out: ListedMailbox[] = [];
-  for (const entry of entries) {
-    const flags = new Set([...entry.flags].map((f) => f.toLowerCase()));
+  for (const [path, e] of entries) {
+    const flags = new Set(e.flags.map((f) => f.toLowerCase()));
     if (flags.has('\\noselect') || flags.has('\\nonexistent')) continue;
-    const name = ctx.names.fromPath(entry.path);
-    if (name) out.push({ name, path: entry.path, entry });
+    const name = ctx.names.fromPath(path);
+    if (!name) continue;
+    const special = e.flags.find((f) => SPECIAL_USE.has(f.toLowerCase())) ?? guessSpecialUse(name)[0];
+    out.push({ name, path, subscribed: e.subscribed, ...(special ? { specialUse: special } : {}), ...(e.status ? { status: e.status } : {}) });
   }
   return out;
+}
+
+async function listEntries(client: ImapFlow): Promise<Map<string, Entry>> {
+  const caps = client.capabilities;
+  const extended = caps.has('LIST-EXTENDED');
+  const utf8 = client.enabled.has('UTF8=ACCEPT');
+  const decode = (a: RawAttribute | RawAttribute[] | undefined): string => {
+    let path = text(a);
+    if (!utf8 && path.includes('&')) {
+      try {
+        path = decodeMutf7(path);
+      } catch {
+        // not valid modified UTF-7: the name as the server spelled it
+      }
+    }
+    return path.toUpperCase() === 'INBOX' ? 'INBOX' : path;
+  };
+  const entries = new Map<string, Entry>();
+  const statuses = new Map<string, KnownStatus>();
+  const atom = (value: string) => ({ type: 'ATOM', value });
+  const returns: unknown[] = [];
+  if (extended) {
+    returns.push(atom('SUBSCRIBED'));
+    if (caps.has('SPECIAL-USE')) returns.push(atom('SPECIAL-USE'));
+    if (caps.has('LIST-STATUS')) {
+      const items = ['MESSAGES', 'UIDNEXT', 'UIDVALIDITY', ...(client.enabled.has('CONDSTORE') ? ['HIGHESTMODSEQ'] : [])];
+      returns.push(atom('STATUS'), items.map(atom));
+    }
+  }
+  const onList = (subscribedOnly: boolean) => (u: RawUntagged) => {
+    const flags = (Array.isArray(u.attributes[0]) ? u.attributes[0] : []).map((f) => text(f));
+    const delimiter = text(u.attributes[1]);
+    let path = decode(u.attributes[2]);
+    if (delimiter && path.startsWith(delimiter)) path = path.slice(delimiter.length);
+    const subscribed = subscribedOnly || flags.some((f) => f.toLowerCase() === '\\subscribed');
+    const known = entries.get(path);
+    if (subscribedOnly) {
+      // LSUB: only the subscription of a mailbox LIST listed counts.
+      if (known) known.subscribed = true;
+      return;
+    }
+    if (known) known.subscribed ||= subscribed;
+    else entries.set(path, { flags, delimiter, subscribed });
+  };
+  const onStatus = (u: RawUntagged) => {
+    const list = Array.isArray(u.attributes[1]) ? u.attributes[1] : [];
+    const st: KnownStatus = {};
+    for (let i = 0; i + 1 < list.length; i += 2) {
+      const key = text(list[i]).toUpperCase();
+      const value = text(list[i + 1]);
+      if (key === 'MESSAGES') st.messages = Number(value);
+      else if (key === 'UIDNEXT') st.uidNext = Number(value);
+      else if (key === 'UIDVALIDITY') st.uidValidity = Number(value);
+      else if (key === 'HIGHESTMODSEQ') st.highestModseq = BigInt(value);
+    }
+    statuses.set(decode(u.attributes[0]), st);
+  };
+  let listed = false;
+  if (returns.length > 0) {
+    try {
+      const r = await raw(client).exec('LIST', ['', '*', atom('RETURN'), returns], { untagged: { LIST: onList(false), STATUS: onStatus } });
+      r.next();
+      listed = true;
+    } catch (err) {
+      if (isConnectionError(err) || isThrottle(err)) throw err;
+      // A server that announces LIST-EXTENDED but refuses its RETURN options: the plain way.
+      entries.clear();
+      statuses.clear();
+    }
+  }
+  if (!listed) {
+    const r = await raw(client).exec('LIST', ['', '*'], { untagged: { LIST: onList(false) } });
+    r.next();
+    const s = await raw(client).exec('LSUB', ['', '*'], { untagged: { LSUB: onList(true) } });
+    s.next();
+  }
+  for (const [path, st] of statuses) {
+    const e = entries.get(path);
+    if (e && st.uidValidity !== undefined && st.uidNext !== undefined && st.messages !== undefined) e.status = st;
+  }
+  // imapflow LISTs (and LSUBs) a mailbox before its first SELECT unless its own list() saw it:
+  // two round trips per mailbox that this listing has already answered.
+  const folders = (client as unknown as { folders?: Map<string, unknown> }).folders;
+  if (folders instanceof Map) {
+    for (const [path, e] of entries) if (!folders.has(path)) folders.set(path, { path, delimiter: e.delimiter, flags: new Set(e.flags), subscribed: e.subscribed, listed: true });
+  }
+  return entries;
 }
 
 /** Brings the index's mailbox rows and log in line with what the server lists. */
@@ -40,7 +158,7 @@ export function reconcileMailboxList(ctx: ImapContext, listed: readonly ListedMa
   const vanished = known.filter((k) => !listedKeys.has(mailboxKey(k.name)));
   for (const l of listed) {
     if (known.some((k) => sameMailbox(k.name, l.name))) continue;
-    const uv = Number(l.entry.status?.uidValidity ?? 0);
+    const uv = Number(l.status?.uidValidity ?? 0);
     const renamedFrom = uv > 0 ? vanished.find((k) => parseServerState(k.scanFingerprint)?.v === uv) : undefined;
     if (renamedFrom) {
       vanished.splice(vanished.indexOf(renamedFrom), 1);
@@ -50,14 +168,14 @@ export function reconcileMailboxList(ctx: ImapContext, listed: readonly ListedMa
     }
     const guid = newGuid();
     const created = ctx.index.addMailbox(guid, l.name, uv || Math.floor(Date.now() / 1000));
-    ctx.index.applyChanges(created.id, [], { uidNext: l.entry.status?.uidNext ?? 1, fingerprint: null });
+    ctx.index.applyChanges(created.id, [], { uidNext: l.status?.uidNext ?? 1, fingerprint: null });
     log({ type: 'create', guid, name: l.name, timestamp: ts });
   }
   for (const k of vanished) {
     log({ type: 'delete', guid: k.guid, name: k.name, timestamp: ts });
     ctx.index.removeMailbox(k.id);
   }
-  const subscribed = listed.filter((l) => l.entry.subscribed).map((l) => l.name);
+  const subscribed = listed.filter((l) => l.subscribed).map((l) => l.name);
   const before = new Set(ctx.index.knownSubscriptions().map(mailboxKey));
   const now = new Set(subscribed.map(mailboxKey));
   if (before.size !== now.size || [...now].some((k) => !before.has(k))) {

@@ -2,11 +2,14 @@
  * saveMessages for IMAP: bodies are read (imapflow needs each literal whole), turned to CRLF,
  * journalled, and sent in MULTIAPPEND batches. The journal (pending-appends.ts) is what makes
  * a retry after a dropped connection, or the next run after a crash, safe: messages the server
- * did store are recognised instead of being sent again.
+ * did store are recognised instead of being sent again. The next batch's bodies are read while
+ * the server stores the current one; batches are still sent, journalled and recorded one after
+ * another, so at most two are held.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import type { ImapFlow } from 'imapflow';
+import { failpoint } from '../../model/failpoint.js';
 import { headerBlockOf, headerHash } from '../../model/header-hash.js';
 import type { MessageChange } from '../index/change-index.js';
 import type { MailboxName, SavedMessage, SaveRequest } from '../store.js';
@@ -16,7 +19,7 @@ import { imapError, isConnectionError, isThrottle, serverText } from './imap-err
 import { fetchMeta } from './imap-fetch.js';
 import { keywordFilter, toLetters } from './imap-flags.js';
 import { distinctGuid, refreshMailbox, select } from './imap-mailbox-sync.js';
-import { crlfToLf, lfToCrlf } from './line-ends.js';
+import { countCrlf, lfToCrlf } from './line-ends.js';
 import type { PendingAppend } from './pending-appends.js';
 import { formatUidSet } from './uid-set.js';
 
@@ -39,6 +42,10 @@ export async function saveImapMessages(
   name: MailboxName,
   messages: Iterable<SaveRequest> | AsyncIterable<SaveRequest>,
 ): Promise<SavedMessage[]> {
+  // Nothing to save (the engine asks for every mailbox it copies): no look at the server.
+  const source = Symbol.asyncIterator in messages ? messages[Symbol.asyncIterator]() : messages[Symbol.iterator]();
+  const first = await source.next();
+  if (first.done) return [];
   const { mailbox, path } = await refreshMailbox(ctx, name);
   const results: SavedMessage[] = [];
   let uidNext = mailbox.uidNext;
@@ -59,7 +66,7 @@ export async function saveImapMessages(
   let inUse: Set<string> | undefined;
   const guidsInUse = () => (inUse ??= new Set(ctx.index.messages(mailbox.id).map((r) => r.guid)));
 
-  const record = (items: readonly Item[], uids: readonly number[], xGuids: Map<number, string>) => {
+  const record = (items: readonly Item[], uids: readonly number[], xGuids: Map<number, string>, reserved: number) => {
     const changes: MessageChange[] = items.map((it, i) => ({
       kind: 'add',
       message: {
@@ -73,12 +80,12 @@ export async function saveImapMessages(
       },
     }));
     const fp = ctx.index.mailboxByGuid(mailbox.guid)?.scanFingerprint ?? null;
-    const given = ctx.index.applyChanges(mailbox.id, changes, { uidNext, fingerprint: fp });
+    const given = ctx.index.applyChanges(mailbox.id, changes, { uidNext: reserved, fingerprint: fp });
     changes.forEach((c, i) => c.kind === 'add' && results.push({ uid: c.message.uid, guid: c.message.guid, modseq: given[i]! }));
   };
 
   /** Sends `items`, one by one when the server refuses the batch, so one bad message costs only itself. */
-  const send = async (c: ImapFlow, items: Item[]): Promise<void> => {
+  const send = async (c: ImapFlow, items: Item[], reserved: number): Promise<void> => {
     const out = (it: Item): OutgoingMessage => ({ wire: it.wire, flags: [...it.flags, ...it.keywords], receivedDate: it.receivedDate });
     const groups = multi ? [items] : items.map((it) => [it]);
     for (const group of groups) {
@@ -88,22 +95,24 @@ export async function saveImapMessages(
       } catch (err) {
         if (isConnectionError(err) || isThrottle(err) || (err as { serverResponseCode?: string }).serverResponseCode === 'OVERQUOTA') throw err;
         if (group.length > 1) {
-          for (const it of group) await send(c, [it]);
+          for (const it of group) await send(c, [it], reserved);
           continue;
         }
         const it = group[0]!;
         ctx.warn(`${ctx.session.account}: mailbox '${path}': the server refused message ${it.guid || it.hash} (UID ${it.uid}): ${serverText(err)}`);
-        ctx.pending.set(mailbox.guid, ctx.pending.of(mailbox.guid).filter((p) => p !== findPending(it)));
+        const refusedEntry = findPending(it);
+        if (refusedEntry) ctx.pending.forget(mailbox.guid, new Set([refusedEntry]));
         continue;
       }
+      failpoint('imap-after-append');
       if (!uids) continue; // no UIDPLUS: the journal finds them below
       const xGuids = new Map<number, string>();
       if (ctx.session.xGuid && group.some((it) => !it.guid)) {
         for (const m of (await fetchMeta(c, formatUidSet(uids), { xGuid: true, headers: false, condstore: false })).messages) if (m.xGuid) xGuids.set(m.uid, m.xGuid);
       }
-      record(group, uids, xGuids);
-      const sent = new Set(group.map(findPending));
-      ctx.pending.set(mailbox.guid, ctx.pending.of(mailbox.guid).filter((p) => !sent.has(p)));
+      record(group, uids, xGuids, reserved);
+      // Written with the next batch's entries: one journal write per batch.
+      ctx.pending.forget(mailbox.guid, new Set(group.map(findPending).filter((p) => p !== undefined)));
     }
   };
 
@@ -113,17 +122,18 @@ export async function saveImapMessages(
   const flush = async () => {
     if (batch.length === 0) return;
     const items = batch;
+    const reserved = uidNext;
     batch = [];
     bytes = 0;
     // Journal first and reserve the UIDs, so a crash after the server stored them loses nothing.
     ctx.pending.set(mailbox.guid, [...ctx.pending.of(mailbox.guid), ...items.map(({ wire: _w, ...p }) => p)]);
-    ctx.index.applyChanges(mailbox.id, [], { uidNext, fingerprint: ctx.index.mailboxByGuid(mailbox.guid)?.scanFingerprint ?? null });
+    ctx.index.applyChanges(mailbox.id, [], { uidNext: reserved, fingerprint: ctx.index.mailboxByGuid(mailbox.guid)?.scanFingerprint ?? null });
     const retries = 5;
     for (let attempt = 1; ; attempt++) {
       const left = items.filter((it) => findPending(it));
       if (left.length === 0) break;
       try {
-        await send(await client(), left);
+        await send(await client(), left, reserved);
         // Without UIDPLUS the messages are found by header hash and size.
         if (items.some((it) => findPending(it))) {
           await refreshMailbox(ctx, name, { full: true, keepPending: true });
@@ -152,25 +162,47 @@ export async function saveImapMessages(
     }
   };
 
-  for await (const req of messages) {
-    const lf = await readAll(await req.body());
-    const wire = lfToCrlf(lf);
-    const uid = req.uid !== undefined && req.uid >= uidNext ? req.uid : uidNext;
-    uidNext = uid + 1;
-    const keywords = req.keywords.filter((kw) => {
-      if (allowKeyword(kw)) return true;
-      if (!refused.has(kw)) ctx.warn(`${ctx.session.account}: mailbox '${path}' does not accept the keyword '${kw}'; it is not saved there`);
-      refused.add(kw);
-      return false;
-    });
-    const hash = headerHash(headerBlockOf(wire));
-    const size = crlfToLf(lf).length;
-    // Without a given GUID the server's X-GUID or a header hash is used once the UID is known.
-    batch.push({ wire, hash, wireSize: wire.length, size, guid: req.guid ?? '', uid, flags: [...req.flags], keywords, receivedDate: req.receivedDate });
-    bytes += wire.length;
-    if (batch.length >= BATCH_MESSAGES || bytes >= BATCH_BYTES) await flush();
+  // The batch the server is storing while the next one is read; awaited before the next is sent.
+  let sending: Promise<void> | undefined;
+  const sendBehind = async () => {
+    const before = sending;
+    sending = undefined;
+    if (before) await before;
+    const next = flush();
+    next.catch(() => {}); // awaited (and so reported) before the next batch or at the end
+    sending = next;
+  };
+
+  let finished = false;
+  try {
+    for (let next: IteratorResult<SaveRequest> = first; !next.done; next = await source.next()) {
+      const req = next.value;
+      const lf = await readAll(await req.body());
+      const wire = lfToCrlf(lf);
+      const uid = req.uid !== undefined && req.uid >= uidNext ? req.uid : uidNext;
+      uidNext = uid + 1;
+      const keywords = req.keywords.filter((kw) => {
+        if (allowKeyword(kw)) return true;
+        if (!refused.has(kw)) ctx.warn(`${ctx.session.account}: mailbox '${path}' does not accept the keyword '${kw}'; it is not saved there`);
+        refused.add(kw);
+        return false;
+      });
+      const hash = headerHash(headerBlockOf(wire));
+      const size = lf.length - countCrlf(lf);
+      // Without a given GUID the server's X-GUID or a header hash is used once the UID is known.
+      batch.push({ wire, hash, wireSize: wire.length, size, guid: req.guid ?? '', uid, flags: [...req.flags], keywords, receivedDate: req.receivedDate });
+      bytes += wire.length;
+      if (batch.length >= BATCH_MESSAGES || bytes >= BATCH_BYTES) await sendBehind();
+    }
+    finished = true;
+    await sendBehind();
+    await sending;
+  } finally {
+    if (!finished) await source.return?.();
+    // A failed read must not leave a batch half sent behind it, nor its failure unheard.
+    await sending?.catch(() => {});
+    ctx.pending.persist();
   }
-  await flush();
   results.sort((a, b) => a.uid - b.uid);
   return results;
 }

@@ -7,11 +7,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ImapFlow, type ImapFlowOptions } from 'imapflow';
+import type { ImapFlow, ImapFlowOptions } from 'imapflow';
 import type { ImapLocation } from '../../config/imap-location.js';
 import { configError, fsError } from '../../model/errors.js';
 import { runTokenCommand, type ImapSecret } from './imap-credentials.js';
 import { imapError, isConnectionError, isThrottle } from './imap-errors.js';
+import { loadImapFlow } from './load-imapflow.js';
+import { ServerFeatures, serverIdentity } from './server-features.js';
 
 export interface SessionOptions {
   ioTimeoutSeconds?: number;
@@ -21,6 +23,8 @@ export interface SessionOptions {
   backoffMs?: number;
   /** Never use X-GUID even where offered (identity by the side index and header hashes). */
   ignoreXGuid?: boolean;
+  /** Where what was learnt about the server is kept between runs (server-features.ts). */
+  stateDir?: string;
   warn: (msg: string) => void;
 }
 
@@ -75,6 +79,7 @@ export class ImapSession {
   }
 
   private async connect(): Promise<ImapFlow> {
+    const { ImapFlow } = loadImapFlow();
     const client = new ImapFlow(await this.clientOptions());
     client.on('error', () => {}); // surfaced through the failing command instead
     try {
@@ -86,8 +91,18 @@ export class ImapSession {
       }
       throw err;
     }
-    if (this.connects++ === 0) this.xGuid = !this.options.ignoreXGuid && (await probeXGuid(client));
+    if (this.connects++ === 0) this.xGuid = !this.options.ignoreXGuid && (await this.offersXGuid(client));
     return client;
+  }
+
+  private async offersXGuid(client: ImapFlow): Promise<boolean> {
+    const features = this.options.stateDir ? new ServerFeatures(this.options.stateDir) : undefined;
+    const identity = serverIdentity(client);
+    const known = features?.xGuid(identity);
+    if (known !== undefined) return known;
+    const found = await probeXGuid(client);
+    features?.rememberXGuid(identity, found);
+    return found;
   }
 
   /** The live client, connecting when there is none. */

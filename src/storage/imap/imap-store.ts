@@ -33,9 +33,9 @@ import { readSecret } from './imap-credentials.js';
 import { fetchMeta } from './imap-fetch.js';
 import { fromLetters, keywordFilter, toLetters } from './imap-flags.js';
 import { listServerMailboxes, reconcileMailboxList } from './imap-list.js';
-import { indexedMailbox, isMissingError, missing, newGuid, refreshMailbox, select, serverUidOf, type KnownStatus } from './imap-mailbox-sync.js';
+import { indexedMailbox, isMissingError, missing, newGuid, refreshMailbox, select, serverUidOf } from './imap-mailbox-sync.js';
 import { ImapNames } from './imap-names.js';
-import { openImapMessage, type BodyCache } from './imap-open-message.js';
+import { BodyReader } from './body-reader.js';
 import { saveImapMessages } from './imap-save.js';
 import { ImapSession, raw } from './imap-session.js';
 import { PendingAppends } from './pending-appends.js';
@@ -72,19 +72,20 @@ export class ImapStore implements MailStore {
    */
   readonly assignsOwnUids = true;
   private readonly ctx: ImapContext;
-  private readonly cache: BodyCache = { key: '', bodies: new Map() };
+  private readonly bodies: BodyReader;
 
   private constructor(loc: ImapLocation, ctx: ImapContext) {
     this.location = loc.raw;
     this.ctx = ctx;
     this.separator = ctx.names.delimiter || '/';
     this.nativeGuids = ctx.session.xGuid;
+    this.bodies = new BodyReader(ctx);
   }
 
   static async open(loc: ImapLocation, options: ImapStoreOptions = {}): Promise<ImapStore> {
     const warn = options.warn ?? ((msg: string) => process.stderr.write(`mailferry: warning: ${msg}\n`));
     const secret = await readSecret(loc, options);
-    const session = new ImapSession(loc, secret, { ioTimeoutSeconds: options.ioTimeoutSeconds, retries: options.retries, ignoreXGuid: options.ignoreXGuid ?? loc.ignoreXGuid, warn });
+    const session = new ImapSession(loc, secret, { ioTimeoutSeconds: options.ioTimeoutSeconds, retries: options.retries, ignoreXGuid: options.ignoreXGuid ?? loc.ignoreXGuid, stateDir: loc.stateDir, warn });
     const client = await session.run('', async (c) => c);
     const ns = client.namespace ?? { prefix: '', delimiter: '/' };
     const names = new ImapNames(ns.prefix ?? '', ns.delimiter ?? '/', session.account);
@@ -125,9 +126,8 @@ export class ImapStore implements MailStore {
     reconcileMailboxList(this.ctx, listed);
     const mailboxes: MailboxStatus[] = [];
     for (const l of listed) {
-      const { mailbox } = await refreshMailbox(this.ctx, l.name, { status: l.entry.status as KnownStatus | undefined });
-      const su = l.entry.specialUse && l.entry.specialUse !== '\\Inbox' ? [l.entry.specialUse] : [];
-      mailboxes.push(this.status(mailbox, su, !!l.entry.subscribed));
+      const { mailbox } = await refreshMailbox(this.ctx, l.name, { status: l.status });
+      mailboxes.push(this.status(mailbox, l.specialUse ? [l.specialUse] : [], l.subscribed));
     }
     return { mailboxes, changes: this.ctx.index.mailboxLog(), separator: this.separator };
   }
@@ -156,7 +156,7 @@ export class ImapStore implements MailStore {
   }
 
   async openMessage(name: MailboxName, uid: number): Promise<Readable> {
-    return openImapMessage(this.ctx, this.cache, canonicalName(name), uid);
+    return this.bodies.open(canonicalName(name), uid);
   }
 
   async messageHashes(name: MailboxName, uids: readonly number[]): Promise<Map<number, string>> {

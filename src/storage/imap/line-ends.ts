@@ -10,19 +10,45 @@ import { Transform, type TransformCallback } from 'node:stream';
 const CR = 0x0d;
 const LF = 0x0a;
 
+/** CRLF -> LF into a new buffer; `buf` is left as it is. */
 export function crlfToLf(buf: Buffer): Buffer {
-  let at = buf.indexOf('\r\n');
+  if (countCrlf(buf) === 0) return buf;
+  return crlfToLfInPlace(Buffer.from(buf));
+}
+
+/**
+ * CRLF -> LF by moving the bytes of `buf` down over each such CR; returns the shortened view.
+ * For bodies just read off the wire, which nobody else holds: no copy of the message is made.
+ * Searching for the CR byte (a memchr) rather than for the two-byte string is what keeps this
+ * cheap on large messages.
+ */
+export function crlfToLfInPlace(buf: Buffer): Buffer {
+  let at = nextCrlf(buf, 0);
   if (at < 0) return buf;
-  const out = Buffer.allocUnsafe(buf.length);
-  let w = 0;
-  let r = 0;
-  while (at >= 0) {
-    w += buf.copy(out, w, r, at);
-    r = at + 1; // skip the CR, keep the LF
-    at = buf.indexOf('\r\n', r);
+  let w = at;
+  let r = at + 1; // skip the CR, keep the LF
+  for (at = nextCrlf(buf, r); at >= 0; at = nextCrlf(buf, r)) {
+    buf.copyWithin(w, r, at);
+    w += at - r;
+    r = at + 1;
   }
-  w += buf.copy(out, w, r);
-  return out.subarray(0, w);
+  buf.copyWithin(w, r);
+  return buf.subarray(0, w + buf.length - r);
+}
+
+/** How many bytes CRLF -> LF would remove. */
+export function countCrlf(buf: Buffer): number {
+  let n = 0;
+  for (let at = nextCrlf(buf, 0); at >= 0; at = nextCrlf(buf, at + 2)) n++;
+  return n;
+}
+
+/** Index of the next CR followed by LF at or after `from`, or -1. */
+function nextCrlf(buf: Buffer, from: number): number {
+  for (let at = buf.indexOf(CR, from); at >= 0; at = buf.indexOf(CR, at + 1)) {
+    if (buf[at + 1] === LF) return at;
+  }
+  return -1;
 }
 
 export function lfToCrlf(buf: Buffer): Buffer {

@@ -142,6 +142,7 @@ export class ChangeIndex {
   private readonly statements = new Map<string, Database.Statement>();
   private readonly cachedRows = new Map<number, IndexedMessage[]>();
   private cachedVersion = -1;
+  private writeCount = 0;
 
   private constructor(path: string, db: Database.Database) {
     this.path = path;
@@ -287,6 +288,15 @@ export class ChangeIndex {
     return this.db.transaction(fn)();
   }
 
+  /**
+   * Grows with every change this connection makes to a mailbox row or its messages, so a
+   * caller can keep what it derived from them (the IMAP body reader's view) without asking
+   * SQLite again while it stands still.
+   */
+  get writes(): number {
+    return this.writeCount;
+  }
+
   listMailboxes(): IndexedMailbox[] {
     return (this.stmt('SELECT * FROM mailboxes').all() as MailboxRow[]).map(toMailbox);
   }
@@ -298,6 +308,7 @@ export class ChangeIndex {
 
   /** Registers a mailbox seen for the first time (or again after a reset of its UIDVALIDITY). */
   addMailbox(guid: string, name: MailboxName, uidValidity: number): IndexedMailbox {
+    this.writeCount++;
     const base = freshModseqBase();
     this.db
       .prepare(
@@ -308,15 +319,18 @@ export class ChangeIndex {
   }
 
   renameMailbox(id: number, name: MailboxName): void {
+    this.writeCount++;
     this.stmt('UPDATE mailboxes SET name = ? WHERE id = ?').run(JSON.stringify(name), id);
   }
 
   setSpecialUse(id: number, specialUse: readonly string[]): void {
+    this.writeCount++;
     this.stmt('UPDATE mailboxes SET special_use = ? WHERE id = ?').run(JSON.stringify(specialUse), id);
   }
 
   /** Forgets every message of a mailbox whose UIDVALIDITY changed; older modseqs become unknown. */
   resetMailbox(id: number, uidValidity: number): void {
+    this.writeCount++;
     this.cachedRows.delete(id);
     this.transaction(() => {
       const row = this.stmt('SELECT highest_modseq FROM mailboxes WHERE id = ?').get(id) as { highest_modseq: number };
@@ -331,6 +345,7 @@ export class ChangeIndex {
   }
 
   removeMailbox(id: number): void {
+    this.writeCount++;
     this.cachedRows.delete(id);
     this.transaction(() => {
       this.stmt('DELETE FROM messages WHERE mailbox_id = ?').run(id);
@@ -384,6 +399,7 @@ export class ChangeIndex {
    * modseq. Returns the modseq each change received, in order (0 where none was given).
    */
   applyChanges(mailboxId: number, changes: readonly MessageChange[], scan?: ScanState): number[] {
+    this.writeCount++;
     const given = this.applyToTables(mailboxId, changes, scan);
     if (changes.length > 0) this.applyToCache(mailboxId, changes, given);
     return given;
@@ -460,14 +476,17 @@ export class ChangeIndex {
 
   /** Makes the next read of this mailbox scan its directory again. */
   invalidateScan(mailboxId: number): void {
+    this.writeCount++;
     this.stmt('UPDATE mailboxes SET scan_fingerprint = NULL WHERE id = ?').run(mailboxId);
   }
 
   setUidNext(mailboxId: number, uidNext: number): void {
+    this.writeCount++;
     this.stmt('UPDATE mailboxes SET uid_next = ?, scan_fingerprint = NULL WHERE id = ?').run(uidNext, mailboxId);
   }
 
   setGuid(mailboxId: number, guid: string): void {
+    this.writeCount++;
     this.stmt('UPDATE mailboxes SET guid = ? WHERE id = ?').run(guid, mailboxId);
   }
 
