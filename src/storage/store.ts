@@ -176,6 +176,13 @@ export interface MailStore {
    * messages by GUID alone and leaves each side's UIDs its own. Absent means false.
    */
   readonly assignsOwnUids?: boolean;
+  /**
+   * True when the store's special-use folders have names its server fixed ("Sent" on one
+   * server, "Sent Items" on another): a peer's folder of the same role is then merged into
+   * the store's own under its name instead of being copied beside it (an IMAP server). Between
+   * two stores without it (Maildir, mbox) names are kept exactly. Absent means false.
+   */
+  readonly ownsSpecialUseNames?: boolean;
 
   /** Every mailbox with its status, plus the mailbox-list change log. */
   listMailboxes(): Promise<MailboxList>;

@@ -12,7 +12,7 @@ import { gotWantedUids, savedBytes } from './copies.js';
 import { planMailboxBackup, planMailboxBackupByGuid, type MailboxBackupPlan } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
 import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
-import { NameTranslation, specialUsePairs, translatedFilter } from './special-use-names.js';
+import { NameTranslation, specialUsePairsFor, translatedFilter } from './special-use-names.js';
 import { translatedStore } from './translated-store.js';
 import { planTreeBackup, type TreeAction } from './tree-plan.js';
 
@@ -82,7 +82,7 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
   const sourceAll = (await source.listMailboxes()).mailboxes;
   const destAll = dest ? (await dest.listMailboxes()).mailboxes : [];
   // The source's special-use folders go by the destination's names where the two differ.
-  const translation = new NameTranslation(dest ? specialUsePairs(sourceAll, destAll) : []);
+  const translation = new NameTranslation(dest ? specialUsePairsFor({ store: source, list: sourceAll }, { store: dest, list: destAll }) : []);
   if (!translation.empty) source = translatedStore(source, translation);
   const included = translatedFilter(wanted, translation);
   const sourceList = sourceAll.map((m) => ({ ...m, name: translation.shown(m.name) })).filter(included);

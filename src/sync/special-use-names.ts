@@ -7,7 +7,7 @@
  * neither side already has a mailbox under the other's name (then names match as they are).
  * The pair is then one mailbox under the second side's name; children move along.
  */
-import { mailboxKey, type MailboxName, type MailboxStatus } from '../storage/store.js';
+import { mailboxKey, type MailboxName, type MailboxStatus, type MailStore } from '../storage/store.js';
 
 /** The roles worth mapping: real folders every server names its own way. */
 const ROLES = ['\\Sent', '\\Trash', '\\Drafts', '\\Junk', '\\Archive'];
@@ -25,6 +25,15 @@ function isInbox(name: MailboxName): boolean {
 
 function isUnder(name: MailboxName, parent: MailboxName): boolean {
   return name.length >= parent.length && parent.every((p, i) => name[i] === p);
+}
+
+/**
+ * Pairs that present `a`'s special-use folders under `b`'s names: only where one of the stores
+ * is a server that owns its folder names (see MailStore.ownsSpecialUseNames). Between two
+ * Maildirs a backup keeps names exactly, a renamed Sent folder included.
+ */
+export function specialUsePairsFor(a: { store: Pick<MailStore, 'ownsSpecialUseNames'>; list: readonly MailboxStatus[] }, b: { store: Pick<MailStore, 'ownsSpecialUseNames'>; list: readonly MailboxStatus[] }): NamePair[] {
+  return a.store.ownsSpecialUseNames || b.store.ownsSpecialUseNames ? specialUsePairs(a.list, b.list) : [];
 }
 
 /** Pairs that present `a`'s special-use folders under `b`'s names. */

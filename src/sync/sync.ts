@@ -14,7 +14,7 @@ import { gotWantedUids, savedBytes } from './copies.js';
 import { matchByHeaderHash, provenExpunges } from './hash-match.js';
 import { planTreeTwoWay, type SideTreeAction } from './tree-twoway.js';
 import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
-import { NameTranslation, specialUsePairs, translatedFilter } from './special-use-names.js';
+import { NameTranslation, specialUsePairsFor, translatedFilter } from './special-use-names.js';
 import { translatedList, translatedStore } from './translated-store.js';
 import { flagConflicts, isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
 
@@ -155,7 +155,7 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
   let listA = await a.listMailboxes();
   const listB = await b.listMailboxes();
   // A's special-use folders go by B's names where the two differ.
-  const translation = new NameTranslation(specialUsePairs(listA.mailboxes, listB.mailboxes));
+  const translation = new NameTranslation(specialUsePairsFor({ store: a, list: listA.mailboxes }, { store: b, list: listB.mailboxes }));
   if (!translation.empty) {
     a = translatedStore(a, translation);
     listA = translatedList(listA, translation);

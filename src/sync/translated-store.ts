@@ -32,6 +32,9 @@ export function translatedStore(inner: MailStore, t: NameTranslation): MailStore
     get assignsOwnUids() {
       return inner.assignsOwnUids;
     },
+    get ownsSpecialUseNames() {
+      return inner.ownsSpecialUseNames;
+    },
     listMailboxes: async () => translatedList(await inner.listMailboxes(), t),
     async mailboxStatus(name) {
       const s = await inner.mailboxStatus(own(name));

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
-import type { MailboxStatus } from '../../src/storage/store.js';
+import type { MailboxStatus, MailStore } from '../../src/storage/store.js';
 import { runBackup } from '../../src/sync/backup.js';
 import { NameTranslation, specialUsePairs, translatedFilter } from '../../src/sync/special-use-names.js';
 import { runSync } from '../../src/sync/sync.js';
@@ -48,6 +48,17 @@ describe('special-use pairs (pure)', () => {
   });
 });
 
+/** A Maildir standing in for a server that owns its folder names (an IMAP server does). */
+function serverLike(store: MaildirStore): MailStore {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'ownsSpecialUseNames') return true;
+      const v = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  }) as MailStore;
+}
+
 describe('special-use folders with different names, end to end', () => {
   const open = (dir: string, p: string) => MaildirStore.open(parseMaildirLocation(`maildir:${join(dir, p)}`), { create: true, fsync: false, warn: () => {} });
 
@@ -68,14 +79,14 @@ describe('special-use folders with different names, end to end', () => {
       await src.saveMessages(['Sent Items', '2023'], [req(message('old-sent'))]);
       await dst.createMailbox(['Sent'], { specialUse: ['\\Sent'] });
 
-      const first = await runBackup(src, dst);
+      const first = await runBackup(src, serverLike(dst));
       assert.equal(first.saved, 3);
       assert.deepEqual(await names(dst), ['INBOX', 'Sent', 'Sent/2023']);
       assert.deepEqual(await subjects(dst, ['Sent']), ['sent-1', 'sent-2']);
       assert.deepEqual(await subjects(dst, ['Sent', '2023']), ['old-sent']);
       assert.deepEqual(await names(src), ['INBOX', 'Sent Items', 'Sent Items/2023'], 'the source keeps its names');
 
-      const again = await runBackup(src, dst, { full: true });
+      const again = await runBackup(src, serverLike(dst), { full: true });
       assert.deepEqual([again.treeActions, again.saved, again.expunged, again.flagUpdates], [0, 0, 0, 0]);
     } finally {
       await src.close();
@@ -93,17 +104,34 @@ describe('special-use folders with different names, end to end', () => {
       await b.createMailbox(['Sent'], { specialUse: ['\\Sent'] });
       await b.saveMessages(['Sent'], [req(message('from-b'))]);
 
-      await runSync(a, b);
+      await runSync(a, serverLike(b));
       assert.deepEqual(await names(a), ['INBOX', 'Sent Items']);
       assert.deepEqual(await names(b), ['INBOX', 'Sent']);
       assert.deepEqual(await subjects(a, ['Sent Items']), ['from-a', 'from-b']);
       assert.deepEqual(await subjects(b, ['Sent']), ['from-a', 'from-b']);
 
-      const again = await runSync(a, b, { full: true });
+      const again = await runSync(a, serverLike(b), { full: true });
       assert.deepEqual([again.treeActions, again.saved, again.expunged, again.flagUpdates], [0, 0, 0, 0]);
     } finally {
       await a.close();
       await b.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('between two Maildirs a backup keeps names exactly: the destination gets "Sent Items", not its "Sent"', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mailferry-special-use-'));
+    const [src, dst] = [open(dir, 'src'), open(dir, 'dst')];
+    try {
+      await src.createMailbox(['Sent Items'], { specialUse: ['\\Sent'] });
+      await src.saveMessages(['Sent Items'], [req(message('sent-1'))]);
+      await dst.createMailbox(['Sent'], { specialUse: ['\\Sent'] });
+      await runBackup(src, dst);
+      assert.deepEqual(await names(dst), ['INBOX', 'Sent Items']);
+      assert.deepEqual(await subjects(dst, ['Sent Items']), ['sent-1']);
+    } finally {
+      await src.close();
+      await dst.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -71,6 +71,7 @@ export class ImapStore implements MailStore {
    * ones where free, so IMAP -> Maildir migrations keep the server's UIDs.
    */
   readonly assignsOwnUids = true;
+  readonly ownsSpecialUseNames = true;
   private readonly ctx: ImapContext;
   private readonly bodies: BodyReader;
 
