@@ -79,7 +79,7 @@ export function syncIndex(ctx: MboxContext, scan: MboxScan, fp: { value: string;
   let previous = 0;
   const pending: { message: ScannedMessage; uid?: number; virtualUid: boolean }[] = [];
   for (const m of scan.messages) {
-    const x = m.info.uid;
+    const x = m.uid;
     if (x !== undefined && x > previous && (lastFileUid === undefined || x <= lastFileUid)) {
       previous = x;
       pending.push({ message: m, uid: x, virtualUid: false });
@@ -105,8 +105,8 @@ export function syncIndex(ctx: MboxContext, scan: MboxScan, fp: { value: string;
   const present = new Set<number>();
   for (const { message: m, uid, virtualUid } of numbered) {
     present.add(uid);
-    const flagLetters = flagsToIndexLetters(flagsFromStatus(m.info.status, m.info.xStatus));
-    const keywords = m.info.keywords;
+    const flagLetters = flagsToIndexLetters(flagsFromStatus(m.status, m.xStatus));
+    const keywords = m.keywords;
     const file = encodeLocation({
       from: m.from,
       hdr: m.hdr,
@@ -124,13 +124,13 @@ export function syncIndex(ctx: MboxContext, scan: MboxScan, fp: { value: string;
       if (row) changes.push({ kind: 'expunge', uid: row.uid, guid: row.guid });
       changes.push({
         kind: 'add',
-        message: { uid, guid: m.info.guid ?? m.hash, file, flagLetters, keywords, receivedDate: m.receivedDate, size: m.size },
+        message: { uid, guid: m.guid ?? m.hash, file, flagLetters, keywords: [...keywords], receivedDate: m.receivedDate, size: m.size },
       });
       continue;
     }
     const flagsChanged = row.flagLetters !== flagLetters || !sameSet(row.keywords, keywords);
     if (flagsChanged || row.file !== file || row.size !== m.size) {
-      changes.push({ kind: 'update', message: { ...row, file, flagLetters, keywords, size: m.size }, bumpModseq: flagsChanged || row.size !== m.size });
+      changes.push({ kind: 'update', message: { ...row, file, flagLetters, keywords: [...keywords], size: m.size }, bumpModseq: flagsChanged || row.size !== m.size });
     }
   }
   for (const r of rows) if (!present.has(r.uid)) changes.push({ kind: 'expunge', uid: r.uid, guid: r.guid });

@@ -12,8 +12,8 @@ import type { FlagUpdate, MailboxUpdate, SaveRequest, SavedMessage, SystemFlag }
 import { fileFingerprint, indexedMailboxByName, syncIndex, type MboxContext, type NumberedMessage } from './mbox-index-sync.js';
 import { withMboxLock } from './mbox-lock.js';
 import { flagsFromStatus, type ImapBase } from './mbox-headers.js';
-import { scanMboxFile, type MboxScan } from './mbox-scan.js';
-import { inPlacePatch, openForAppend, removeDeadTemps, patchInPlace, rewriteMbox, writeNewMessage, type MessageState, type PlannedSave, type WrittenSave } from './mbox-writer.js';
+import { scanMboxFile, type MboxScan, type ScannedMessage } from './mbox-scan.js';
+import { inPlacePatches, openForAppend, removeDeadTemps, patchInPlace, rewriteMbox, writeNewMessage, type MessageState, type PlannedSave, type WrittenSave } from './mbox-writer.js';
 
 interface Synced {
   scan: MboxScan;
@@ -85,7 +85,7 @@ function truncateTo(path: string, size: number): void {
 }
 
 function stateOf(n: NumberedMessage): MessageState {
-  return { uid: n.uid, flags: flagsFromStatus(n.message.info.status, n.message.info.xStatus), keywords: n.message.info.keywords };
+  return { uid: n.uid, flags: flagsFromStatus(n.message.status, n.message.xStatus), keywords: n.message.keywords };
 }
 
 function union(...lists: (readonly string[])[]): string[] {
@@ -130,7 +130,7 @@ export async function saveToMailbox(ctx: MboxContext, requests: SaveRequest[]): 
     const states = s.numbered.map(stateOf);
     const base = baseFor(s, states, { lastUid: next - 1, keywords: requests.flatMap((r) => r.keywords) });
     const first = s.numbered[0];
-    const patch = canPatch(s) && first ? inPlacePatch(first.message, stateOf(first), base) : undefined;
+    const patch = canPatch(s) && first ? inPlacePatches(ctx.path, [{ m: first.message, state: stateOf(first), imapBase: base }])?.[0] : undefined;
     let appendStart: number | undefined;
     if (patch) {
       // The last UID is raised before the mail goes in: a crash in between only wastes UIDs.
@@ -191,17 +191,14 @@ export async function updateMailboxFlags(ctx: MboxContext, updates: readonly Fla
     if (changed.size === 0) return;
     const base = baseFor(s, states);
     const baseGrows = base.keywords.length !== (s.scan.base?.keywords.length ?? -1);
-    let patches: { offset: number; data: string }[] | undefined = canPatch(s) ? [] : undefined;
+    const targets: { m: ScannedMessage; state: MessageState; imapBase?: ImapBase }[] = [];
     const patched = new Set<number>();
     for (const [i, n] of s.numbered.entries()) {
-      if (!patches) break;
       if (!changed.has(n) && !(i === 0 && baseGrows)) continue;
-      const p = inPlacePatch(n.message, states[i]!, i === 0 ? base : undefined);
-      if (p) {
-        patches.push(p);
-        patched.add(i);
-      } else patches = undefined;
+      targets.push({ m: n.message, state: states[i]!, imapBase: i === 0 ? base : undefined });
+      patched.add(i);
     }
+    const patches = canPatch(s) ? inPlacePatches(ctx.path, targets) : undefined;
     if (patches) {
       await patchInPlace(ctx, patches);
       scanAndSync(ctx, false, scanAfterPatches(ctx, s.scan, patched));

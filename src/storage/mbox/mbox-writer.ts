@@ -11,7 +11,7 @@ import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, renameSync, sta
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { fsError } from '../../model/errors.js';
+import { dataError, fsError } from '../../model/errors.js';
 import { failpoint } from '../../model/failpoint.js';
 import { headerBlockOf, headerHash } from '../../model/header-hash.js';
 import { chownFd, ownerFor } from '../maildir/ownership.js';
@@ -23,7 +23,7 @@ import type { MboxContext } from './mbox-index-sync.js';
 import { CUT_MARK, type ScannedMessage } from './mbox-scan.js';
 import { formatPseudoMessage } from './pseudo-message.js';
 import { findHeaderEnd, HASHED_PREFIX_BYTES, storedHeader, writableGuid } from './stored-message.js';
-import { analyzeHeader } from './message-header.js';
+import { analyzeHeader, type HeaderInfo } from './message-header.js';
 
 export interface MessageState {
   uid: number;
@@ -37,19 +37,61 @@ const SMALL_BODY_BYTES = 1024 * 1024;
 const HEADER_LOOKAHEAD_BYTES = 1024 * 1024;
 
 /**
- * The bytes that replace a message's metadata lines in place, or undefined when they do not
- * fit (or the message is not one whose metadata can be found again by its length).
+ * A message's header as the file holds it now, analyzed: scans keep no header text, so writers
+ * read back the headers they rewrite. Under the write lock the file is the one scanned; a
+ * header that no longer carries the scanned UID and header hash means it is not, and nothing
+ * is written from a wrong offset.
  */
-export function inPlacePatch(m: ScannedMessage, state: MessageState, imapBase?: ImapBase): { offset: number; data: string } | undefined {
+export function readStoredHeader(path: string, fd: number, m: ScannedMessage): { raw: Buffer; info: HeaderInfo } {
+  const raw = readBytes(fd, m.hdr, m.hdrEnd);
+  const info = analyzeHeader(raw, false);
+  if (raw.length !== m.hdrEnd - m.hdr || info.uid !== m.uid || (!m.bodyOnly && headerHash(info.served) !== m.hash)) {
+    throw dataError(`${path}: the message at byte offset ${m.from} is not the one scanned there; the file changed under the lock`);
+  }
+  return { raw, info };
+}
+
+/**
+ * The bytes that replace a message's metadata lines in place, or undefined when they do not
+ * fit (or the message is not one whose metadata can be found again by its length). `header`
+ * is the message's header as read back from the file.
+ */
+export function inPlacePatch(m: ScannedMessage, header: HeaderInfo, state: MessageState, imapBase?: ImapBase): { offset: number; data: string } | undefined {
   const headerLength = m.hdrEnd - m.hdr;
-  if (!m.lengthProven || m.info.metaStart >= headerLength) return undefined;
-  const kept = m.info.keptAfterMeta.join('');
-  const room = headerLength - m.info.metaStart - kept.length;
+  if (!m.lengthProven || header.metaStart >= headerLength) return undefined;
+  const kept = header.keptAfterMeta.join('');
+  const room = headerLength - header.metaStart - kept.length;
   const block = formatBlock(
     { ...state, contentLength: m.end - m.body, imapBase: imapBase && formatImapBase('X-IMAPbase', imapBase, 0) },
     room,
   );
-  return block === undefined ? undefined : { offset: m.hdr + m.info.metaStart, data: kept + block };
+  return block === undefined ? undefined : { offset: m.hdr + header.metaStart, data: kept + block };
+}
+
+/** In-place patches for these messages, their headers read back from the file; undefined when one does not fit. */
+export function inPlacePatches(
+  path: string,
+  wanted: readonly { m: ScannedMessage; state: MessageState; imapBase?: ImapBase }[],
+): { offset: number; data: string }[] | undefined {
+  if (wanted.length === 0) return [];
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw fsError(err, `mbox ${path}`);
+  }
+  try {
+    const patches: { offset: number; data: string }[] = [];
+    for (const w of wanted) {
+      if (!w.m.lengthProven) return undefined;
+      const p = inPlacePatch(w.m, readStoredHeader(path, fd, w.m).info, w.state, w.imapBase);
+      if (!p) return undefined;
+      patches.push(p);
+    }
+    return patches;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export async function patchInPlace(ctx: MboxContext, patches: readonly { offset: number; data: string }[]): Promise<void> {
@@ -72,19 +114,20 @@ export async function patchInPlace(ctx: MboxContext, patches: readonly { offset:
   }
 }
 
-/** Copies one message of the old file, with new metadata. */
-async function writeKept(out: FileOutput, src: number, m: ScannedMessage, state: MessageState, imapBase?: string): Promise<void> {
+/** Copies one message of the old file, with new metadata; its header is read back from `src`. */
+async function writeKept(out: FileOutput, path: string, src: number, m: ScannedMessage, state: MessageState, imapBase?: string): Promise<void> {
+  const { raw, info } = readStoredHeader(path, src, m);
   await out.copyRange(src, m.from, m.hdr);
   if (m.body === m.hdrEnd) {
     // No empty line after the header (another program wrote it): kept whole as a body-only message.
-    const served = analyzeHeader(readBytes(src, m.hdr, m.hdrEnd), false).served;
+    const served = info.served;
     await out.write(storedHeader(undefined, {}));
     await out.write(formatBlock({ ...state, contentLength: served.length, imapBase })!);
     await out.write('\n');
     await out.write(served);
   } else {
-    await out.copyRange(src, m.hdr, Math.min(m.hdr + m.info.metaStart, m.hdrEnd));
-    for (const line of m.info.keptAfterMeta) await out.write(line);
+    await out.write(raw.subarray(0, info.metaStart));
+    for (const line of info.keptAfterMeta) await out.write(line);
     const bodyLength = m.unquote ? m.size - m.servedHeaderLength - (m.body - m.hdrEnd) : m.end - m.body;
     await out.write(formatBlock({ ...state, contentLength: bodyLength, imapBase })!);
     await out.copyRange(src, m.hdrEnd, m.body);
@@ -245,7 +288,7 @@ export async function rewriteMbox(
     } else chownFd(fd, ownerFor(dir));
     const out = new FileOutput(fd, 0);
     const sorted = [...kept].sort((a, b) => a.state.uid - b.state.uid);
-    for (const [i, k] of sorted.entries()) await writeKept(out, src!, k.m, k.state, i === 0 ? formatImapBase('X-IMAPbase', base) : undefined);
+    for (const [i, k] of sorted.entries()) await writeKept(out, ctx.path, src!, k.m, k.state, i === 0 ? formatImapBase('X-IMAPbase', base) : undefined);
     const added = then ? await then(out, sorted.length === 0 ? base : undefined) : 0;
     if (sorted.length === 0 && added === 0) await out.write(formatPseudoMessage(base, Date.now(), hostname()));
     await out.sync(ctx.fsync);
