@@ -38,7 +38,10 @@ function scanAndSync(ctx: MboxContext, repair: boolean, known?: MboxScan): Synce
   if (repair) removeDeadTemps(dirname(ctx.path), basename(ctx.path), ctx.warn);
   let fp = fileFingerprint(ctx.path);
   const cached = ctx.scans?.get(ctx.path);
-  let scan = known ?? (cached && cached.fp === fp.value ? cached.scan : scanMboxFile(ctx.path, ctx.warn));
+  const reusable = known ?? (cached && cached.fp === fp.value ? cached.scan : undefined);
+  // A stale scan is let go before the file is read again: two scans of a large file would double the peak.
+  if (!reusable) ctx.scans?.delete(ctx.path);
+  let scan = reusable ?? scanMboxFile(ctx.path, ctx.warn);
   if (scan.truncatedAt !== undefined) {
     const cut = `${ctx.path}: the last message (at byte offset ${scan.truncatedAt}) is incomplete: an append that was cut off`;
     if (!repair) ctx.warn(`${cut}; left out until the next write removes it`);
@@ -46,6 +49,7 @@ function scanAndSync(ctx: MboxContext, repair: boolean, known?: MboxScan): Synce
       ctx.warn(`${cut}; removing the incomplete tail (${scan.size - scan.truncatedAt} bytes)`);
       truncateTo(ctx.path, scan.truncatedAt);
       fp = fileFingerprint(ctx.path);
+      ctx.scans?.delete(ctx.path);
       scan = scanMboxFile(ctx.path, ctx.warn);
     }
   }
@@ -56,11 +60,28 @@ function scanAndSync(ctx: MboxContext, repair: boolean, known?: MboxScan): Synce
   return { scan, mailbox, numbered };
 }
 
-/** The scan after appending at `appendStart` and patching the first message in place: only those parts are read again. */
-function scanAfterAppend(ctx: MboxContext, before: MboxScan, appendStart: number): MboxScan {
-  const first = scanMboxFile(ctx.path, ctx.warn, { start: before.messages[0]!.from, end: before.messages[0]!.next, first: true });
+/**
+ * Brings `s` up to date after an append at `appendStart` of `planned` and an in-place patch of
+ * the first message, reading only those parts again. The scan is extended in place: one scan
+ * of the file is alive, however many appends a save makes. The index is not touched; the
+ * caller records the whole save in it once.
+ */
+function extendAfterAppend(ctx: MboxContext, s: Synced, appendStart: number, planned: readonly PlannedSave[]): void {
+  const head = s.scan.messages[0]!;
+  const first = scanMboxFile(ctx.path, ctx.warn, { start: head.from, end: head.next, first: true });
   const appended = scanMboxFile(ctx.path, ctx.warn, { start: appendStart, first: false });
-  return { ...appended, base: first.base, messages: [first.messages[0]!, ...before.messages.slice(1), ...appended.messages] };
+  const uids = appended.messages.map((m) => m.uid);
+  if (first.messages.length !== 1 || appended.truncatedAt !== undefined || uids.join() !== planned.map((p) => p.uid).join()) {
+    throw dataError(`${ctx.path}: the messages appended at byte offset ${appendStart} do not read back as written`);
+  }
+  s.scan.messages[0] = first.messages[0]!;
+  s.numbered[0] = { ...s.numbered[0]!, message: first.messages[0]! };
+  s.scan.base = first.base;
+  s.scan.size = appended.size;
+  for (const m of appended.messages) {
+    s.scan.messages.push(m);
+    s.numbered.push({ message: m, uid: m.uid!, virtualUid: false });
+  }
 }
 
 /** The scan after patching some messages' headers in place (same lengths, so every offset holds). */
@@ -116,57 +137,110 @@ function canPatch(s: Synced): boolean {
   );
 }
 
-export async function saveToMailbox(ctx: MboxContext, requests: SaveRequest[]): Promise<SavedMessage[]> {
-  if (requests.length === 0) return [];
+/**
+ * Requests are taken this many at a time: a caller may have opened each body already (the sync
+ * engine does, to skip messages expunged meanwhile), and a mailbox of them must not sit in
+ * memory at once. As many as a Maildir save commits per batch.
+ */
+export const SAVE_CHUNK = 200;
+
+async function* chunked<T>(items: Iterable<T> | AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
+  let chunk: T[] = [];
+  for await (const item of items) {
+    chunk.push(item);
+    if (chunk.length >= size) {
+      yield chunk;
+      chunk = [];
+    }
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
+/** Writes `planned` at the end of the file; returns where the first one starts. */
+async function appendMessages(ctx: MboxContext, planned: readonly PlannedSave[], written: WrittenSave[]): Promise<number> {
+  const { fd, out } = openForAppend(ctx);
+  try {
+    if (out.lastByte !== -1 && out.lastByte !== 10) await out.write('\n');
+    const appendStart = out.position;
+    for (const p of planned) {
+      written.push(await writeNewMessage(out, p));
+      failpoint('mbox-append-after-message');
+    }
+    failpoint('mbox-append-before-fsync');
+    await out.sync(ctx.fsync);
+    return appendStart;
+  } catch (err) {
+    throw fsError(err, `appending to ${ctx.path}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Saves the requests as they come, SAVE_CHUNK at a time, under one lock. Each chunk is appended
+ * after raising the X-IMAPbase last UID in place (a crash in between only wastes UIDs), or, when
+ * the file is not in shape for that (a new mailbox's pseudo message, UIDs not yet in the file),
+ * written with a rewrite of the file, after which the next chunks can append. The scan is carried
+ * across chunks and extended with what each one appended; the index records the save once, at
+ * the end, since comparing it with the file costs a pass over every message.
+ */
+export async function saveToMailbox(ctx: MboxContext, requests: Iterable<SaveRequest> | AsyncIterable<SaveRequest>): Promise<SavedMessage[]> {
+  const chunks = chunked(requests, SAVE_CHUNK);
+  const take = async (): Promise<SaveRequest[] | undefined> => {
+    const n = await chunks.next();
+    return n.done ? undefined : n.value;
+  };
+  let chunk = await take();
+  if (!chunk) return [];
   return withMboxLock(ctx, 'write', async () => {
-    const s = scanAndSync(ctx, true);
+    let s = scanAndSync(ctx, true);
+    let indexed = true;
+    let patchable = canPatch(s);
     let next = s.mailbox.uidNext;
-    const planned: PlannedSave[] = requests.map((request) => {
-      const uid = request.uid !== undefined && request.uid >= next ? request.uid : next;
-      next = uid + 1;
-      return { request, uid };
-    });
+    let base = baseFor(s, s.numbered.map(stateOf));
     const written: WrittenSave[] = [];
-    const states = s.numbered.map(stateOf);
-    const base = baseFor(s, states, { lastUid: next - 1, keywords: requests.flatMap((r) => r.keywords) });
-    const first = s.numbered[0];
-    const patch = canPatch(s) && first ? inPlacePatches(ctx.path, [{ m: first.message, state: stateOf(first), imapBase: base }])?.[0] : undefined;
-    let appendStart: number | undefined;
-    if (patch) {
-      // The last UID is raised before the mail goes in: a crash in between only wastes UIDs.
-      await patchInPlace(ctx, [patch]);
-      const { fd, out } = openForAppend(ctx);
-      try {
-        if (out.lastByte !== -1 && out.lastByte !== 10) await out.write('\n');
-        appendStart = out.position;
-        for (const p of planned) {
-          written.push(await writeNewMessage(out, p));
-          failpoint('mbox-append-after-message');
-        }
-        failpoint('mbox-append-before-fsync');
-        await out.sync(ctx.fsync);
-      } catch (err) {
-        throw fsError(err, `appending to ${ctx.path}`);
-      } finally {
-        closeSync(fd);
+    for (; chunk; chunk = await take()) {
+      const planned: PlannedSave[] = chunk.map((request) => {
+        const uid = request.uid !== undefined && request.uid >= next ? request.uid : next;
+        next = uid + 1;
+        return { request, uid };
+      });
+      base = { ...base, lastUid: Math.max(base.lastUid, next - 1), keywords: union(base.keywords, ...chunk.map((r) => r.keywords)) };
+      const first = s.numbered[0];
+      const patch = patchable && first ? inPlacePatches(ctx.path, [{ m: first.message, state: stateOf(first), imapBase: base }])?.[0] : undefined;
+      if (patch) {
+        // The last UID is raised before the mail goes in: a crash in between only wastes UIDs.
+        await patchInPlace(ctx, [patch]);
+        extendAfterAppend(ctx, s, await appendMessages(ctx, planned, written), planned);
+        indexed = false;
+        continue;
       }
-    } else {
-      await rewriteMbox(
-        ctx,
-        s.numbered.map((n) => ({ m: n.message, state: stateOf(n) })),
-        base,
-        async (out, firstBase) => {
-          for (const [i, p] of planned.entries()) written.push(await writeNewMessage(out, p, i === 0 ? firstBase : undefined));
-          return planned.length;
-        },
-      );
+      const kept = s.numbered.map((n) => ({ m: n.message, state: stateOf(n) }));
+      base = baseFor(s, kept.map((k) => k.state), { lastUid: base.lastUid, keywords: base.keywords });
+      await rewriteMbox(ctx, kept, base, async (out, firstBase) => {
+        for (const [i, p] of planned.entries()) written.push(await writeNewMessage(out, p, i === 0 ? firstBase : undefined));
+        return planned.length;
+      });
+      // The rewritten file is read whole (and recorded): the chunks after it append to it. The
+      // old scan is let go first, so that one scan of the file is alive at a time.
+      kept.length = 0;
+      ctx.scans?.delete(ctx.path);
+      s.scan.messages = [];
+      s.numbered = [];
+      s = scanAndSync(ctx, false);
+      indexed = true;
+      patchable = canPatch(s);
     }
     failpoint('mbox-save-before-index');
-    const after = scanAndSync(ctx, false, appendStart !== undefined ? scanAfterAppend(ctx, s.scan, appendStart) : undefined);
-    const byUid = new Map(after.numbered.map((n) => [n.uid, n]));
+    const after = indexed ? s : scanAndSync(ctx, false, s.scan);
+    const inFile = new Set(after.numbered.map((n) => n.uid));
+    // Index rows and writes are both in UID order: one walk pairs them, without a query per message.
+    const rows = ctx.index.messages(after.mailbox.id);
+    let r = 0;
     return written.map((w) => {
-      const row = ctx.index.message(after.mailbox.id, w.uid);
-      if (!row || !byUid.has(w.uid)) throw dataError(`${ctx.path}: message with UID ${w.uid} is not there after saving it`);
+      while (r < rows.length && rows[r]!.uid < w.uid) r++;
+      const row = rows[r];
+      if (!row || row.uid !== w.uid || !inFile.has(w.uid)) throw dataError(`${ctx.path}: message with UID ${w.uid} is not there after saving it`);
       return { uid: w.uid, guid: row.guid, modseq: row.modseq };
     });
   });

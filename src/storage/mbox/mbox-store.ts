@@ -277,9 +277,7 @@ export class MboxStore implements MailStore {
   async saveMessages(name: MailboxName, messages: Iterable<SaveRequest> | AsyncIterable<SaveRequest>): Promise<SavedMessage[]> {
     const { ctx } = await this.open(name);
     if (!existsSync(dirname(ctx.path))) mkdirSync(dirname(ctx.path), { recursive: true });
-    const requests: SaveRequest[] = [];
-    for await (const r of messages) requests.push(r);
-    return saveToMailbox(ctx, requests);
+    return saveToMailbox(ctx, messages);
   }
 
   async updateFlags(name: MailboxName, updates: readonly FlagUpdate[]): Promise<void> {
