@@ -26,8 +26,16 @@ export interface MboxContext {
   lockTimeoutSeconds: number;
   fsync: boolean;
   warn: (msg: string) => void;
-  /** The last scan of each file this store made, by path, with the fingerprint it was made at. */
-  scans?: Map<string, { fp: string; scan: MboxScan }>;
+  /** The last scan of each file this store made, by path. */
+  scans?: Map<string, ScanRecord>;
+}
+
+export interface ScanRecord {
+  /** The fingerprint the file had when it was scanned. */
+  fp: string;
+  scan: MboxScan;
+  /** The mailbox whose index rows were made from this scan of the whole file, when they were. */
+  recordedIn?: number;
 }
 
 /** File identity, size and mtime; null when too recent to prove a later scan unneeded. */

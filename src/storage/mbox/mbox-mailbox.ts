@@ -26,6 +26,11 @@ export async function refreshMailbox(ctx: MboxContext): Promise<IndexedMailbox> 
   const known = indexedMailboxByName(ctx.index, ctx.name);
   const fp = fileFingerprint(ctx.path);
   if (known && fp.safe && known.scanFingerprint === fp.value) return known;
+  // This store recorded this very file in the index itself: a fresh mtime cannot prove that to
+  // a later run, but it need not prove it to us (a save is followed by a status read, and
+  // comparing every row again would cost as much as the save's own comparison).
+  const last = ctx.scans?.get(ctx.path);
+  if (known && last?.recordedIn === known.id && last.fp === fp.value) return known;
   return withMboxLock(ctx, 'read', () => scanAndSync(ctx, false).mailbox);
 }
 
@@ -56,7 +61,7 @@ function scanAndSync(ctx: MboxContext, repair: boolean, known?: MboxScan): Synce
   // A left-out tail must be looked at again by the next read.
   const safeFp = scan.truncatedAt === undefined ? fp : { value: fp.value, safe: false };
   const { mailbox, numbered } = syncIndex(ctx, scan, safeFp);
-  ctx.scans?.set(ctx.path, { fp: fp.value, scan });
+  ctx.scans?.set(ctx.path, { fp: fp.value, scan, recordedIn: scan.truncatedAt === undefined ? mailbox.id : undefined });
   return { scan, mailbox, numbered };
 }
 
