@@ -66,17 +66,16 @@ function scanAndSync(ctx: MboxContext, repair: boolean, known?: MboxScan): Synce
 }
 
 /**
- * Brings `s` up to date after an append at `appendStart` of `planned` and an in-place patch of
+ * Brings `s` up to date after an append at `appendStart` of messages with `uids` and an in-place patch of
  * the first message, reading only those parts again. The scan is extended in place: one scan
  * of the file is alive, however many appends a save makes. The index is not touched; the
  * caller records the whole save in it once.
  */
-function extendAfterAppend(ctx: MboxContext, s: Synced, appendStart: number, planned: readonly PlannedSave[]): void {
+function extendAfterAppend(ctx: MboxContext, s: Synced, appendStart: number, uids: readonly number[]): void {
   const head = s.scan.messages[0]!;
   const first = scanMboxFile(ctx.path, ctx.warn, { start: head.from, end: head.next, first: true });
   const appended = scanMboxFile(ctx.path, ctx.warn, { start: appendStart, first: false });
-  const uids = appended.messages.map((m) => m.uid);
-  if (first.messages.length !== 1 || appended.truncatedAt !== undefined || uids.join() !== planned.map((p) => p.uid).join()) {
+  if (first.messages.length !== 1 || appended.truncatedAt !== undefined || appended.messages.map((m) => m.uid).join() !== uids.join()) {
     throw dataError(`${ctx.path}: the messages appended at byte offset ${appendStart} do not read back as written`);
   }
   s.scan.messages[0] = first.messages[0]!;
@@ -150,24 +149,25 @@ function canPatch(s: Synced): boolean {
 export const SAVE_CHUNK = 200;
 
 async function* chunked<T>(items: Iterable<T> | AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
-  let chunk: T[] = [];
+  const chunk: T[] = [];
   for await (const item of items) {
     chunk.push(item);
-    if (chunk.length >= size) {
-      yield chunk;
-      chunk = [];
-    }
+    // Handed over emptied, so that the generator holds nothing while the chunk is written.
+    if (chunk.length >= size) yield chunk.splice(0);
   }
-  if (chunk.length > 0) yield chunk;
+  if (chunk.length > 0) yield chunk.splice(0);
 }
 
-/** Writes `planned` at the end of the file; returns where the first one starts. */
-async function appendMessages(ctx: MboxContext, planned: readonly PlannedSave[], written: WrittenSave[]): Promise<number> {
+/**
+ * Writes `planned` at the end of the file, taking each out of the list as it is written: the
+ * caller may hold its body in memory until the request is let go. Returns where the first starts.
+ */
+async function appendMessages(ctx: MboxContext, planned: PlannedSave[], written: WrittenSave[]): Promise<number> {
   const { fd, out } = openForAppend(ctx);
   try {
     if (out.lastByte !== -1 && out.lastByte !== 10) await out.write('\n');
     const appendStart = out.position;
-    for (const p of planned) {
+    for (let p = planned.shift(); p; p = planned.shift()) {
       written.push(await writeNewMessage(out, p));
       failpoint('mbox-append-after-message');
     }
@@ -211,20 +211,23 @@ export async function saveToMailbox(ctx: MboxContext, requests: Iterable<SaveReq
         return { request, uid };
       });
       base = { ...base, lastUid: Math.max(base.lastUid, next - 1), keywords: union(base.keywords, ...chunk.map((r) => r.keywords)) };
+      const uids = planned.map((p) => p.uid);
+      chunk = [];
       const first = s.numbered[0];
       const patch = patchable && first ? inPlacePatches(ctx.path, [{ m: first.message, state: stateOf(first), imapBase: base }])?.[0] : undefined;
       if (patch) {
         // The last UID is raised before the mail goes in: a crash in between only wastes UIDs.
         await patchInPlace(ctx, [patch]);
-        extendAfterAppend(ctx, s, await appendMessages(ctx, planned, written), planned);
+        extendAfterAppend(ctx, s, await appendMessages(ctx, planned, written), uids);
         indexed = false;
         continue;
       }
       const kept = s.numbered.map((n) => ({ m: n.message, state: stateOf(n) }));
       base = baseFor(s, kept.map((k) => k.state), { lastUid: base.lastUid, keywords: base.keywords });
+      const writtenBefore = written.length;
       await rewriteMbox(ctx, kept, base, async (out, firstBase) => {
-        for (const [i, p] of planned.entries()) written.push(await writeNewMessage(out, p, i === 0 ? firstBase : undefined));
-        return planned.length;
+        for (let p = planned.shift(); p; p = planned.shift()) written.push(await writeNewMessage(out, p, written.length === writtenBefore ? firstBase : undefined));
+        return uids.length;
       });
       // The rewritten file is read whole (and recorded): the chunks after it append to it. The
       // old scan is let go first, so that one scan of the file is alive at a time.

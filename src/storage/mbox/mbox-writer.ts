@@ -179,12 +179,12 @@ export async function writeNewMessage(out: FileOutput, save: PlannedSave, imapBa
     gathered.push(n.value);
     total += n.value.length;
     if (n.value.includes(10)) {
-      split = findHeaderEnd(Buffer.concat(gathered));
+      split = findHeaderEnd(gathered.length === 1 ? n.value : Buffer.concat(gathered));
       if (split) break;
     }
     if (total > HEADER_LOOKAHEAD_BYTES) break;
   }
-  const all = Buffer.concat(gathered);
+  const all = gathered.length === 1 ? gathered[0]! : Buffer.concat(gathered);
   split ??= findHeaderEnd(all);
   let header: Buffer | undefined;
   let rest: Buffer[];
@@ -213,10 +213,11 @@ export async function writeNewMessage(out: FileOutput, save: PlannedSave, imapBa
     }
   }
   if (done) {
-    const block = formatBlock({ ...state, contentLength: restBytes - blank })!;
-    const body = Buffer.concat(rest);
-    const sep = body.length > 0 && body[body.length - 1] === 10 ? '\n' : '\n\n';
-    await out.write(Buffer.concat([prefix, Buffer.from(block, 'latin1'), body, Buffer.from(sep)]));
+    // Written piece by piece: the output copies them into its buffer.
+    await out.write(prefix);
+    await out.write(formatBlock({ ...state, contentLength: restBytes - blank })!);
+    for (const b of rest) await out.write(b);
+    await out.write(restBytes > 0 && out.lastByte === 10 ? '\n' : '\n\n');
     return { uid, guid: guid ?? hash };
   }
   // A large body streams to the file; its length is filled in afterwards.
