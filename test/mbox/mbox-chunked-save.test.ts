@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,6 +67,36 @@ describe('mbox: a save of several chunks', { timeout: 300_000 }, () => {
   after(async () => {
     await d?.stop();
     if (scratch) await rm(scratch, { recursive: true, force: true });
+  });
+
+  it('a chunk whose keywords no longer fit the X-IMAPbase padding rewrites the file, and the next ones go on', async () => {
+    const root = join(scratch, 'keywords', 'mail');
+    const location = `mbox:${root}:INDEX=${join(scratch, 'keywords-index')}`;
+    const store = MboxStore.open(parseLocation(location) as MboxLocation, { create: true, fsync: false, warn: () => {} });
+    // The file's inode when each chunk is asked for: the one before it is written by then.
+    const inodes: number[] = [];
+    async function* requests() {
+      for (let i = 0; i < COUNT; i++) {
+        if (i % SAVE_CHUNK === 0 && i > 0) inodes.push(statSync(join(root, 'inbox')).ino);
+        // A keyword of its own for every message: each chunk adds 200 to X-IMAPbase.
+        yield { guid: `g${i}`, flags: i % 2 ? (['\\Seen'] as const).slice() : [], keywords: [`kw${i}`], receivedDate: Date.UTC(2020, 0, 1) + i * 1000, body: () => Readable.from([syntheticMboxBody(i)]) };
+      }
+    }
+    try {
+      const saved = await store.saveMessages(['INBOX'], requests());
+      assert.deepEqual(saved.map((m) => m.uid), Array.from({ length: COUNT }, (_, i) => i + 1));
+    } finally {
+      await store.close();
+    }
+    const { guids, lines } = await contents(location);
+    assert.equal(guids.length, COUNT);
+    assert.notEqual(inodes[0], inodes[1], 'the second chunk rewrote the file');
+    assert.deepEqual(lines.slice(-2), [`${COUNT - 1} kw${COUNT - 2}`, `${COUNT} \\Seen kw${COUNT - 1}`]);
+    mkdirSync(join(scratch, 'keywords', 'dovecot-index'));
+    await grantDovecotAccess(join(scratch, 'keywords'));
+    const dv = `mbox:${root}:INBOX=${join(root, 'inbox')}:INDEX=${join(scratch, 'keywords', 'dovecot-index')}`;
+    const fetched = await doveadmFetch(d, 'alice', dv, 'INBOX');
+    assert.deepEqual(fetched.map((m) => `${m.uid} ${[...m.flags].sort().join(' ')}`), lines, 'doveadm reads the same UIDs, flags and keywords');
   });
 
   const points = [
