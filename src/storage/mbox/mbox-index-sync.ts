@@ -65,6 +65,7 @@ export interface NumberedMessage {
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
+  if (a.length <= 1) return a[0] === b[0];
   const s = new Set(a);
   return b.every((x) => s.has(x));
 }
@@ -81,7 +82,8 @@ export function syncIndex(ctx: MboxContext, scan: MboxScan, fp: { value: string;
   }
   const rows = ctx.index.messages(mailbox.id);
   const byUid = new Map(rows.map((r) => [r.uid, r]));
-  const virtualRows = rows.filter((r) => decodeLocation(r.file)?.virtualUid);
+  // Only a row whose location has a `v` mark can be one (the other fields are digits and hex).
+  const virtualRows = rows.filter((r) => r.file.includes('v') && decodeLocation(r.file)?.virtualUid);
   let vi = 0;
   const lastFileUid = scan.base?.lastUid;
   let previous = 0;
@@ -111,9 +113,13 @@ export function syncIndex(ctx: MboxContext, scan: MboxScan, fp: { value: string;
 
   const changes: MessageChange[] = [];
   const present = new Set<number>();
+  // Most messages share a few Status/X-Status pairs.
+  const letters = new Map<string, string>();
   for (const { message: m, uid, virtualUid } of numbered) {
     present.add(uid);
-    const flagLetters = flagsToIndexLetters(flagsFromStatus(m.status, m.xStatus));
+    const statusKey = `${m.status}\n${m.xStatus}`;
+    let flagLetters = letters.get(statusKey);
+    if (flagLetters === undefined) letters.set(statusKey, (flagLetters = flagsToIndexLetters(flagsFromStatus(m.status, m.xStatus))));
     const keywords = m.keywords;
     const file = encodeLocation({
       from: m.from,
@@ -127,7 +133,8 @@ export function syncIndex(ctx: MboxContext, scan: MboxScan, fp: { value: string;
       hash: m.hash,
     });
     const row: IndexedMessage | undefined = byUid.get(uid);
-    const rowHash = row && decodeLocation(row.file)?.hash;
+    // The same location string holds the same hash.
+    const rowHash = row && (row.file === file ? m.hash : decodeLocation(row.file)?.hash);
     if (!row || rowHash !== m.hash) {
       if (row) changes.push({ kind: 'expunge', uid: row.uid, guid: row.guid });
       changes.push({
