@@ -1,7 +1,10 @@
 /**
  * One mbox mailbox: scanning it into the change index, and changing it. Every change scans the
- * file again under the lock first (so changes other programs made are recorded, with their
- * own modseqs, before ours), then writes, then scans once more to record what was written.
+ * file again under the lock first, or takes this store's last scan of it while the file keeps
+ * that scan's fingerprint (so changes other programs made are recorded, with their own
+ * modseqs, before ours), then writes, then reads back what it wrote and records it: the whole
+ * file after a rewrite, only the parts written after an append or an in-place patch. One scan
+ * of a file is alive at a time.
  */
 import { ftruncateSync, openSync, closeSync, existsSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -94,6 +97,16 @@ function scanAfterPatches(ctx: MboxContext, before: MboxScan, patched: ReadonlyS
     patched.has(i) ? scanMboxFile(ctx.path, ctx.warn, { start: m.from, end: m.next, first: i === 0 && !before.pseudo }).messages[0]! : m,
   );
   return { ...before, size: before.size, base: patched.has(0) && !before.pseudo ? (scanMboxFile(ctx.path, ctx.warn, { start: messages[0]!.from, end: messages[0]!.next, first: true }).base ?? before.base) : before.base, messages };
+}
+
+/**
+ * Lets go of the scan of a file that was just rewritten, before the new file is read: two scans
+ * of a large file alive at once would double the peak. `s` is empty afterwards.
+ */
+function letGo(ctx: MboxContext, s: Synced): void {
+  ctx.scans?.delete(ctx.path);
+  s.scan.messages = [];
+  s.numbered = [];
 }
 
 function truncateTo(path: string, size: number): void {
@@ -229,12 +242,9 @@ export async function saveToMailbox(ctx: MboxContext, requests: Iterable<SaveReq
         for (let p = planned.shift(); p; p = planned.shift()) written.push(await writeNewMessage(out, p, written.length === writtenBefore ? firstBase : undefined));
         return uids.length;
       });
-      // The rewritten file is read whole (and recorded): the chunks after it append to it. The
-      // old scan is let go first, so that one scan of the file is alive at a time.
+      // The rewritten file is read whole (and recorded): the chunks after it append to it.
       kept.length = 0;
-      ctx.scans?.delete(ctx.path);
-      s.scan.messages = [];
-      s.numbered = [];
+      letGo(ctx, s);
       s = scanAndSync(ctx, false);
       indexed = true;
       patchable = canPatch(s);
@@ -286,6 +296,8 @@ export async function updateMailboxFlags(ctx: MboxContext, updates: readonly Fla
       scanAndSync(ctx, false, scanAfterPatches(ctx, s.scan, patched));
     } else {
       await rewriteMbox(ctx, s.numbered.map((n, i) => ({ m: n.message, state: states[i]! })), base);
+      changed.clear();
+      letGo(ctx, s);
       scanAndSync(ctx, false);
     }
   });
@@ -300,6 +312,8 @@ export async function expungeFromMailbox(ctx: MboxContext, uids: readonly number
     const kept = s.numbered.filter((n) => !gone.has(n.uid));
     const states = s.numbered.map(stateOf);
     await rewriteMbox(ctx, kept.map((n) => ({ m: n.message, state: stateOf(n) })), baseFor(s, states));
+    kept.length = 0;
+    letGo(ctx, s);
     scanAndSync(ctx, false);
   });
 }
@@ -315,6 +329,7 @@ export async function updateMailboxHeader(ctx: MboxContext, update: MailboxUpdat
     if (restart) base.lastUid = Math.max(0, (update.minUidNext ?? 1) - 1);
     if (uidValidity !== s.mailbox.uidValidity) ctx.index.resetMailbox(s.mailbox.id, uidValidity);
     await rewriteMbox(ctx, s.numbered.map((n, i) => ({ m: n.message, state: states[i]! })), base);
+    letGo(ctx, s);
     ctx.index.setUidNext(s.mailbox.id, base.lastUid + 1);
     if (restart) ctx.index.setUidNext(s.mailbox.id, base.lastUid + 1);
     return scanAndSync(ctx, false).mailbox;
