@@ -119,4 +119,18 @@ describe('mbox: headers read back when written', () => {
     assert.equal(readFileSync(inbox, 'latin1'), changed, 'nothing was written');
     await s.close();
   });
+
+  it('so is a message moved behind such a scan, when a rewrite copies it', async () => {
+    const s = open();
+    await s.getMessages(['INBOX']);
+    const mtime = statSync(inbox).mtimeMs / 1000;
+    // The second message's From line one byte earlier, the size unchanged.
+    const changed = FILE.replace('\nFrom sender@example.org  Mon Jan  1 10:01', 'From sender@example.org  Mon Jan  1 10:01').replace('body2\n', 'body2\n\n');
+    assert.equal(changed.length, FILE.length);
+    writeFileSync(inbox, changed);
+    setPast(inbox, mtime);
+    await assert.rejects(s.expunge(['INBOX'], [1]), /not the one scanned/);
+    assert.equal(readFileSync(inbox, 'latin1'), changed, 'nothing was written');
+    await s.close();
+  });
 });

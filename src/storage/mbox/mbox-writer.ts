@@ -17,7 +17,7 @@ import { headerBlockOf, headerHash } from '../../model/header-hash.js';
 import { chownFd, ownerFor } from '../maildir/ownership.js';
 import type { SaveRequest, SystemFlag } from '../store.js';
 import { FileOutput } from './file-output.js';
-import { formatFromLine } from './from-line.js';
+import { formatFromLine, parseFromLine } from './from-line.js';
 import { contentLengthLines, formatBlock, formatImapBase, type ImapBase } from './mbox-headers.js';
 import type { MboxContext } from './mbox-index-sync.js';
 import { CUT_MARK, type ScannedMessage } from './mbox-scan.js';
@@ -36,18 +36,37 @@ const SMALL_BODY_BYTES = 1024 * 1024;
 /** A message without an empty line this far in is stored body-only. */
 const HEADER_LOOKAHEAD_BYTES = 1024 * 1024;
 
+/** A rewrite reads a message this small in one call. */
+const SMALL_COPY_BYTES = 256 * 1024;
+
 /**
- * A message's header as the file holds it now, analyzed: scans keep no header text, so writers
- * read back the headers they rewrite. Under the write lock the file is the one scanned; a
- * header that no longer carries the scanned UID and header hash means it is not, and nothing
- * is written from a wrong offset.
+ * Scans keep no header text, so writers read back the headers they rewrite. Under the write
+ * lock the file is the one scanned; a message whose From line is gone, or whose header no longer
+ * carries the scanned UID (and, with `hash`, header hash), means it is not, and nothing is
+ * written from a wrong offset. The hash is checked by in-place patches, which touch a few
+ * messages; for every message of a rewrite it would cost as much as the scan.
  */
-export function readStoredHeader(path: string, fd: number, m: ScannedMessage): { raw: Buffer; info: HeaderInfo } {
-  const raw = readBytes(fd, m.hdr, m.hdrEnd);
-  const info = analyzeHeader(raw, false);
-  if (raw.length !== m.hdrEnd - m.hdr || info.uid !== m.uid || (!m.bodyOnly && headerHash(info.served) !== m.hash)) {
+function checkStored(path: string, m: ScannedMessage, fromLine: Buffer, raw: Buffer, info: HeaderInfo, hash: boolean): void {
+  let lineEnd = fromLine.indexOf(10);
+  if (lineEnd < 0) lineEnd = fromLine.length;
+  if (lineEnd > 0 && fromLine[lineEnd - 1] === 13) lineEnd--;
+  if (
+    fromLine.length !== m.hdr - m.from ||
+    raw.length !== m.hdrEnd - m.hdr ||
+    parseFromLine(fromLine.subarray(0, lineEnd)) === undefined ||
+    info.uid !== m.uid ||
+    (hash && !m.bodyOnly && headerHash(info.served) !== m.hash)
+  ) {
     throw dataError(`${path}: the message at byte offset ${m.from} is not the one scanned there; the file changed under the lock`);
   }
+}
+
+/** A message's header as the file holds it now, analyzed and checked (see checkStored). */
+export function readStoredHeader(path: string, fd: number, m: ScannedMessage): { raw: Buffer; info: HeaderInfo } {
+  const head = readBytes(fd, m.from, m.hdrEnd);
+  const raw = head.subarray(m.hdr - m.from);
+  const info = analyzeHeader(raw, false);
+  checkStored(path, m, head.subarray(0, m.hdr - m.from), raw, info, true);
   return { raw, info };
 }
 
@@ -116,8 +135,15 @@ export async function patchInPlace(ctx: MboxContext, patches: readonly { offset:
 
 /** Copies one message of the old file, with new metadata; its header is read back from `src`. */
 async function writeKept(out: FileOutput, path: string, src: number, m: ScannedMessage, state: MessageState, imapBase?: string): Promise<void> {
-  const { raw, info } = readStoredHeader(path, src, m);
-  await out.copyRange(src, m.from, m.hdr);
+  const whole = m.end - m.from <= SMALL_COPY_BYTES && !m.unquote ? readBytes(src, m.from, m.end) : undefined;
+  if (whole && whole.length !== m.end - m.from) {
+    throw dataError(`${path}: the message at byte offset ${m.from} is not the one scanned there; the file changed under the lock`);
+  }
+  const fromLine = whole ? whole.subarray(0, m.hdr - m.from) : readBytes(src, m.from, m.hdr);
+  const raw = whole ? whole.subarray(m.hdr - m.from, m.hdrEnd - m.from) : readBytes(src, m.hdr, m.hdrEnd);
+  const info = analyzeHeader(raw, false);
+  checkStored(path, m, fromLine, raw, info, false);
+  await out.write(fromLine);
   if (m.body === m.hdrEnd) {
     // No empty line after the header (another program wrote it): kept whole as a body-only message.
     const served = info.served;
@@ -130,8 +156,11 @@ async function writeKept(out: FileOutput, path: string, src: number, m: ScannedM
     for (const line of info.keptAfterMeta) await out.write(line);
     const bodyLength = m.unquote ? m.size - m.servedHeaderLength - (m.body - m.hdrEnd) : m.end - m.body;
     await out.write(formatBlock({ ...state, contentLength: bodyLength, imapBase })!);
-    await out.copyRange(src, m.hdrEnd, m.body);
-    await out.copyRange(src, m.body, m.end, m.unquote);
+    if (whole) await out.write(whole.subarray(m.hdrEnd - m.from));
+    else {
+      await out.copyRange(src, m.hdrEnd, m.body);
+      await out.copyRange(src, m.body, m.end, m.unquote);
+    }
   }
   await out.write(out.lastByte === 10 ? '\n' : '\n\n');
 }
