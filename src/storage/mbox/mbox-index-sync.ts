@@ -28,6 +28,13 @@ export interface MboxContext {
   warn: (msg: string) => void;
   /** The last scan of each file this store made, by path. */
   scans?: Map<string, ScanRecord>;
+  /**
+   * Files whose write lock this store holds while it waits between two of its writes: a save
+   * waiting for its next requests. A caller copying messages within the mailbox reads them from
+   * this same store meanwhile, and those reads must not wait for a lock that is not released
+   * before they end.
+   */
+  pausedWrites?: Set<string>;
 }
 
 export interface ScanRecord {

@@ -33,6 +33,8 @@ function touch(path: string): void {
 }
 
 export async function withMboxLock<T>(ctx: MboxContext, mode: 'read' | 'write', fn: () => T | Promise<T>): Promise<T> {
+  // This store holds the write lock and is between two of its writes: no one can change the file.
+  if (mode === 'read' && ctx.pausedWrites?.has(ctx.path)) return fn();
   let lock: Dotlock | undefined;
   try {
     lock = await Dotlock.acquire(ctx.path, { timeoutSeconds: ctx.lockTimeoutSeconds, fsync: ctx.fsync });

@@ -34,6 +34,10 @@ export async function refreshMailbox(ctx: MboxContext): Promise<IndexedMailbox> 
   // comparing every row again would cost as much as the save's own comparison).
   const last = ctx.scans?.get(ctx.path);
   if (known && last?.recordedIn === known.id && last.fp === fp.value) return known;
+  // Read by this store between two chunks of its own save (a copy within the mailbox): the index
+  // still places every message it holds right, since a save only appends to the file or, after
+  // rewriting it, records the new file at once; a scan here would read the file per chunk.
+  if (known && ctx.pausedWrites?.has(ctx.path)) return known;
   return withMboxLock(ctx, 'read', () => scanAndSync(ctx, false).mailbox);
 }
 
@@ -217,7 +221,17 @@ export async function saveToMailbox(ctx: MboxContext, requests: Iterable<SaveReq
     let next = s.mailbox.uidNext;
     let base = baseFor(s, s.numbered.map(stateOf));
     const written: WrittenSave[] = [];
-    for (; chunk; chunk = await take()) {
+    // The next requests are taken with the lock held; reads of this file by this store meanwhile
+    // go without it (see MboxContext.pausedWrites).
+    const takeHolding = async (): Promise<SaveRequest[] | undefined> => {
+      ctx.pausedWrites?.add(ctx.path);
+      try {
+        return await take();
+      } finally {
+        ctx.pausedWrites?.delete(ctx.path);
+      }
+    };
+    for (; chunk; chunk = await takeHolding()) {
       const planned: PlannedSave[] = chunk.map((request) => {
         const uid = request.uid !== undefined && request.uid >= next ? request.uid : next;
         next = uid + 1;

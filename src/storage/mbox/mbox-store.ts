@@ -66,6 +66,7 @@ export class MboxStore implements MailStore {
    */
   private readonly recentlyScanned = new Map<string, { fp: string; id: number }>();
   private readonly scans = new Map<string, ScanRecord>();
+  private readonly pausedWrites = new Set<string>();
 
   private constructor(loc: MboxLocation, index: ChangeIndex, options: MboxStoreOptions) {
     this.location = loc.raw;
@@ -106,6 +107,7 @@ export class MboxStore implements MailStore {
       fsync: this.fsync,
       warn: this.warn,
       scans: this.scans,
+      pausedWrites: this.pausedWrites,
     };
   }
 
