@@ -75,6 +75,18 @@ describe('mbox: changes made by other programs', () => {
     await s.close();
   });
 
+  it('a delivery right after our own save, mtime still fresh, is seen by the same store', async () => {
+    const s = open();
+    await s.saveMessages(['INBOX'], [req(message('one')), req(message('two'))]);
+    // The store recorded the file it wrote; a status read now trusts that record...
+    assert.equal((await s.mailboxStatus(['INBOX']))!.messages, 2);
+    // ...only while the file is the one it recorded.
+    appendFileSync(inbox, 'From a@b  Tue Jan  2 08:00:00 2024\nMessage-ID: <d1@x>\n\none\n\n');
+    assert.equal((await s.mailboxStatus(['INBOX']))!.messages, 3);
+    assert.deepEqual((await s.getMessages(['INBOX'])).messages.map((m) => m.uid), [1, 2, 3]);
+    await s.close();
+  });
+
   it('a flag change by rewriting Status/X-Status is a change with a new modseq', async () => {
     let s = open();
     const saved = await s.saveMessages(['INBOX'], [req(message('a')), req(message('b'))]);

@@ -18,8 +18,12 @@ function writeAll(fd: number, buf: Buffer, position: number): Promise<void> {
 }
 
 export class FileOutput {
-  private held: Buffer[] = [];
-  private heldBytes = 0;
+  /**
+   * Small writes are copied into one buffer rather than held as they come: a megabyte of
+   * held pieces would outlive the young-generation collections and be freed only by a full one.
+   */
+  private readonly buf = Buffer.allocUnsafe(BUFFER_BYTES);
+  private used = 0;
   /** Offset the next byte goes to. */
   position: number;
   /** The last byte written (-1 when none). */
@@ -32,23 +36,26 @@ export class FileOutput {
     this.position = start;
   }
 
+  /** Writes `data`; the caller may reuse its buffer once this resolves. */
   async write(data: Buffer | string): Promise<void> {
     const buf = typeof data === 'string' ? Buffer.from(data, 'latin1') : data;
     if (buf.length === 0) return;
-    this.held.push(buf);
-    this.heldBytes += buf.length;
+    if (this.used + buf.length > this.buf.length) await this.flush();
+    if (buf.length >= this.buf.length) await writeAll(this.fd, buf, this.position);
+    else {
+      buf.copy(this.buf, this.used);
+      this.used += buf.length;
+    }
     this.position += buf.length;
     this.lastByte = buf[buf.length - 1]!;
-    if (this.heldBytes >= BUFFER_BYTES) await this.flush();
   }
 
   async flush(): Promise<void> {
-    if (this.heldBytes === 0) return;
-    const buf = this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held);
-    const at = this.position - buf.length;
-    this.held = [];
-    this.heldBytes = 0;
-    await writeAll(this.fd, buf, at);
+    if (this.used === 0) return;
+    const at = this.position - this.used;
+    const n = this.used;
+    this.used = 0;
+    await writeAll(this.fd, this.buf.subarray(0, n), at);
   }
 
   /** Overwrites bytes already written (flushing first). */

@@ -26,8 +26,23 @@ export interface MboxContext {
   lockTimeoutSeconds: number;
   fsync: boolean;
   warn: (msg: string) => void;
-  /** The last scan of each file this store made, by path, with the fingerprint it was made at. */
-  scans?: Map<string, { fp: string; scan: MboxScan }>;
+  /** The last scan of each file this store made, by path. */
+  scans?: Map<string, ScanRecord>;
+  /**
+   * Files whose write lock this store holds while it waits between two of its writes: a save
+   * waiting for its next requests. A caller copying messages within the mailbox reads them from
+   * this same store meanwhile, and those reads must not wait for a lock that is not released
+   * before they end.
+   */
+  pausedWrites?: Set<string>;
+}
+
+export interface ScanRecord {
+  /** The fingerprint the file had when it was scanned. */
+  fp: string;
+  scan: MboxScan;
+  /** The mailbox whose index rows were made from this scan of the whole file, when they were. */
+  recordedIn?: number;
 }
 
 /** File identity, size and mtime; null when too recent to prove a later scan unneeded. */
@@ -57,6 +72,7 @@ export interface NumberedMessage {
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
+  if (a.length <= 1) return a[0] === b[0];
   const s = new Set(a);
   return b.every((x) => s.has(x));
 }
@@ -73,13 +89,14 @@ export function syncIndex(ctx: MboxContext, scan: MboxScan, fp: { value: string;
   }
   const rows = ctx.index.messages(mailbox.id);
   const byUid = new Map(rows.map((r) => [r.uid, r]));
-  const virtualRows = rows.filter((r) => decodeLocation(r.file)?.virtualUid);
+  // Only a row whose location has a `v` mark can be one (the other fields are digits and hex).
+  const virtualRows = rows.filter((r) => r.file.includes('v') && decodeLocation(r.file)?.virtualUid);
   let vi = 0;
   const lastFileUid = scan.base?.lastUid;
   let previous = 0;
   const pending: { message: ScannedMessage; uid?: number; virtualUid: boolean }[] = [];
   for (const m of scan.messages) {
-    const x = m.info.uid;
+    const x = m.uid;
     if (x !== undefined && x > previous && (lastFileUid === undefined || x <= lastFileUid)) {
       previous = x;
       pending.push({ message: m, uid: x, virtualUid: false });
@@ -103,10 +120,14 @@ export function syncIndex(ctx: MboxContext, scan: MboxScan, fp: { value: string;
 
   const changes: MessageChange[] = [];
   const present = new Set<number>();
+  // Most messages share a few Status/X-Status pairs.
+  const letters = new Map<string, string>();
   for (const { message: m, uid, virtualUid } of numbered) {
     present.add(uid);
-    const flagLetters = flagsToIndexLetters(flagsFromStatus(m.info.status, m.info.xStatus));
-    const keywords = m.info.keywords;
+    const statusKey = `${m.status}\n${m.xStatus}`;
+    let flagLetters = letters.get(statusKey);
+    if (flagLetters === undefined) letters.set(statusKey, (flagLetters = flagsToIndexLetters(flagsFromStatus(m.status, m.xStatus))));
+    const keywords = m.keywords;
     const file = encodeLocation({
       from: m.from,
       hdr: m.hdr,
@@ -119,18 +140,19 @@ export function syncIndex(ctx: MboxContext, scan: MboxScan, fp: { value: string;
       hash: m.hash,
     });
     const row: IndexedMessage | undefined = byUid.get(uid);
-    const rowHash = row && decodeLocation(row.file)?.hash;
+    // The same location string holds the same hash.
+    const rowHash = row && (row.file === file ? m.hash : decodeLocation(row.file)?.hash);
     if (!row || rowHash !== m.hash) {
       if (row) changes.push({ kind: 'expunge', uid: row.uid, guid: row.guid });
       changes.push({
         kind: 'add',
-        message: { uid, guid: m.info.guid ?? m.hash, file, flagLetters, keywords, receivedDate: m.receivedDate, size: m.size },
+        message: { uid, guid: m.guid ?? m.hash, file, flagLetters, keywords: [...keywords], receivedDate: m.receivedDate, size: m.size },
       });
       continue;
     }
     const flagsChanged = row.flagLetters !== flagLetters || !sameSet(row.keywords, keywords);
     if (flagsChanged || row.file !== file || row.size !== m.size) {
-      changes.push({ kind: 'update', message: { ...row, file, flagLetters, keywords, size: m.size }, bumpModseq: flagsChanged || row.size !== m.size });
+      changes.push({ kind: 'update', message: { ...row, file, flagLetters, keywords: [...keywords], size: m.size }, bumpModseq: flagsChanged || row.size !== m.size });
     }
   }
   for (const r of rows) if (!present.has(r.uid)) changes.push({ kind: 'expunge', uid: r.uid, guid: r.guid });

@@ -1,7 +1,10 @@
 /**
  * One mbox mailbox: scanning it into the change index, and changing it. Every change scans the
- * file again under the lock first (so changes other programs made are recorded, with their
- * own modseqs, before ours), then writes, then scans once more to record what was written.
+ * file again under the lock first, or takes this store's last scan of it while the file keeps
+ * that scan's fingerprint (so changes other programs made are recorded, with their own
+ * modseqs, before ours), then writes, then reads back what it wrote and records it: the whole
+ * file after a rewrite, only the parts written after an append or an in-place patch. One scan
+ * of a file is alive at a time.
  */
 import { ftruncateSync, openSync, closeSync, existsSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -12,8 +15,8 @@ import type { FlagUpdate, MailboxUpdate, SaveRequest, SavedMessage, SystemFlag }
 import { fileFingerprint, indexedMailboxByName, syncIndex, type MboxContext, type NumberedMessage } from './mbox-index-sync.js';
 import { withMboxLock } from './mbox-lock.js';
 import { flagsFromStatus, type ImapBase } from './mbox-headers.js';
-import { scanMboxFile, type MboxScan } from './mbox-scan.js';
-import { inPlacePatch, openForAppend, removeDeadTemps, patchInPlace, rewriteMbox, writeNewMessage, type MessageState, type PlannedSave, type WrittenSave } from './mbox-writer.js';
+import { scanMboxFile, type MboxScan, type ScannedMessage } from './mbox-scan.js';
+import { inPlacePatches, openForAppend, removeDeadTemps, patchInPlace, rewriteMbox, writeNewMessage, type MessageState, type PlannedSave, type WrittenSave } from './mbox-writer.js';
 
 interface Synced {
   scan: MboxScan;
@@ -26,6 +29,15 @@ export async function refreshMailbox(ctx: MboxContext): Promise<IndexedMailbox> 
   const known = indexedMailboxByName(ctx.index, ctx.name);
   const fp = fileFingerprint(ctx.path);
   if (known && fp.safe && known.scanFingerprint === fp.value) return known;
+  // This store recorded this very file in the index itself: a fresh mtime cannot prove that to
+  // a later run, but it need not prove it to us (a save is followed by a status read, and
+  // comparing every row again would cost as much as the save's own comparison).
+  const last = ctx.scans?.get(ctx.path);
+  if (known && last?.recordedIn === known.id && last.fp === fp.value) return known;
+  // Read by this store between two chunks of its own save (a copy within the mailbox): the index
+  // still places every message it holds right, since a save only appends to the file or, after
+  // rewriting it, records the new file at once; a scan here would read the file per chunk.
+  if (known && ctx.pausedWrites?.has(ctx.path)) return known;
   return withMboxLock(ctx, 'read', () => scanAndSync(ctx, false).mailbox);
 }
 
@@ -38,7 +50,10 @@ function scanAndSync(ctx: MboxContext, repair: boolean, known?: MboxScan): Synce
   if (repair) removeDeadTemps(dirname(ctx.path), basename(ctx.path), ctx.warn);
   let fp = fileFingerprint(ctx.path);
   const cached = ctx.scans?.get(ctx.path);
-  let scan = known ?? (cached && cached.fp === fp.value ? cached.scan : scanMboxFile(ctx.path, ctx.warn));
+  const reusable = known ?? (cached && cached.fp === fp.value ? cached.scan : undefined);
+  // A stale scan is let go before the file is read again: two scans of a large file would double the peak.
+  if (!reusable) ctx.scans?.delete(ctx.path);
+  let scan = reusable ?? scanMboxFile(ctx.path, ctx.warn);
   if (scan.truncatedAt !== undefined) {
     const cut = `${ctx.path}: the last message (at byte offset ${scan.truncatedAt}) is incomplete: an append that was cut off`;
     if (!repair) ctx.warn(`${cut}; left out until the next write removes it`);
@@ -46,21 +61,38 @@ function scanAndSync(ctx: MboxContext, repair: boolean, known?: MboxScan): Synce
       ctx.warn(`${cut}; removing the incomplete tail (${scan.size - scan.truncatedAt} bytes)`);
       truncateTo(ctx.path, scan.truncatedAt);
       fp = fileFingerprint(ctx.path);
+      ctx.scans?.delete(ctx.path);
       scan = scanMboxFile(ctx.path, ctx.warn);
     }
   }
   // A left-out tail must be looked at again by the next read.
   const safeFp = scan.truncatedAt === undefined ? fp : { value: fp.value, safe: false };
   const { mailbox, numbered } = syncIndex(ctx, scan, safeFp);
-  ctx.scans?.set(ctx.path, { fp: fp.value, scan });
+  ctx.scans?.set(ctx.path, { fp: fp.value, scan, recordedIn: scan.truncatedAt === undefined ? mailbox.id : undefined });
   return { scan, mailbox, numbered };
 }
 
-/** The scan after appending at `appendStart` and patching the first message in place: only those parts are read again. */
-function scanAfterAppend(ctx: MboxContext, before: MboxScan, appendStart: number): MboxScan {
-  const first = scanMboxFile(ctx.path, ctx.warn, { start: before.messages[0]!.from, end: before.messages[0]!.next, first: true });
+/**
+ * Brings `s` up to date after an append at `appendStart` of messages with `uids` and an in-place patch of
+ * the first message, reading only those parts again. The scan is extended in place: one scan
+ * of the file is alive, however many appends a save makes. The index is not touched; the
+ * caller records the whole save in it once.
+ */
+function extendAfterAppend(ctx: MboxContext, s: Synced, appendStart: number, uids: readonly number[]): void {
+  const head = s.scan.messages[0]!;
+  const first = scanMboxFile(ctx.path, ctx.warn, { start: head.from, end: head.next, first: true });
   const appended = scanMboxFile(ctx.path, ctx.warn, { start: appendStart, first: false });
-  return { ...appended, base: first.base, messages: [first.messages[0]!, ...before.messages.slice(1), ...appended.messages] };
+  if (first.messages.length !== 1 || appended.truncatedAt !== undefined || appended.messages.map((m) => m.uid).join() !== uids.join()) {
+    throw dataError(`${ctx.path}: the messages appended at byte offset ${appendStart} do not read back as written`);
+  }
+  s.scan.messages[0] = first.messages[0]!;
+  s.numbered[0] = { ...s.numbered[0]!, message: first.messages[0]! };
+  s.scan.base = first.base;
+  s.scan.size = appended.size;
+  for (const m of appended.messages) {
+    s.scan.messages.push(m);
+    s.numbered.push({ message: m, uid: m.uid!, virtualUid: false });
+  }
 }
 
 /** The scan after patching some messages' headers in place (same lengths, so every offset holds). */
@@ -69,6 +101,16 @@ function scanAfterPatches(ctx: MboxContext, before: MboxScan, patched: ReadonlyS
     patched.has(i) ? scanMboxFile(ctx.path, ctx.warn, { start: m.from, end: m.next, first: i === 0 && !before.pseudo }).messages[0]! : m,
   );
   return { ...before, size: before.size, base: patched.has(0) && !before.pseudo ? (scanMboxFile(ctx.path, ctx.warn, { start: messages[0]!.from, end: messages[0]!.next, first: true }).base ?? before.base) : before.base, messages };
+}
+
+/**
+ * Lets go of the scan of a file that was just rewritten, before the new file is read: two scans
+ * of a large file alive at once would double the peak. `s` is empty afterwards.
+ */
+function letGo(ctx: MboxContext, s: Synced): void {
+  ctx.scans?.delete(ctx.path);
+  s.scan.messages = [];
+  s.numbered = [];
 }
 
 function truncateTo(path: string, size: number): void {
@@ -85,7 +127,7 @@ function truncateTo(path: string, size: number): void {
 }
 
 function stateOf(n: NumberedMessage): MessageState {
-  return { uid: n.uid, flags: flagsFromStatus(n.message.info.status, n.message.info.xStatus), keywords: n.message.info.keywords };
+  return { uid: n.uid, flags: flagsFromStatus(n.message.status, n.message.xStatus), keywords: n.message.keywords };
 }
 
 function union(...lists: (readonly string[])[]): string[] {
@@ -116,57 +158,121 @@ function canPatch(s: Synced): boolean {
   );
 }
 
-export async function saveToMailbox(ctx: MboxContext, requests: SaveRequest[]): Promise<SavedMessage[]> {
-  if (requests.length === 0) return [];
+/**
+ * Requests are taken this many at a time: a caller may have opened each body already (the sync
+ * engine does, to skip messages expunged meanwhile), and a mailbox of them must not sit in
+ * memory at once. As many as a Maildir save commits per batch.
+ */
+export const SAVE_CHUNK = 200;
+
+async function* chunked<T>(items: Iterable<T> | AsyncIterable<T>, size: number): AsyncGenerator<T[]> {
+  const chunk: T[] = [];
+  for await (const item of items) {
+    chunk.push(item);
+    // Handed over emptied, so that the generator holds nothing while the chunk is written.
+    if (chunk.length >= size) yield chunk.splice(0);
+  }
+  if (chunk.length > 0) yield chunk.splice(0);
+}
+
+/**
+ * Writes `planned` at the end of the file, taking each out of the list as it is written: the
+ * caller may hold its body in memory until the request is let go. Returns where the first starts.
+ */
+async function appendMessages(ctx: MboxContext, planned: PlannedSave[], written: WrittenSave[]): Promise<number> {
+  const { fd, out } = openForAppend(ctx);
+  try {
+    if (out.lastByte !== -1 && out.lastByte !== 10) await out.write('\n');
+    const appendStart = out.position;
+    for (let p = planned.shift(); p; p = planned.shift()) {
+      written.push(await writeNewMessage(out, p));
+      failpoint('mbox-append-after-message');
+    }
+    failpoint('mbox-append-before-fsync');
+    await out.sync(ctx.fsync);
+    return appendStart;
+  } catch (err) {
+    throw fsError(err, `appending to ${ctx.path}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Saves the requests as they come, SAVE_CHUNK at a time, under one lock. Each chunk is appended
+ * after raising the X-IMAPbase last UID in place (a crash in between only wastes UIDs), or, when
+ * the file is not in shape for that (a new mailbox's pseudo message, UIDs not yet in the file),
+ * written with a rewrite of the file, after which the next chunks can append. The scan is carried
+ * across chunks and extended with what each one appended; the index records the save once, at
+ * the end, since comparing it with the file costs a pass over every message.
+ */
+export async function saveToMailbox(ctx: MboxContext, requests: Iterable<SaveRequest> | AsyncIterable<SaveRequest>): Promise<SavedMessage[]> {
+  const chunks = chunked(requests, SAVE_CHUNK);
+  const take = async (): Promise<SaveRequest[] | undefined> => {
+    const n = await chunks.next();
+    return n.done ? undefined : n.value;
+  };
+  let chunk = await take();
+  if (!chunk) return [];
   return withMboxLock(ctx, 'write', async () => {
-    const s = scanAndSync(ctx, true);
+    let s = scanAndSync(ctx, true);
+    let indexed = true;
+    let patchable = canPatch(s);
     let next = s.mailbox.uidNext;
-    const planned: PlannedSave[] = requests.map((request) => {
-      const uid = request.uid !== undefined && request.uid >= next ? request.uid : next;
-      next = uid + 1;
-      return { request, uid };
-    });
+    let base = baseFor(s, s.numbered.map(stateOf));
     const written: WrittenSave[] = [];
-    const states = s.numbered.map(stateOf);
-    const base = baseFor(s, states, { lastUid: next - 1, keywords: requests.flatMap((r) => r.keywords) });
-    const first = s.numbered[0];
-    const patch = canPatch(s) && first ? inPlacePatch(first.message, stateOf(first), base) : undefined;
-    let appendStart: number | undefined;
-    if (patch) {
-      // The last UID is raised before the mail goes in: a crash in between only wastes UIDs.
-      await patchInPlace(ctx, [patch]);
-      const { fd, out } = openForAppend(ctx);
+    // The next requests are taken with the lock held; reads of this file by this store meanwhile
+    // go without it (see MboxContext.pausedWrites).
+    const takeHolding = async (): Promise<SaveRequest[] | undefined> => {
+      ctx.pausedWrites?.add(ctx.path);
       try {
-        if (out.lastByte !== -1 && out.lastByte !== 10) await out.write('\n');
-        appendStart = out.position;
-        for (const p of planned) {
-          written.push(await writeNewMessage(out, p));
-          failpoint('mbox-append-after-message');
-        }
-        failpoint('mbox-append-before-fsync');
-        await out.sync(ctx.fsync);
-      } catch (err) {
-        throw fsError(err, `appending to ${ctx.path}`);
+        return await take();
       } finally {
-        closeSync(fd);
+        ctx.pausedWrites?.delete(ctx.path);
       }
-    } else {
-      await rewriteMbox(
-        ctx,
-        s.numbered.map((n) => ({ m: n.message, state: stateOf(n) })),
-        base,
-        async (out, firstBase) => {
-          for (const [i, p] of planned.entries()) written.push(await writeNewMessage(out, p, i === 0 ? firstBase : undefined));
-          return planned.length;
-        },
-      );
+    };
+    for (; chunk; chunk = await takeHolding()) {
+      const planned: PlannedSave[] = chunk.map((request) => {
+        const uid = request.uid !== undefined && request.uid >= next ? request.uid : next;
+        next = uid + 1;
+        return { request, uid };
+      });
+      base = { ...base, lastUid: Math.max(base.lastUid, next - 1), keywords: union(base.keywords, ...chunk.map((r) => r.keywords)) };
+      const uids = planned.map((p) => p.uid);
+      chunk = [];
+      const first = s.numbered[0];
+      const patch = patchable && first ? inPlacePatches(ctx.path, [{ m: first.message, state: stateOf(first), imapBase: base }])?.[0] : undefined;
+      if (patch) {
+        // The last UID is raised before the mail goes in: a crash in between only wastes UIDs.
+        await patchInPlace(ctx, [patch]);
+        extendAfterAppend(ctx, s, await appendMessages(ctx, planned, written), uids);
+        indexed = false;
+        continue;
+      }
+      const kept = s.numbered.map((n) => ({ m: n.message, state: stateOf(n) }));
+      base = baseFor(s, kept.map((k) => k.state), { lastUid: base.lastUid, keywords: base.keywords });
+      const writtenBefore = written.length;
+      await rewriteMbox(ctx, kept, base, async (out, firstBase) => {
+        for (let p = planned.shift(); p; p = planned.shift()) written.push(await writeNewMessage(out, p, written.length === writtenBefore ? firstBase : undefined));
+        return uids.length;
+      });
+      // The rewritten file is read whole (and recorded): the chunks after it append to it.
+      kept.length = 0;
+      letGo(ctx, s);
+      s = scanAndSync(ctx, false);
+      indexed = true;
+      patchable = canPatch(s);
     }
     failpoint('mbox-save-before-index');
-    const after = scanAndSync(ctx, false, appendStart !== undefined ? scanAfterAppend(ctx, s.scan, appendStart) : undefined);
-    const byUid = new Map(after.numbered.map((n) => [n.uid, n]));
+    const after = indexed ? s : scanAndSync(ctx, false, s.scan);
+    const inFile = new Set(after.numbered.map((n) => n.uid));
+    // Index rows and writes are both in UID order: one walk pairs them, without a query per message.
+    const rows = ctx.index.messages(after.mailbox.id);
+    let r = 0;
     return written.map((w) => {
-      const row = ctx.index.message(after.mailbox.id, w.uid);
-      if (!row || !byUid.has(w.uid)) throw dataError(`${ctx.path}: message with UID ${w.uid} is not there after saving it`);
+      while (r < rows.length && rows[r]!.uid < w.uid) r++;
+      const row = rows[r];
+      if (!row || row.uid !== w.uid || !inFile.has(w.uid)) throw dataError(`${ctx.path}: message with UID ${w.uid} is not there after saving it`);
       return { uid: w.uid, guid: row.guid, modseq: row.modseq };
     });
   });
@@ -191,22 +297,21 @@ export async function updateMailboxFlags(ctx: MboxContext, updates: readonly Fla
     if (changed.size === 0) return;
     const base = baseFor(s, states);
     const baseGrows = base.keywords.length !== (s.scan.base?.keywords.length ?? -1);
-    let patches: { offset: number; data: string }[] | undefined = canPatch(s) ? [] : undefined;
+    const targets: { m: ScannedMessage; state: MessageState; imapBase?: ImapBase }[] = [];
     const patched = new Set<number>();
     for (const [i, n] of s.numbered.entries()) {
-      if (!patches) break;
       if (!changed.has(n) && !(i === 0 && baseGrows)) continue;
-      const p = inPlacePatch(n.message, states[i]!, i === 0 ? base : undefined);
-      if (p) {
-        patches.push(p);
-        patched.add(i);
-      } else patches = undefined;
+      targets.push({ m: n.message, state: states[i]!, imapBase: i === 0 ? base : undefined });
+      patched.add(i);
     }
+    const patches = canPatch(s) ? inPlacePatches(ctx.path, targets) : undefined;
     if (patches) {
       await patchInPlace(ctx, patches);
       scanAndSync(ctx, false, scanAfterPatches(ctx, s.scan, patched));
     } else {
       await rewriteMbox(ctx, s.numbered.map((n, i) => ({ m: n.message, state: states[i]! })), base);
+      changed.clear();
+      letGo(ctx, s);
       scanAndSync(ctx, false);
     }
   });
@@ -221,6 +326,8 @@ export async function expungeFromMailbox(ctx: MboxContext, uids: readonly number
     const kept = s.numbered.filter((n) => !gone.has(n.uid));
     const states = s.numbered.map(stateOf);
     await rewriteMbox(ctx, kept.map((n) => ({ m: n.message, state: stateOf(n) })), baseFor(s, states));
+    kept.length = 0;
+    letGo(ctx, s);
     scanAndSync(ctx, false);
   });
 }
@@ -236,6 +343,7 @@ export async function updateMailboxHeader(ctx: MboxContext, update: MailboxUpdat
     if (restart) base.lastUid = Math.max(0, (update.minUidNext ?? 1) - 1);
     if (uidValidity !== s.mailbox.uidValidity) ctx.index.resetMailbox(s.mailbox.id, uidValidity);
     await rewriteMbox(ctx, s.numbered.map((n, i) => ({ m: n.message, state: states[i]! })), base);
+    letGo(ctx, s);
     ctx.index.setUidNext(s.mailbox.id, base.lastUid + 1);
     if (restart) ctx.index.setUidNext(s.mailbox.id, base.lastUid + 1);
     return scanAndSync(ctx, false).mailbox;

@@ -1,7 +1,9 @@
 /**
- * Reading an mbox file into message boundaries and metadata, streaming: only headers are
- * held in memory, bodies are skipped (by Content-Length when it proves itself) or walked line
- * by line.
+ * Reading an mbox file into message boundaries and metadata, streaming: one header at a time
+ * is held in memory, bodies are skipped (by Content-Length when it proves itself) or walked
+ * line by line. What a scan keeps per message is offsets and a few short fields, never header
+ * text: a scan of a mailbox of any size must fit in memory, and writers read back the headers
+ * they rewrite (mbox-writer.ts).
  *
  * Where a message ends, as Dovecot decides it (istream-raw-mbox.c): at `offset of the body +
  * Content-Length` when that lands on the end of file or on a separator line (a `From ` line
@@ -20,7 +22,7 @@ import { headerBlockOf, headerHash } from '../../model/header-hash.js';
 import { ByteReader, type Line } from './byte-reader.js';
 import { parseFromLine, startsWithFrom } from './from-line.js';
 import type { ImapBase } from './mbox-headers.js';
-import { analyzeHeader, type HeaderInfo } from './message-header.js';
+import { analyzeHeader } from './message-header.js';
 import { BODY_ONLY, HASHED_PREFIX_BYTES } from './stored-message.js';
 
 /**
@@ -48,7 +50,13 @@ export interface ScannedMessage {
   /** Offset of the next From line, or the file size. */
   next: number;
   receivedDate: number;
-  info: Omit<HeaderInfo, 'served'>;
+  /** X-UID, when present and well-formed. */
+  uid?: number;
+  status: string;
+  xStatus: string;
+  keywords: readonly string[];
+  /** X-Mailferry-GUID, when present. */
+  guid?: string;
   servedHeaderLength: number;
   hash: string;
   /** mboxrd quoting is undone when serving. */
@@ -70,6 +78,40 @@ export interface MboxScan {
   pseudo?: { from: number; next: number };
   /** Offset where an incomplete last message starts (an append of mailferry's that was cut off). */
   truncatedAt?: number;
+}
+
+/**
+ * A copy of `s` that holds no reference to the string it was cut from. V8 keeps substrings as
+ * views into their parent: a GUID cut from a header's text would keep the whole header alive
+ * for as long as the scan lives.
+ */
+function detached(s: string): string {
+  return Buffer.from(s, 'latin1').toString('latin1');
+}
+
+/** One copy of each Status, X-Status and keyword set a scan meets: most messages share a few. */
+class SharedValues {
+  private readonly strings = new Map<string, string>();
+  private readonly keywordSets = new Map<string, readonly string[]>();
+
+  string(s: string): string {
+    let kept = this.strings.get(s);
+    if (kept === undefined) {
+      kept = detached(s);
+      this.strings.set(kept, kept);
+    }
+    return kept;
+  }
+
+  keywords(list: readonly string[]): readonly string[] {
+    const key = list.join(' ');
+    let kept = this.keywordSets.get(key);
+    if (kept === undefined) {
+      kept = Object.freeze(list.map(detached));
+      this.keywordSets.set(detached(key), kept);
+    }
+    return kept;
+  }
 }
 
 /** True when at `offset` there is only line ends before the end of file or a separator line. */
@@ -134,6 +176,7 @@ function scanFd(path: string, fd: number, warn: (msg: string) => void, range: Sc
     throw dataError(`${path}: not an mbox file: no "From " line with a valid date at byte offset ${line.start}`);
   }
   let first = range.first;
+  const shared = new SharedValues();
   while (line) {
     const from = line.start;
     const receivedDate = parseFromLine(line.head.subarray(0, line.head.length - line.eol))!;
@@ -224,8 +267,7 @@ function scanFd(path: string, fd: number, warn: (msg: string) => void, range: Sc
     const bodyOnly = info.shape === BODY_ONLY && lengthProven;
     const servedHeaderLength = bodyOnly ? 0 : info.served.length;
     const bodyLength = bodyOnly ? end - body : end - hdrEnd - quoted;
-    const { served, ...rest } = info;
-    const hashed = bodyOnly ? headerBlockOf(reader.readAt(body, Math.min(end - body, HASHED_PREFIX_BYTES))) : served;
+    const hashed = bodyOnly ? headerBlockOf(reader.readAt(body, Math.min(end - body, HASHED_PREFIX_BYTES))) : info.served;
     scan.messages.push({
       from,
       hdr,
@@ -234,7 +276,11 @@ function scanFd(path: string, fd: number, warn: (msg: string) => void, range: Sc
       end,
       next,
       receivedDate,
-      info: rest,
+      uid: info.uid,
+      status: shared.string(info.status),
+      xStatus: shared.string(info.xStatus),
+      keywords: shared.keywords(info.keywords),
+      guid: info.guid === undefined ? undefined : detached(info.guid),
       servedHeaderLength,
       hash: headerHash(hashed),
       unquote,

@@ -31,13 +31,12 @@ import {
   type SavedMessage,
   type SaveRequest,
 } from '../store.js';
-import { fileFingerprint, indexedMailboxByName, newMailboxGuid, type MboxContext } from './mbox-index-sync.js';
+import { fileFingerprint, indexedMailboxByName, newMailboxGuid, type MboxContext, type ScanRecord } from './mbox-index-sync.js';
 import { MBOX_SEPARATOR, MboxLayout } from './mbox-layout.js';
 import { createMailboxFile, expungeFromMailbox, refreshMailbox, saveToMailbox, updateMailboxFlags, updateMailboxHeader } from './mbox-mailbox.js';
 import { readMboxSubscriptions, writeMboxSubscriptions } from './mbox-subscriptions.js';
 import { openStoredMessage } from './stored-message-reader.js';
 import { peekUidValidity } from './peek-uid-validity.js';
-import type { MboxScan } from './mbox-scan.js';
 import { decodeLocation, indexLettersToFlags } from './message-location.js';
 
 export interface MboxStoreOptions {
@@ -66,7 +65,8 @@ export class MboxStore implements MailStore {
    * From line and header hash are checked anyway.
    */
   private readonly recentlyScanned = new Map<string, { fp: string; id: number }>();
-  private readonly scans = new Map<string, { fp: string; scan: MboxScan }>();
+  private readonly scans = new Map<string, ScanRecord>();
+  private readonly pausedWrites = new Set<string>();
 
   private constructor(loc: MboxLocation, index: ChangeIndex, options: MboxStoreOptions) {
     this.location = loc.raw;
@@ -107,6 +107,7 @@ export class MboxStore implements MailStore {
       fsync: this.fsync,
       warn: this.warn,
       scans: this.scans,
+      pausedWrites: this.pausedWrites,
     };
   }
 
@@ -249,6 +250,7 @@ export class MboxStore implements MailStore {
       // Not there, or the file changed under the index (another writer): scan again and retry.
       this.index.invalidateScan(id);
       this.recentlyScanned.delete(path);
+      this.scans.delete(path);
     }
     throw notFoundError(`mailbox '${this.layout.formatName(canonicalName(name))}' has no message with UID ${uid}`);
   }
@@ -277,9 +279,7 @@ export class MboxStore implements MailStore {
   async saveMessages(name: MailboxName, messages: Iterable<SaveRequest> | AsyncIterable<SaveRequest>): Promise<SavedMessage[]> {
     const { ctx } = await this.open(name);
     if (!existsSync(dirname(ctx.path))) mkdirSync(dirname(ctx.path), { recursive: true });
-    const requests: SaveRequest[] = [];
-    for await (const r of messages) requests.push(r);
-    return saveToMailbox(ctx, requests);
+    return saveToMailbox(ctx, messages);
   }
 
   async updateFlags(name: MailboxName, updates: readonly FlagUpdate[]): Promise<void> {

@@ -11,19 +11,19 @@ import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, renameSync, sta
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { fsError } from '../../model/errors.js';
+import { dataError, fsError } from '../../model/errors.js';
 import { failpoint } from '../../model/failpoint.js';
 import { headerBlockOf, headerHash } from '../../model/header-hash.js';
 import { chownFd, ownerFor } from '../maildir/ownership.js';
 import type { SaveRequest, SystemFlag } from '../store.js';
 import { FileOutput } from './file-output.js';
-import { formatFromLine } from './from-line.js';
+import { formatFromLine, parseFromLine } from './from-line.js';
 import { contentLengthLines, formatBlock, formatImapBase, type ImapBase } from './mbox-headers.js';
 import type { MboxContext } from './mbox-index-sync.js';
 import { CUT_MARK, type ScannedMessage } from './mbox-scan.js';
 import { formatPseudoMessage } from './pseudo-message.js';
 import { findHeaderEnd, HASHED_PREFIX_BYTES, storedHeader, writableGuid } from './stored-message.js';
-import { analyzeHeader } from './message-header.js';
+import { analyzeHeader, type HeaderInfo } from './message-header.js';
 
 export interface MessageState {
   uid: number;
@@ -36,20 +36,81 @@ const SMALL_BODY_BYTES = 1024 * 1024;
 /** A message without an empty line this far in is stored body-only. */
 const HEADER_LOOKAHEAD_BYTES = 1024 * 1024;
 
+/** A rewrite reads a message this small in one call. */
+const SMALL_COPY_BYTES = 256 * 1024;
+
+/**
+ * Scans keep no header text, so writers read back the headers they rewrite. Under the write
+ * lock the file is the one scanned; a message whose From line is gone, or whose header no longer
+ * carries the scanned UID (and, with `hash`, header hash), means it is not, and nothing is
+ * written from a wrong offset. The hash is checked by in-place patches, which touch a few
+ * messages; for every message of a rewrite it would cost as much as the scan.
+ */
+function checkStored(path: string, m: ScannedMessage, fromLine: Buffer, raw: Buffer, info: HeaderInfo, hash: boolean): void {
+  let lineEnd = fromLine.indexOf(10);
+  if (lineEnd < 0) lineEnd = fromLine.length;
+  if (lineEnd > 0 && fromLine[lineEnd - 1] === 13) lineEnd--;
+  if (
+    fromLine.length !== m.hdr - m.from ||
+    raw.length !== m.hdrEnd - m.hdr ||
+    parseFromLine(fromLine.subarray(0, lineEnd)) === undefined ||
+    info.uid !== m.uid ||
+    (hash && !m.bodyOnly && headerHash(info.served) !== m.hash)
+  ) {
+    throw dataError(`${path}: the message at byte offset ${m.from} is not the one scanned there; the file changed under the lock`);
+  }
+}
+
+/** A message's header as the file holds it now, analyzed and checked (see checkStored). */
+export function readStoredHeader(path: string, fd: number, m: ScannedMessage): { raw: Buffer; info: HeaderInfo } {
+  const head = readBytes(fd, m.from, m.hdrEnd);
+  const raw = head.subarray(m.hdr - m.from);
+  const info = analyzeHeader(raw, false);
+  checkStored(path, m, head.subarray(0, m.hdr - m.from), raw, info, true);
+  return { raw, info };
+}
+
 /**
  * The bytes that replace a message's metadata lines in place, or undefined when they do not
- * fit (or the message is not one whose metadata can be found again by its length).
+ * fit (or the message is not one whose metadata can be found again by its length). `header`
+ * is the message's header as read back from the file.
  */
-export function inPlacePatch(m: ScannedMessage, state: MessageState, imapBase?: ImapBase): { offset: number; data: string } | undefined {
+export function inPlacePatch(m: ScannedMessage, header: HeaderInfo, state: MessageState, imapBase?: ImapBase): { offset: number; data: string } | undefined {
   const headerLength = m.hdrEnd - m.hdr;
-  if (!m.lengthProven || m.info.metaStart >= headerLength) return undefined;
-  const kept = m.info.keptAfterMeta.join('');
-  const room = headerLength - m.info.metaStart - kept.length;
+  if (!m.lengthProven || header.metaStart >= headerLength) return undefined;
+  const kept = header.keptAfterMeta.join('');
+  const room = headerLength - header.metaStart - kept.length;
   const block = formatBlock(
     { ...state, contentLength: m.end - m.body, imapBase: imapBase && formatImapBase('X-IMAPbase', imapBase, 0) },
     room,
   );
-  return block === undefined ? undefined : { offset: m.hdr + m.info.metaStart, data: kept + block };
+  return block === undefined ? undefined : { offset: m.hdr + header.metaStart, data: kept + block };
+}
+
+/** In-place patches for these messages, their headers read back from the file; undefined when one does not fit. */
+export function inPlacePatches(
+  path: string,
+  wanted: readonly { m: ScannedMessage; state: MessageState; imapBase?: ImapBase }[],
+): { offset: number; data: string }[] | undefined {
+  if (wanted.length === 0) return [];
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw fsError(err, `mbox ${path}`);
+  }
+  try {
+    const patches: { offset: number; data: string }[] = [];
+    for (const w of wanted) {
+      if (!w.m.lengthProven) return undefined;
+      const p = inPlacePatch(w.m, readStoredHeader(path, fd, w.m).info, w.state, w.imapBase);
+      if (!p) return undefined;
+      patches.push(p);
+    }
+    return patches;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 export async function patchInPlace(ctx: MboxContext, patches: readonly { offset: number; data: string }[]): Promise<void> {
@@ -72,23 +133,34 @@ export async function patchInPlace(ctx: MboxContext, patches: readonly { offset:
   }
 }
 
-/** Copies one message of the old file, with new metadata. */
-async function writeKept(out: FileOutput, src: number, m: ScannedMessage, state: MessageState, imapBase?: string): Promise<void> {
-  await out.copyRange(src, m.from, m.hdr);
+/** Copies one message of the old file, with new metadata; its header is read back from `src`. */
+async function writeKept(out: FileOutput, path: string, src: number, m: ScannedMessage, state: MessageState, imapBase?: string): Promise<void> {
+  const whole = m.end - m.from <= SMALL_COPY_BYTES && !m.unquote ? readBytes(src, m.from, m.end) : undefined;
+  if (whole && whole.length !== m.end - m.from) {
+    throw dataError(`${path}: the message at byte offset ${m.from} is not the one scanned there; the file changed under the lock`);
+  }
+  const fromLine = whole ? whole.subarray(0, m.hdr - m.from) : readBytes(src, m.from, m.hdr);
+  const raw = whole ? whole.subarray(m.hdr - m.from, m.hdrEnd - m.from) : readBytes(src, m.hdr, m.hdrEnd);
+  const info = analyzeHeader(raw, false);
+  checkStored(path, m, fromLine, raw, info, false);
+  await out.write(fromLine);
   if (m.body === m.hdrEnd) {
     // No empty line after the header (another program wrote it): kept whole as a body-only message.
-    const served = analyzeHeader(readBytes(src, m.hdr, m.hdrEnd), false).served;
+    const served = info.served;
     await out.write(storedHeader(undefined, {}));
     await out.write(formatBlock({ ...state, contentLength: served.length, imapBase })!);
     await out.write('\n');
     await out.write(served);
   } else {
-    await out.copyRange(src, m.hdr, Math.min(m.hdr + m.info.metaStart, m.hdrEnd));
-    for (const line of m.info.keptAfterMeta) await out.write(line);
+    await out.write(raw.subarray(0, info.metaStart));
+    for (const line of info.keptAfterMeta) await out.write(line);
     const bodyLength = m.unquote ? m.size - m.servedHeaderLength - (m.body - m.hdrEnd) : m.end - m.body;
     await out.write(formatBlock({ ...state, contentLength: bodyLength, imapBase })!);
-    await out.copyRange(src, m.hdrEnd, m.body);
-    await out.copyRange(src, m.body, m.end, m.unquote);
+    if (whole) await out.write(whole.subarray(m.hdrEnd - m.from));
+    else {
+      await out.copyRange(src, m.hdrEnd, m.body);
+      await out.copyRange(src, m.body, m.end, m.unquote);
+    }
   }
   await out.write(out.lastByte === 10 ? '\n' : '\n\n');
 }
@@ -136,12 +208,12 @@ export async function writeNewMessage(out: FileOutput, save: PlannedSave, imapBa
     gathered.push(n.value);
     total += n.value.length;
     if (n.value.includes(10)) {
-      split = findHeaderEnd(Buffer.concat(gathered));
+      split = findHeaderEnd(gathered.length === 1 ? n.value : Buffer.concat(gathered));
       if (split) break;
     }
     if (total > HEADER_LOOKAHEAD_BYTES) break;
   }
-  const all = Buffer.concat(gathered);
+  const all = gathered.length === 1 ? gathered[0]! : Buffer.concat(gathered);
   split ??= findHeaderEnd(all);
   let header: Buffer | undefined;
   let rest: Buffer[];
@@ -170,10 +242,11 @@ export async function writeNewMessage(out: FileOutput, save: PlannedSave, imapBa
     }
   }
   if (done) {
-    const block = formatBlock({ ...state, contentLength: restBytes - blank })!;
-    const body = Buffer.concat(rest);
-    const sep = body.length > 0 && body[body.length - 1] === 10 ? '\n' : '\n\n';
-    await out.write(Buffer.concat([prefix, Buffer.from(block, 'latin1'), body, Buffer.from(sep)]));
+    // Written piece by piece: the output copies them into its buffer.
+    await out.write(prefix);
+    await out.write(formatBlock({ ...state, contentLength: restBytes - blank })!);
+    for (const b of rest) await out.write(b);
+    await out.write(restBytes > 0 && out.lastByte === 10 ? '\n' : '\n\n');
     return { uid, guid: guid ?? hash };
   }
   // A large body streams to the file; its length is filled in afterwards.
@@ -245,7 +318,7 @@ export async function rewriteMbox(
     } else chownFd(fd, ownerFor(dir));
     const out = new FileOutput(fd, 0);
     const sorted = [...kept].sort((a, b) => a.state.uid - b.state.uid);
-    for (const [i, k] of sorted.entries()) await writeKept(out, src!, k.m, k.state, i === 0 ? formatImapBase('X-IMAPbase', base) : undefined);
+    for (const [i, k] of sorted.entries()) await writeKept(out, ctx.path, src!, k.m, k.state, i === 0 ? formatImapBase('X-IMAPbase', base) : undefined);
     const added = then ? await then(out, sorted.length === 0 ? base : undefined) : 0;
     if (sorted.length === 0 && added === 0) await out.write(formatPseudoMessage(base, Date.now(), hostname()));
     await out.sync(ctx.fsync);

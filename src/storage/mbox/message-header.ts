@@ -23,7 +23,10 @@ export interface HeaderInfo {
   metaStart: number;
   /** Offset and length of the X-IMAPbase line (with its line end), when there is one. */
   imapBaseLine?: { offset: number; length: number };
-  /** The lines from metaStart on that are not Dovecot metadata, in order (kept by in-place rewrites). */
+  /**
+   * The lines from metaStart on that are not Dovecot metadata, in order: what a rewrite of the
+   * metadata lines keeps. Writers analyze the header again when they need it; scans keep none.
+   */
   keptAfterMeta: string[];
 }
 
