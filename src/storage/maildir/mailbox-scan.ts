@@ -48,9 +48,12 @@ export interface ScanContext {
 }
 
 let basenameCounter = 0;
+/** Asked once: a save names every file it writes, and each hostname() is a system call. */
+let host: string | undefined;
 
 export function newBasename(): string {
-  return generateBasename(Date.now(), process.pid, hostname(), ++basenameCounter);
+  host ??= hostname();
+  return generateBasename(Date.now(), process.pid, host, ++basenameCounter);
 }
 
 export function newMailboxGuid(): string {
