@@ -6,10 +6,10 @@
  */
 import { MailferryError } from '../model/errors.js';
 import { failpoint } from '../model/failpoint.js';
-import type { MailboxName, MailboxStatus, MailStore, PairMailboxState, PairState, SaveRequest } from '../storage/store.js';
+import type { MailboxName, MailboxStatus, MailStore, PairState, SaveRequest } from '../storage/store.js';
 import { matchByHeaderHash } from './hash-match.js';
 import { gotWantedUids, savedBytes } from './copies.js';
-import { planMailboxBackup, planMailboxBackupByGuid, type MailboxBackupPlan } from './mailbox-plan.js';
+import { isEmptyPlan, planMailboxBackup, planMailboxBackupByGuid, type MailboxBackupPlan } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
 import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
 import { NameTranslation, specialUsePairsFor, translatedFilter } from './special-use-names.js';
@@ -187,8 +187,13 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
       result.changedDuringSync = true;
       continue;
     }
-    const destAfter = recording ? await dest.mailboxStatus(box.name) : undefined;
-    if (destAfter) after[box.guid] = pairStateOf(now, destAfter);
+    if (!recording) continue;
+    // What the next backup will take as "in sync": the status first, then proof that the
+    // destination holds exactly the source's mail. A change another program made after our
+    // writes shows in the second if not in the first, and is then not recorded as ours.
+    const destAfter = await dest.mailboxStatus(box.name);
+    if (destAfter && isEmptyPlan(planFor(src, await dest.getMessages(box.name)))) after[box.guid] = pairStateOf(now, destAfter);
+    else result.changedDuringSync = true;
   }
   if (recording && !result.changedDuringSync) {
     failpoint('backup-before-state');

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
+import type { MailboxName, MailStore, SaveRequest } from '../../src/storage/store.js';
 import { runBackup } from '../../src/sync/backup.js';
 import { runSync } from '../../src/sync/sync.js';
 import { message, req } from '../contract/store-contract.js';
@@ -119,4 +120,34 @@ it('a filtered or dry run records nothing, so the next backup still compares', a
   await withStores(['s5', 'd5'], async (a, b) => {
     for (const box of [['INBOX'], ['Work']]) assert.deepEqual(await flagsOf(b, box), await flagsOf(a, box));
   });
+});
+
+it('mail another program puts into the destination right after our writes is not recorded as in sync', async () => {
+  await seed('s6');
+  await withStores(['s6', 'd6'], (a, b) => runBackup(a, b));
+  await withStores(['s6', 'd6'], (a) => a.saveMessages(['Work'], [req(message('new at the source'))]));
+  // A delivery into the destination the moment our save is done.
+  const delivering = (inner: MaildirStore): MailStore =>
+    new Proxy(inner, {
+      get(target, prop) {
+        if (prop === 'saveMessages') {
+          return async (name: MailboxName, reqs: Iterable<SaveRequest> | AsyncIterable<SaveRequest>) => {
+            const saved = await target.saveMessages(name, reqs);
+            await target.saveMessages(name, [req(message('delivered meanwhile'))]);
+            return saved;
+          };
+        }
+        const v = Reflect.get(target, prop, target);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    }) as MailStore;
+  const r = await withStores(['s6', 'd6'], (a, b) => runBackup(a, delivering(b)));
+  assert.equal(r.saved, 1);
+  assert.equal(r.changedDuringSync, true, 'exit 2: the destination changed under the run');
+  const next = await withStores(['s6', 'd6'], (a, b) => runBackup(a, b));
+  // Work is looked at again (and emptied of the stray message, here by a rebuild: the stray
+  // took a UID past the source's UIDNEXT); only the untouched INBOX is skipped.
+  assert.equal(next.skipped, 1, 'the next backup does not skip the changed mailbox');
+  assert.equal(next.rebuilt + next.expunged > 0, true);
+  await withStores(['s6', 'd6'], async (a, b) => assert.equal((await b.getMessages(['Work'])).messages.length, (await a.getMessages(['Work'])).messages.length));
 });
