@@ -2,7 +2,6 @@
  * Opens the store a mail location names. The one place that knows every backend.
  */
 import { parseLocation } from '../config/location.js';
-import { usageError } from '../model/errors.js';
 import { MaildirStore, type MaildirStoreOptions } from './maildir/maildir-store.js';
 import type { MailStore } from './store.js';
 

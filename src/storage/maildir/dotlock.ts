@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { chownFd, ownerFor } from './ownership.js';
 import { fsError, tempError } from '../../model/errors.js';
+import { processAlive } from '../process-alive.js';
 
 /** Dovecot treats a dotlock untouched for two minutes as stale. */
 const STALE_MS = 120_000;
@@ -19,15 +20,6 @@ export interface DotlockOptions {
   /** Seconds to wait for the lock before giving up with a temporary failure. */
   timeoutSeconds?: number;
   fsync?: boolean;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function isStale(lockPath: string, host: string): boolean {

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { dataError, fsError } from '../../model/errors.js';
 import { failpoint } from '../../model/failpoint.js';
-import type { ChangeIndex, IndexedMailbox, MessageChange } from '../index/change-index.js';
+import type { IndexedMailbox, MessageChange } from '../index/change-index.js';
 import type { FlagUpdate, MailboxUpdate, SaveRequest, SavedMessage, SystemFlag } from '../store.js';
 import { Dotlock } from './dotlock.js';
 import { chownFd, chownPath, ownerFor, type Owner } from './ownership.js';
@@ -30,6 +30,7 @@ import { formatKeywordsFile } from './keywords-file.js';
 import { KEYWORDS_FILENAME, readKeywords, readUidlist, UIDLIST_FILENAME } from './mailbox-files.js';
 import { newBasename, systemLetters, type ScanContext } from './mailbox-scan.js';
 import { formatUidlist, formatUidlistEntries, nextUidOf, parseUidlist, type Uidlist, type UidlistEntry } from './uidlist.js';
+import { fsyncDir } from '../fsync-dir.js';
 
 /** Saves are committed (uidlist + index) in batches this large, to bound re-work after a crash. */
 const BATCH_MESSAGES = 200;
@@ -156,15 +157,6 @@ function linkTmp(ctx: ScanContext, mailbox: IndexedMailbox, uid: number, tmpPath
     return undefined; // renamed by a flag change elsewhere, or a file system without links
   }
   return { size: row.size, vsize: parsed.vsize };
-}
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 interface PendingSave {

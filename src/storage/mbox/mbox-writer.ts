@@ -24,6 +24,8 @@ import { CUT_MARK, type ScannedMessage } from './mbox-scan.js';
 import { formatPseudoMessage } from './pseudo-message.js';
 import { findHeaderEnd, HASHED_PREFIX_BYTES, storedHeader, writableGuid } from './stored-message.js';
 import { analyzeHeader, type HeaderInfo } from './message-header.js';
+import { fsyncDir } from '../fsync-dir.js';
+import { processAlive } from '../process-alive.js';
 
 export interface MessageState {
   uid: number;
@@ -327,7 +329,7 @@ export async function rewriteMbox(
     failpoint('mbox-rewrite-before-rename');
     renameSync(tmp, ctx.path);
     failpoint('mbox-rewrite-after-rename');
-    if (ctx.fsync) syncDir(dir);
+    if (ctx.fsync) fsyncDir(dir);
   } catch (err) {
     if (fd !== undefined) closeSync(fd);
     try {
@@ -363,24 +365,6 @@ export function removeDeadTemps(dir: string, name: string, warn: (msg: string) =
     } catch {
       // gone meanwhile
     }
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-export function syncDir(dir: string): void {
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
   }
 }
 
