@@ -14,55 +14,34 @@ export function translatedList(list: MailboxList, t: NameTranslation): MailboxLi
   return { ...list, mailboxes: list.mailboxes.map((m) => ({ ...m, name: shown(m.name) })), changes: list.changes.map(change) };
 }
 
+/** Everything that takes or returns a mailbox name is translated; the rest passes through. */
 export function translatedStore(inner: MailStore, t: NameTranslation): MailStore {
   const own = (name: MailboxName) => t.own(name);
-  const store: MailStore = {
-    get location() {
-      return inner.location;
-    },
-    get storeId() {
-      return inner.storeId;
-    },
-    get separator() {
-      return inner.separator;
-    },
-    get nativeGuids() {
-      return inner.nativeGuids;
-    },
-    get assignsOwnUids() {
-      return inner.assignsOwnUids;
-    },
-    get ownsSpecialUseNames() {
-      return inner.ownsSpecialUseNames;
-    },
+  const translated: Partial<MailStore> = {
     listMailboxes: async () => translatedList(await inner.listMailboxes(), t),
-    async mailboxStatus(name) {
+    mailboxStatus: async (name) => {
       const s = await inner.mailboxStatus(own(name));
       return s && { ...s, name };
     },
     getMessages: (name, since) => inner.getMessages(own(name), since),
     openMessage: (name, uid) => inner.openMessage(own(name), uid),
     messageHashes: (name, uids) => inner.messageHashes(own(name), uids),
+    adoptGuids: inner.adoptGuids && ((name, guids) => inner.adoptGuids!(own(name), guids)),
     saveMessages: (name, messages) => inner.saveMessages(own(name), messages),
     updateFlags: (name, updates) => inner.updateFlags(own(name), updates),
     expunge: (name, uids) => inner.expunge(own(name), uids),
-    async createMailbox(name, options) {
-      const s = await inner.createMailbox(own(name), options);
-      return { ...s, name };
-    },
+    createMailbox: async (name, options) => ({ ...(await inner.createMailbox(own(name), options)), name }),
     renameMailbox: (from, to) => inner.renameMailbox(own(from), own(to)),
     deleteMailbox: (name) => inner.deleteMailbox(own(name)),
-    async updateMailbox(name, update) {
-      const s = await inner.updateMailbox(own(name), update);
-      return { ...s, name };
-    },
+    updateMailbox: async (name, update) => ({ ...(await inner.updateMailbox(own(name), update)), name }),
     setSubscribed: (name, subscribed) => inner.setSubscribed(own(name), subscribed),
-    getPairState: (peerId) => inner.getPairState(peerId),
-    setPairState: (peerId, state) => inner.setPairState(peerId, state),
-    close: () => inner.close(),
   };
-  if (inner.adoptGuids) store.adoptGuids = (name, guids) => inner.adoptGuids!(own(name), guids);
-  if (inner.getSyncedFlags) store.getSyncedFlags = (peerId, box, guids) => inner.getSyncedFlags!(peerId, box, guids);
-  if (inner.setSyncedFlags) store.setSyncedFlags = (peerId, box, entries, all) => inner.setSyncedFlags!(peerId, box, entries, all);
-  return store;
+  return new Proxy(inner, {
+    get(target, prop) {
+      if (Object.hasOwn(translated, prop)) return translated[prop as keyof MailStore];
+      // The store's own getters and methods run on the store itself, not on this wrapper.
+      const v = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
 }
