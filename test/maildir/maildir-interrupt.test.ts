@@ -3,7 +3,6 @@
  * visible, no index inconsistency, and a re-run ends with every message exactly once.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,25 +12,13 @@ import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { readAll } from '../contract/store-contract.js';
 import { syntheticBody } from '../support/save-child.js';
+import { runTsChild, type ChildEnd } from '../support/run-ts-child.js';
 
 const CHILD = join(import.meta.dirname, '../support/save-child.ts');
 const COUNT = 30;
 
-function runChild(location: string, env: Record<string, string>, killAfterMs?: number): Promise<{ code: number | null; signal: string | null }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, location, String(COUNT), '10'], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    if (killAfterMs !== undefined) setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      if (code !== 0 && code !== null) reject(new Error(`child failed (${code}): ${stderr}`));
-      else resolve({ code, signal });
-    });
-  });
+function runChild(location: string, env: Record<string, string>, killAfterMs?: number): Promise<ChildEnd> {
+  return runTsChild(CHILD, [location, String(COUNT), '10'], { env, killAfterMs });
 }
 
 /** What a reader sees after the crash: every visible message is whole and listed once. */

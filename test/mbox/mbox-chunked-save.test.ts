@@ -5,7 +5,6 @@
  * flags as mailferry.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -18,26 +17,15 @@ import { MboxStore } from '../../src/storage/mbox/mbox-store.js';
 import { readAll } from '../contract/store-contract.js';
 import { doveadmFetch, doveadmMailboxStatus, grantDovecotAccess, startDovecot, type Dovecot } from '../support/dovecot.js';
 import { syntheticMboxBody } from './mbox-save-child.js';
+import { runTsChild, type ChildEnd } from '../support/run-ts-child.js';
 
 const CHILD = join(import.meta.dirname, 'mbox-save-child.ts');
 /** Three chunks: a rewrite, then two appends. */
 const COUNT = 2 * SAVE_CHUNK + 50;
 
 /** Saves g0..g{COUNT-1} (those not there yet) in one call, as one backup of a mailbox does. */
-function runChild(location: string, env: Record<string, string>): Promise<{ signal: string | null }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, location, String(COUNT), String(COUNT), 'save'], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      if (code !== 0 && code !== null) reject(new Error(`child failed (${code}): ${stderr}`));
-      else resolve({ signal });
-    });
-  });
+function runChild(location: string, env: Record<string, string>): Promise<ChildEnd> {
+  return runTsChild(CHILD, [location, String(COUNT), String(COUNT), 'save'], { env });
 }
 
 /** Every message whole and there once; returns `uid flags` lines in UID order. */

@@ -4,7 +4,6 @@
  * whole and there once, and a re-run ends with every message exactly once.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,25 +13,13 @@ import { parseLocation, type MboxLocation } from '../../src/config/location.js';
 import { MboxStore } from '../../src/storage/mbox/mbox-store.js';
 import { readAll } from '../contract/store-contract.js';
 import { syntheticMboxBody } from './mbox-save-child.js';
+import { runTsChild, type ChildEnd } from '../support/run-ts-child.js';
 
 const CHILD = join(import.meta.dirname, 'mbox-save-child.ts');
 const COUNT = 24;
 
-function runChild(location: string, env: Record<string, string>, mode = 'save', killAfterMs?: number): Promise<{ code: number | null; signal: string | null }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, location, String(COUNT), '8', mode], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    if (killAfterMs !== undefined) setTimeout(() => child.kill('SIGKILL'), killAfterMs);
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      if (code !== 0 && code !== null) reject(new Error(`child failed (${code}): ${stderr}`));
-      else resolve({ code, signal });
-    });
-  });
+function runChild(location: string, env: Record<string, string>, mode = 'save', killAfterMs?: number): Promise<ChildEnd> {
+  return runTsChild(CHILD, [location, String(COUNT), '8', mode], { env, killAfterMs });
 }
 
 /** Every message is whole and there once; returns the GUIDs present. */

@@ -4,7 +4,6 @@
  * every message once on each side, and a run after that must find nothing to do.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { runBackup } from '../../src/sync/backup.js';
 import { runSync } from '../../src/sync/sync.js';
 import { message, readAll, req } from '../contract/store-contract.js';
+import { runTsChild } from '../support/run-ts-child.js';
 
 const CHILD = fileURLToPath(new URL('./metadata-crash-child.ts', import.meta.url));
 const BOXES = [['INBOX'], ['Work']];
@@ -24,12 +24,8 @@ function open(root: string): MaildirStore {
   return MaildirStore.open(parseMaildirLocation(`maildir:${root}`), { create: true, fsync: false, warn: () => {} });
 }
 
-function runChild(mode: Mode, a: string, b: string, failpoint: string): Promise<NodeJS.Signals | null> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, mode, a, b], { env: { ...process.env, MAILFERRY_FAILPOINT: failpoint }, stdio: 'inherit' });
-    child.on('error', reject);
-    child.on('exit', (_code, signal) => resolve(signal));
-  });
+async function runChild(mode: Mode, a: string, b: string, failpoint: string): Promise<NodeJS.Signals | null> {
+  return (await runTsChild(CHILD, [mode, a, b], { env: { MAILFERRY_FAILPOINT: failpoint } })).signal;
 }
 
 async function run(mode: Mode, a: MaildirStore, b: MaildirStore) {

@@ -5,7 +5,6 @@
  * save completes without duplicates.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,19 +13,13 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
+import { runTsChild } from '../support/run-ts-child.js';
 
 const CHILD = fileURLToPath(new URL('../support/save-child.ts', import.meta.url));
 const COUNT = 20;
 
-function runChild(location: string, failpoint?: string): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env };
-    if (failpoint) env.MAILFERRY_FAILPOINT = failpoint;
-    else delete env.MAILFERRY_FAILPOINT;
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, location, String(COUNT), '10'], { env, stdio: 'ignore' });
-    child.on('error', reject);
-    child.on('exit', (_code, signal) => resolve(signal));
-  });
+async function runChild(location: string, failpoint?: string): Promise<string | null> {
+  return (await runTsChild(CHILD, [location, String(COUNT), '10'], { env: { MAILFERRY_FAILPOINT: failpoint } })).signal;
 }
 
 function deliver(root: string, name: string): void {

@@ -4,7 +4,6 @@
  * at two UIDs; the next run must finish the move, not copy the message a second time.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { runSync } from '../../src/sync/sync.js';
 import { message, readAll, req } from '../contract/store-contract.js';
+import { runTsChild } from '../support/run-ts-child.js';
 
 const INBOX = ['INBOX'];
 const CHILD = fileURLToPath(new URL('./review-sync-child.ts', import.meta.url));
@@ -22,12 +22,8 @@ function open(root: string): MaildirStore {
   return MaildirStore.open(parseMaildirLocation(`maildir:${root}`), { create: true, fsync: false, warn: () => {} });
 }
 
-function runChild(a: string, b: string, failpoint: string): Promise<NodeJS.Signals | null> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, a, b], { env: { ...process.env, MAILFERRY_FAILPOINT: failpoint }, stdio: 'inherit' });
-    child.on('error', reject);
-    child.on('exit', (_code, signal) => resolve(signal));
-  });
+async function runChild(a: string, b: string, failpoint: string): Promise<NodeJS.Signals | null> {
+  return (await runTsChild(CHILD, [a, b], { env: { MAILFERRY_FAILPOINT: failpoint } })).signal;
 }
 
 async function subjects(s: MaildirStore): Promise<string[]> {
