@@ -7,17 +7,11 @@ import { cpus } from 'node:os';
 import { CROSS_CASES, type CrossSample, type CrossSeriesResult, type CrossTool } from './cross-cases.js';
 import type { Dataset } from './data.js';
 import { median } from './measure.js';
+import type { ToolSummary } from './report.js';
 
-export interface CrossToolSummary {
-  medianSeconds: number | null;
-  seconds: number[];
+/** A reference tool's summary, with the median CPU seconds that matter in these cases. */
+export interface CrossToolSummary extends ToolSummary {
   medianCpuSeconds: number | null;
-  peakRssKb: number | null;
-  messagesPerSecond: number | null;
-  runs: number;
-  correct: number;
-  ranAgain: number;
-  problems: string[];
 }
 
 export interface CrossRow { id: string; title: string; reference: CrossTool; mailferry?: CrossToolSummary; ref?: CrossToolSummary; ratio: number | null; cpuRatio: number | null }
