@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
+import Database from 'better-sqlite3';
 import { ChangeIndex } from '../../src/storage/index/change-index.js';
 
 it('synced flags: few and many GUIDs, other peers and mailboxes kept apart, replaceAll drops the rest', async () => {
@@ -31,6 +32,22 @@ it('synced flags: few and many GUIDs, other peers and mailboxes kept apart, repl
     index.setSyncedFlags('peer', 'box', [{ guid: 'g5', flags: 'new' }], true);
     assert.deepEqual([...index.syncedFlags('peer', 'box', rows.map((r) => r.guid))], [['g5', 'new']]);
     assert.equal(index.syncedFlags('other-peer', 'box', ['g1']).get('g1'), 'other');
+  } finally {
+    index.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+it('a damaged pair-state record is left out, so that mailbox is compared in full', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mailferry-pair-state-'));
+  const index = ChangeIndex.open(dir);
+  try {
+    const good = { uidValidity: 1, uidNext: 2, highestModseq: 3, peerUidValidity: 4, peerUidNext: 5, peerHighestModseq: 6 };
+    index.setPairState('peer', { good, partial: { uidValidity: 1 }, wrong: { ...good, uidNext: 'x' } });
+    const db = new Database(join(dir, 'mailferry.index.sqlite'));
+    db.prepare("INSERT INTO pair_state (peer_id, mailbox_guid, state) VALUES ('peer', 'garbled', '{not json')").run();
+    db.close();
+    assert.deepEqual(index.pairState('peer'), { good });
   } finally {
     index.close();
     await rm(dir, { recursive: true, force: true });

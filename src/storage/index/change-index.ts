@@ -96,6 +96,9 @@ function toMailbox(r: MailboxRow): IndexedMailbox {
   };
 }
 
+/** What a pair-state record holds per mailbox (PairMailboxState in the store contract). */
+const PAIR_STATE_FIELDS = ['uidValidity', 'uidNext', 'highestModseq', 'peerUidValidity', 'peerUidNext', 'peerHighestModseq'];
+
 /** The columns of a message row, in the order `rawMessage` reads them. */
 const MESSAGE_COLUMNS = 'uid, guid, file, flags, keywords, modseq, received, size';
 type RawMessageRow = [number, string, string, string, string, number, number, number];
@@ -529,9 +532,23 @@ export class ChangeIndex {
     return id;
   }
 
+  /**
+   * A row that does not read back as an object of numbers is left out: the mailbox is then
+   * compared in full, which is always safe, where trusting a damaged record could skip it.
+   */
   pairState(peerId: string): Record<string, unknown> {
     const rows = this.stmt('SELECT mailbox_guid, state FROM pair_state WHERE peer_id = ?').all(peerId) as { mailbox_guid: string; state: string }[];
-    return Object.fromEntries(rows.map((r) => [r.mailbox_guid, JSON.parse(r.state) as unknown]));
+    const out: Record<string, unknown> = {};
+    for (const r of rows) {
+      let state: unknown;
+      try {
+        state = JSON.parse(r.state);
+      } catch {
+        continue;
+      }
+      if (state !== null && typeof state === 'object' && PAIR_STATE_FIELDS.every((k) => typeof (state as Record<string, unknown>)[k] === 'number')) out[r.mailbox_guid] = state;
+    }
+    return out;
   }
 
   setPairState(peerId: string, state: Record<string, unknown>): void {
