@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import Database from 'better-sqlite3';
-import { ChangeIndex } from '../../src/storage/index/change-index.js';
+import { ChangeIndex, INDEX_FILENAME } from '../../src/storage/index/change-index.js';
 
 it('synced flags: few and many GUIDs, other peers and mailboxes kept apart, replaceAll drops the rest', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mailferry-synced-flags-'));
@@ -44,7 +44,7 @@ it('a damaged pair-state record is left out, so that mailbox is compared in full
   try {
     const good = { uidValidity: 1, uidNext: 2, highestModseq: 3, peerUidValidity: 4, peerUidNext: 5, peerHighestModseq: 6 };
     index.setPairState('peer', { good, partial: { uidValidity: 1 }, wrong: { ...good, uidNext: 'x' } });
-    const db = new Database(join(dir, 'mailferry.index.sqlite'));
+    const db = new Database(join(dir, INDEX_FILENAME));
     db.prepare("INSERT INTO pair_state (peer_id, mailbox_guid, state) VALUES ('peer', 'garbled', '{not json')").run();
     db.close();
     assert.deepEqual(index.pairState('peer'), { good });
