@@ -14,7 +14,7 @@ interface BackupCliOptions extends PairCliOptions {
   full?: boolean;
 }
 
-/** Sets process.exitCode to 2 when the source changed during the run. */
+/** Sets process.exitCode to 2 when a side changed during the run or a message was refused. */
 export function registerBackupCommand(program: Command, globals: () => GlobalOptions): void {
   const cmd = program
     .command('backup')
@@ -51,7 +51,7 @@ export function registerBackupCommand(program: Command, globals: () => GlobalOpt
           );
         }
         if (result.changedDuringSync) {
-          process.stderr.write('mailferry: the source changed during the backup; run it again\n');
+          process.stderr.write('mailferry: the source or destination changed during the backup (or a message was refused); run it again\n');
           process.exitCode = 2;
         }
       } finally {
