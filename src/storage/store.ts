@@ -184,6 +184,15 @@ export interface MailStore {
    */
   readonly ownsSpecialUseNames?: boolean;
 
+  /**
+   * Why this store cannot hold a mailbox of this name and shape, or undefined when it can: a
+   * name its layout cannot spell (a `.` inside a Maildir++ level, a level a LAYOUT=fs listing
+   * would not see again), or a mailbox with mail and children where a mailbox is a file (mbox).
+   * The engine asks before it creates or fills anything, skips such a mailbox with a warning
+   * naming it, copies the rest, and ends with exit 2. Absent means every name is fine.
+   */
+  mailboxNameProblem?(name: MailboxName, shape: { hasChildren: boolean; messages: number }): string | undefined;
+
   /** Every mailbox with its status, plus the mailbox-list change log. */
   listMailboxes(): Promise<MailboxList>;
 
