@@ -46,6 +46,11 @@ export interface MaildirStoreOptions {
   /** Seconds to wait for Dovecot's uidlist lock (default 30). */
   lockTimeoutSeconds?: number;
   warn?: (msg: string) => void;
+  /**
+   * Open a destination that is neither empty nor a mail store of this kind (`--force`). Without
+   * it such a directory is refused, so a typo cannot turn a home directory into a Maildir.
+   */
+  force?: boolean;
 }
 
 /** Messages up to this size are read in one piece; larger ones are streamed. */
