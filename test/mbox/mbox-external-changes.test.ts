@@ -36,7 +36,8 @@ describe('mbox: changes made by other programs', () => {
     const [first] = await s.saveMessages(['INBOX'], [req(message('one'), { flags: ['\\Seen'] })]);
     const before = await s.getMessages(['INBOX']);
     await s.close();
-    // Postfix local delivery: From line, the message, an empty line; ">From " quoting in the body.
+    // Postfix local delivery: From line, the message, an empty line; ">From " quoting in the body,
+    // served as stored (as Dovecot serves it).
     appendFileSync(inbox, 'From postfix@example.org  Tue Jan  2 08:00:00 2024\nFrom: x@example.org\nMessage-ID: <delivered@x>\nSubject: delivered\n\nhello\n>From the body\n\n');
     touchPast(inbox);
     s = open();
@@ -45,7 +46,7 @@ describe('mbox: changes made by other programs', () => {
     const delivered = after.messages[0]!;
     assert.equal(delivered.receivedDate, new Date(2024, 0, 2, 8, 0, 0).getTime());
     const body = await readAll(await s.openMessage(['INBOX'], delivered.uid));
-    assert.equal(body.toString(), 'From: x@example.org\nMessage-ID: <delivered@x>\nSubject: delivered\n\nhello\nFrom the body\n');
+    assert.equal(body.toString(), 'From: x@example.org\nMessage-ID: <delivered@x>\nSubject: delivered\n\nhello\n>From the body\n');
     assert.equal(delivered.size, body.length);
     // The next write numbers it in the file, with the UID already handed out.
     await s.saveMessages(['INBOX'], [req(message('three'))]);

@@ -3,7 +3,6 @@
  * patches for values known only after the bytes behind them were written.
  */
 import { fsyncSync, readSync, write, writeSync } from 'node:fs';
-import { MboxrdUnquoter } from './mboxrd-unquote.js';
 
 const BUFFER_BYTES = 1024 * 1024;
 
@@ -69,25 +68,15 @@ export class FileOutput {
     if (fsync) fsyncSync(this.fd);
   }
 
-  /** Copies [start, end) of another file, undoing mboxrd quoting when asked; returns the bytes written. */
-  async copyRange(srcFd: number, start: number, end: number, unquote = false): Promise<number> {
+  /** Copies [start, end) of another file; returns the bytes written. */
+  async copyRange(srcFd: number, start: number, end: number): Promise<number> {
     const chunk = Buffer.alloc(Math.min(BUFFER_BYTES, Math.max(0, end - start)));
-    const unquoter = unquote ? new MboxrdUnquoter() : undefined;
-    let written = 0;
     for (let pos = start; pos < end; ) {
       const n = readSync(srcFd, chunk, 0, Math.min(chunk.length, end - pos), pos);
       if (n === 0) throw new Error(`unexpected end of file at byte offset ${pos}`);
       pos += n;
-      const piece = Buffer.from(chunk.subarray(0, n));
-      for (const b of unquoter ? unquoter.push(piece) : [piece]) {
-        written += b.length;
-        await this.write(b);
-      }
+      await this.write(chunk.subarray(0, n));
     }
-    for (const b of unquoter?.end() ?? []) {
-      written += b.length;
-      await this.write(b);
-    }
-    return written;
+    return end - start;
   }
 }

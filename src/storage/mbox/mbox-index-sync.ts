@@ -135,7 +135,7 @@ export function syncIndex(ctx: MboxContext, scan: MboxScan, fp: { value: string;
       body: m.body,
       end: m.end,
       virtualUid,
-      unquote: m.unquote,
+      unquote: false,
       bodyOnly: m.bodyOnly,
       hash: m.hash,
     });

@@ -10,11 +10,11 @@
  * with a valid date, after the blank line); otherwise at the next separator line. The line end
  * before a separator belongs to the separator.
  *
- * Quoting: writers that do not use Content-Length (Postfix local, procmail, mutt, Thunderbird)
- * quote body lines starting with `From ` as `>From `. For messages without any Content-Length
- * header mailferry undoes mboxrd quoting (one `>` removed from lines matching `^>+From `).
- * Messages with Content-Length (Dovecot, UW-IMAP's mboxcl2, mailferry) are never quoted by
- * their writers and are served as stored, as Dovecot serves them.
+ * Quoting: writers that do not use Content-Length (Postfix local, procmail, mutt, Thunderbird,
+ * Python's mailbox) quote body lines starting with `From ` as `>From `, some (mboxrd) also add
+ * a `>` to lines that already start with `>+From `, others (mboxo) do not. Which one wrote a
+ * file cannot be told from the file, and Dovecot undoes neither: every body is served as
+ * stored. mailferry does the same, so both read the same messages from one file.
  */
 import { closeSync, fstatSync, openSync } from 'node:fs';
 import { dataError, fsError } from '../../model/errors.js';
@@ -59,9 +59,7 @@ export interface ScannedMessage {
   guid?: string;
   servedHeaderLength: number;
   hash: string;
-  /** mboxrd quoting is undone when serving. */
-  unquote: boolean;
-  /** The size served: header without metadata lines plus body, after unquoting. */
+  /** The size served: header without metadata lines plus body. */
   size: number;
   /** Content-Length was present and proved right. */
   lengthProven: boolean;
@@ -132,12 +130,6 @@ function separatorFollows(reader: ByteReader, offset: number): boolean {
 
 function isSeparator(line: Line): boolean {
   return startsWithFrom(line.head) && parseFromLine(line.head.subarray(0, line.head.length - line.eol)) !== undefined;
-}
-
-function isQuotedFrom(head: Buffer): boolean {
-  let i = 0;
-  while (head[i] === 0x3e) i++;
-  return i > 0 && startsWithFrom(head, i);
 }
 
 /** Part of a file to scan: from a From line at `start` to `end` (default: the end of file). */
@@ -212,8 +204,6 @@ function scanFd(path: string, fd: number, warn: (msg: string) => void, range: Sc
     const headerRaw = Buffer.concat(headerParts);
     const info = analyzeHeader(headerRaw, first);
     let end: number;
-    let unquote = false;
-    let quoted = 0;
     let lengthProven = false;
     let truncated = false;
     if (nextSeparator) {
@@ -226,7 +216,6 @@ function scanFd(path: string, fd: number, warn: (msg: string) => void, range: Sc
       line = reader.nextLine(LINE_PEEK);
       while (line && !isSeparator(line)) line = reader.nextLine(LINE_PEEK);
     } else {
-      unquote = info.contentLength === undefined;
       // The line end before a separator is the separator's: an empty body leaves no empty line.
       let prevEol = body - hdrEnd;
       end = body;
@@ -242,7 +231,6 @@ function scanFd(path: string, fd: number, warn: (msg: string) => void, range: Sc
           line = l;
           break;
         }
-        if (unquote && l.head[0] === 0x3e && isQuotedFrom(l.head)) quoted++;
         prevEol = l.eol;
       }
       if (end < body) end = hdrEnd;
@@ -266,7 +254,7 @@ function scanFd(path: string, fd: number, warn: (msg: string) => void, range: Sc
     first = false;
     const bodyOnly = info.shape === BODY_ONLY && lengthProven;
     const servedHeaderLength = bodyOnly ? 0 : info.served.length;
-    const bodyLength = bodyOnly ? end - body : end - hdrEnd - quoted;
+    const bodyLength = bodyOnly ? end - body : end - hdrEnd;
     const hashed = bodyOnly ? headerBlockOf(reader.readAt(body, Math.min(end - body, HASHED_PREFIX_BYTES))) : info.served;
     scan.messages.push({
       from,
@@ -283,7 +271,6 @@ function scanFd(path: string, fd: number, warn: (msg: string) => void, range: Sc
       guid: info.guid === undefined ? undefined : detached(info.guid),
       servedHeaderLength,
       hash: headerHash(hashed),
-      unquote,
       size: servedHeaderLength + Math.max(0, bodyLength),
       lengthProven,
       bodyOnly,

@@ -243,7 +243,8 @@ export class MboxStore implements MailStore {
       const { path, id } = await this.readable(name, attempt === 0);
       const row = this.index.message(id, uid);
       const loc = row && decodeLocation(row.file);
-      if (row && loc) {
+      // A row an earlier version recorded with `>From` unquoting has a stale size: scanned again.
+      if (row && loc && !loc.unquote) {
         const stream = openStoredMessage(path, loc, row.size);
         if (stream) return stream;
       }

@@ -137,7 +137,7 @@ export async function patchInPlace(ctx: MboxContext, patches: readonly { offset:
 
 /** Copies one message of the old file, with new metadata; its header is read back from `src`. */
 async function writeKept(out: FileOutput, path: string, src: number, m: ScannedMessage, state: MessageState, imapBase?: string): Promise<void> {
-  const whole = m.end - m.from <= SMALL_COPY_BYTES && !m.unquote ? readBytes(src, m.from, m.end) : undefined;
+  const whole = m.end - m.from <= SMALL_COPY_BYTES ? readBytes(src, m.from, m.end) : undefined;
   if (whole && whole.length !== m.end - m.from) {
     throw dataError(`${path}: the message at byte offset ${m.from} is not the one scanned there; the file changed under the lock`);
   }
@@ -156,12 +156,11 @@ async function writeKept(out: FileOutput, path: string, src: number, m: ScannedM
   } else {
     await out.write(raw.subarray(0, info.metaStart));
     for (const line of info.keptAfterMeta) await out.write(line);
-    const bodyLength = m.unquote ? m.size - m.servedHeaderLength - (m.body - m.hdrEnd) : m.end - m.body;
+    const bodyLength = m.end - m.body;
     await out.write(formatBlock({ ...state, contentLength: bodyLength, imapBase })!);
     if (whole) await out.write(whole.subarray(m.hdrEnd - m.from));
     else {
-      await out.copyRange(src, m.hdrEnd, m.body);
-      await out.copyRange(src, m.body, m.end, m.unquote);
+      await out.copyRange(src, m.hdrEnd, m.end);
     }
   }
   await out.write(out.lastByte === 10 ? '\n' : '\n\n');

@@ -1,8 +1,8 @@
 /**
  * Where one message lies in its mbox file, as kept in the change index's per-message `file`
  * column: `from,hdr,hdrEnd,body,end,marks,hash`. Marks: `v` the UID is not yet written in the
- * file (X-UID), `q` mboxrd quoting is undone when serving, `b` the message is stored body-only
- * (see stored-message.ts).
+ * file (X-UID), `b` the message is stored body-only (see stored-message.ts), `q` (written by
+ * earlier versions, which undid `>From` quoting) the recorded size is not the size served.
  */
 import { FLAG_LETTERS } from '../maildir/filename.js';
 import { SYSTEM_FLAGS, type SystemFlag } from '../store.js';
@@ -15,6 +15,7 @@ export interface MessageLocation {
   end: number;
   /** The UID lives only in the change index until the next write gives the message an X-UID. */
   virtualUid: boolean;
+  /** Recorded by a reader that undid `>From` quoting: the row's size is stale until the file is scanned again. */
   unquote: boolean;
   bodyOnly: boolean;
   hash: string;

@@ -7,7 +7,6 @@ import { Readable } from 'node:stream';
 import { fsError } from '../../model/errors.js';
 import { headerBlockOf, headerHash } from '../../model/header-hash.js';
 import { parseFromLine } from './from-line.js';
-import { MboxrdUnquoter } from './mboxrd-unquote.js';
 import { analyzeHeader } from './message-header.js';
 import type { MessageLocation } from './message-location.js';
 import { HASHED_PREFIX_BYTES } from './stored-message.js';
@@ -27,17 +26,14 @@ function readRange(fd: number, start: number, end: number): Buffer {
   return buf.subarray(0, got);
 }
 
-async function* bodyChunks(fd: number, start: number, end: number, unquoteFrom: number | undefined): AsyncGenerator<Buffer> {
-  const unquoter = unquoteFrom !== undefined ? new MboxrdUnquoter() : undefined;
+async function* bodyChunks(fd: number, start: number, end: number): AsyncGenerator<Buffer> {
   try {
     for (let pos = start; pos < end; ) {
       const piece = readRange(fd, pos, Math.min(end, pos + CHUNK));
       if (piece.length === 0) break;
       pos += piece.length;
-      if (unquoter) yield* unquoter.push(piece);
-      else yield piece;
+      yield piece;
     }
-    if (unquoter) yield* unquoter.end();
   } finally {
     closeSync(fd);
   }
@@ -67,7 +63,7 @@ export function openStoredMessage(path: string, loc: MessageLocation, size: numb
       if (headerHash(headerBlockOf(readRange(fd, loc.body, Math.min(loc.end, loc.body + HASHED_PREFIX_BYTES)))) !== loc.hash) return undefined;
       if (size <= SMALL_MESSAGE_BYTES) return Readable.from([readRange(fd, loc.body, loc.end)]);
       handedOver = true;
-      return Readable.from(bodyChunks(fd, loc.body, loc.end, undefined));
+      return Readable.from(bodyChunks(fd, loc.body, loc.end));
     }
     const head = readRange(fd, loc.from, loc.hdrEnd);
     const fromLine = head.subarray(0, loc.hdr - loc.from);
@@ -75,12 +71,12 @@ export function openStoredMessage(path: string, loc: MessageLocation, size: numb
     const info = analyzeHeader(head.subarray(loc.hdr - loc.from), false);
     if (headerHash(info.served) !== loc.hash) return undefined;
     const header = info.served;
-    if (!loc.unquote && size <= SMALL_MESSAGE_BYTES) {
+    if (size <= SMALL_MESSAGE_BYTES) {
       return Readable.from([Buffer.concat([header, readRange(fd, loc.hdrEnd, loc.end)])]);
     }
     const blank = readRange(fd, loc.hdrEnd, Math.min(loc.body, loc.end));
     handedOver = true;
-    const body = bodyChunks(fd, loc.body, loc.end, loc.unquote ? loc.body : undefined);
+    const body = bodyChunks(fd, loc.body, loc.end);
     return Readable.from(
       (async function* () {
         yield Buffer.concat([header, blank]);
