@@ -3,8 +3,9 @@
  * `maildir:~/Maildir[:LAYOUT=fs][:INBOX=path][:INDEX=path]`, `mbox:~/mail[:INBOX=/var/mail/u]`,
  * or an IMAP URL (`imap://user@host`, `imaps://...`, see imap-location.ts).
  */
+import { realpathSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { usageError } from '../model/errors.js';
 import { parseImapLocation, type ImapLocation } from './imap-location.js';
 
@@ -93,10 +94,68 @@ export function parseLocation(raw: string, home: string = process.env.HOME ?? ho
   return location;
 }
 
-/** A string naming the place a location's mail lives, to refuse syncing a location with itself. */
+/** A string naming the account an IMAP location reaches, to refuse syncing an account with itself. */
 export function locationIdentity(loc: MailLocation): string[] {
   if (loc.kind === 'imap') return [`imap:${loc.user.toLowerCase()}@${loc.host.toLowerCase()}:${loc.port}`];
   return [loc.root, loc.inbox];
+}
+
+/**
+ * The real path `path` has or will have: the realpath of its longest existing prefix with the
+ * rest appended, so a destination not created yet is still seen through the links above it.
+ */
+export function realPathOf(path: string): string {
+  const rest: string[] = [];
+  let at = resolve(path);
+  for (;;) {
+    try {
+      return join(realpathSync(at), ...rest.reverse());
+    } catch {
+      const parent = dirname(at);
+      if (parent === at) return join(at, ...rest.reverse());
+      rest.push(basename(at));
+      at = parent;
+    }
+  }
+}
+
+/**
+ * Where a location writes, by real path: `trees` are directories it owns with everything below
+ * them (a Maildir or mbox root, a Maildir INBOX=), `spots` single places it writes (an index
+ * directory, an mbox INBOX= spool, an IMAP state directory) without owning what lies beneath.
+ */
+export interface LocationPlaces {
+  trees: string[];
+  spots: string[];
+}
+
+export function locationPlaces(loc: MailLocation): LocationPlaces {
+  if (loc.kind === 'imap') return { trees: [], spots: [realPathOf(loc.stateDir)] };
+  if (loc.kind === 'mbox') return { trees: [realPathOf(loc.root)], spots: [realPathOf(loc.inbox), realPathOf(loc.indexDir)] };
+  return { trees: [realPathOf(loc.root), realPathOf(loc.inbox)], spots: [realPathOf(loc.indexDir)] };
+}
+
+function within(path: string, tree: string): boolean {
+  const rel = relative(tree, path);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`));
+}
+
+/** How two locations overlap on disk, as [a's path, b's path, relation], or undefined when they do not. */
+export function locationOverlap(a: MailLocation, b: MailLocation): [string, string, 'same' | 'inside' | 'contains'] | undefined {
+  if (a.kind === 'imap' && b.kind === 'imap') {
+    const [ia, ib] = [locationIdentity(a)[0]!, locationIdentity(b)[0]!];
+    if (ia === ib) return [ia, ib, 'same'];
+  }
+  const pa = locationPlaces(a);
+  const pb = locationPlaces(b);
+  for (const x of [...pa.trees, ...pa.spots]) {
+    for (const t of pb.trees) if (within(x, t)) return [x, t, x === t ? 'same' : 'inside'];
+  }
+  for (const y of [...pb.trees, ...pb.spots]) {
+    for (const t of pa.trees) if (within(y, t)) return [t, y, y === t ? 'same' : 'contains'];
+  }
+  for (const x of pa.spots) if (pb.spots.includes(x)) return [x, x, 'same'];
+  return undefined;
 }
 
 /** Directory where `-l` takes its run lock for this location (its index or state directory). */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { locationIdentity, parseLocation } from '../../src/config/location.js';
+import { locationIdentity, locationOverlap, parseLocation, realPathOf } from '../../src/config/location.js';
 import { parseImapLocation } from '../../src/config/imap-location.js';
 import { MailferryError } from '../../src/model/errors.js';
 
@@ -52,4 +52,34 @@ test('the same place is recognised whatever the spelling', () => {
   const a = locationIdentity(parseLocation('imap://Alice@Mail.example.com'));
   const b = locationIdentity(parseLocation('imap://alice@mail.example.com:143/?tls=required'));
   assert.deepEqual(a, b);
+});
+
+test('overlapping locations: nested trees, one place through a symlink, an index or spool inside the other side', async () => {
+  const { mkdtempSync, mkdirSync, symlinkSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'mailferry-overlap-unit-'));
+  try {
+    mkdirSync(join(dir, 'S', 'cur'), { recursive: true });
+    symlinkSync(join(dir, 'S'), join(dir, 'link'));
+    const real = realPathOf(join(dir, 'S'));
+    const overlap = (a: string, b: string) => locationOverlap(parseLocation(a, dir), parseLocation(b, dir));
+    assert.deepEqual(overlap(`maildir:${dir}/S`, `maildir:${dir}/S/.Backup`), [real, join(real, '.Backup'), 'contains']);
+    assert.deepEqual(overlap(`maildir:${dir}/S/.Backup`, `maildir:${dir}/S`), [join(real, '.Backup'), real, 'inside']);
+    assert.deepEqual(overlap(`maildir:${dir}/S`, `maildir:${dir}/link`), [real, real, 'same']);
+    // A path that does not exist yet is seen through the links above it.
+    assert.equal(realPathOf(join(dir, 'link', 'new', 'deeper')), join(real, 'new', 'deeper'));
+    assert.equal(overlap(`maildir:${dir}/S`, `maildir:${dir}/D:INDEX=${dir}/link/idx`)?.[2], 'contains');
+    assert.equal(overlap(`maildir:${dir}/D:INBOX=${dir}/S/.x`, `maildir:${dir}/S`)?.[2], 'inside');
+    assert.equal(overlap(`mbox:${dir}/M:INBOX=${dir}/S/spool`, `maildir:${dir}/S`)?.[2], 'inside');
+    assert.equal(overlap(`mbox:${dir}/S/m`, `maildir:${dir}/S`)?.[2], 'inside');
+    // Two locations sharing one index directory would share one index.
+    assert.equal(overlap(`maildir:${dir}/A:INDEX=${dir}/idx`, `maildir:${dir}/B:INDEX=${dir}/idx`)?.[2], 'same');
+    assert.equal(overlap(`maildir:${dir}/S`, `maildir:${dir}/S-copy`), undefined);
+    assert.equal(overlap(`maildir:${dir}/S`, `mbox:${dir}/mail`), undefined);
+    assert.equal(overlap('imap://alice@h', 'imap://Alice@H:143')?.[2], 'same');
+    assert.equal(overlap('imap://alice@h', `maildir:${dir}/S`), undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
