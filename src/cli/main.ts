@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
+import { installSignalCleanup } from '../model/cleanup.js';
 import { registerBackupCommand } from './commands/backup.js';
 import { registerFetchCommand } from './commands/fetch.js';
 import { registerMailboxCommands } from './commands/mailbox.js';
@@ -17,7 +18,15 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+/** Commander's "error: ..." becomes our one-line form; its help hint goes on the same line. */
+function oneLineError(text: string, write: (s: string) => void): void {
+  const message = text.trim().replace(/^error:\s*/, '').replace(/\s*\n\s*/g, ' ');
+  write(`mailferry: error: ${message} (run mailferry --help for usage)\n`);
+}
+
 export async function main(argv: string[]): Promise<number> {
+  // Before anything is opened: a Ctrl-C must find every temporary file and lock registered.
+  installSignalCleanup();
   const program = new Command('mailferry');
   program
     .description('Synchronize, back up and migrate mailboxes between Maildir, mbox and IMAP, keeping Dovecot metadata')
@@ -26,9 +35,14 @@ export async function main(argv: string[]): Promise<number> {
     .option('--password-file <file>', 'read the password for an IMAP location from the first line of FILE (or set MAILFERRY_PASSWORD)')
     .option('-D, --debug', 'debug output')
     .option('-v, --verbose', 'verbose output')
-    .showHelpAfterError('(run mailferry --help for usage)')
+    .configureOutput({ outputError: oneLineError })
     .exitOverride();
   const globals = () => program.opts<GlobalOptions>();
+  program.hook('preAction', (_program, action) => {
+    if (globals().debug) {
+      process.stderr.write(`mailferry: debug: mailferry ${version}, node ${process.version}, ${process.platform}; ${action.name()} ${action.args.join(' ')}\n`);
+    }
+  });
   registerMailboxCommands(program, globals);
   registerFetchCommand(program, globals);
   registerBackupCommand(program, globals);

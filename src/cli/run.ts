@@ -2,7 +2,7 @@
  * Shared plumbing for commands: global options, opening a store, and turning errors into
  * one line on stderr and the documented exit status.
  */
-import { exitCodeOf, MailferryError } from '../model/errors.js';
+import { exitCodeOf, MailferryError, tempError } from '../model/errors.js';
 import { openStore } from '../storage/open-store.js';
 import type { MailStore } from '../storage/store.js';
 import { parseSettings, storeOptions } from './settings.js';
@@ -24,7 +24,20 @@ export async function withStore(location: string, globals: GlobalOptions, fn: (s
   }
 }
 
-export function reportError(err: unknown, debug: boolean): number {
+/**
+ * SQLite reports a change index another process holds past the busy timeout as an error of its
+ * own; it is a reason to retry, never a crash to show a stack trace for.
+ */
+function asKnownError(err: unknown): unknown {
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code === 'string' && code.startsWith('SQLITE_BUSY')) {
+    return tempError(`a change index is in use by another process (${(err as Error).message}); retry later`, err);
+  }
+  return err;
+}
+
+export function reportError(thrown: unknown, debug: boolean): number {
+  const err = asKnownError(thrown);
   const message = err instanceof MailferryError ? err.message : `internal error: ${(err as Error)?.stack ?? String(err)}`;
   process.stderr.write(`mailferry: error: ${message}\n`);
   if (debug && err instanceof Error && err.cause) process.stderr.write(`caused by: ${String((err.cause as Error).stack ?? err.cause)}\n`);

@@ -1,18 +1,18 @@
 /**
  * What `backup` and `sync` share: SOURCE and DESTINATION from the arguments (or SOURCE from
- * `-o mail_location`), -R, the same-location check, and opening both stores.
+ * `-o mail_location`), -R, refusing locations that overlap on disk, the run lock, and opening
+ * both stores.
  */
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { Dotlock } from '../../storage/maildir/dotlock.js';
 import { mailboxFilter } from '../../sync/mailbox-filter.js';
 import { messageFilter, type MessageFilter } from '../../sync/message-filter.js';
 import type { MailboxStatus } from '../../storage/store.js';
-import { lockDirOf, locationIdentity, parseLocation } from '../../config/location.js';
-import { usageError } from '../../model/errors.js';
+import { lockDirOf, locationOverlap, parseLocation, type MailLocation } from '../../config/location.js';
+import { notFoundError, usageError } from '../../model/errors.js';
 import { openStore } from '../../storage/open-store.js';
 import type { MailStore } from '../../storage/store.js';
+import { acquireRunLocks, type RunLockPlace } from '../run-lock.js';
 import { storeOptions, type Settings } from '../settings.js';
 
 export interface PairCliOptions {
@@ -28,6 +28,7 @@ export interface PairCliOptions {
   before?: string;
   flag?: string;
   maxSize?: string;
+  force?: boolean;
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -45,8 +46,9 @@ export function addPairOptions(cmd: Command): Command {
     .option('-e, --before <date>', 'only copy messages received before DATE')
     .option('-O, --flag <[-]flag>', 'only copy messages with this flag or keyword (-FLAG: without it)')
     .option('-I, --max-size <size>', 'only copy messages of at most SIZE (500k, 20M)')
-    .option('-l, --lock <secs>', 'lock both locations so two runs cannot interleave; wait up to SECS for a running one, and for locks on the mail itself')
+    .option('-l, --lock <secs>', 'wait up to SECS for another run on the same pair (every run locks both locations) and for locks on the mail itself (default 30, or -o lock_timeout)')
     .option('-T, --timeout <secs>', 'fail with exit 75 when a remote store (IMAP) stalls for SECS (default 600, 0 = never)')
+    .option('--force', 'open a destination that holds files that are not mail (never needed for an empty or new one)')
     .option('--dry-run', 'print what would change, change nothing')
     .option('--json', 'print a JSON summary');
 }
@@ -66,58 +68,64 @@ export interface OpenedPair {
   close(): Promise<void>;
 }
 
+/** -m or -g naming a mailbox neither side has is an error, not a silent run that did nothing. */
+export function requireMatch(opts: PairCliOptions, result: { mailboxes: number; treeActions: number }, pair: OpenedPair): void {
+  const what = opts.mailbox ? `mailbox '${opts.mailbox}'` : opts.guid ? `a mailbox with GUID ${opts.guid}` : undefined;
+  if (what === undefined || result.mailboxes + result.treeActions > 0) return;
+  throw notFoundError(`${what} exists neither in ${pair.source.location} nor in ${pair.dest?.location ?? 'the destination'}`);
+}
+
+/** Names both locations as the user wrote them, and the real paths that collide. */
+function overlapMessage(fromLoc: MailLocation, toLoc: MailLocation): string | undefined {
+  const overlap = locationOverlap(fromLoc, toLoc);
+  if (!overlap) return undefined;
+  const [x, y, relation] = overlap;
+  const source = `source ${fromLoc.raw}`;
+  const dest = `destination ${toLoc.raw}`;
+  if (relation === 'same') return `${source} and ${dest} are the same mail location (${x}); name two different ones`;
+  if (relation === 'inside') return `${source} lies inside ${dest} (${x} is under ${y}); the run would copy the mail into itself`;
+  return `${dest} lies inside ${source} (${y} is under ${x}); the run would copy the mail into itself`;
+}
+
 function resolvePair(command: string, a: string | undefined, b: string | undefined, settings: Settings, opts: PairCliOptions) {
   let [from, to] = b === undefined ? [settings.mail_location, a] : [a, b];
   if (!from || !to) throw usageError(`${command} needs SOURCE and DESTINATION (or -o mail_location=SOURCE and DESTINATION)`);
   if (opts.reverse) [from, to] = [to, from];
   const fromLoc = parseLocation(from);
   const toLoc = parseLocation(to);
-  const same = locationIdentity(fromLoc).find((id) => locationIdentity(toLoc).includes(id));
-  if (same !== undefined) throw usageError(`source and destination are the same mail location (${same})`);
+  const overlap = overlapMessage(fromLoc, toLoc);
+  if (overlap !== undefined) throw usageError(overlap);
   // A remote account always exists; creating it is not ours to do.
   const toExists = toLoc.kind === 'imap' || existsSync(toLoc.root);
-  return { from, to, toExists, locks: [lockDirOf(fromLoc), lockDirOf(toLoc)] };
+  const lockPlace = (loc: MailLocation): RunLockPlace => ({
+    dir: lockDirOf(loc),
+    mayCreate: !opts.dryRun && (loc.kind === 'imap' || lockDirOf(loc) !== loc.root),
+  });
+  return { from, to, toExists, locks: [lockPlace(fromLoc), lockPlace(toLoc)] };
 }
 
-function lockSeconds(value: string): number {
+function seconds(option: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
   const secs = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(secs)) throw usageError(`invalid -l '${value}': expected whole seconds`);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(secs)) throw usageError(`invalid ${option} '${value}': expected whole seconds`);
   return secs;
 }
 
-/** dsync's -T: seconds a remote store may stall; local stores have nothing that stalls. */
-function ioTimeout(value: string | undefined): number {
-  if (value === undefined) return 600;
-  const secs = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(secs)) throw usageError(`invalid -T '${value}': expected whole seconds`);
-  return secs;
-}
-
-/** Opens both stores, taking the run locks first when -l asks for them. */
+/**
+ * Opens both stores under the run lock. `-l` sets how long to wait for it (and for locks on
+ * the mail itself: Dovecot's uidlist lock, an mbox dotlock held by a delivery agent).
+ */
 export async function openPair(command: string, a: string | undefined, b: string | undefined, settings: Settings, opts: PairCliOptions): Promise<OpenedPair> {
   const { from, to, toExists, locks } = resolvePair(command, a, b, settings, opts);
-  const base = { ...storeOptions(settings), ioTimeoutSeconds: ioTimeout(opts.timeout) };
-  // dsync's -l is how long to wait for locks: ours, and the mail's own (Dovecot's uidlist
-  // lock, an mbox dotlock held by a delivery agent).
-  if (opts.lock !== undefined) base.lockTimeoutSeconds = lockSeconds(opts.lock);
-  const held: Dotlock[] = [];
-  if (opts.lock !== undefined) {
-    const secs = lockSeconds(opts.lock);
-    // Always in the same order, so two runs over the same pair cannot deadlock.
-    for (const dir of [...new Set(locks)].sort()) {
-      if (!existsSync(dir)) continue;
-      try {
-        held.push(await Dotlock.acquire(join(dir, 'mailferry-sync'), { timeoutSeconds: secs }));
-      } catch (err) {
-        for (const l of held) l.release();
-        throw err;
-      }
-    }
-  }
-  const release = () => held.forEach((l) => l.release());
+  // dsync's -T: seconds a remote store may stall; local stores have nothing that stalls.
+  const base = { ...storeOptions(settings), ioTimeoutSeconds: seconds('-T', opts.timeout, 600) };
+  base.lockTimeoutSeconds = seconds('-l', opts.lock, settings.lock_timeout);
+  const force = opts.force ? { force: true } : {};
+  const release = await acquireRunLocks(locks, base.lockTimeoutSeconds);
   let source: MailStore;
   try {
-    source = await openStore(from, base);
+    // Both sides of a two-way sync are written to; a backup writes only its destination.
+    source = await openStore(from, command === 'sync' ? { ...base, ...force } : base);
   } catch (err) {
     release();
     throw err;
@@ -125,7 +133,7 @@ export async function openPair(command: string, a: string | undefined, b: string
   let dest: MailStore | undefined;
   try {
     // A dry run never creates the destination; one that does not exist yet plans as empty.
-    dest = opts.dryRun && !toExists ? undefined : await openStore(to, { ...base, create: !opts.dryRun });
+    dest = opts.dryRun && !toExists ? undefined : await openStore(to, { ...base, ...force, create: !opts.dryRun });
   } catch (err) {
     await source.close();
     release();

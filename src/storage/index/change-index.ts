@@ -8,14 +8,42 @@
  */
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { dataError, fsError } from '../../model/errors.js';
+import { dataError, fsError, tempError } from '../../model/errors.js';
 import { chownPath, ownerFor } from '../maildir/ownership.js';
 import { mailboxKey, type MailboxListChange, type MailboxName } from '../store.js';
 
 export const INDEX_FILENAME = 'mailferry.index.sqlite';
 const SCHEMA_VERSION = 3;
+/** How long a statement waits for another process's write transaction before SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 30_000;
+
+/**
+ * Every scan writes the index, so a place mailferry may not write is a permission problem,
+ * said as one before SQLite turns it into "unable to open database file" (which reads as corruption).
+ */
+function requireWritable(dir: string, path: string): void {
+  for (const [p, what] of [[dir, `change index directory ${dir}`], [path, `change index ${path}`]] as const) {
+    if (!existsSync(p)) continue;
+    try {
+      accessSync(p, constants.W_OK);
+    } catch (err) {
+      throw fsError(err, what);
+    }
+  }
+}
+
+function openError(err: unknown, path: string): Error {
+  const code = (err as { code?: string }).code;
+  if (code?.startsWith('SQLITE_BUSY')) {
+    return tempError(`change index ${path} is held by another process (waited ${BUSY_TIMEOUT_MS / 1000} s); retry later`, err);
+  }
+  if (code?.startsWith('SQLITE_')) {
+    return dataError(`change index ${path} is unreadable (${(err as Error).message}); move it aside to rebuild it`, err);
+  }
+  return fsError(err, `change index ${path}`);
+}
 
 export interface IndexedMailbox {
   id: number;
@@ -157,10 +185,11 @@ export class ChangeIndex {
     let db: Database.Database;
     try {
       mkdirSync(dir, { recursive: true });
-      db = new Database(path);
+      requireWritable(dir, path);
+      // The timeout is set as the connection opens: switching to WAL can already meet a writer.
+      db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
-      db.pragma('busy_timeout = 30000');
       // A root run over a user's mail must leave the index usable by that user's own runs.
       const owner = ownerFor(dir);
       for (const suffix of ['', '-wal', '-shm']) {
@@ -171,16 +200,14 @@ export class ChangeIndex {
         }
       }
     } catch (err) {
-      if ((err as { code?: string }).code?.startsWith('SQLITE_')) {
-        throw dataError(`change index ${path} is unreadable (${(err as Error).message}); move it aside to rebuild it`, err);
-      }
-      throw fsError(err, `change index ${path}`);
+      throw openError(err, path);
     }
     const index = new ChangeIndex(path, db);
     try {
       index.migrate();
     } catch (err) {
       db.close();
+      if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) throw openError(err, path);
       throw dataError(`change index ${path} is corrupt (${(err as Error).message}); move it aside to rebuild it`, err);
     }
     return index;
