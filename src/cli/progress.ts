@@ -24,8 +24,10 @@ export class Progress {
   private bytes = 0;
   private planned = 0;
   private mailboxes = 0;
+  private unchanged = 0;
   private current = '';
-  private lastPlain = 0;
+  /** From the start: a line at second zero would only ever say zeros. */
+  private lastPlain = this.started;
   private readonly tty: boolean;
 
   constructor(
@@ -43,6 +45,12 @@ export class Progress {
     this.draw(false);
   }
 
+  /** A mailbox neither side changed: counted, not compared. */
+  skippedMailbox(): void {
+    this.mailboxes++;
+    this.unchanged++;
+  }
+
   copied(size: number): void {
     this.messages++;
     this.bytes += size;
@@ -57,7 +65,7 @@ export class Progress {
   private line(): string {
     const secs = Math.max((Date.now() - this.started) / 1000, 0.001);
     const rate = Math.round(this.messages / secs);
-    return `${this.mailboxes} mailboxes, ${this.messages}/${this.planned} messages, ${human(this.bytes)}, ${rate} msg/s, ${human(this.bytes / secs)}/s`;
+    return `${this.mailboxes} mailboxes (${this.unchanged} unchanged), ${this.messages}/${this.planned} messages, ${human(this.bytes)}, ${rate} msg/s, ${human(this.bytes / secs)}/s`;
   }
 
   private draw(final: boolean): void {

@@ -6,11 +6,13 @@ import { formatMailboxName } from '../../model/mailbox-name.js';
 import type { PairState } from '../../storage/store.js';
 import { decodeState, encodeState } from '../../sync/state-string.js';
 import { runSync, type SyncEvent } from '../../sync/sync.js';
+import { DebugLog } from '../debug-log.js';
 import { printJson } from '../output.js';
 import { Progress } from '../progress.js';
 import type { GlobalOptions } from '../run.js';
 import { parseSettings } from '../settings.js';
-import { addPairOptions, includeFrom, messageFilterFrom, openPair, type PairCliOptions } from './pair.js';
+import { PlannedCounts, summaryLine } from '../summary.js';
+import { addPairOptions, includeFrom, messageFilterFrom, openPair, requireMatch, type PairCliOptions } from './pair.js';
 
 interface SyncCliOptions extends PairCliOptions {
   oneway?: boolean;
@@ -29,21 +31,33 @@ export function registerSyncCommand(program: Command, globals: () => GlobalOptio
     .option('-s, --state <state>', "stateful sync from this state string ('' to start); the new state is printed on stdout");
   addPairOptions(cmd).action(async (a: string | undefined, b: string | undefined, opts: SyncCliOptions) => {
       const g = globals();
+      const debug = new DebugLog(Boolean(g.debug));
       // Checked before anything is opened (or created).
       const messageFilter = messageFilterFrom(opts);
       const pair = await openPair('sync', a, b, parseSettings(g.o, g.passwordFile), opts);
       try {
         if (!pair.dest) {
-          process.stdout.write(`destination ${b ?? a} does not exist yet: everything would be copied into it\n`);
+          process.stderr.write(`mailferry: destination ${b ?? a} does not exist yet: everything would be copied into it\n`);
           return;
         }
+        debug.line(`opened ${pair.source.location} and ${pair.dest.location}`);
         const sep = pair.source.separator;
-        const show = Boolean(opts.dryRun || g.verbose);
+        const show = Boolean(opts.dryRun || g.verbose || g.debug);
+        // With --json stdout carries the JSON alone (and the -s state line before it).
+        const out = opts.dryRun && !opts.json ? process.stdout : process.stderr;
         const progress = g.verbose && !opts.dryRun && !opts.json ? new Progress(sep) : undefined;
+        const planned = new PlannedCounts();
         const log = (e: SyncEvent) => {
           if (e.type === 'saved') return progress?.copied(e.size);
-          if (e.type === 'mailbox') progress?.mailbox(e.name, e.plan.a.saves.length + e.plan.b.saves.length);
-          const out = opts.dryRun ? process.stdout : process.stderr;
+          if (e.type === 'mailbox') {
+            progress?.mailbox(e.name, e.plan.a.saves.length + e.plan.b.saves.length);
+            planned.add(e.plan);
+            debug.step(`mailbox ${formatMailboxName(e.name, sep)}`);
+          } else if (e.type === 'skipped-mailbox') {
+            progress?.skippedMailbox();
+            debug.endStep();
+            debug.line(`mailbox ${formatMailboxName(e.name, sep)}: unchanged on both sides since the last sync, skipped`);
+          }
           if (e.type === 'warning') process.stderr.write(`mailferry: warning: ${e.message}\n`);
           else if (!show) return;
           else if (e.type === 'tree') {
@@ -68,7 +82,7 @@ export function registerSyncCommand(program: Command, globals: () => GlobalOptio
             state = {};
           }
         }
-        const result = await runSync(pair.source, pair.dest, {
+        const ran = await runSync(pair.source, pair.dest, {
           state,
           mode: opts.oneway ? 'oneway' : 'twoway',
           full: opts.full,
@@ -78,14 +92,14 @@ export function registerSyncCommand(program: Command, globals: () => GlobalOptio
           treeOnly: opts.mailbox === '',
           onEvent: log,
         });
+        debug.endStep();
         progress?.done();
+        requireMatch(opts, ran, pair);
+        const result = opts.dryRun ? planned.over(ran) : ran;
         if (opts.state !== undefined) process.stdout.write(`${result.changedDuringSync ? '' : encodeState(result.state)}\n`);
         if (opts.json) printJson({ ...result, state: undefined });
-        else if (show) {
-          process.stderr.write(
-            `${result.mailboxes} mailboxes (${result.skipped} unchanged), ${result.saved} messages copied (${result.bytes} bytes), ${result.flagUpdates} flag updates, ${result.expunged} expunges, ${result.treeActions} mailbox changes\n`,
-          );
-        }
+        else if (show) process.stderr.write(`${summaryLine(result, Boolean(opts.dryRun))}\n`);
+        debug.line(`result ${JSON.stringify({ ...result, state: undefined })}`);
         if (result.changedDuringSync) {
           process.stderr.write('mailferry: mailboxes changed during the sync; run it again\n');
           process.exitCode = 2;
