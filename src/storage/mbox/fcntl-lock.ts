@@ -5,6 +5,9 @@
  * lock then ends with us even when we are killed. perl-base is Essential on Debian, so it is
  * always there; where it is not, writes fall back to the dotlock alone (with a warning).
  *
+ * The file is opened as the store opens it (see safe-fs.ts): never through a link, never
+ * waiting on a FIFO.
+ *
  * struct flock is packed for LP64 Linux (x86_64, aarch64): short type, short whence, 4 bytes
  * padding, off_t start, off_t len, pid_t pid, 4 bytes padding.
  */
@@ -15,7 +18,8 @@ const SCRIPT = `
 use strict; use Fcntl;
 my ($path, $type, $timeout) = @ARGV;
 $| = 1;
-open(my $fh, '+<', $path) or do { print "ERR $!\\n"; exit 2 };
+sysopen(my $fh, $path, O_RDWR | O_NOFOLLOW | O_NONBLOCK) or do { print "ERR $!\\n"; exit 2 };
+-f $fh or do { print "ERR not a regular file\\n"; exit 2 };
 my $lk = pack('s s x4 q q l x4', $type eq 'w' ? F_WRLCK : F_RDLCK, 0, 0, 0, 0);
 my $deadline = time + $timeout;
 until (fcntl($fh, F_SETLK, $lk)) {

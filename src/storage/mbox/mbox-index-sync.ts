@@ -9,7 +9,7 @@
  * is a replaced message: an expunge of the old one (with its GUID) and a new message.
  */
 import { randomBytes } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import type { ChangeIndex, IndexedMailbox, IndexedMessage, MessageChange } from '../index/change-index.js';
 import { nextUidValidity } from '../maildir/uidvalidity.js';
 import type { MailboxName } from '../store.js';
@@ -48,7 +48,8 @@ export interface ScanRecord {
 /** File identity, size and mtime; null when too recent to prove a later scan unneeded. */
 export function fileFingerprint(path: string): { value: string; safe: boolean } {
   try {
-    const st = statSync(path);
+    // Not following a link: what is fingerprinted is what the store would open (and refuse).
+    const st = lstatSync(path);
     return { value: `${st.ino}:${st.size}:${st.mtimeMs}`, safe: Date.now() - st.mtimeMs > 2000 };
   } catch {
     return { value: 'absent', safe: true };

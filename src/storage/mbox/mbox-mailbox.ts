@@ -6,9 +6,10 @@
  * file after a rewrite, only the parts written after an append or an in-place patch. One scan
  * of a file is alive at a time.
  */
-import { ftruncateSync, openSync, closeSync, existsSync } from 'node:fs';
+import { ftruncateSync, closeSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { dataError, fsError } from '../../model/errors.js';
+import { entryKind, openFileSync } from '../safe-fs.js';
 import { failpoint } from '../../model/failpoint.js';
 import type { IndexedMailbox } from '../index/change-index.js';
 import type { FlagUpdate, MailboxUpdate, SaveRequest, SavedMessage, SystemFlag } from '../store.js';
@@ -115,7 +116,7 @@ function letGo(ctx: MboxContext, s: Synced): void {
 
 function truncateTo(path: string, size: number): void {
   try {
-    const fd = openSync(path, 'r+');
+    const fd = openFileSync(path, 'r+');
     try {
       ftruncateSync(fd, size);
     } finally {
@@ -352,6 +353,6 @@ export async function updateMailboxHeader(ctx: MboxContext, update: MailboxUpdat
 
 /** Writes the pseudo message that makes an empty mailbox keep its UIDVALIDITY. */
 export async function createMailboxFile(ctx: MboxContext, uidValidity: number): Promise<void> {
-  if (existsSync(ctx.path)) throw dataError(`${ctx.path} already exists`);
+  if (entryKind(ctx.path) !== 'missing') throw dataError(`${ctx.path} already exists`);
   await withMboxLock(ctx, 'write', () => rewriteMbox(ctx, [], { uidValidity, lastUid: 0, keywords: [] }));
 }

@@ -16,8 +16,10 @@
  * file cannot be told from the file, and Dovecot undoes neither: every body is served as
  * stored. mailferry does the same, so both read the same messages from one file.
  */
-import { closeSync, fstatSync, openSync } from 'node:fs';
-import { dataError, fsError } from '../../model/errors.js';
+import { closeSync, fstatSync } from 'node:fs';
+import { dataError } from '../../model/errors.js';
+import { isMissing } from './missing-file.js';
+import { openFileSync } from '../safe-fs.js';
 import { headerBlockOf, headerHash } from '../../model/header-hash.js';
 import { ByteReader, type Line } from './byte-reader.js';
 import { parseFromLine, startsWithFrom } from './from-line.js';
@@ -143,10 +145,10 @@ export interface ScanRange {
 export function scanMboxFile(path: string, warn: (msg: string) => void, range?: ScanRange): MboxScan {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openFileSync(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { size: 0, messages: [] };
-    throw fsError(err, `mbox ${path}`);
+    if (isMissing(err)) return { size: 0, messages: [] };
+    throw err;
   }
   try {
     return scanFd(path, fd, warn, range ?? { start: 0, first: true });

@@ -7,11 +7,12 @@
  * X-UID, Status, X-Status, X-Keywords, Content-Length) and without mailferry's own hidden
  * headers, with escaped header lines restored; see mbox-headers.ts and mbox-scan.ts.
  */
-import { existsSync, mkdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { MboxLocation } from '../../config/location.js';
-import { existsError, fsError, notFoundError, usageError } from '../../model/errors.js';
+import { dataError, existsError, fsError, MailferryError, notFoundError, usageError } from '../../model/errors.js';
+import { entryKind } from '../safe-fs.js';
 import { canonicalName, isInbox } from '../../model/mailbox-name.js';
 import { ChangeIndex, type IndexedMailbox } from '../index/change-index.js';
 import { guessSpecialUse } from '../maildir/special-use.js';
@@ -32,12 +33,15 @@ import {
   type SaveRequest,
 } from '../store.js';
 import { fileFingerprint, indexedMailboxByName, newMailboxGuid, type MboxContext, type ScanRecord } from './mbox-index-sync.js';
-import { MBOX_SEPARATOR, MboxLayout } from './mbox-layout.js';
+import { MBOX_SEPARATOR, MboxLayout, type MailboxEntry } from './mbox-layout.js';
 import { createMailboxFile, expungeFromMailbox, refreshMailbox, saveToMailbox, updateMailboxFlags, updateMailboxHeader } from './mbox-mailbox.js';
 import { readMboxSubscriptions, writeMboxSubscriptions } from './mbox-subscriptions.js';
 import { openStoredMessage } from './stored-message-reader.js';
 import { peekUidValidity } from './peek-uid-validity.js';
 import { decodeLocation, indexLettersToFlags } from './message-location.js';
+import { foreignDestinationEntry } from './foreign-destination-entry.js';
+import { startsAsMbox } from './mbox-file-start.js';
+import { isOwnEntry } from './mbox-own-files.js';
 
 export interface MboxStoreOptions {
   fsync?: boolean;
@@ -45,6 +49,11 @@ export interface MboxStoreOptions {
   lockTimeoutSeconds?: number;
   warn?: (msg: string) => void;
   create?: boolean;
+  /**
+   * Open a destination (`create`) that is neither empty nor an mbox tree (`--force`). Without
+   * it such a directory is refused, so a typo cannot turn a home directory into a mail tree.
+   */
+  force?: boolean;
 }
 
 export class MboxStore implements MailStore {
@@ -78,9 +87,13 @@ export class MboxStore implements MailStore {
     this.warn = options.warn ?? ((msg) => process.stderr.write(`mailferry: warning: ${msg}\n`));
   }
 
-  /** Opens an existing mbox root (or creates the directory when `create` is set). */
+  /**
+   * Opens an existing mbox root, or with `create` a destination: the directory is made when
+   * missing, and refused when it holds entries but no mbox file (unless `force`).
+   */
   static open(loc: MboxLocation, options: MboxStoreOptions = {}): MboxStore {
-    if (options.create && !existsSync(loc.root)) {
+    const existed = existsSync(loc.root);
+    if (options.create && !existed) {
       try {
         mkdirSync(loc.root, { recursive: true });
       } catch (err) {
@@ -94,6 +107,15 @@ export class MboxStore implements MailStore {
       throw fsError(err, `mbox root ${loc.root}`);
     }
     if (!st.isDirectory()) throw usageError(`mbox root ${loc.root} is not a directory`);
+    if (options.create && existed && !options.force) {
+      const foreign = foreignDestinationEntry(loc.root, loc.inbox);
+      if (foreign !== undefined) {
+        throw dataError(
+          `${loc.root} is neither empty nor an mbox tree (it holds ${foreign}, and no mbox file); ` +
+            'refusing to use it as a destination (--force uses it anyway, leaving its other files alone)',
+        );
+      }
+    }
     return new MboxStore(loc, ChangeIndex.open(loc.indexDir), options);
   }
 
@@ -111,18 +133,26 @@ export class MboxStore implements MailStore {
     };
   }
 
+  /**
+   * What is at a mailbox's path; a link or FIFO on the way is refused. INBOX is always a
+   * mailbox (a missing one is empty); a non-mbox INBOX is reported by its scan, naming the offset.
+   */
+  private entry(name: MailboxName): { path: string; entry: MailboxEntry } {
+    const canonical = canonicalName(name);
+    const inbox = isInbox(canonical);
+    const found = this.layout.entryOf(canonical, inbox || indexedMailboxByName(this.index, canonical) !== undefined);
+    return inbox && found.entry === 'missing' ? { ...found, entry: 'mailbox' } : found;
+  }
+
   private exists(name: MailboxName): boolean {
-    if (isInbox(canonicalName(name))) return true;
-    try {
-      return statSync(this.layout.pathOf(name)).isFile();
-    } catch {
-      return false;
-    }
+    return this.entry(name).entry === 'mailbox';
   }
 
   private async open(name: MailboxName): Promise<{ ctx: MboxContext; mailbox: IndexedMailbox }> {
     const canonical = canonicalName(name);
-    if (!this.exists(canonical)) throw notFoundError(`mailbox '${this.layout.formatName(canonical)}' does not exist in ${this.location}`);
+    const { path, entry } = this.entry(canonical);
+    if (entry === 'foreign') throw this.layout.foreignError(path);
+    if (entry !== 'mailbox') throw notFoundError(`mailbox '${this.layout.formatName(canonical)}' does not exist in ${this.location}`);
     const ctx = this.ctx(canonical);
     const mailbox = await refreshMailbox(ctx);
     this.recentlyScanned.set(ctx.path, { fp: fileFingerprint(ctx.path).value, id: mailbox.id });
@@ -164,8 +194,8 @@ export class MboxStore implements MailStore {
   }
 
   async listMailboxes(): Promise<MailboxList> {
-    const names: MailboxName[] = [['INBOX'], ...this.layout.listMailboxFiles(this.warn).map((f) => f.name)];
     const before = new Map(this.index.listMailboxes().map((m) => [mailboxKey(m.name), m]));
+    const names: MailboxName[] = [['INBOX'], ...this.layout.listMailboxFiles(this.warn, (n) => before.has(mailboxKey(n))).map((f) => f.name)];
     const present = new Set(names.map(mailboxKey));
     const vanished = [...before.values()].filter((m) => !present.has(mailboxKey(m.name)));
     const ts = Math.floor(Date.now() / 1000);
@@ -205,11 +235,15 @@ export class MboxStore implements MailStore {
   }
 
   async mailboxStatus(name: MailboxName): Promise<MailboxStatus | undefined> {
+    let entry: MailboxEntry;
     try {
-      if (!this.exists(name)) return undefined;
-    } catch {
-      return undefined;
+      entry = this.entry(name).entry;
+    } catch (err) {
+      // A name the layout cannot spell is no mailbox; a link or FIFO at the name is refused.
+      if (err instanceof MailferryError && err.kind === 'usage') return undefined;
+      throw err;
     }
+    if (entry === 'missing' || entry === 'directory') return undefined;
     const { mailbox } = await this.open(name);
     return this.status(mailbox, this.subscribedSet());
   }
@@ -279,7 +313,7 @@ export class MboxStore implements MailStore {
 
   async saveMessages(name: MailboxName, messages: Iterable<SaveRequest> | AsyncIterable<SaveRequest>): Promise<SavedMessage[]> {
     const { ctx } = await this.open(name);
-    if (!existsSync(dirname(ctx.path))) mkdirSync(dirname(ctx.path), { recursive: true });
+    this.layout.makeParents(ctx.path);
     return saveToMailbox(ctx, messages);
   }
 
@@ -296,23 +330,16 @@ export class MboxStore implements MailStore {
   async createMailbox(name: MailboxName, options: CreateMailboxOptions = {}): Promise<MailboxStatus> {
     const canonical = canonicalName(name);
     const shown = this.layout.formatName(canonical);
-    if (this.exists(canonical)) throw existsError(`mailbox '${shown}' already exists in ${this.location}`);
+    const { entry } = this.entry(canonical);
+    if (entry === 'mailbox') throw existsError(`mailbox '${shown}' already exists in ${this.location}`);
     if (options.guid !== undefined && !/^[0-9a-f]{32}$/.test(options.guid)) {
       throw usageError(`invalid mailbox GUID '${options.guid}' for '${shown}': expected 32 hex digits`);
     }
     const guid = options.guid ?? newMailboxGuid();
     if (this.index.mailboxByGuid(guid)) throw existsError(`mailbox GUID ${guid} is already used in ${this.location}`);
     const ctx = this.ctx(canonical);
-    try {
-      mkdirSync(dirname(ctx.path), { recursive: true });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOTDIR' || code === 'EEXIST') {
-        throw usageError(`cannot create '${shown}' in ${this.location}: a parent is an mbox file, and mbox mailboxes cannot have children`);
-      }
-      throw fsError(err, `creating ${dirname(ctx.path)}`);
-    }
-    if (existsSync(ctx.path)) throw existsError(`cannot create '${shown}' in ${this.location}: ${ctx.path} exists and is not an mbox file`);
+    if (entry !== 'missing') throw existsError(`cannot create '${shown}' in ${this.location}: ${ctx.path} exists and is not an mbox file`);
+    this.layout.makeParents(ctx.path);
     const stale = indexedMailboxByName(this.index, canonical);
     if (stale) this.index.removeMailbox(stale.id);
     const uidValidity = options.uidValidity ?? nextUidValidity(this.loc.indexDir);
@@ -327,17 +354,14 @@ export class MboxStore implements MailStore {
     const src = canonicalName(from);
     const dst = canonicalName(to);
     if (isInbox(src)) throw usageError(`renaming INBOX is not supported in ${this.location}`);
-    if (!this.exists(src)) throw notFoundError(`mailbox '${this.layout.formatName(src)}' does not exist in ${this.location}`);
-    const dstPath = this.layout.pathOf(dst);
-    if (isInbox(dst) || existsSync(dstPath)) throw existsError(`mailbox '${this.layout.formatName(dst)}' already exists in ${this.location}`);
     const { ctx, mailbox } = await this.open(src);
+    const { path: dstPath, entry } = this.layout.entryOf(dst, false);
+    if (isInbox(dst) || entry !== 'missing') throw existsError(`mailbox '${this.layout.formatName(dst)}' already exists in ${this.location}`);
+    this.layout.makeParents(dstPath);
     try {
-      mkdirSync(dirname(dstPath), { recursive: true });
+      // rename(2) replaces the last component itself and never follows a link there.
       renameSync(ctx.path, dstPath);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOTDIR' || (err as NodeJS.ErrnoException).code === 'EEXIST') {
-        throw usageError(`cannot rename to '${this.layout.formatName(dst)}': a parent is an mbox file, and mbox mailboxes cannot have children`);
-      }
       throw fsError(err, `renaming ${ctx.path} to ${dstPath}`);
     }
     this.index.renameMailbox(mailbox.id, dst);
@@ -356,6 +380,47 @@ export class MboxStore implements MailStore {
     }
     this.index.logMailboxChange({ type: 'delete', guid: mailbox.guid, name: canonical, timestamp: Math.floor(Date.now() / 1000) });
     this.index.removeMailbox(mailbox.id);
+    this.removeEmptyParents(ctx.path);
+  }
+
+  /**
+   * Removes the directories a deleted mailbox leaves empty (Dovecot would list them as
+   * mailboxes that cannot hold mail). One that still holds files that are not mail is left,
+   * with a warning naming one: it was never only ours.
+   */
+  private removeEmptyParents(path: string): void {
+    for (let dir = dirname(path); relative(this.loc.root, dir) !== '' && !relative(this.loc.root, dir).startsWith('..'); dir = dirname(dir)) {
+      let entries: string[];
+      try {
+        entries = readdirSync(dir);
+      } catch {
+        return;
+      }
+      if (entries.length > 0) {
+        const foreign = entries.find((e) => !isOwnEntry(e) && this.isForeignFile(join(dir, e)));
+        if (foreign !== undefined && entries.every((e) => isOwnEntry(e) || this.isForeignFile(join(dir, e)))) {
+          this.warn(`${dir} is left in place: it holds ${join(dir, foreign)}, which is not mail`);
+        }
+        return;
+      }
+      try {
+        rmdirSync(dir);
+      } catch {
+        return;
+      }
+    }
+  }
+
+  /** A file, link or special file that is not an mbox; directories are mail folders' parents. */
+  private isForeignFile(path: string): boolean {
+    const kind = entryKind(path);
+    if (kind === 'directory' || kind === 'missing') return false;
+    if (kind !== 'file') return true;
+    try {
+      return !startsAsMbox(path);
+    } catch {
+      return true;
+    }
   }
 
   async updateMailbox(name: MailboxName, update: MailboxUpdate): Promise<MailboxStatus> {

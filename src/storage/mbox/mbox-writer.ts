@@ -7,7 +7,7 @@
  *   so a crash leaves either the old or the new file, never a mix.
  * Each is done under the mbox dotlock.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, renameSync, statSync, unlinkSync, fchmodSync, fchownSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, readdirSync, renameSync, unlinkSync, fchmodSync, fchownSync, readSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -15,6 +15,10 @@ import { dataError, fsError } from '../../model/errors.js';
 import { failpoint } from '../../model/failpoint.js';
 import { headerBlockOf, headerHash } from '../../model/header-hash.js';
 import { chownFd, ownerFor } from '../maildir/ownership.js';
+import { openFileSync } from '../safe-fs.js';
+import { isMissing } from './missing-file.js';
+import { rewriteTempName } from './mbox-own-files.js';
+import { createNewFileSync } from './new-file.js';
 import type { SaveRequest, SystemFlag } from '../store.js';
 import { FileOutput } from './file-output.js';
 import { formatFromLine, parseFromLine } from './from-line.js';
@@ -97,7 +101,7 @@ export function inPlacePatches(
   if (wanted.length === 0) return [];
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openFileSync(path);
   } catch (err) {
     throw fsError(err, `mbox ${path}`);
   }
@@ -119,7 +123,7 @@ export async function patchInPlace(ctx: MboxContext, patches: readonly { offset:
   if (patches.length === 0) return;
   let fd: number;
   try {
-    fd = openSync(ctx.path, 'r+');
+    fd = openFileSync(ctx.path, 'r+');
   } catch (err) {
     throw fsError(err, `mbox ${ctx.path}`);
   }
@@ -275,7 +279,7 @@ export async function writeNewMessage(out: FileOutput, save: PlannedSave, imapBa
 /** Opens the mbox for appending, making sure its last line is ended. */
 export function openForAppend(ctx: MboxContext): { fd: number; out: FileOutput } {
   try {
-    const fd = openSync(ctx.path, 'r+');
+    const fd = openFileSync(ctx.path, 'r+');
     const size = fstatSync(fd).size;
     const out = new FileOutput(fd, size);
     if (size > 0) {
@@ -301,17 +305,17 @@ export async function rewriteMbox(
   then?: (out: FileOutput, imapBase: ImapBase | undefined) => Promise<number>,
 ): Promise<void> {
   const dir = dirname(ctx.path);
-  const tmp = join(dir, `.${basename(ctx.path)}.${process.pid}.mailferry-tmp`);
+  const tmp = join(dir, rewriteTempName(basename(ctx.path), process.pid));
   removeDeadTemps(dir, basename(ctx.path), ctx.warn);
   let src: number | undefined;
   let fd: number | undefined;
   try {
     try {
-      src = openSync(ctx.path, 'r');
+      src = openFileSync(ctx.path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (!isMissing(err)) throw err;
     }
-    fd = openSync(tmp, 'w', 0o600);
+    fd = createNewFileSync(tmp, 0o600);
     if (src !== undefined) {
       const st = fstatSync(src);
       fchmodSync(fd, st.mode & 0o7777);
@@ -364,14 +368,5 @@ export function removeDeadTemps(dir: string, name: string, warn: (msg: string) =
     } catch {
       // gone meanwhile
     }
-  }
-}
-
-/** Size of the file now (0 when absent). */
-export function fileSize(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
   }
 }

@@ -2,9 +2,10 @@
  * Serving one message from its mbox file: the header without metadata lines (read and
  * filtered in memory, it is small), then the body streamed from its byte range.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { fsError } from '../../model/errors.js';
+import { openFileSync } from '../safe-fs.js';
+import { isMissing } from './missing-file.js';
 import { headerBlockOf, headerHash } from '../../model/header-hash.js';
 import { parseFromLine } from './from-line.js';
 import { analyzeHeader } from './message-header.js';
@@ -51,10 +52,10 @@ function trimLine(line: Buffer): Buffer {
 export function openStoredMessage(path: string, loc: MessageLocation, size: number): Readable | undefined {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openFileSync(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw fsError(err, path);
+    if (isMissing(err)) return undefined;
+    throw err;
   }
   let handedOver = false;
   try {
