@@ -40,6 +40,7 @@ import { openStoredMessage } from './stored-message-reader.js';
 import { peekUidValidity } from './peek-uid-validity.js';
 import { decodeLocation, indexLettersToFlags } from './message-location.js';
 import { foreignDestinationEntry } from './foreign-destination-entry.js';
+import { mboxNameProblem } from './mailbox-name-problem.js';
 import { startsAsMbox } from './mbox-file-start.js';
 import { isOwnEntry } from './mbox-own-files.js';
 
@@ -421,6 +422,11 @@ export class MboxStore implements MailStore {
     } catch {
       return true;
     }
+  }
+
+  mailboxNameProblem(name: MailboxName, shape: { hasChildren: boolean; messages: number }): string | undefined {
+    const canonical = canonicalName(name);
+    return mboxNameProblem(canonical, this.layout.formatName(canonical), shape);
   }
 
   async updateMailbox(name: MailboxName, update: MailboxUpdate): Promise<MailboxStatus> {
