@@ -84,6 +84,12 @@ export interface MailboxChanges {
    * `messages` then lists every message and `expunged` is only what is still known.
    */
   incremental: boolean;
+  /**
+   * Entries of the mailbox the store left out because it will not read them (a symbolic link,
+   * a FIFO, a file name it cannot keep), each already warned about: the mailbox holds more than
+   * `messages` shows, so a copy of it is incomplete. Absent means none.
+   */
+  skipped?: number;
 }
 
 export interface SaveRequest {

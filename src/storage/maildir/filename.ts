@@ -99,8 +99,12 @@ export function formatMaildirFilename(basename: string, flagLetters: string): st
 export function generateBasename(nowMs: number, pid: number, host: string, counter: number): string {
   const secs = Math.floor(nowMs / 1000);
   const usecs = Math.min(999_999, Math.max(0, Math.floor((nowMs - secs * 1000) * 1000)));
-  const safeHost = host.replace(/\//g, '\\057').replace(/:/g, '\\072');
-  return `${secs}.M${usecs}P${pid}Q${counter}.${safeHost}`;
+  return `${secs}.M${usecs}P${pid}Q${counter}.${hostPart(host)}`;
+}
+
+/** A host name as Maildir names carry it: `/` and `:` would end the name or start its flags. */
+export function hostPart(host: string): string {
+  return host.replace(/\//g, '\\057').replace(/:/g, '\\072');
 }
 
 export function withSizes(basename: string, size: number, vsize: number): string {

@@ -4,6 +4,7 @@
  * are modified UTF-7, as Dovecot stores them unless told to use UTF-8.
  */
 import { readdirSync, statSync } from 'node:fs';
+import { direntKind, entryKind, refusalOf } from '../safe-fs.js';
 import { join } from 'node:path';
 import type { MaildirLocation } from '../../config/location.js';
 import { usageError } from '../../model/errors.js';
@@ -45,12 +46,19 @@ export class MaildirLayout {
     for (const part of name) {
       if (part === '') throw usageError(`invalid mailbox name '${shown}': empty hierarchy level`);
       if (part.includes('/')) throw usageError(`invalid mailbox name '${shown}': '/' is not allowed in a level`);
-      if (part.includes('\u0000')) throw usageError(`invalid mailbox name '${shown}': NUL is not allowed`);
+      // A line break would split the subscriptions file and the uidlist; other control bytes are
+      // as good as invisible in every listing that shows the name.
+      if (/[\u0000-\u001f\u007f]/.test(part)) throw usageError(`invalid mailbox name ${JSON.stringify(shown)}: control characters are not allowed`);
       if (this.location.layout === 'maildir++' && part.includes('.')) {
         throw usageError(`invalid mailbox name '${shown}': '.' is the hierarchy separator of Maildir++`);
       }
       if (part === '.' || part === '..' || part.startsWith('~')) {
         throw usageError(`invalid mailbox name '${shown}': '${part}' is not allowed`);
+      }
+      // A LAYOUT=fs listing takes dot-entries for Dovecot's and other programs' own files, so
+      // such a folder, once created, would never be seen again.
+      if (this.location.layout === 'fs' && part.startsWith('.')) {
+        throw usageError(`invalid mailbox name '${shown}': a level starting with '.' cannot be kept with LAYOUT=fs`);
       }
       if (this.location.layout === 'fs' && MAILDIR_SUBDIRS.has(part)) {
         throw usageError(`invalid mailbox name '${shown}': '${part}' is a maildir directory name`);
@@ -81,51 +89,77 @@ export class MaildirLayout {
       const n = entry.name;
       // `..DOVECOT-TRASH` and similar are Dovecot's own half-deleted folders.
       if (!n.startsWith('.') || n === '.' || n === '..' || n.startsWith('..')) continue;
-      if (!isDirectory(join(root, n), entry)) continue;
+      const path = join(root, n);
+      if (!usableFolderDir(path, direntKind(entry), warn)) continue;
       const parts = n.slice(1).split('.');
-      const name = decodeParts(parts, join(root, n), warn);
+      const name = decodeParts(parts, path, warn);
       if (!name || isInbox(name)) continue;
-      found.push({ name, dir: join(root, n) });
+      found.push({ name, dir: path });
     }
   }
 
-  private walkFs(dir: string, prefix: string[], found: MailboxDir[], warn: (msg: string) => void): void {
+  /**
+   * Descends only into real directories, each once by device and inode: a link (`up -> ..`)
+   * is never followed, and a bind mount that loops cannot make the walk endless.
+   */
+  private walkFs(dir: string, prefix: string[], found: MailboxDir[], warn: (msg: string) => void, seen = new Set<string>()): void {
+    const st = statSync(dir, { bigint: true });
+    const id = `${st.dev}:${st.ino}`;
+    if (seen.has(id)) return warnOnce(warn, `skipping ${dir}: the same directory was already listed (a loop in the mail tree)`);
+    seen.add(id);
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const n = entry.name;
       if (n.startsWith('.') || MAILDIR_SUBDIRS.has(n)) continue;
       const path = join(dir, n);
-      if (!isDirectory(path, entry)) continue;
+      const kind = direntKind(entry);
+      if (kind === 'file') continue;
+      if (kind !== 'directory') {
+        warnOnce(warn, `skipping ${path}: it ${refusalOf(kind)}`);
+        continue;
+      }
       const decoded = decodeParts([n], path, warn);
       if (!decoded) continue;
       const name = [...prefix, ...decoded];
       if (prefix.length === 0 && isInbox(name) && path === this.location.inbox) continue;
-      if (isMaildir(path)) found.push({ name: canonicalName(name), dir: path });
-      this.walkFs(path, name, found, warn);
+      if (isMaildir(path) && usableFolderDir(path, kind, warn)) found.push({ name: canonicalName(name), dir: path });
+      this.walkFs(path, name, found, warn, seen);
     }
   }
 }
 
-function isDirectory(path: string, entry: { isDirectory(): boolean; isSymbolicLink(): boolean }): boolean {
-  if (entry.isDirectory()) return true;
-  if (!entry.isSymbolicLink()) return false;
-  try {
-    return statSync(path).isDirectory();
-  } catch {
+/**
+ * Dovecot's rule for what is a mailbox: a directory holding `cur`, or marked `maildirfolder`,
+ * or carrying a `dovecot-uidlist`. Anything else under the root (`.ssh`, `.git`, `.notmuch`,
+ * a project directory) is not mail, is never listed, and so is never deleted.
+ */
+export function isMaildir(path: string): boolean {
+  return ['cur', 'maildirfolder', 'dovecot-uidlist'].some((marker) => entryKind(join(path, marker)) !== 'missing');
+}
+
+/** A folder directory worth listing: real (not a link), a mailbox, and with real mail directories. */
+function usableFolderDir(path: string, kind: ReturnType<typeof entryKind>, warn: (msg: string) => void): boolean {
+  if (kind === 'file') return false;
+  if (kind !== 'directory') {
+    warnOnce(warn, `skipping ${path}: it ${refusalOf(kind)}`);
     return false;
   }
-}
-
-/** A directory is a mailbox when it holds mail directories (or Dovecot marked it as one). */
-export function isMaildir(path: string): boolean {
-  for (const marker of ['cur', 'maildirfolder']) {
-    try {
-      statSync(join(path, marker));
-      return true;
-    } catch {
-      // try the next marker
+  if (!isMaildir(path)) return false;
+  for (const sub of MAILDIR_SUBDIRS) {
+    const k = entryKind(join(path, sub));
+    if (k !== 'directory' && k !== 'missing') {
+      warnOnce(warn, `skipping mailbox ${path}: ${sub} ${refusalOf(k)}`);
+      return false;
     }
   }
-  return false;
+  return true;
+}
+
+/** One warning per message per process: every listing of a store walks the same tree again. */
+const warned = new Set<string>();
+export function warnOnce(warn: (msg: string) => void, msg: string): void {
+  if (warned.has(msg)) return;
+  warned.add(msg);
+  warn(msg);
 }
 
 function decodeParts(parts: string[], path: string, warn: (msg: string) => void): MailboxName | undefined {

@@ -3,11 +3,15 @@
  * `dovecot-uidlist` and `dovecot-keywords`, and a fingerprint of their mtimes that tells a
  * later scan whether anything can have changed.
  */
-import { existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, readSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { direntKind, entryKind, openFileSync, readFileIfExists, refusalOf, refusedError } from '../safe-fs.js';
+import { processAlive } from '../process-alive.js';
+import { warnOnce } from './layout.js';
 import { dirname, join } from 'node:path';
 import { chownPath, ownerFor } from './ownership.js';
 import { dataError, fsError } from '../../model/errors.js';
-import { parseMaildirFilename, type MaildirFilename } from './filename.js';
+import { hostPart, parseMaildirFilename, type MaildirFilename } from './filename.js';
 import { parseKeywordsFile } from './keywords-file.js';
 import { parseUidlist, type Uidlist } from './uidlist.js';
 
@@ -24,14 +28,30 @@ export interface FileListing {
   byBasename: Map<string, MessageFile>;
   /** Files whose basename another file already has. */
   duplicates: MessageFile[];
+  /** Entries of new/ and cur/ that are not readable mail files (links, FIFOs, unusable names). */
+  skipped: string[];
 }
 
 export type UidlistRead = { state: 'ok'; uidlist: Uidlist } | { state: 'missing' } | { state: 'corrupt'; reason: string };
 
+/**
+ * Makes sure a mailbox directory and its cur/, new/ and tmp/ are real directories, creating
+ * what is missing. A link or a special file in their place is refused: writing through
+ * `cur -> /etc` or `.Evil -> /home/other` would put mail, or take it, where it is not ours.
+ */
 export function ensureMaildirDirs(dir: string, isInbox: boolean): void {
+  const kinds = ['cur', 'new', 'tmp'].map((sub) => entryKind(join(dir, sub)));
+  const marker = join(dir, 'maildirfolder');
+  const markerKind = isInbox ? 'file' : entryKind(marker);
   // The usual case, checked without mkdir: a recursive mkdir of an existing directory makes
   // Node build and drop an error object, and this runs on every access to a mailbox.
-  if (['cur', 'new', 'tmp'].every((sub) => existsSync(join(dir, sub))) && (isInbox || existsSync(join(dir, 'maildirfolder')))) return;
+  if (kinds.every((k) => k === 'directory') && markerKind === 'file') return;
+  const dirKind = entryKind(dir);
+  if (dirKind !== 'directory' && dirKind !== 'missing') throw refusedError(dir, dirKind);
+  ['cur', 'new', 'tmp'].forEach((sub, i) => {
+    if (kinds[i] !== 'directory' && kinds[i] !== 'missing') throw refusedError(join(dir, sub), kinds[i]!);
+  });
+  if (markerKind !== 'file' && markerKind !== 'missing') throw refusedError(marker, markerKind);
   try {
     const made = mkdirSync(dir, { recursive: true });
     const owner = ownerFor(made ? dirname(made) : dir);
@@ -39,33 +59,50 @@ export function ensureMaildirDirs(dir: string, isInbox: boolean): void {
     for (const sub of ['cur', 'new', 'tmp']) {
       if (mkdirSync(join(dir, sub), { recursive: true })) chownPath(join(dir, sub), owner);
     }
-    if (!isInbox) {
-      const marker = join(dir, 'maildirfolder');
-      try {
-        statSync(marker);
-      } catch {
-        writeFileSync(marker, '');
-        chownPath(marker, owner);
-      }
+    if (markerKind === 'missing') {
+      writeFileSync(marker, '', { flag: 'wx' });
+      chownPath(marker, owner);
     }
   } catch (err) {
     throw fsError(err, `mailbox directory ${dir}`);
   }
 }
 
+/**
+ * A message file name the uidlist cannot carry (a line break would end its line early): such a
+ * file is left where it is, with a warning, and the rest of the mailbox is read.
+ */
+function unusableFileName(name: string): boolean {
+  return /[\r\n]/.test(name);
+}
+
 /** Reads new/ before cur/: a file moved from new/ to cur/ meanwhile is then seen twice, never missed. */
-export function listMessageFiles(dir: string): FileListing {
+export function listMessageFiles(dir: string, warn: (msg: string) => void = () => {}): FileListing {
   const byBasename = new Map<string, MessageFile>();
   const duplicates: MessageFile[] = [];
+  const skipped: string[] = [];
   for (const sub of ['new', 'cur']) {
-    let names: string[];
+    let entries;
     try {
-      names = readdirSync(join(dir, sub));
+      entries = readdirSync(join(dir, sub), { withFileTypes: true });
     } catch (err) {
       throw fsError(err, `reading ${join(dir, sub)}`);
     }
-    for (const name of names) {
+    for (const dirent of entries) {
+      const name = dirent.name;
       if (name.startsWith('.')) continue;
+      const kind = direntKind(dirent);
+      if (kind !== 'file') {
+        // A link could name any file of the machine (/etc/shadow); a FIFO would block the reader.
+        warnOnce(warn, `skipping ${join(dir, sub, name)}: it ${refusalOf(kind)}`);
+        skipped.push(`${sub}/${name}`);
+        continue;
+      }
+      if (unusableFileName(name)) {
+        warnOnce(warn, `skipping ${JSON.stringify(join(dir, sub, name))}: a line break in a file name cannot be kept in dovecot-uidlist; rename the file`);
+        skipped.push(`${sub}/${name}`);
+        continue;
+      }
       const entry: MessageFile = { file: `${sub}/${name}`, parsed: parseMaildirFilename(name) };
       const seen = byBasename.get(entry.parsed.basename);
       if (seen === undefined) byBasename.set(entry.parsed.basename, entry);
@@ -74,7 +111,7 @@ export function listMessageFiles(dir: string): FileListing {
       } else duplicates.push(entry);
     }
   }
-  return { byBasename, duplicates };
+  return { byBasename, duplicates, skipped };
 }
 
 export function exists(path: string): boolean {
@@ -96,13 +133,9 @@ const PARSED_UIDLISTS_KEPT = 8;
 
 export function readUidlist(dir: string, warn: (msg: string) => void): UidlistRead {
   const path = join(dir, UIDLIST_FILENAME);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'missing' };
-    throw fsError(err, path);
-  }
+  const bytes = readFileIfExists(path);
+  if (bytes === undefined) return { state: 'missing' };
+  const text = bytes.toString('utf8');
   const cached = parsedUidlists.get(path);
   if (cached && cached.text === text) return { state: 'ok', uidlist: cached.uidlist };
   // Dovecot always ends the header with '\n'. A file without one was cut inside its header;
@@ -131,7 +164,7 @@ export function readUidlistGuid(dir: string): string | undefined {
   const path = join(dir, UIDLIST_FILENAME);
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openFileSync(path);
   } catch {
     return undefined;
   }
@@ -149,13 +182,9 @@ export function readUidlistGuid(dir: string): string | undefined {
 
 export function readKeywords(dir: string, warn: (msg: string) => void): (string | undefined)[] {
   const path = join(dir, KEYWORDS_FILENAME);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw fsError(err, path);
-  }
+  const bytes = readFileIfExists(path);
+  if (bytes === undefined) return [];
+  const text = bytes.toString('utf8');
   const { keywords, warnings } = parseKeywordsFile(text, path);
   for (const w of warnings) warn(w);
   return keywords;
@@ -218,21 +247,40 @@ export function requireMaildir(dir: string, what: string): void {
  */
 const STALE_TMP_MS = 36 * 3600 * 1000;
 
-/** Removes dead deliveries from tmp/ (what a crash mid-save leaves), as Dovecot does. */
+/** What marks a tmp/ file as one of ours: the saver's basename, then this suffix. */
+export const OWN_TMP_SUFFIX = '.mailferry-tmp';
+
+/** The pid in one of our own tmp/ names, when it was written on this host. */
+function ownTmpPid(name: string, host: string): number | undefined {
+  if (!name.endsWith(OWN_TMP_SUFFIX)) return undefined;
+  const m = /^\d+\.M\d+P(\d+)Q\d+\.(.+)$/.exec(name.slice(0, -OWN_TMP_SUFFIX.length));
+  if (!m || m[2] !== hostPart(host)) return undefined;
+  return Number(m[1]);
+}
+
+/**
+ * Removes dead deliveries from tmp/ (what a crash mid-save leaves): any regular file after
+ * Dovecot's 36 hours, and at once our own files whose process on this host is gone. Another
+ * program's recent file is never touched.
+ */
 export function cleanStaleTmp(dir: string, warn: (msg: string) => void, now = Date.now()): void {
   const tmp = join(dir, 'tmp');
-  let names: string[];
+  let entries;
   try {
-    names = readdirSync(tmp);
+    entries = readdirSync(tmp, { withFileTypes: true });
   } catch {
     return;
   }
   const cutoff = now - STALE_TMP_MS;
-  for (const name of names) {
-    const path = join(tmp, name);
+  const host = hostname();
+  for (const entry of entries) {
+    if (direntKind(entry) !== 'file') continue;
+    const path = join(tmp, entry.name);
     try {
-      const st = statSync(path);
-      if (st.isFile() && st.mtimeMs < cutoff && st.ctimeMs < cutoff) unlinkSync(path);
+      const pid = ownTmpPid(entry.name, host);
+      const deadOwn = pid !== undefined && pid !== process.pid && !processAlive(pid);
+      const st = deadOwn ? undefined : statSync(path);
+      if (deadOwn || (st && st.mtimeMs < cutoff && st.ctimeMs < cutoff)) unlinkSync(path);
     } catch (err) {
       warn(`${path}: could not remove stale temporary file (${(err as Error).message})`);
     }

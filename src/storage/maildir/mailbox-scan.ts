@@ -47,6 +47,9 @@ export interface ScanContext {
   scannedThisSession: Map<string, string>;
 }
 
+/** Per mailbox directory, what its last listing in this process left out (see FileListing.skipped). */
+export const skippedEntries = new Map<string, string[]>();
+
 let basenameCounter = 0;
 /** Asked once: a save names every file it writes, and each hostname() is a system call. */
 let host: string | undefined;
@@ -108,7 +111,7 @@ async function rewriteUidlist(ctx: ScanContext): Promise<{ uidlist: Uidlist; lis
     const read = readUidlist(ctx.dir, ctx.warn);
     const known = indexedMailbox(ctx, read);
     let beforeListing = fingerprint(ctx.dir);
-    let listing = listMessageFiles(ctx.dir);
+    let listing = listMessageFiles(ctx.dir, ctx.warn);
     // Of several files with one basename, the one the index already has keeps the name and so
     // its UID: otherwise whichever readdir lists first would win, and a UID a client has cached
     // could start reading as the newcomer's body.
@@ -127,7 +130,7 @@ async function rewriteUidlist(ctx: ScanContext): Promise<{ uidlist: Uidlist; lis
     }
     if (listing.duplicates.length > 0) {
       beforeListing = fingerprint(ctx.dir);
-      listing = listMessageFiles(ctx.dir);
+      listing = listMessageFiles(ctx.dir, ctx.warn);
     }
 
     let uidlist: Uidlist;
@@ -219,7 +222,7 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
 
   cleanStaleTmp(ctx.dir, ctx.warn);
   const read = readUidlist(ctx.dir, ctx.warn);
-  let listing = listMessageFiles(ctx.dir);
+  let listing = listMessageFiles(ctx.dir, ctx.warn);
   let uidlist: Uidlist;
   // A file renamed while we listed can look missing. Whether it is gone is decided only by the
   // listing taken under the uidlist lock in rewriteUidlist, never by this one.
@@ -241,7 +244,11 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
   if (JSON.stringify(mailbox.name) !== JSON.stringify(ctx.name)) ctx.index.renameMailbox(mailbox.id, ctx.name);
 
   const changes = diffWithIndex(ctx, uidlist, listing, ctx.index.messages(mailbox.id));
-  ctx.index.applyChanges(mailbox.id, changes, { uidNext: nextUidOf(uidlist), fingerprint: fp.safe ? fp.value : null });
+  // A mailbox with entries we refuse is listed again by every run, so each run warns of them
+  // and knows its copy is incomplete.
+  skippedEntries.set(ctx.dir, listing.skipped);
+  const trusted = fp.safe && listing.skipped.length === 0;
+  ctx.index.applyChanges(mailbox.id, changes, { uidNext: nextUidOf(uidlist), fingerprint: trusted ? fp.value : null });
   // Across runs only the fingerprint seen first is known to match what the index now holds.
   ctx.scannedThisSession.set(guid, seen);
   return ctx.index.mailboxByGuid(guid)!;

@@ -6,7 +6,6 @@
 import {
   closeSync,
   write,
-  readFileSync,
   statSync,
   writeSync,
   fsyncSync,
@@ -16,7 +15,11 @@ import {
   unlinkSync,
   utimesSync,
   writeFileSync,
+  rmSync,
+  constants,
 } from 'node:fs';
+import { registerCleanup } from '../../model/cleanup.js';
+import { readFileSafe } from '../safe-fs.js';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { dataError, fsError } from '../../model/errors.js';
@@ -27,7 +30,7 @@ import { Dotlock } from './dotlock.js';
 import { chownFd, chownPath, ownerFor, type Owner } from './ownership.js';
 import { flagsToLetters, formatMaildirFilename, isValidBasename, lettersToFlags, parseMaildirFilename, withSizes } from './filename.js';
 import { formatKeywordsFile } from './keywords-file.js';
-import { KEYWORDS_FILENAME, readKeywords, readUidlist, UIDLIST_FILENAME } from './mailbox-files.js';
+import { KEYWORDS_FILENAME, OWN_TMP_SUFFIX, readKeywords, readUidlist, UIDLIST_FILENAME } from './mailbox-files.js';
 import { newBasename, systemLetters, type ScanContext } from './mailbox-scan.js';
 import { formatUidlist, formatUidlistEntries, nextUidOf, parseUidlist, type Uidlist, type UidlistEntry } from './uidlist.js';
 import { fsyncDir } from '../fsync-dir.js';
@@ -70,7 +73,9 @@ export async function keywordIndexes(ctx: ScanContext, names: Iterable<string>):
       }
       const path = join(ctx.dir, KEYWORDS_FILENAME);
       const tmp = `${path}.${process.pid}.tmp`;
-      writeFileSync(tmp, formatKeywordsFile(fresh));
+      // Never through a link someone left at the temporary name.
+      rmSync(tmp, { force: true });
+      writeFileSync(tmp, formatKeywordsFile(fresh), { flag: 'wx' });
       chownPath(tmp, ownerFor(ctx.dir));
       renameSync(tmp, path);
       current.splice(0, current.length, ...fresh);
@@ -196,6 +201,7 @@ export async function saveMessages(
         for (const p of batch) {
           failpoint('save-before-rename');
           renameSync(p.tmp, join(ctx.dir, p.file));
+          liveTmp.delete(p.tmp);
           failpoint('save-after-rename');
         }
         if (ctx.fsync) fsyncDir(join(ctx.dir, 'cur'));
@@ -218,19 +224,18 @@ export async function saveMessages(
   };
   const kwMap = new Map<string, number>();
   const owner = ownerFor(ctx.dir);
+  // Files in tmp/ not yet renamed into cur/: an interrupted run removes them on its way out.
+  const liveTmp = new Set<string>();
+  const unregister = registerCleanup(() => liveTmp.forEach((path) => rmSync(path, { force: true })));
   try {
     for await (const req of requests) await add(req);
+    await commit();
   } catch (err) {
-    for (const p of pending) {
-      try {
-        unlinkSync(p.tmp);
-      } catch {
-        // already gone
-      }
-    }
+    for (const p of pending) rmSync(p.tmp, { force: true });
     throw err;
+  } finally {
+    unregister();
   }
-  await commit();
   return results;
 
   async function add(req: SaveRequest): Promise<void> {
@@ -240,7 +245,8 @@ export async function saveMessages(
     const letters = letterFor(req.flags, req.keywords, kwMap);
     const guidUsable = req.guid !== undefined && isValidBasename(req.guid) && !taken.has(req.guid);
     const tmpName = newBasename();
-    const tmpPath = join(ctx.dir, 'tmp', tmpName);
+    const tmpPath = join(ctx.dir, 'tmp', tmpName + OWN_TMP_SUFFIX);
+    liveTmp.add(tmpPath);
     let sizes;
     try {
       sizes = (req.copyOf !== undefined && linkTmp(ctx, mailbox, req.copyOf, tmpPath)) || (await writeTmp(tmpPath, await req.body(), ctx.fsync, owner));
@@ -295,7 +301,7 @@ async function commitSaves(ctx: ScanContext, mailbox: IndexedMailbox, batch: Pen
     let tail = uidlistTails.get(path);
     let rewrite: Uidlist | undefined;
     if (!tail || tail.ino !== st.ino || tail.size !== st.size || tail.mtimeNs !== st.mtimeNs) {
-      const text = readFileSync(path, 'utf8');
+      const text = readFileSafe(path).toString('utf8');
       const { uidlist } = parseUidlist(text, path);
       tail = { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, nextUid: nextUidOf(uidlist), lastUid: uidlist.entries.at(-1)?.uid ?? 0 };
       if (!text.endsWith('\n')) rewrite = uidlist;
@@ -312,7 +318,7 @@ async function commitSaves(ctx: ScanContext, mailbox: IndexedMailbox, batch: Pen
     if (rewrite) {
       lock.replace(formatUidlist({ ...rewrite, nextUid: next, entries: [...rewrite.entries, ...entries] }));
     } else {
-      const fd = openSync(path, 'a');
+      const fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW);
       try {
         writeSync(fd, formatUidlistEntries(entries, tail.lastUid));
         if (ctx.fsync) fsyncSync(fd);

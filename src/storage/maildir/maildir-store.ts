@@ -2,12 +2,11 @@
  * The Maildir store: Dovecot's Maildir, read and written as Dovecot does, with mailferry's
  * change index beside it for modseqs and expunge history.
  */
-import { open } from 'node:fs/promises';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { MaildirLocation } from '../../config/location.js';
-import { existsError, fsError, notFoundError, usageError } from '../../model/errors.js';
+import { dataError, existsError, fsError, MailferryError, notFoundError, usageError } from '../../model/errors.js';
 import { ChangeIndex, type IndexedMailbox, type IndexedMessage } from '../index/change-index.js';
 import {
   mailboxKey,
@@ -29,11 +28,14 @@ import {
   type SystemFlag,
 } from '../store.js';
 import { hashesByReading } from '../message-hashes.js';
+import { entryKind, openFile, readFileSafe } from '../safe-fs.js';
+import { deleteMailboxDir, removeMailboxFiles, type RemovedMailbox } from './mailbox-delete.js';
+import { foreignEntryOf } from './foreign-root.js';
 import { Dotlock } from './dotlock.js';
 import { FLAG_LETTERS } from './filename.js';
 import { canonicalName, isInbox, isMaildir, MaildirLayout } from './layout.js';
 import { ensureMaildirDirs, fingerprint, readUidlistGuid, requireMaildir, UIDLIST_FILENAME } from './mailbox-files.js';
-import { newMailboxGuid, scanMailbox, type ScanContext } from './mailbox-scan.js';
+import { newMailboxGuid, scanMailbox, skippedEntries, type ScanContext } from './mailbox-scan.js';
 import { expungeMessages, saveMessages, updateFlags, updateUidlistHeader } from './mailbox-writer.js';
 import { formatUidlist, nextUidOf } from './uidlist.js';
 import { nextUidValidity } from './uidvalidity.js';
@@ -101,6 +103,16 @@ export class MaildirStore implements MailStore {
       }
     }
     requireMaildir(loc.root, `Maildir ${loc.root}`);
+    // The root itself may be a link (~/Maildir -> /srv/mail/alice); nothing inside it may.
+    loc = { ...loc, root: realpathSync(loc.root), inbox: loc.inbox === loc.root ? realpathSync(loc.root) : loc.inbox, indexDir: loc.indexDir === loc.root ? realpathSync(loc.root) : loc.indexDir };
+    if (!options.force) {
+      const foreign = foreignEntryOf(loc);
+      if (foreign !== undefined) {
+        throw dataError(
+          `${loc.root} is not empty and is not a Maildir (it holds ${JSON.stringify(foreign)}); name the Maildir itself (often ~/Maildir), or pass --force to use this directory anyway`,
+        );
+      }
+    }
     const store = new MaildirStore(loc, ChangeIndex.open(loc.indexDir), options);
     ensureMaildirDirs(loc.inbox, true);
     return store;
@@ -208,12 +220,14 @@ export class MaildirStore implements MailStore {
   }
 
   async getMessages(name: MailboxName, sinceModseq?: number): Promise<MailboxChanges> {
-    const { mailbox } = await this.open(name);
+    const { ctx, mailbox } = await this.open(name);
     const incremental = sinceModseq !== undefined && sinceModseq >= mailbox.firstModseq;
+    const skipped = skippedEntries.get(ctx.dir)?.length ?? 0;
     const base = {
       uidValidity: mailbox.uidValidity,
       uidNext: mailbox.uidNext,
       highestModseq: mailbox.highestModseq,
+      ...(skipped > 0 ? { skipped } : {}),
     };
     if (!incremental) {
       const expunged = this.index.expungesSince(mailbox.id, 0);
@@ -245,11 +259,10 @@ export class MaildirStore implements MailStore {
       if (path) {
         try {
           // Most mail is small: one read beats a stream's per-chunk round trips through the thread pool.
-          if (row.size <= SMALL_MESSAGE_BYTES) return Readable.from([readFileSync(path)]);
-          const fd = await open(path, 'r');
-          return fd.createReadStream();
+          if (row.size <= SMALL_MESSAGE_BYTES) return Readable.from([readFileSafe(path)]);
+          return (await openFile(path)).createReadStream();
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, path);
+          if (!(err instanceof MailferryError && err.kind === 'notfound')) throw err;
         }
       }
       // Renamed by a flag change elsewhere, or new since the last scan: scan and look again.
@@ -290,6 +303,16 @@ export class MaildirStore implements MailStore {
     const result = await write();
     if (trusted) this.scannedThisSession.set(mailbox.guid, fingerprint(ctx.dir).value);
     return result;
+  }
+
+  mailboxNameProblem(name: MailboxName): string | undefined {
+    try {
+      this.layout.dirOf(name);
+      return undefined;
+    } catch (err) {
+      if (err instanceof MailferryError) return `${err.message}; skip it with -x, or use ${this.loc.layout === 'fs' ? 'the Maildir++ layout' : 'LAYOUT=fs'}`;
+      throw err;
+    }
   }
 
   async createMailbox(name: MailboxName, options: CreateMailboxOptions = {}): Promise<MailboxStatus> {
@@ -362,21 +385,28 @@ export class MaildirStore implements MailStore {
     const dir = this.existingDir(canonical);
     if (!dir) throw notFoundError(`mailbox '${shown}' does not exist in ${this.location}`);
     const mailbox = await scanMailbox(this.ctx(canonical, dir));
+    const known = new Set(this.index.messages(mailbox.id).map((m) => m.file));
+    let removed: RemovedMailbox & { where: string };
     try {
-      const children = this.loc.layout === 'fs' && readdirSync(dir).some((e) => !['cur', 'new', 'tmp'].includes(e) && !e.startsWith('dovecot') && e !== 'maildirfolder' && statSync(join(dir, e)).isDirectory());
-      if (children) {
-        // Child folders live inside this directory: keep it as a plain directory, drop the mail.
-        for (const e of readdirSync(dir)) {
-          if (['cur', 'new', 'tmp', 'maildirfolder'].includes(e) || e.startsWith('dovecot-')) rmSync(join(dir, e), { recursive: true, force: true });
-        }
+      // With LAYOUT=fs child folders live inside this directory: it stays, as a plain directory.
+      const children = this.loc.layout === 'fs' ? this.layout.listMailboxDirs(this.warn).filter((m) => m.name.length > canonical.length && sameMailbox(m.name.slice(0, canonical.length), canonical)) : [];
+      if (children.length > 0) {
+        const keep = new Set(readdirSync(dir).filter((e) => entryKind(join(dir, e)) === 'directory' && !['cur', 'new', 'tmp'].includes(e)));
+        removed = { ...removeMailboxFiles(dir, known, keep), where: dir };
       } else {
-        // Moving it out of sight first means a crash mid-delete never leaves half a mailbox visible.
         const trash = join(this.loc.layout === 'fs' ? dirname(dir) : this.loc.root, `..DOVECOT-TRASH.${process.pid}.${Date.now()}`);
-        renameSync(dir, trash);
-        rmSync(trash, { recursive: true, force: true });
+        removed = deleteMailboxDir(dir, trash, known);
       }
     } catch (err) {
       throw fsError(err, `deleting mailbox ${dir}`);
+    }
+    if (removed.left.length > 0) {
+      const first = JSON.stringify(join(removed.where, removed.left[0]!));
+      this.warn(
+        removed.mailLeft
+          ? `mailbox '${shown}' deleted, but ${removed.where} holds mail mailferry had not seen (${first}${removed.left.length > 1 ? ` and ${removed.left.length - 1} more` : ''}): kept, it will be listed again as a new folder`
+          : `mailbox '${shown}' deleted; kept ${removed.where} for what is not mail (${first}${removed.left.length > 1 ? ` and ${removed.left.length - 1} more` : ''})`,
+      );
     }
     this.index.logMailboxChange({ type: 'delete', guid: mailbox.guid, name: canonical, timestamp: Math.floor(Date.now() / 1000) });
     this.index.removeMailbox(mailbox.id);
