@@ -7,7 +7,7 @@ import type { SyncResult } from '../sync/sync.js';
 import type { SideActions, TwoWayPlan } from '../sync/twoway-plan.js';
 
 /** What both commands count; `rebuilt` (mailboxes emptied and copied again) only a backup does. */
-export type RunCounts = Omit<SyncResult, 'changedDuringSync' | 'state'> & Partial<Pick<BackupResult, 'rebuilt'>>;
+export type RunCounts = Omit<SyncResult, 'changedDuringSync' | 'incomplete' | 'state'> & Partial<Pick<BackupResult, 'rebuilt'>>;
 
 export function summaryLine(c: RunCounts, dryRun: boolean): string {
   const copied = `${dryRun ? 'would copy' : 'copied'} ${c.saved} messages (${c.bytes} bytes)`;

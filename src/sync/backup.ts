@@ -15,6 +15,7 @@ import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
 import { NameTranslation, specialUsePairsFor, translatedFilter } from './special-use-names.js';
 import { translatedStore } from './translated-store.js';
 import { planTreeBackup, type TreeAction } from './tree-plan.js';
+import { describeUnholdable, unholdableIn, withoutUnholdable } from './unholdable.js';
 
 export interface BackupOptions {
   /** Only plan; change nothing. */
@@ -35,7 +36,8 @@ export type BackupEvent =
   | { type: 'mailbox'; name: MailboxName; plan: MailboxBackupPlan }
   | { type: 'skipped-mailbox'; name: MailboxName }
   | { type: 'saved'; name: MailboxName; uid: number; size: number }
-  | { type: 'skipped'; name: MailboxName; uid: number; reason: string };
+  | { type: 'skipped'; name: MailboxName; uid: number; reason: string }
+  | { type: 'warning'; message: string };
 
 export interface BackupResult {
   mailboxes: number;
@@ -49,6 +51,11 @@ export interface BackupResult {
   rebuilt: number;
   /** The source changed while we copied: the destination is consistent but behind; run again. */
   changedDuringSync: boolean;
+  /**
+   * Mailboxes the destination cannot hold, or holding entries the source will not read (a link,
+   * a FIFO, a file name it cannot keep), were left out with a warning: the copy is incomplete.
+   */
+  incomplete: boolean;
 }
 
 async function applyTreeAction(dest: MailStore, a: TreeAction): Promise<void> {
@@ -76,7 +83,7 @@ function isNotFound(err: unknown): boolean {
 export async function runBackup(source: MailStore, dest: MailStore | undefined, options: BackupOptions = {}): Promise<BackupResult> {
   if (!dest && !options.dryRun) throw new Error('runBackup needs a destination store unless dryRun is set');
   const emit = options.onEvent ?? (() => {});
-  const result: BackupResult = { mailboxes: 0, skipped: 0, treeActions: 0, saved: 0, bytes: 0, flagUpdates: 0, expunged: 0, rebuilt: 0, changedDuringSync: false };
+  const result: BackupResult = { mailboxes: 0, skipped: 0, treeActions: 0, saved: 0, bytes: 0, flagUpdates: 0, expunged: 0, rebuilt: 0, changedDuringSync: false, incomplete: false };
   const wanted = options.include ?? (() => true);
 
   const sourceAll = (await source.listMailboxes()).mailboxes;
@@ -85,8 +92,13 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
   const translation = new NameTranslation(dest ? specialUsePairsFor({ store: source, list: sourceAll }, { store: dest, list: destAll }) : []);
   if (!translation.empty) source = translatedStore(source, translation);
   const included = translatedFilter(wanted, translation);
-  const sourceList = sourceAll.map((m) => ({ ...m, name: translation.shown(m.name) })).filter(included);
-  const destList = destAll.filter(included);
+  const shownList = sourceAll.map((m) => ({ ...m, name: translation.shown(m.name) })).filter(included);
+  const unholdable = dest ? unholdableIn(dest, shownList) : [];
+  for (const u of unholdable) emit({ type: 'warning', message: describeUnholdable(u, source.separator) });
+  if (unholdable.length > 0) result.incomplete = true;
+  const holdable = withoutUnholdable(unholdable);
+  const sourceList = shownList.filter(holdable);
+  const destList = destAll.filter(included).filter(holdable);
   const treeActions = planTreeBackup(sourceList, destList);
   for (const action of treeActions) {
     emit({ type: 'tree', action });
@@ -120,6 +132,10 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
       result.changedDuringSync = true;
       continue;
     }
+    // The source left entries out (and warned of each): never recorded as in sync, so every
+    // run looks at this mailbox again and says it is incomplete.
+    const complete = !src.skipped;
+    if (!complete) result.incomplete = true;
     let dst = !dest || (options.dryRun && !(await dest.mailboxStatus(box.name))) ? undefined : await dest.getMessages(box.name);
     if (dest && dst) ({ ma: src, mb: dst } = await matchByHeaderHash({ store: source, name: box.name }, src, { store: dest, name: box.name }, dst, options));
     const keep = options.messageFilter;
@@ -192,7 +208,9 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     // destination holds exactly the source's mail. A change another program made after our
     // writes shows in the second if not in the first, and is then not recorded as ours.
     const destAfter = await dest.mailboxStatus(box.name);
-    if (destAfter && isEmptyPlan(planFor(src, await dest.getMessages(box.name)))) after[box.guid] = pairStateOf(now, destAfter);
+    if (destAfter && isEmptyPlan(planFor(src, await dest.getMessages(box.name)))) {
+      if (complete) after[box.guid] = pairStateOf(now, destAfter);
+    }
     else result.changedDuringSync = true;
   }
   if (recording && !result.changedDuringSync) {

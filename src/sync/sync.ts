@@ -13,6 +13,7 @@ import type { MessageFilter } from './message-filter.js';
 import { gotWantedUids, savedBytes } from './copies.js';
 import { matchByHeaderHash, provenExpunges } from './hash-match.js';
 import { planTreeTwoWay, type SideTreeAction } from './tree-twoway.js';
+import { describeUnholdable, unholdableIn, withoutUnholdable } from './unholdable.js';
 import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
 import { NameTranslation, specialUsePairsFor, translatedFilter } from './special-use-names.js';
 import { translatedList, translatedStore } from './translated-store.js';
@@ -51,6 +52,11 @@ export interface SyncResult {
   flagUpdates: number;
   expunged: number;
   changedDuringSync: boolean;
+  /**
+   * Mailboxes left out because one side cannot hold them, or with entries a side will not
+   * read (a link, a FIFO, a file name it cannot keep), each warned of: not all is in sync.
+   */
+  incomplete: boolean;
   /** The pair state after the run, as seen from the first store (for `-s`). */
   state: PairState;
 }
@@ -150,7 +156,7 @@ async function statusOf(store: MailStore, name: MailboxName): Promise<MailboxSta
 export async function runSync(a: MailStore, b: MailStore, options: SyncOptions = {}): Promise<SyncResult> {
   const mode = options.mode ?? 'twoway';
   const emit = options.onEvent ?? (() => {});
-  const result: SyncResult = { mailboxes: 0, skipped: 0, treeActions: 0, saved: 0, bytes: 0, flagUpdates: 0, expunged: 0, changedDuringSync: false, state: {} };
+  const result: SyncResult = { mailboxes: 0, skipped: 0, treeActions: 0, saved: 0, bytes: 0, flagUpdates: 0, expunged: 0, changedDuringSync: false, incomplete: false, state: {} };
 
   let listA = await a.listMailboxes();
   const listB = await b.listMailboxes();
@@ -160,7 +166,16 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
     a = translatedStore(a, translation);
     listA = translatedList(listA, translation);
   }
-  const wanted = translatedFilter(options.include ?? (() => true), translation);
+  const included = translatedFilter(options.include ?? (() => true), translation);
+  // Two-way, each side must hold the other's mailboxes; one way, only the destination.
+  const unholdable = [
+    ...unholdableIn(b, listA.mailboxes.filter(included)),
+    ...(mode === 'twoway' ? unholdableIn(a, listB.mailboxes.filter(included)) : []),
+  ];
+  for (const u of unholdable) emit({ type: 'warning', message: describeUnholdable(u, u.location === a.location ? b.separator : a.separator) });
+  if (unholdable.length > 0) result.incomplete = true;
+  const holdable = withoutUnholdable(unholdable);
+  const wanted = (m: MailboxStatus) => included(m) && holdable(m);
   const tree = planTreeTwoWay(
     { mailboxes: listA.mailboxes.filter(wanted), changes: listA.changes },
     { mailboxes: listB.mailboxes.filter(wanted), changes: listB.changes },
@@ -204,9 +219,11 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
       emit({ type: 'skipped-mailbox', name: boxA.name });
       continue;
     }
-    const ok = await syncMailbox({ store: a, peer: b, name: boxA.name, peerName: boxB.name }, boxA, before, mode, options, result, emit);
-    if (!ok) result.changedDuringSync = true;
-    if (options.dryRun) continue;
+    const outcome = await syncMailbox({ store: a, peer: b, name: boxA.name, peerName: boxB.name }, boxA, before, mode, options, result, emit);
+    if (outcome === 'changed') result.changedDuringSync = true;
+    if (outcome === 'incomplete') result.incomplete = true;
+    // An incomplete mailbox is never recorded as in sync: every run looks at it again.
+    if (options.dryRun || outcome === 'incomplete') continue;
     const [sa, sb] = [await statusOf(a, boxA.name), await statusOf(b, boxB.name)];
     if (!sa || !sb) {
       result.changedDuringSync = true;
@@ -256,7 +273,8 @@ async function syncMailbox(
   options: SyncOptions,
   result: SyncResult,
   emit: (e: SyncEvent) => void,
-): Promise<boolean> {
+): Promise<'ok' | 'changed' | 'incomplete'> {
+  const outcome = (ok: boolean) => (!ok ? 'changed' : ma.skipped || mb.skipped ? 'incomplete' : 'ok');
   const sideB: Bound = { store: sideA.peer, peer: sideA.store, name: sideA.peerName, peerName: sideA.name };
   const equalUids = !sideA.store.assignsOwnUids && !sideB.store.assignsOwnUids;
   let [ma, mb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
@@ -293,7 +311,7 @@ async function syncMailbox(
   const bases = conflicts.length > 0 ? await syncedFlags(sideA, sideB, boxA.guid, conflicts) : undefined;
   const plan = filtered(planTwoWay(sa, sb, mode, equalUids, bases), options.messageFilter);
   emit({ type: 'mailbox', name: boxA.name, plan });
-  if (options.dryRun || isEmptyTwoWay(plan)) return true;
+  if (options.dryRun || isEmptyTwoWay(plan)) return outcome(true);
   let ok = (await applySaves(sideA, plan.a, result, emit)) && (await applySaves(sideB, plan.b, result, emit));
   for (const [s, actions] of [[sideA, plan.a], [sideB, plan.b]] as const) {
     if (actions.expunges.length > 0) await s.store.expunge(s.name, actions.expunges);
@@ -313,7 +331,7 @@ async function syncMailbox(
   const touched = mode === 'twoway' && !options.messageFilter ? undefined : touchedGuids(plan, ma, mb);
   failpoint('sync-before-synced-flags');
   await recordSyncedFlags(sideA, sideB, boxA.guid, ra, rb, sameEpoch ? before?.highestModseq : undefined, touched);
-  return ok;
+  return outcome(ok);
 }
 
 async function syncedFlags(sideA: Bound, sideB: Bound, mailboxGuid: string, guids: string[]): Promise<Map<string, SyncedFlags>> {

@@ -66,6 +66,9 @@ export function registerBackupCommand(program: Command, globals: () => GlobalOpt
         if (result.changedDuringSync) {
           process.stderr.write('mailferry: the source or destination changed during the backup (or a message was refused); run it again\n');
           process.exitCode = 2;
+        } else if (result.incomplete) {
+          process.stderr.write('mailferry: the backup is incomplete: some mailboxes or files were left out (see the warnings above)\n');
+          process.exitCode = 2;
         }
       } finally {
         await pair.close();
@@ -88,5 +91,7 @@ function describe(e: BackupEvent, sep: string, out: NodeJS.WritableStream, show:
     }
   } else if (e.type === 'skipped') {
     process.stderr.write(`mailferry: warning: ${formatMailboxName(e.name, sep)} UID ${e.uid}: ${e.reason}\n`);
+  } else if (e.type === 'warning') {
+    process.stderr.write(`mailferry: warning: ${e.message}\n`);
   }
 }

@@ -103,6 +103,9 @@ export function registerSyncCommand(program: Command, globals: () => GlobalOptio
         if (result.changedDuringSync) {
           process.stderr.write('mailferry: mailboxes changed during the sync; run it again\n');
           process.exitCode = 2;
+        } else if (result.incomplete) {
+          process.stderr.write('mailferry: the sync is incomplete: some mailboxes or files were left out (see the warnings above)\n');
+          process.exitCode = 2;
         }
       } finally {
         await pair.close();

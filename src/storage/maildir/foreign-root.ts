@@ -11,10 +11,13 @@ import { INDEX_FILENAME } from '../index/change-index.js';
 import { direntKind } from '../safe-fs.js';
 import { isMaildir } from './layout.js';
 
-/** Files a Maildir root holds besides its mail: Dovecot's, mailferry's (its index, the run lock), and the mail directories. */
+/** Entries only a Maildir root has: the mail directories, Dovecot's files, mailferry's index. */
 function isMaildirRootEntry(name: string): boolean {
-  return ['cur', 'new', 'tmp', 'subscriptions', 'maildirfolder'].includes(name) || /^dovecot[.-]/.test(name) || name.startsWith(INDEX_FILENAME) || name.startsWith('mailferry-');
+  return ['cur', 'new', 'tmp', 'subscriptions', 'maildirfolder'].includes(name) || /^dovecot[.-]/.test(name) || name.startsWith(INDEX_FILENAME);
 }
+
+/** mailferry's run lock is taken before the store opens: it says nothing about what the root is. */
+const RUN_LOCK = /^mailferry-sync\.lock/;
 
 /** The first entry that shows `loc.root` is not a Maildir, or undefined when it is one (or empty). */
 export function foreignEntryOf(loc: MaildirLocation): string | undefined {
@@ -24,10 +27,11 @@ export function foreignEntryOf(loc: MaildirLocation): string | undefined {
   } catch (err) {
     throw fsError(err, `Maildir ${loc.root}`);
   }
-  if (entries.length === 0 || isMaildir(loc.root)) return undefined;
+  if (isMaildir(loc.root)) return undefined;
   const foreign: string[] = [];
   for (const e of entries) {
     if (isMaildirRootEntry(e.name)) return undefined;
+    if (RUN_LOCK.test(e.name)) continue;
     // A folder of either layout makes it a Maildir whose INBOX has not been created yet.
     if (direntKind(e) === 'directory' && (loc.layout === 'fs' || e.name.startsWith('.')) && isMaildir(join(loc.root, e.name))) return undefined;
     foreign.push(e.name);
