@@ -10,7 +10,7 @@
  * O_NONBLOCK makes opening a FIFO return at once (on a regular file it changes nothing), and the
  * fstat that follows refuses it.
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dataError, fsError } from '../model/errors.js';
 
@@ -168,4 +168,32 @@ function readWholeFd(fd: number): Buffer {
   }
   chunks.push(buf.subarray(0, used));
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
+/**
+ * Opens `path` as a new file for writing: never through a link planted at its name, never
+ * truncating someone else's file. An entry already there is a leftover under a name only this
+ * process uses (a temp file of the same pid): it is unlinked (a link goes, not what it points
+ * to) and the file created again.
+ */
+export function createNewFileSync(path: string, mode = 0o600): number {
+  try {
+    return openSync(path, CREATE_FLAGS, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  unlinkSync(path);
+  return openSync(path, CREATE_FLAGS, mode);
+}
+
+/** Writes a new file whole (see {@link createNewFileSync}). */
+export function writeNewFileSync(path: string, content: string | Buffer, mode = 0o600): void {
+  const fd = createNewFileSync(path, mode);
+  try {
+    writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -4,7 +4,8 @@
  * so a reader sees either the old or the new version, never half of one; {@link Dotlock.replace}
  * does the same.
  */
-import { closeSync, fchmodSync, fchownSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, fsyncSync, lstatSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { createNewFileSync } from '../safe-fs.js';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { chownFd, ownerFor } from './ownership.js';
@@ -101,12 +102,12 @@ export class Dotlock {
     const tmp = `${this.target}.${process.pid}.tmp`;
     try {
       const buf = typeof content === 'string' ? Buffer.from(content) : content;
-      const wfd = openSync(tmp, 'w', 0o600);
+      const wfd = createNewFileSync(tmp);
       try {
         // The new version takes the old one's owner and mode, so a root run leaves the file usable by its user.
         let previous;
         try {
-          previous = statSync(this.target);
+          previous = lstatSync(this.target);
         } catch {
           previous = undefined;
         }

@@ -14,12 +14,11 @@ import {
   linkSync,
   unlinkSync,
   utimesSync,
-  writeFileSync,
   rmSync,
   constants,
 } from 'node:fs';
 import { registerCleanup } from '../../model/cleanup.js';
-import { readFileSafe } from '../safe-fs.js';
+import { readFileSafe, writeNewFileSync } from '../safe-fs.js';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { dataError, fsError } from '../../model/errors.js';
@@ -73,9 +72,7 @@ export async function keywordIndexes(ctx: ScanContext, names: Iterable<string>):
       }
       const path = join(ctx.dir, KEYWORDS_FILENAME);
       const tmp = `${path}.${process.pid}.tmp`;
-      // Never through a link someone left at the temporary name.
-      rmSync(tmp, { force: true });
-      writeFileSync(tmp, formatKeywordsFile(fresh), { flag: 'wx' });
+      writeNewFileSync(tmp, formatKeywordsFile(fresh), 0o644);
       chownPath(tmp, ownerFor(ctx.dir));
       renameSync(tmp, path);
       current.splice(0, current.length, ...fresh);

@@ -2,9 +2,8 @@
  * The `subscriptions` file at the mail root, read and written under Dovecot's dotlock (mbox
  * roots use the same format under another name, see mbox-subscriptions.ts).
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fsError } from '../../model/errors.js';
+import { readFileIfExists } from '../safe-fs.js';
 import { decodeMutf7, encodeMutf7 } from '../../model/mutf7.js';
 import type { MailboxName } from '../store.js';
 import { Dotlock, type DotlockOptions } from './dotlock.js';
@@ -15,13 +14,9 @@ export const SUBSCRIPTIONS_FILENAME = 'subscriptions';
 
 export function readSubscriptions(root: string, separator: string, warn: (msg: string) => void, filename = SUBSCRIPTIONS_FILENAME): MailboxName[] {
   const path = join(root, filename);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw fsError(err, path);
-  }
+  const bytes = readFileIfExists(path);
+  if (bytes === undefined) return [];
+  const text = bytes.toString('utf8');
   const names: MailboxName[] = [];
   for (const parts of parseSubscriptions(text, separator, path)) {
     try {

@@ -3,7 +3,8 @@
  * so that neither hands out a value the other already used for a mailbox of this root.
  * The file holds the last value given out, in hex.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync } from 'node:fs';
+import { readFileIfExists, writeNewFileSync } from '../safe-fs.js';
 import { join } from 'node:path';
 import { fsError } from '../../model/errors.js';
 
@@ -13,7 +14,7 @@ export function nextUidValidity(root: string): number {
   const path = join(root, UIDVALIDITY_FILENAME);
   let last = 0;
   try {
-    const parsed = Number.parseInt(readFileSync(path, 'utf8').trim(), 16);
+    const parsed = Number.parseInt(readFileIfExists(path)?.toString('utf8').trim() ?? '', 16);
     if (Number.isFinite(parsed)) last = parsed;
   } catch {
     // Missing or unreadable: start from the clock, as Dovecot does.
@@ -23,7 +24,7 @@ export function nextUidValidity(root: string): number {
   if (next > 0xffffffff || next <= 0) next = 1;
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, next.toString(16).padStart(8, '0'));
+    writeNewFileSync(tmp, next.toString(16).padStart(8, '0'), 0o644);
     renameSync(tmp, path);
   } catch (err) {
     throw fsError(err, path);
