@@ -79,7 +79,8 @@ describe('IMAP connection loss (CLI)', { timeout: 120_000 }, () => {
     const src = `maildir:${join(dir, 'src')}`;
     proxy.cuts = 0;
     proxy.stallAfter(300_000);
-    const r = await cliAsync(pw.dave!, ['backup', '-T', '1', src, via('dave')]);
+    // Half of -T finds the stall; the other half is left for the retry.
+    const r = await cliAsync(pw.dave!, ['backup', '-T', '4', src, via('dave')]);
     assert.ok(proxy.cuts >= 1, 'the connection stalled');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /retrying/);

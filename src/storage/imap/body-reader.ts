@@ -4,7 +4,9 @@
  * (a round trip per message would dominate on any real network). Once the engine takes a body
  * it was not asked for yet, it is reading in order: the next batches are then queued on the
  * connection while it consumes this one, so the server never waits for us between batches.
- * At most BATCHES_AHEAD batches are held beyond the one being read, whatever the mailbox's size.
+ * At most BATCHES_AHEAD batches are held beyond the one being read, and no more than
+ * READ_AHEAD_BYTES, counted as the bodies that arrived (before they arrive, as the sizes the
+ * index holds, which no accepted body exceeds by more than a slack: body-size.ts).
  * Messages too large to hold are streamed with imapflow's download() instead. Bodies are
  * served with LF line ends (line-ends.ts).
  */
@@ -14,7 +16,8 @@ import { notFoundError } from '../../model/errors.js';
 import type { IndexedMailbox, IndexedMessage } from '../index/change-index.js';
 import { sameMailbox, type MailboxName } from '../store.js';
 import type { ImapContext } from './imap-context.js';
-import { fetchBodies } from './imap-fetch.js';
+import { SizeGuard, sizeError, wireCap } from './body-size.js';
+import { fetchBodies, type FetchedBodies } from './imap-fetch.js';
 import { indexedMailbox, refreshMailbox, select, serverUidOf } from './imap-mailbox-sync.js';
 import { CrlfToLf, crlfToLfInPlace } from './line-ends.js';
 import { formatUidSet } from './uid-set.js';
@@ -25,6 +28,8 @@ const PREFETCH_BYTES = 8 * 1024 * 1024;
 const STREAM_ABOVE = 32 * 1024 * 1024;
 /** Batches queued beyond the one being read: one on the server, one waiting behind it. */
 const BATCHES_AHEAD = 2;
+/** No batch is queued while the batches held reach this. */
+const READ_AHEAD_BYTES = 3 * PREFETCH_BYTES;
 
 /** The rows of the mailbox being read, valid while the index row's stamp holds. */
 interface View {
@@ -43,13 +48,18 @@ interface View {
 interface Batch {
   first: number;
   last: number;
-  /** Local UID -> LF body, taken out as the engine opens them. */
-  bodies: Map<number, Buffer>;
+  /** Local UID -> LF body (or why the server's is not the message), taken out as the engine opens them. */
+  bodies: Map<number, Buffer | Error>;
+  /** False when the fetch ended before every message was answered. */
+  complete: boolean;
+  /** What the batch holds: the sizes asked for until the bodies arrive, then theirs. */
+  bytes: number;
   /** Settles with the error of a failed fetch instead of rejecting, so no rejection floats. */
   done: Promise<unknown>;
 }
 
-type Fetch = (serverUids: number[], set: string) => Promise<Map<number, Buffer>>;
+/** `sizes`: server UID -> the size the index holds. */
+type Fetch = (sizes: Map<number, number>, set: string) => Promise<FetchedBodies>;
 
 /** Anything the index changed in this mailbox (a save, a look at the server) moves one of these. */
 function stampOf(m: IndexedMailbox): string {
@@ -85,12 +95,17 @@ export class BodyReader {
       this.batches = [];
       batch = undefined;
     }
+    // Cut off before this message was answered (a body over its size dropped the connection).
+    if (batch && !batch.complete && !batch.bodies.has(uid)) {
+      this.batches = [];
+      batch = undefined;
+    }
     const hit = batch !== undefined;
     if (!batch) {
-      batch = this.issue(view, i, (uids, set) =>
+      batch = this.issue(view, i, (sizes, set) =>
         this.ctx.session.run(`mailbox '${view.path}'`, async (client) => {
           await select(this.ctx, client, view.name, view.path);
-          return fetchBodies(client, uids, set);
+          return fetchBodies(client, sizes, set, this.where(view));
         }),
       );
       this.batches = [batch];
@@ -102,9 +117,15 @@ export class BodyReader {
     }
     const body = batch.bodies.get(uid);
     batch.bodies.delete(uid);
+    if (body instanceof Error) throw body;
     if (!body) throw notFound();
+    batch.bytes -= body.length;
     if (hit) await this.readAhead(view);
     return Readable.from([body]);
+  }
+
+  private where(view: View): string {
+    return `${this.ctx.session.account}: mailbox '${view.path}'`;
   }
 
   /** The view of `name`, rebuilt when the index changed that mailbox since it was made. */
@@ -130,7 +151,8 @@ export class BodyReader {
 
   /** Queues the next batches behind the one being read, on the connection as it is now. */
   private async readAhead(view: View): Promise<void> {
-    const more = () => this.batches.length <= BATCHES_AHEAD && this.batches.at(-1)!.last < view.rows.length;
+    const more = () =>
+      this.batches.length <= BATCHES_AHEAD && this.batches.at(-1)!.last < view.rows.length && this.batches.reduce((n, b) => n + b.bytes, 0) < READ_AHEAD_BYTES;
     if (!more()) return;
     let client: ImapFlow;
     try {
@@ -144,11 +166,12 @@ export class BodyReader {
     // Nothing else ran on this store since the select above: each FETCH is queued right behind
     // it, in this mailbox, before any command another operation could send.
     if (this.view !== view || client.mailbox === false || client.mailbox.path !== view.path) return;
-    while (more()) this.batches.push(this.issue(view, this.batches.at(-1)!.last, (uids, set) => fetchBodies(client, uids, set)));
+    while (more()) this.batches.push(this.issue(view, this.batches.at(-1)!.last, (sizes, set) => fetchBodies(client, sizes, set, this.where(view))));
   }
 
   private issue(view: View, first: number, fetch: Fetch): Batch {
     const wanted = new Map<number, number>();
+    const sizes = new Map<number, number>();
     let bytes = 0;
     let last = first;
     for (; last < view.rows.length; last++) {
@@ -156,30 +179,45 @@ export class BodyReader {
       if (r.size > STREAM_ABOVE) continue; // streamed when asked for
       if (wanted.size > 0 && (wanted.size >= PREFETCH_MESSAGES || bytes + r.size > PREFETCH_BYTES)) break;
       wanted.set(serverUidOf(r), r.uid);
+      sizes.set(serverUidOf(r), r.size);
       bytes += r.size;
     }
-    const bodies = new Map<number, Buffer>();
-    const done = fetch([...wanted.keys()], formatUidSet(wanted.keys())).then(
+    const batch: Batch = { first, last, bodies: new Map(), complete: true, bytes, done: Promise.resolve() };
+    batch.done = fetch(sizes, formatUidSet(wanted.keys())).then(
       (got) => {
+        batch.complete = got.complete;
+        batch.bytes = 0;
         // The wire buffers are ours alone: the CRs are squeezed out where they lie.
-        for (const [s, body] of got) {
+        for (const [s, body] of got.bodies) {
           const u = wanted.get(s);
-          if (u !== undefined) bodies.set(u, crlfToLfInPlace(body));
+          if (u === undefined) continue;
+          const lf = body instanceof Error ? body : crlfToLfInPlace(body);
+          batch.bodies.set(u, lf);
+          if (!(lf instanceof Error)) batch.bytes += lf.length;
         }
         return undefined;
       },
       (err: unknown) => err ?? new Error('fetch failed'),
     );
-    return { first, last, bodies, done };
+    return batch;
   }
 
   private async stream(view: View, row: IndexedMessage, notFound: () => Error): Promise<Readable> {
     const stream = await this.ctx.session.run(`mailbox '${view.path}'`, async (client) => {
       await select(this.ctx, client, view.name, view.path);
-      const dl = await client.download(String(serverUidOf(row)), undefined, { uid: true });
+      // A byte past the most the message can take is enough to know it is not the message.
+      const dl = await client.download(String(serverUidOf(row)), undefined, { uid: true, maxBytes: wireCap(row.size) + 1 });
       if (!('content' in dl) || !dl.content) throw notFound();
       return dl.content as Readable;
     });
-    return stream.pipe(new CrlfToLf());
+    const guard = new SizeGuard(row.size, (problem) => sizeError(this.where(view), serverUidOf(row), problem));
+    // Errors travel down the pipe, so the engine reading the end sees them.
+    const lf = new CrlfToLf();
+    stream.on('error', (err) => guard.destroy(err));
+    guard.on('error', (err) => {
+      stream.destroy();
+      lf.destroy(err);
+    });
+    return stream.pipe(guard).pipe(lf);
   }
 }

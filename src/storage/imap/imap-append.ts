@@ -6,7 +6,7 @@
  */
 import type { ImapFlow } from 'imapflow';
 import { encodeMutf7 } from '../../model/mutf7.js';
-import { formatInternalDate } from './imap-fetch.js';
+import { formatInternalDate } from './internal-date.js';
 import { raw } from './imap-session.js';
 import { parseUidSet } from './uid-set.js';
 

@@ -4,20 +4,16 @@
  * bodies of many messages in one command.
  */
 import type { ImapFlow } from 'imapflow';
-import { raw, type RawAttribute, type RawUntagged } from './imap-session.js';
+import { sizeError, sizeProblem, wireCap } from './body-size.js';
+import { parseFetchBody, parseFetchMeta, vanishedSets, type FetchedMeta } from './fetch-response.js';
+import { raw, type RawAttribute } from './imap-session.js';
+import { countCrlf } from './line-ends.js';
+import { capLiterals } from './literal-cap.js';
 import { parseUidSet } from './uid-set.js';
 
-export interface FetchedMeta {
-  uid: number;
-  flags: string[];
-  /** The server's MODSEQ, when CONDSTORE is on. */
-  modseq?: number;
-  size: number;
-  internalDate: number;
-  xGuid?: string;
-  /** The Date and Message-ID header lines, when asked for. */
-  header?: Buffer;
-}
+export type { FetchedMeta } from './fetch-response.js';
+// Where these lived before they had a file of their own.
+export { formatInternalDate, parseInternalDate } from './internal-date.js';
 
 export interface MetaQuery {
   xGuid: boolean;
@@ -34,43 +30,6 @@ const headerFields = (): RawAttribute => ({
   section: [atom('HEADER.FIELDS'), [atom('DATE'), atom('MESSAGE-ID')] as unknown as RawAttribute],
 });
 
-function pairs(u: RawUntagged): RawAttribute[] {
-  const list = u.attributes[1];
-  return Array.isArray(list) ? list : [];
-}
-
-function text(a: RawAttribute | undefined): string {
-  const v = a?.value;
-  if (Buffer.isBuffer(v)) return v.toString('latin1');
-  return typeof v === 'string' ? v : '';
-}
-
-function bytes(a: RawAttribute | undefined): Buffer {
-  const v = a?.value;
-  if (Buffer.isBuffer(v)) return v;
-  if (v instanceof Uint8Array) return Buffer.from(v);
-  return Buffer.from(typeof v === 'string' ? v : '', 'latin1');
-}
-
-const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
-
-/** `24-Nov-2026 19:13:09 +0000` (day possibly space-padded) -> ms since the epoch. */
-export function parseInternalDate(s: string): number {
-  const m = /^\s*(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})$/.exec(s);
-  if (!m) return Date.parse(s) || 0;
-  const month = MONTHS.indexOf(m[2]!.toLowerCase());
-  const utc = Date.UTC(+m[3]!, month, +m[1]!, +m[4]!, +m[5]!, +m[6]!);
-  const offset = (+m[8]! * 60 + +m[9]!) * 60_000 * (m[7] === '-' ? -1 : 1);
-  return utc - offset;
-}
-
-export function formatInternalDate(ms: number): string {
-  const d = new Date(ms);
-  const p = (n: number) => String(n).padStart(2, '0');
-  const mon = MONTHS[d.getUTCMonth()]!;
-  return `${p(d.getUTCDate())}-${mon[0]!.toUpperCase()}${mon.slice(1)}-${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
-}
-
 /** Metadata of the messages in `set` (a UID set or `1:*`) in the selected mailbox. */
 export async function fetchMeta(client: ImapFlow, set: string, q: MetaQuery): Promise<{ messages: FetchedMeta[]; vanished: number[] }> {
   const items: RawAttribute[] = [atom('UID'), atom('FLAGS'), atom('RFC822.SIZE'), atom('INTERNALDATE')];
@@ -86,26 +45,11 @@ export async function fetchMeta(client: ImapFlow, set: string, q: MetaQuery): Pr
   const r = await raw(client).exec('UID FETCH', attrs, {
     untagged: {
       FETCH: (u) => {
-        const list = pairs(u);
-        const m: FetchedMeta = { uid: 0, flags: [], size: 0, internalDate: 0 };
-        for (let i = 0; i + 1 < list.length; i += 2) {
-          const key = text(list[i]).toUpperCase();
-          const val = list[i + 1]!;
-          if (key === 'UID') m.uid = Number(text(val));
-          else if (key === 'FLAGS') m.flags = (Array.isArray(val) ? (val as RawAttribute[]) : []).map(text).filter((f) => f !== '\\Recent');
-          else if (key === 'MODSEQ') m.modseq = Number(text(Array.isArray(val) ? (val as RawAttribute[])[0] : val));
-          else if (key === 'RFC822.SIZE') m.size = Number(text(val));
-          else if (key === 'INTERNALDATE') m.internalDate = parseInternalDate(text(val));
-          else if (key === 'X-GUID') m.xGuid = text(val);
-          else if (key === 'BODY' || key.startsWith('BODY[')) m.header = bytes(val);
-        }
-        if (m.uid > 0) messages.push(m);
+        const m = parseFetchMeta(u);
+        if (m) messages.push(m);
       },
       VANISHED: (u) => {
-        for (const a of u.attributes) {
-          if (Array.isArray(a)) continue; // (EARLIER)
-          vanished.push(...parseUidSet(text(a)));
-        }
+        for (const s of vanishedSets(u)) vanished.push(...parseUidSet(s));
       },
     },
   });
@@ -113,25 +57,48 @@ export async function fetchMeta(client: ImapFlow, set: string, q: MetaQuery): Pr
   return { messages, vanished };
 }
 
-/** Whole messages by UID, in one command (bodies are held in memory: keep `uids` small). */
-export async function fetchBodies(client: ImapFlow, uids: readonly number[], set: string): Promise<Map<number, Buffer>> {
-  const out = new Map<number, Buffer>();
-  if (uids.length === 0) return out;
-  const r = await raw(client).exec('UID FETCH', [{ type: 'SEQUENCE', value: set }, [atom('UID'), { type: 'ATOM', value: 'BODY.PEEK', section: [] }]], {
-    untagged: {
-      FETCH: (u) => {
-        const list = pairs(u);
-        let uid = 0;
-        let body: Buffer | undefined;
-        for (let i = 0; i + 1 < list.length; i += 2) {
-          const key = text(list[i]).toUpperCase();
-          if (key === 'UID') uid = Number(text(list[i + 1]));
-          else if (key === 'BODY' || key === 'BODY[]') body = bytes(list[i + 1]);
-        }
-        if (uid > 0 && body) out.set(uid, body);
+export interface FetchedBodies {
+  /** Server UID -> the body as sent (CRLF), or why it is not the message the index knows. */
+  bodies: Map<number, Buffer | Error>;
+  /** False when the connection was dropped part way: the UIDs not in `bodies` were not answered. */
+  complete: boolean;
+}
+
+/**
+ * Whole messages by server UID, in one command, each checked against the size the index holds
+ * for it (`sizes`: server UID -> size). No literal larger than the largest of those (allowing
+ * for line ends) is read at all (literal-cap.ts), and a body that does not fit its own is
+ * dropped as it arrives, so what is held follows the sizes, not what the server chose to send.
+ * `where` names the account and mailbox in errors.
+ */
+export async function fetchBodies(client: ImapFlow, sizes: ReadonlyMap<number, number>, set: string, where: string): Promise<FetchedBodies> {
+  const bodies = new Map<number, Buffer | Error>();
+  if (sizes.size === 0) return { bodies, complete: true };
+  let largest = 0;
+  for (const s of sizes.values()) largest = Math.max(largest, wireCap(s));
+  const cap = capLiterals(client, largest);
+  try {
+    const r = await raw(client).exec('UID FETCH', [{ type: 'SEQUENCE', value: set }, [atom('UID'), { type: 'ATOM', value: 'BODY.PEEK', section: [] }]], {
+      onSend: cap.onSend,
+      untagged: {
+        FETCH: (u) => {
+          const got = parseFetchBody(u);
+          const size = got && sizes.get(got.uid);
+          if (!got || size === undefined) return;
+          const problem = sizeProblem(size, got.body.length, got.body.length - countCrlf(got.body));
+          bodies.set(got.uid, problem ? sizeError(where, got.uid, problem) : got.body);
+        },
       },
-    },
-  });
-  r.next();
-  return out;
+    });
+    r.next();
+  } catch (err) {
+    if (!cap.exceeded()) throw err;
+    // Servers answer a FETCH in UID order: the literal refused was the first one not answered.
+    const uid = [...sizes.keys()].sort((a, b) => a - b).find((u) => !bodies.has(u));
+    if (uid !== undefined) bodies.set(uid, sizeError(where, uid, `the server announced ${sizes.get(uid)} bytes and sent more`));
+    return { bodies, complete: false };
+  } finally {
+    cap.release();
+  }
+  return { bodies, complete: true };
 }
