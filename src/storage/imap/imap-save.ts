@@ -4,7 +4,9 @@
  * a retry after a dropped connection, or the next run after a crash, safe: messages the server
  * did store are recognised instead of being sent again. The next batch's bodies are read while
  * the server stores the current one; batches are still sent, journalled and recorded one after
- * another, so at most two are held.
+ * another, so at most two are held. A batch the server refuses is sent again one message at a
+ * time, after a look at the mailbox finds (through the journal) what it stored before refusing;
+ * a message refused for an internal date before 1970 (Cyrus) is sent again dated 1970-01-01.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
@@ -95,10 +97,22 @@ export async function saveImapMessages(
       } catch (err) {
         if (isConnectionError(err) || isThrottle(err) || (err as { serverResponseCode?: string }).serverResponseCode === 'OVERQUOTA') throw err;
         if (group.length > 1) {
-          for (const it of group) await send(c, [it], reserved);
+          // MULTIAPPEND is all or nothing, but not on every server: what it kept is claimed
+          // from the journal, and only the rest is sent again.
+          await refreshMailbox(ctx, name, { keepPending: true });
+          const stored = group.filter((it) => !findPending(it));
+          collectClaimed(stored);
+          for (const it of group) if (!stored.includes(it)) await send(c, [it], reserved);
           continue;
         }
         const it = group[0]!;
+        if (it.receivedDate < 0) {
+          // Some servers (Cyrus) take no internal date before the epoch: the earliest they do.
+          ctx.warn(`${ctx.session.account}: mailbox '${path}': the server refused the received date ${new Date(it.receivedDate).toISOString()} of message ${it.guid || it.hash} (UID ${it.uid}) (${serverText(err)}); it is saved dated 1970-01-01`);
+          it.receivedDate = 0;
+          await send(c, [it], reserved);
+          continue;
+        }
         ctx.warn(`${ctx.session.account}: mailbox '${path}': the server refused message ${it.guid || it.hash} (UID ${it.uid}): ${serverText(err)}`);
         const refusedEntry = findPending(it);
         if (refusedEntry) ctx.pending.forget(mailbox.guid, new Set([refusedEntry]));
@@ -129,29 +143,37 @@ export async function saveImapMessages(
     ctx.pending.set(mailbox.guid, [...ctx.pending.of(mailbox.guid), ...items.map(({ wire: _w, ...p }) => p)]);
     ctx.index.applyChanges(mailbox.id, [], { uidNext: reserved, fingerprint: ctx.index.mailboxByGuid(mailbox.guid)?.scanFingerprint ?? null });
     const retries = 5;
-    for (let attempt = 1; ; attempt++) {
-      const left = items.filter((it) => findPending(it));
-      if (left.length === 0) break;
-      try {
-        await send(await client(), left, reserved);
-        // Without UIDPLUS the messages are found by header hash and size.
-        if (items.some((it) => findPending(it))) {
-          await refreshMailbox(ctx, name, { full: true, keepPending: true });
-          collectClaimed(items.filter((it) => !findPending(it)));
-          for (const it of items.filter((it) => findPending(it))) ctx.warn(`${ctx.session.account}: mailbox '${path}': message ${it.guid || it.hash} was appended but could not be found again`);
-          ctx.pending.set(mailbox.guid, []);
+    const { budget, release } = ctx.session.budget();
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const left = items.filter((it) => findPending(it));
+        if (left.length === 0) break;
+        try {
+          await send(await client(), left, reserved);
+          // Without UIDPLUS the messages are found by header hash and size.
+          if (items.some((it) => findPending(it))) {
+            await refreshMailbox(ctx, name, { full: true, keepPending: true });
+            collectClaimed(items.filter((it) => !findPending(it)));
+            for (const it of items.filter((it) => findPending(it))) ctx.warn(`${ctx.session.account}: mailbox '${path}': message ${it.guid || it.hash} was appended but could not be found again`);
+            ctx.pending.set(mailbox.guid, []);
+          }
+          break;
+        } catch (err) {
+          budget?.fail();
+          const retriable = isConnectionError(err) || isThrottle(err);
+          if (retriable && budget?.spent()) throw ctx.session.timedOut(`mailbox '${path}'`, err);
+          if (!retriable || attempt >= retries) throw imapError(err, `${ctx.session.account}: mailbox '${path}'`);
+          const delay = ctx.session.backoff(200, attempt, budget, `mailbox '${path}'`, err);
+          ctx.warn(`${ctx.session.account}: connection lost while saving to '${path}'; retrying in ${delay} ms`);
+          await sleep(delay);
+          // What reached the server before the drop is claimed from the journal, not sent again.
+          const before = new Set(left.filter((it) => findPending(it)));
+          await refreshMailbox(ctx, name, { keepPending: true });
+          collectClaimed([...before].filter((it) => !findPending(it)));
         }
-        break;
-      } catch (err) {
-        if (!(isConnectionError(err) || isThrottle(err)) || attempt >= retries) throw imapError(err, `${ctx.session.account}: mailbox '${path}'`);
-        const delay = Math.min(200 * 2 ** (attempt - 1), 10_000);
-        ctx.warn(`${ctx.session.account}: connection lost while saving to '${path}'; retrying in ${delay} ms`);
-        await sleep(delay);
-        // What reached the server before the drop is claimed from the journal, not sent again.
-        const before = new Set(left.filter((it) => findPending(it)));
-        await refreshMailbox(ctx, name, { keepPending: true });
-        collectClaimed([...before].filter((it) => !findPending(it)));
       }
+    } finally {
+      release();
     }
   };
 
