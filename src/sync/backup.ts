@@ -143,7 +143,7 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     const plan = keep
       ? planFor({ ...src, messages: src.messages.filter(keep) }, dst && { ...dst, messages: dst.messages.filter(keep) })
       : planFor(src, dst);
-    if (keep && plan.rebuild && dst) {
+    if (keep && dst && (plan.rebuild || (plan.restamp && dst.messages.length > 0))) {
       // Rebuilding would have to empty the mailbox, including the messages the filter hides.
       emit({ type: 'skipped', name: box.name, uid: 0, reason: `not rebuilt because a message filter is active (${plan.rebuildReason ?? ''}); run without -t/-e/-O/-I` });
       continue;
@@ -157,11 +157,11 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
       if (plan.rebuild) result.rebuilt++;
       continue;
     }
-    if (plan.rebuild) {
+    if (plan.rebuild || plan.restamp) {
       // Emptied and re-stamped in place rather than deleted: INBOX cannot be deleted, and the
       // folder keeps its subscription. The new UIDVALIDITY voids any cached UIDs.
-      if (dst!.messages.length > 0) result.rebuilt++; // re-stamping an empty mailbox rebuilds nothing
-      await dest.expunge(box.name, dst!.messages.map((m) => m.uid));
+      if (plan.rebuild) result.rebuilt++;
+      if (dst!.messages.length > 0) await dest.expunge(box.name, dst!.messages.map((m) => m.uid));
       await dest.updateMailbox(box.name, { uidValidity: src.uidValidity, guid: box.guid, restartUids: true });
     }
     if (plan.expunges.length > 0) await dest.expunge(box.name, plan.expunges);

@@ -31,6 +31,12 @@ export interface MailboxBackupPlan {
   rebuild: boolean;
   /** Why a rebuild is needed, for the log. */
   rebuildReason?: string;
+  /**
+   * The destination is empty but stamped with its own UIDVALIDITY or a higher UIDNEXT (a
+   * mailbox created on open): it takes the source's UIDVALIDITY and starts its UIDs over.
+   * Nothing is emptied, so this is no rebuild.
+   */
+  restamp?: boolean;
   saves: SaveAction[];
   flagUpdates: FlagUpdate[];
   expunges: number[];
@@ -59,6 +65,9 @@ export function planMailboxBackup(source: MailboxSide, dest: MailboxSide | undef
     uidNext: source.uidNext,
   });
   if (!dest) return everything();
+  if (dest.messages.length === 0 && (dest.uidValidity !== source.uidValidity || dest.uidNext > source.uidNext)) {
+    return { ...everything(), rebuild: false, restamp: true };
+  }
   if (dest.uidValidity !== source.uidValidity) {
     return everything(`UIDVALIDITY ${dest.uidValidity} differs from the source's ${source.uidValidity}`);
   }
@@ -87,7 +96,7 @@ export function planMailboxBackup(source: MailboxSide, dest: MailboxSide | undef
 }
 
 export function isEmptyPlan(plan: MailboxBackupPlan): boolean {
-  return !plan.rebuild && plan.saves.length === 0 && plan.flagUpdates.length === 0 && plan.expunges.length === 0;
+  return !plan.rebuild && !plan.restamp && plan.saves.length === 0 && plan.flagUpdates.length === 0 && plan.expunges.length === 0;
 }
 
 /**
