@@ -56,18 +56,16 @@ function toSave(m: MessageMeta): SaveAction {
 }
 
 export function planMailboxBackup(source: MailboxSide, dest: MailboxSide | undefined): MailboxBackupPlan {
+  const emptyDest = dest !== undefined && dest.messages.length === 0;
   const everything = (reason?: string): MailboxBackupPlan => ({
-    rebuild: dest !== undefined,
-    rebuildReason: reason,
+    rebuild: dest !== undefined && !emptyDest,
+    ...(emptyDest ? { restamp: true } : { rebuildReason: reason }),
     saves: [...source.messages].sort((a, b) => a.uid - b.uid).map(toSave),
     flagUpdates: [],
     expunges: [],
     uidNext: source.uidNext,
   });
   if (!dest) return everything();
-  if (dest.messages.length === 0 && (dest.uidValidity !== source.uidValidity || dest.uidNext > source.uidNext)) {
-    return { ...everything(), rebuild: false, restamp: true };
-  }
   if (dest.uidValidity !== source.uidValidity) {
     return everything(`UIDVALIDITY ${dest.uidValidity} differs from the source's ${source.uidValidity}`);
   }

@@ -43,7 +43,7 @@ function applyPlan(source: MailboxSide, dest: MailboxSide | undefined, plan: Mai
   const box: ModelBox = dest
     ? { uidValidity: dest.uidValidity, uidNext: dest.uidNext, messages: dest.messages.map((m) => ({ ...m, flags: [...m.flags], keywords: [...m.keywords] })) }
     : { uidValidity: source.uidValidity, uidNext: 1, messages: [] };
-  if (plan.rebuild) {
+  if (plan.rebuild || plan.restamp) {
     box.messages = [];
     box.uidValidity = source.uidValidity;
     box.uidNext = 1;
@@ -359,7 +359,10 @@ test('property: applying the plan makes the destination equal to the source, and
         const plan = planMailboxBackup(source, input);
 
         // Rebuild exactly when patching cannot work, and always with a reason.
-        const mustRebuild = dest !== undefined && !patchable(source, dest);
+        // An empty destination that cannot be patched is only re-stamped: there is nothing to rebuild.
+        const unpatchable = dest !== undefined && !patchable(source, dest);
+        const mustRebuild = unpatchable && dest.messages.length > 0;
+        assert.equal(plan.restamp === true, unpatchable && !mustRebuild, 'restamp exactly for an empty, unpatchable destination');
         assert.equal(plan.rebuild, mustRebuild, `rebuild ${plan.rebuild}: ${plan.rebuildReason ?? ''}`);
         if (plan.rebuild) assert.ok(plan.rebuildReason && plan.rebuildReason.length > 0, 'rebuild without a reason');
 
