@@ -6,7 +6,7 @@
  */
 import { MailferryError } from '../model/errors.js';
 import { failpoint } from '../model/failpoint.js';
-import type { MailboxName, MailboxStatus, MailStore, PairState, SaveRequest } from '../storage/store.js';
+import type { MailboxName, MailboxStatus, MailStore, MessageMeta, PairState, SaveRequest } from '../storage/store.js';
 import { matchByHeaderHash } from './hash-match.js';
 import { gotWantedUids, savedBytes } from './copies.js';
 import { isEmptyPlan, planMailboxBackup, planMailboxBackupByGuid, type MailboxBackupPlan } from './mailbox-plan.js';
@@ -209,7 +209,10 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     // writes shows in the second if not in the first, and is then not recorded as ours.
     const destAfter = await dest.mailboxStatus(box.name);
     if (destAfter && isEmptyPlan(planFor(src, await dest.getMessages(box.name)))) {
-      if (complete) after[box.guid] = pairStateOf(now, destAfter);
+      if (complete) {
+        after[box.guid] = pairStateOf(now, destAfter);
+        await recordAgreedFlags(source, dest, box.guid, src.messages);
+      }
     }
     else result.changedDuringSync = true;
   }
@@ -223,6 +226,16 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     await dest.setPairState(source.storeId, Object.fromEntries(Object.entries(after).map(([guid, s]) => [guid, mirror(s)])));
   }
   return result;
+}
+
+/**
+ * The two sides now hold the same flags: the base a later two-way sync merges a conflict
+ * against, flag by flag, exactly as after a sync (else one side's change would be lost).
+ */
+async function recordAgreedFlags(source: MailStore, dest: MailStore, mailboxGuid: string, messages: readonly MessageMeta[]): Promise<void> {
+  const entries = messages.map((m) => ({ guid: m.guid, flags: [...m.flags], keywords: [...m.keywords] }));
+  await source.setSyncedFlags?.(dest.storeId, mailboxGuid, entries, true);
+  await dest.setSyncedFlags?.(source.storeId, mailboxGuid, entries, true);
 }
 
 /**
