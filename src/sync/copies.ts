@@ -8,6 +8,12 @@ import type { MessageMeta } from '../storage/store.js';
 
 const COPY_MARK = '\u0000';
 
+/** Which copy of its GUID a key names: 0 for the first. */
+export function copyIndexOf(key: string): number {
+  const at = key.indexOf(COPY_MARK);
+  return at < 0 ? 0 : Number(key.slice(at + 1));
+}
+
 /** Listings are sorted by UID, so both sides number their copies alike. */
 export function distinguishCopies(messages: readonly MessageMeta[]): readonly MessageMeta[] {
   const seen = new Map<string, number>();

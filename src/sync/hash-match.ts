@@ -91,5 +91,12 @@ export async function matchByHeaderHash(
  * the whole remembered log is the proof, as in dsync.
  */
 export function provenExpunges(x: MailboxChanges, since: number | undefined): Set<string> {
-  return new Set(x.expunged.filter((e) => since === undefined || e.modseq > since).map((e) => e.guid));
+  return new Set(expungedInstances(x, since).keys());
+}
+
+/** The same expunges by GUID, each with the UIDs it was expunged at. */
+export function expungedInstances(x: MailboxChanges, since: number | undefined): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const e of x.expunged) if (since === undefined || e.modseq > since) out.set(e.guid, [...(out.get(e.guid) ?? []), e.uid]);
+  return out;
 }

@@ -11,7 +11,7 @@ import type { MailboxChanges, MailboxName, MailboxStatus, MailStore, PairState, 
 import { planMailboxBackup, sameFlags } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
 import { gotWantedUids, savedBytes } from './copies.js';
-import { matchByHeaderHash, provenExpunges } from './hash-match.js';
+import { expungedInstances, matchByHeaderHash } from './hash-match.js';
 import { planTreeTwoWay, type SideTreeAction } from './tree-twoway.js';
 import { describeUnholdable, unholdableIn, withoutUnholdable } from './unholdable.js';
 import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
@@ -300,7 +300,7 @@ async function syncMailbox(
     uidValidity: x.uidValidity,
     uidNext: x.uidNext,
     messages: x.messages,
-    expunged: provenExpunges(x, sameEpoch ? synced : undefined),
+    expunged: expungedInstances(x, sameEpoch ? synced : undefined),
     syncedModseq: sameEpoch ? synced : undefined,
     uniqueGuids: store.nativeGuids,
   });
@@ -409,7 +409,7 @@ async function mergeUidValidityConflict(sideA: Bound, sideB: Bound, aWins: boole
   result.flagUpdates += flagUpdates.length;
 
   const incoming = ml.messages.filter((m) => !winnerGuids.has(m.guid) && !winnerGone.has(m.guid));
-  const none = new Set<string>();
+  const none = new Map<string, number[]>();
   const intoWinner = planTwoWay(
     { uidValidity: ml.uidValidity, uidNext: ml.uidNext, messages: incoming, expunged: none },
     { uidValidity: mw.uidValidity, uidNext: mw.uidNext, messages: mw.messages.filter((m) => !dropFromWinner.includes(m.uid)), expunged: none },

@@ -15,15 +15,18 @@
  * a copy keeps its UID only where the receiving side can take it.
  */
 import { SYSTEM_FLAGS, type FlagUpdate, type MessageMeta, type SyncedFlags } from '../storage/store.js';
-import { distinguishCopies, guidOf } from './copies.js';
+import { copyIndexOf, distinguishCopies, guidOf } from './copies.js';
 import { sameFlags } from './mailbox-plan.js';
 
 export interface SyncSide {
   uidValidity: number;
   uidNext: number;
   messages: readonly MessageMeta[];
-  /** GUIDs this side has expunged (its whole known expunge log). */
-  expunged: ReadonlySet<string>;
+  /**
+   * This side's expunges that count as proof, as GUID -> the UIDs it was expunged at: each
+   * proves the deletion of that message instance, not of every message with the GUID.
+   */
+  expunged: ReadonlyMap<string, readonly number[]>;
   /** This side's HIGHESTMODSEQ at the last sync of the pair; undefined when there was none. */
   syncedModseq?: number;
   /**
@@ -98,6 +101,7 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway',
   const uidsB = new Map(b.messages.map((m) => [m.uid, m]));
   const uidsA = new Map(a.messages.map((m) => [m.uid, m]));
   const oneway = mode === 'oneway';
+  const [goneAtA, goneAtB] = [deletionProof(a, true), deletionProof(b, true)];
 
   // Messages that need a UID neither side has used, in an order both directions agree on.
   const renumber: { guid: string; ma?: MessageMeta; mb?: MessageMeta }[] = [];
@@ -114,7 +118,7 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway',
       }
       continue;
     }
-    if (!oneway && provenGone(b, ma.guid)) {
+    if (!oneway && goneAtB(ma)) {
       plan.a.expunges.push(ma.uid); // proven deleted on B; deletion wins over any flag change
       continue;
     }
@@ -128,7 +132,7 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway',
   if (!oneway) {
     for (const mb of b.messages) {
       if (byGuidA.has(mb.guid)) continue;
-      if (provenGone(a, mb.guid)) {
+      if (goneAtA(mb)) {
         plan.b.expunges.push(mb.uid);
         continue;
       }
@@ -179,16 +183,17 @@ function planByGuid(a: SyncSide, b: SyncSide, mode: MergeMode, bases: Bases): Tw
   const freeUid = (uid: number, to: SyncSide, taken: Map<number, MessageMeta>) => (uid >= to.uidNext && !taken.has(uid) ? uid : undefined);
   const uidsA = new Map(a.messages.map((m) => [m.uid, m]));
   const uidsB = new Map(b.messages.map((m) => [m.uid, m]));
+  const [goneAtA, goneAtB] = [deletionProof(a, false), deletionProof(b, false)];
   for (const ma of a.messages) {
     const mb = byGuidB.get(ma.guid);
     if (mb) flagMerge(ma, mb, a, b, plan, oneway, bases);
-    else if (!oneway && provenGone(b, ma.guid)) plan.a.expunges.push(ma.uid);
+    else if (!oneway && goneAtB(ma)) plan.a.expunges.push(ma.uid);
     else plan.b.saves.push(save(ma, freeUid(ma.uid, b, uidsB), 'peer'));
   }
   if (!oneway) {
     for (const mb of b.messages) {
       if (byGuidA.has(mb.guid)) continue;
-      if (provenGone(a, mb.guid)) plan.b.expunges.push(mb.uid);
+      if (goneAtA(mb)) plan.b.expunges.push(mb.uid);
       else plan.a.saves.push(save(mb, freeUid(mb.uid, a, uidsA), 'peer'));
     }
   }
@@ -221,8 +226,25 @@ function finishRenumbering(side: SyncSide, actions: SideActions): SyncSide {
 
 const keyCopies = (side: SyncSide): SyncSide => ({ ...side, messages: distinguishCopies(side.messages) });
 
-/** Whether the other side's expunge log proves this message (a copy's key stands for its GUID). */
-const provenGone = (side: SyncSide, key: string) => side.expunged.has(guidOf(key));
+/**
+ * Whether `side`'s expunge log proves the deletion of the other side's message `m`: an expunge
+ * proves the deletion of one message instance, not of every message with the GUID. Where GUIDs
+ * name contents, a side that still holds the GUID only moved it (a renumbering) or dropped a
+ * second copy, so nothing is proven. Where UIDs are kept equal the expunged instance is the
+ * one at the same UID; elsewhere the n-th unmatched copy of a GUID is proven only when the side
+ * expunged at least n copies beyond those it still holds.
+ */
+function deletionProof(side: SyncSide, equalUids: boolean): (m: MessageMeta) => boolean {
+  const held = new Map<string, number>();
+  for (const x of side.messages) held.set(guidOf(x.guid), (held.get(guidOf(x.guid)) ?? 0) + 1);
+  return (m) => {
+    const guid = guidOf(m.guid);
+    const uids = side.expunged.get(guid);
+    const holds = held.get(guid) ?? 0;
+    if (!uids || (side.uniqueGuids && holds > 0)) return false;
+    return equalUids ? uids.includes(m.uid) : copyIndexOf(m.guid) < holds + uids.length;
+  };
+}
 
 function save(m: MessageMeta, uid: number | undefined, from: 'self' | 'peer'): SyncSave {
   return { uid, from, fromUid: m.uid, guid: guidOf(m.guid), flags: [...m.flags], keywords: [...m.keywords], receivedDate: m.receivedDate, size: m.size };
