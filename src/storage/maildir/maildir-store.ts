@@ -179,6 +179,14 @@ export class MaildirStore implements MailStore {
     const scanned: IndexedMailbox[] = [];
     const known = new Map(this.index.listMailboxes().map((m) => [m.guid, m]));
     const ts = Math.floor(Date.now() / 1000);
+    // A folder's identity is its directory's uidlist: a directory without one (made by a
+    // client under a name another folder was renamed away from) is a new folder, and must not
+    // be recovered as the folder the index knew by that name while that folder's uidlist lives on.
+    const claimed = new Set(dirs.map(({ dir }) => readUidlistGuid(dir)).filter((g): g is string => g !== undefined));
+    for (const { name, dir } of dirs) {
+      const byName = [...known.values()].find((m) => sameMailbox(m.name, name));
+      if (byName && claimed.has(byName.guid) && !existsSync(join(dir, UIDLIST_FILENAME))) await this.startUidlist(name, dir);
+    }
     for (const { name, dir } of dirs) {
       const before = readUidlistGuid(dir);
       const previous = before ? known.get(before) : undefined;
@@ -211,6 +219,18 @@ export class MaildirStore implements MailStore {
       changes: this.index.mailboxLog(),
       separator: this.layout.separator,
     };
+  }
+
+  /** An empty uidlist with a GUID and UIDVALIDITY of its own; the next scan numbers the files. */
+  private async startUidlist(name: MailboxName, dir: string): Promise<void> {
+    ensureMaildirDirs(dir, isInbox(name));
+    const lock = await Dotlock.acquire(join(dir, UIDLIST_FILENAME), { timeoutSeconds: this.lockTimeoutSeconds, fsync: this.fsync });
+    try {
+      if (existsSync(join(dir, UIDLIST_FILENAME))) return;
+      lock.replace(formatUidlist({ version: 3, uidValidity: nextUidValidity(this.loc.root), nextUid: 1, mailboxGuid: newMailboxGuid(), headerExtra: [], entries: [] }));
+    } finally {
+      lock.release();
+    }
   }
 
   async mailboxStatus(name: MailboxName): Promise<MailboxStatus | undefined> {
