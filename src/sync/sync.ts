@@ -12,7 +12,7 @@ import { planMailboxBackup, sameFlags } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
 import { gotWantedUids, savedBytes } from './copies.js';
 import { expungedInstances, matchByHeaderHash } from './hash-match.js';
-import { planTreeTwoWay, type SideTreeAction } from './tree-twoway.js';
+import { planTreeTwoWay, type SeenUpTo, type SideTreeAction } from './tree-twoway.js';
 import { describeUnholdable, unholdableIn, withoutUnholdable } from './unholdable.js';
 import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
 import { NameTranslation, specialUsePairsFor, translatedFilter } from './special-use-names.js';
@@ -96,6 +96,11 @@ async function applyTree(store: MailStore, action: SideTreeAction): Promise<void
     case 'subscribe':
       await store.setSubscribed(action.name, action.subscribed);
       return;
+    case 'prune': {
+      const known = (await store.getMessages(action.name)).messages.filter((m) => m.uid < action.belowUid);
+      if (known.length > 0) await store.expunge(action.name, known.map((m) => m.uid));
+      return;
+    }
   }
 }
 
@@ -176,14 +181,20 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
   if (unholdable.length > 0) result.incomplete = true;
   const holdable = withoutUnholdable(unholdable);
   const wanted = (m: MailboxStatus) => included(m) && holdable(m);
+  const stateA = options.state ?? (mode === 'oneway' ? await onewayState(a, b) : await a.getPairState(b.storeId));
   const tree = planTreeTwoWay(
     { mailboxes: listA.mailboxes.filter(wanted), changes: listA.changes },
     { mailboxes: listB.mailboxes.filter(wanted), changes: listB.changes },
     mode,
+    seenUpTo(stateA),
   );
   for (const [side, store] of [['a', a], ['b', b]] as const) {
     for (const action of tree[side]) {
       emit({ type: 'tree', side, action });
+      if (action.type === 'prune') {
+        const [here, there] = side === 'a' ? [a, b] : [b, a];
+        emit({ type: 'warning', message: `mailbox ${action.name.join(here.separator)} was deleted in ${there.location}, but holds mail it never saw: kept in ${here.location} with only that mail, and created again in ${there.location}` });
+      }
       result.treeActions++;
       if (options.dryRun) continue;
       try {
@@ -202,7 +213,6 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
   const treeChanged = !options.dryRun && tree.a.length + tree.b.length > 0;
   const boxesA = treeChanged ? (await a.listMailboxes()).mailboxes : listA.mailboxes;
   const boxesB = new Map((treeChanged ? (await b.listMailboxes()).mailboxes : listB.mailboxes).map((m) => [m.guid, m]));
-  const stateA = options.state ?? (mode === 'oneway' ? await onewayState(a, b) : await a.getPairState(b.storeId));
   const newStateA: PairState = {};
   const newStateB: PairState = {};
   // `-m ''`: the mailbox tree only, as in dsync.
@@ -249,6 +259,14 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
     result.state = newStateA;
   }
   return result;
+}
+
+/** How far each side's UIDs went when the other side last saw each mailbox (A's pair state). */
+function seenUpTo(state: PairState): SeenUpTo {
+  return {
+    a: new Map(Object.entries(state).map(([guid, s]) => [guid, s.uidNext])),
+    b: new Map(Object.entries(state).map(([guid, s]) => [guid, s.peerUidNext])),
+  };
 }
 
 /** Where the destination of `sync -1` keeps what the source looked like after the last one. */

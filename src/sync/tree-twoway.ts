@@ -29,7 +29,22 @@ export type SideTreeAction =
   | { type: 'rename'; guid: string; to: MailboxName }
   | { type: 'delete'; guid: string; name: MailboxName }
   | { type: 'set-guid'; name: MailboxName; guid: string }
-  | { type: 'subscribe'; name: MailboxName; subscribed: boolean };
+  | { type: 'subscribe'; name: MailboxName; subscribed: boolean }
+  /**
+   * The other side deleted the mailbox but never saw all of its mail: expunge what it saw (UIDs
+   * below `belowUid`) and keep the mailbox, which the other side creates again.
+   */
+  | { type: 'prune'; guid: string; name: MailboxName; belowUid: number };
+
+/**
+ * Per side, by mailbox GUID: the side's UIDNEXT as the other side last saw it (from the pair
+ * state), or 0 when the other side saw none of the mailbox's current UID epoch. A mailbox
+ * without an entry is taken as fully seen.
+ */
+export interface SeenUpTo {
+  a: ReadonlyMap<string, number>;
+  b: ReadonlyMap<string, number>;
+}
 
 export interface TreePlan {
   a: SideTreeAction[];
@@ -157,7 +172,7 @@ function orderedRenames(current: ReadonlyMap<string, MailboxName>, wanted: Reado
  * can apply them: GUID changes, deletes, renames (ordered so that targets are free), creates,
  * subscriptions.
  */
-export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'oneway' = 'twoway'): TreePlan {
+export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'oneway' = 'twoway', seen: SeenUpTo = { a: new Map(), b: new Map() }): TreePlan {
   const plan: TreePlan = { a: [], b: [] };
   const oneway = mode === 'oneway';
   const byGuidA = new Map(a.mailboxes.map((m) => [m.guid, m]));
@@ -193,6 +208,14 @@ export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'onewa
     unified.add(ma.guid).add(mb.guid);
   }
 
+  const prunes: TreePlan = { a: [], b: [] };
+  // A delete proves the deletion of what the deleting side knew: mail it never saw survives.
+  const unseenMail = (side: 'a' | 'b', m: MailboxStatus): boolean => {
+    const upTo = seen[side].get(m.guid);
+    if (upTo === undefined || m.messages === 0 || m.uidNext <= upTo) return false;
+    prunes[side].push({ type: 'prune', guid: m.guid, name: m.name, belowUid: upTo });
+    return true;
+  };
   for (const ma of a.mailboxes) {
     if (unified.has(ma.guid)) continue;
     const mb = byGuidB.get(ma.guid);
@@ -204,7 +227,7 @@ export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'onewa
       continue;
     }
     const gone = deletedAt(b, ma.guid);
-    if (!oneway && gone !== undefined && lastMoved(a, ma.guid) <= gone && !isInbox(ma.name)) {
+    if (!oneway && gone !== undefined && lastMoved(a, ma.guid) <= gone && !isInbox(ma.name) && !unseenMail('a', ma)) {
       deletes.a.push({ type: 'delete', guid: ma.guid, name: ma.name });
       now.a.delete(ma.guid);
     } else {
@@ -214,7 +237,7 @@ export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'onewa
   for (const mb of b.mailboxes) {
     if (unified.has(mb.guid) || byGuidA.has(mb.guid)) continue;
     const gone = deletedAt(a, mb.guid);
-    if (!oneway && gone !== undefined && lastMoved(b, mb.guid) <= gone && !isInbox(mb.name)) {
+    if (!oneway && gone !== undefined && lastMoved(b, mb.guid) <= gone && !isInbox(mb.name) && !unseenMail('b', mb)) {
       deletes.b.push({ type: 'delete', guid: mb.guid, name: mb.name });
       now.b.delete(mb.guid);
     } else {
@@ -243,7 +266,7 @@ export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'onewa
   }
 
   for (const side of oneway ? (['b'] as const) : (['a', 'b'] as const)) {
-    plan[side].push(...setGuid[side], ...deletes[side]);
+    plan[side].push(...setGuid[side], ...deletes[side], ...prunes[side]);
     const wanted = new Map<string, MailboxName>();
     for (const guid of now[side].keys()) {
       const d = final.get(guid);

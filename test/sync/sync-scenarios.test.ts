@@ -462,7 +462,7 @@ const scenarios: Scenario[] = [
   scenario({
     // tree-twoway.ts: a delete logged on one side deletes the GUID on the other "unless it was
     // renamed or created there after the delete"; a rename in the same second is not after it.
-    name: 'a folder renamed on B, then deleted on A (same second or later): the delete wins on both sides',
+    name: 'a folder renamed on B, then deleted on A (same second or later): the delete wins for the mail A knew; mail A never saw survives',
     async common({ A }) {
       await A.createMailbox(['Old']);
       await save(A, ['Old'], 'old 1');
@@ -470,11 +470,15 @@ const scenarios: Scenario[] = [
     },
     async change({ A, B }) {
       await B.renameMailbox(['Old'], ['Renamed']);
-      await save(B, ['Renamed'], 'new in the renamed folder');
+      const fresh = await save(B, ['Renamed'], 'new in the renamed folder');
       await A.deleteMailbox(['Old']);
+      return { fresh };
     },
-    async expect({ A, B }) {
-      for (const s of [A, B]) assert.deepEqual(await names(s), ['INBOX']);
+    async expect({ A, B }, { fresh }) {
+      for (const s of [A, B]) {
+        assert.deepEqual(await names(s), ['INBOX', 'Renamed']);
+        assert.deepEqual(await guidsOf(s, ['Renamed']), [fresh.guid]);
+      }
     },
   }),
 
