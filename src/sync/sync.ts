@@ -314,15 +314,17 @@ async function syncMailbox(
   }
   // Without equal UIDs there is no UID epoch to share; each side's own UIDVALIDITY is what counts.
   const sameEpoch = before && before.uidValidity === ma.uidValidity && before.peerUidValidity === mb.uidValidity;
-  const side = (x: typeof ma, synced: number | undefined, store: MailStore): SyncSide => ({
+  // One way, every deletion the destination remembers counts: none is ever brought back.
+  const side = (x: typeof ma, synced: number | undefined, store: MailStore, uidNext?: number): SyncSide => ({
     uidValidity: x.uidValidity,
     uidNext: x.uidNext,
     messages: x.messages,
-    expunged: expungedInstances(x, sameEpoch ? synced : undefined),
+    expunged: expungedInstances(x, sameEpoch && !(mode === 'oneway' && store === sideB.store) ? synced : undefined),
     syncedModseq: sameEpoch ? synced : undefined,
+    syncedUidNext: sameEpoch && mode === 'oneway' ? uidNext : undefined,
     uniqueGuids: store.nativeGuids,
   });
-  const [sa, sb] = [side(ma, before?.highestModseq, sideA.store), side(mb, before?.peerHighestModseq, sideB.store)];
+  const [sa, sb] = [side(ma, before?.highestModseq, sideA.store, before?.uidNext), side(mb, before?.peerHighestModseq, sideB.store)];
   // Without a pair state every difference counts as a conflict, and the agreed base (if the
   // index kept one, e.g. after a run that exited 2) still decides it flag by flag.
   const conflicts = flagConflicts(sa, sb);

@@ -27,6 +27,11 @@ export interface SyncSide {
    * proves the deletion of that message instance, not of every message with the GUID.
    */
   expunged: ReadonlyMap<string, readonly number[]>;
+  /**
+   * This side's UIDNEXT at the last sync of the pair. One way, a source message below it that
+   * the destination lacks is one the destination deleted (it held everything then).
+   */
+  syncedUidNext?: number;
   /** This side's HIGHESTMODSEQ at the last sync of the pair; undefined when there was none. */
   syncedModseq?: number;
   /**
@@ -122,11 +127,15 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway',
       plan.a.expunges.push(ma.uid); // proven deleted on B; deletion wins over any flag change
       continue;
     }
+    // One way, the destination's own deletions are never brought back.
+    if (oneway && (goneAtB(ma) || (a.syncedUidNext !== undefined && ma.uid < a.syncedUidNext))) continue;
     const clash = uidsB.get(ma.uid);
     if (ma.uid >= b.uidNext && !clash) {
       plan.b.saves.push(save(ma, ma.uid, 'peer'));
     } else {
       renumber.push({ guid: ma.guid, ma });
+      // Two messages claiming one UID both get new ones; one way, in the destination only.
+      if (oneway && clash && !byGuidA.has(clash.guid)) renumber.push({ guid: clash.guid, mb: clash });
     }
   }
   if (!oneway) {
@@ -147,7 +156,8 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway',
   for (const r of renumber) {
     const uid = next++;
     if (oneway) {
-      plan.b.saves.push(save(r.ma!, uid, 'peer'));
+      plan.b.saves.push(r.ma ? save(r.ma, uid, 'peer') : save(r.mb!, uid, 'self'));
+      if (!r.ma) plan.b.expunges.push(r.mb!.uid);
       continue;
     }
     // Both copies move to the new UID; the flags come from the merge of the two when both exist.
