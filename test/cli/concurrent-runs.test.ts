@@ -43,7 +43,7 @@ describe('cli: concurrent runs on one pair', { timeout: 300_000 }, () => {
     pair = await threeAtOnce();
   });
 
-  it('... and afterwards every message is on both sides, once', { todo: 'a UID renumbered on a clash leaves an expunge of its GUID that a later run takes for a deletion' }, () => {
+  it('... and afterwards every message is on both sides, once', () => {
     assert.ok(pair, 'the runs above');
     const { a, b, delivered } = pair;
     let last = cli(['sync', `maildir:${a}`, `maildir:${b}`]);
