@@ -32,9 +32,27 @@ export async function appendBatch(client: ImapFlow, path: string, items: readonl
   const r = await raw(client).exec('APPEND', attrs, {});
   const section = r.response.attributes?.[0]?.section;
   r.next();
-  if (!section || String(section[0]?.value ?? '').toUpperCase() !== 'APPENDUID') return undefined;
-  const uids = parseUidSet(String(section[2]?.value ?? ''));
-  return uids.length === items.length ? uids : undefined;
+  return appendUidsOf(section, items.length);
+}
+
+/**
+ * The UIDs an `[APPENDUID v set]` code gives `count` appended messages. Anything else (no code,
+ * another shape, a set of another length) tells us nothing, and the journal finds them: the
+ * messages are stored by now, so this must not fail.
+ */
+export function appendUidsOf(section: unknown, count: number): number[] | undefined {
+  if (!Array.isArray(section)) return undefined;
+  const value = (i: number): string => {
+    const v = (section[i] as { value?: unknown } | undefined)?.value;
+    return typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('latin1') : '';
+  };
+  if (value(0).toUpperCase() !== 'APPENDUID') return undefined;
+  try {
+    const uids = parseUidSet(value(2), count);
+    return uids.length === count ? uids : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function canMultiappend(client: ImapFlow): boolean {

@@ -12,7 +12,8 @@ import { mailboxKey, sameMailbox, type MailboxListChange, type MailboxName } fro
 import { parseServerState, type ImapContext } from './imap-context.js';
 import { isConnectionError, isThrottle } from './imap-errors.js';
 import { newGuid, type KnownStatus } from './imap-mailbox-sync.js';
-import { raw, type RawAttribute, type RawUntagged } from './imap-session.js';
+import { raw, type RawUntagged } from './imap-session.js';
+import { parseListLine, parseStatusLine } from './list-response.js';
 
 export interface ListedMailbox {
   name: MailboxName;
@@ -32,12 +33,6 @@ interface Entry {
   delimiter: string;
   subscribed: boolean;
   status?: KnownStatus;
-}
-
-function text(a: RawAttribute | RawAttribute[] | undefined): string {
-  const v = Array.isArray(a) ? undefined : a?.value;
-  if (Buffer.isBuffer(v)) return v.toString('utf8');
-  return typeof v === 'string' ? v : '';
 }
 
 /**
@@ -66,8 +61,8 @@ async function listEntries(client: ImapFlow): Promise<Map<string, Entry>> {
   const caps = client.capabilities;
   const extended = caps.has('LIST-EXTENDED');
   const utf8 = client.enabled.has('UTF8=ACCEPT');
-  const decode = (a: RawAttribute | RawAttribute[] | undefined): string => {
-    let path = text(a);
+  const decode = (sent: string): string => {
+    let path = sent;
     if (!utf8 && path.includes('&')) {
       try {
         path = decodeMutf7(path);
@@ -90,9 +85,9 @@ async function listEntries(client: ImapFlow): Promise<Map<string, Entry>> {
     }
   }
   const onList = (subscribedOnly: boolean) => (u: RawUntagged) => {
-    const flags = (Array.isArray(u.attributes[0]) ? u.attributes[0] : []).map((f) => text(f));
-    const delimiter = text(u.attributes[1]);
-    let path = decode(u.attributes[2]);
+    const line = parseListLine(u);
+    const { flags, delimiter } = line;
+    let path = decode(line.path);
     if (delimiter && path.startsWith(delimiter)) path = path.slice(delimiter.length);
     const subscribed = subscribedOnly || flags.some((f) => f.toLowerCase() === '\\subscribed');
     const known = entries.get(path);
@@ -105,17 +100,8 @@ async function listEntries(client: ImapFlow): Promise<Map<string, Entry>> {
     else entries.set(path, { flags, delimiter, subscribed });
   };
   const onStatus = (u: RawUntagged) => {
-    const list = Array.isArray(u.attributes[1]) ? u.attributes[1] : [];
-    const st: KnownStatus = {};
-    for (let i = 0; i + 1 < list.length; i += 2) {
-      const key = text(list[i]).toUpperCase();
-      const value = text(list[i + 1]);
-      if (key === 'MESSAGES') st.messages = Number(value);
-      else if (key === 'UIDNEXT') st.uidNext = Number(value);
-      else if (key === 'UIDVALIDITY') st.uidValidity = Number(value);
-      else if (key === 'HIGHESTMODSEQ') st.highestModseq = BigInt(value);
-    }
-    statuses.set(decode(u.attributes[0]), st);
+    const { path, status } = parseStatusLine(u);
+    statuses.set(decode(path), status);
   };
   let listed = false;
   if (returns.length > 0) {
