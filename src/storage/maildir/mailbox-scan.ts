@@ -76,14 +76,27 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
   return b.every((x) => s.has(x));
 }
 
-function needsRewrite(read: ReturnType<typeof readUidlist>, listing: FileListing): boolean {
-  if (read.state !== 'ok') return true;
+/**
+ * Why the uidlist would have to be written: `missing` when the only difference is lines whose
+ * files are gone, which needs no write at all (see scanMailbox).
+ */
+function rewriteNeed(read: ReturnType<typeof readUidlist>, listing: FileListing): 'none' | 'missing' | 'write' {
+  if (read.state !== 'ok') return 'write';
   const u = read.uidlist;
-  if (u.version !== 3 || !u.mailboxGuid || listing.duplicates.length > 0) return true;
-  for (const e of u.entries) if (!listing.byBasename.has(e.basename)) return true;
-  // Entries have distinct basenames (the parser drops repeats), all of them listed: any further
-  // listed file is one the uidlist lacks.
-  return listing.byBasename.size > u.entries.length;
+  if (u.version !== 3 || !u.mailboxGuid || listing.duplicates.length > 0) return 'write';
+  let present = 0;
+  for (const e of u.entries) if (listing.byBasename.has(e.basename)) present++;
+  // Entries have distinct basenames (the parser drops repeats): any further listed file is one
+  // the uidlist lacks.
+  if (listing.byBasename.size > present) return 'write';
+  return present < u.entries.length ? 'missing' : 'none';
+}
+
+/** Whether a uidlist line without a file names a message the index still holds (a new expunge). */
+function missingStillIndexed(ctx: ScanContext, uidlist: Uidlist, listing: FileListing): boolean {
+  const mailbox = uidlist.mailboxGuid ? ctx.index.mailboxByGuid(uidlist.mailboxGuid) : undefined;
+  if (!mailbox || mailbox.uidValidity !== uidlist.uidValidity) return true;
+  return uidlist.entries.some((e) => !listing.byBasename.has(e.basename) && ctx.index.message(mailbox.id, e.uid) !== undefined);
 }
 
 /** Dovecot orders new mail by the delivery time its name begins with; others sort after. */
@@ -221,7 +234,7 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
   }
 
   cleanStaleTmp(ctx.dir, ctx.warn);
-  const read = readUidlist(ctx.dir, ctx.warn);
+  let read = readUidlist(ctx.dir, ctx.warn);
   let listing = listMessageFiles(ctx.dir, ctx.warn);
   let uidlist: Uidlist;
   // A file renamed while we listed can look missing. Whether it is gone is decided only by the
@@ -229,7 +242,17 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
   // What this session may take as "unchanged since we looked": after our own rewrite, the
   // mailbox as that rewrite left it, so the next read in this run does not scan it all again.
   let seen = fp.value;
-  if (needsRewrite(read, listing)) {
+  let need = rewriteNeed(read, listing);
+  if (need === 'missing' && missingStillIndexed(ctx, (read as { uidlist: Uidlist }).uidlist, listing)) {
+    // Lines whose files are gone are what Dovecot leaves after every expunge; its next rewrite
+    // drops them, and so does ours. Rewriting here would write to a mailbox that is only being
+    // read (the source of a backup or of sync -1). Gone is decided by a second look, so a file
+    // renamed during the first one is not taken for an expunge.
+    read = readUidlist(ctx.dir, ctx.warn);
+    listing = listMessageFiles(ctx.dir, ctx.warn);
+    need = rewriteNeed(read, listing);
+  }
+  if (need === 'write') {
     ({ uidlist, listing, fingerprint: seen } = await rewriteUidlist(ctx));
   } else {
     uidlist = (read as { uidlist: Uidlist }).uidlist;
