@@ -255,6 +255,16 @@ export interface MailStore {
   /** Records agreed flags; `replaceAll` first forgets every entry of the mailbox (a full sync). */
   setSyncedFlags?(peerId: string, mailboxGuid: string, entries: readonly ({ guid: string } & SyncedFlags)[], replaceAll: boolean): Promise<void>;
 
+  /**
+   * When the flags of these messages last changed, in milliseconds since the epoch by this
+   * machine's clock, so that two stores' answers compare: what decides a flag difference no
+   * earlier sync can explain (no base). Asked only for such messages, because it may cost a
+   * look at each (a Maildir file's change time; a flag change is a rename). Unknown UIDs are
+   * left out. Optional, and absent where no such clock exists: IMAP modseqs count changes on
+   * one server and say nothing about another store's time.
+   */
+  flagChangeTimes?(name: MailboxName, uids: readonly number[]): Promise<Map<number, number>>;
+
   /** Releases locks, database handles and connections. */
   close(): Promise<void>;
 }

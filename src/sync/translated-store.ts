@@ -27,6 +27,7 @@ export function translatedStore(inner: MailStore, t: NameTranslation): MailStore
     openMessage: (name, uid) => inner.openMessage(own(name), uid),
     messageHashes: (name, uids) => inner.messageHashes(own(name), uids),
     adoptGuids: inner.adoptGuids && ((name, guids) => inner.adoptGuids!(own(name), guids)),
+    flagChangeTimes: inner.flagChangeTimes && ((name, uids) => inner.flagChangeTimes!(own(name), uids)),
     saveMessages: (name, messages) => inner.saveMessages(own(name), messages),
     updateFlags: (name, updates) => inner.updateFlags(own(name), updates),
     expunge: (name, uids) => inner.expunge(own(name), uids),

@@ -239,5 +239,32 @@ export function runStoreContract(target: ContractTarget): void {
         assert.equal(s.nativeGuids, true, 'a store without native GUIDs must be able to adopt them');
       }
     });
+
+    // Optional: a store that keeps no clock for flag changes declares so by lacking the method.
+    const timesTitle = 'flag change times follow flag changes, by the machine clock';
+    it(timesTitle, { skip: skipped.get(timesTitle) ?? false }, async (t) => {
+      const { store: s, cleanup } = await target.open();
+      try {
+        if (!s.flagChangeTimes) {
+          t.skip('the store keeps no flag change times');
+          return;
+        }
+        const start = Date.now();
+        const [a, b] = await s.saveMessages(['INBOX'], [req(message('early')), req(message('late'))]);
+        const before = await s.flagChangeTimes(['INBOX'], [a!.uid, b!.uid, 999]);
+        assert.deepEqual([...before.keys()].sort((x, y) => x - y), [a!.uid, b!.uid], 'an unknown UID is left out');
+        for (const ms of before.values()) assert.ok(ms >= start - 1000 && ms <= Date.now() + 1000, `${ms} is a time of this run`);
+        // Timestamps move at the kernel's clock tick, not every millisecond.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        await s.updateFlags(['INBOX'], [{ uid: b!.uid, flags: ['\\Seen'], keywords: [] }]);
+        const after = await s.flagChangeTimes(['INBOX'], [a!.uid, b!.uid]);
+        assert.equal(after.get(a!.uid), before.get(a!.uid), 'an untouched message keeps its time');
+        assert.ok(after.get(b!.uid)! > before.get(b!.uid)!, 'a flag change moves the time');
+        assert.ok(after.get(b!.uid)! > after.get(a!.uid)!);
+      } finally {
+        await s.close();
+        await cleanup();
+      }
+    });
   });
 }

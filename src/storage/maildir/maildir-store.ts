@@ -33,6 +33,7 @@ import { deleteMailboxDir, removeMailboxFiles, type RemovedMailbox } from './mai
 import { foreignEntryOf } from './foreign-root.js';
 import { Dotlock } from './dotlock.js';
 import { FLAG_LETTERS } from './filename.js';
+import { flagChangeTimes } from './flag-change-times.js';
 import { canonicalName, isInbox, isMaildir, MaildirLayout } from './layout.js';
 import { ensureMaildirDirs, fingerprint, readUidlistGuid, requireMaildir, UIDLIST_FILENAME } from './mailbox-files.js';
 import { newMailboxGuid, scanMailbox, skippedEntries, type ScanContext } from './mailbox-scan.js';
@@ -478,6 +479,17 @@ export class MaildirStore implements MailStore {
   async setSyncedFlags(peerId: string, mailboxGuid: string, entries: readonly ({ guid: string } & SyncedFlags)[], replaceAll: boolean): Promise<void> {
     const rows = entries.map((e) => ({ guid: e.guid, flags: JSON.stringify({ flags: e.flags, keywords: e.keywords }) }));
     this.index.setSyncedFlags(peerId, mailboxGuid, rows, replaceAll);
+  }
+
+  /** One stat per asked-for message; the engine asks only where no earlier sync decides. */
+  async flagChangeTimes(name: MailboxName, uids: readonly number[]): Promise<Map<number, number>> {
+    const { ctx, mailbox } = await this.open(name);
+    const files = new Map<number, string>();
+    for (const uid of uids) {
+      const row = this.index.message(mailbox.id, uid);
+      if (row) files.set(uid, row.file);
+    }
+    return flagChangeTimes(ctx.dir, files);
   }
 
   async setPairState(peerId: string, state: PairState): Promise<void> {
