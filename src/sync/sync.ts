@@ -17,6 +17,7 @@ import { describeUnholdable, unholdableIn, withoutUnholdable } from './unholdabl
 import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
 import { NameTranslation, specialUsePairsFor, translatedFilter } from './special-use-names.js';
 import { translatedList, translatedStore } from './translated-store.js';
+import { withFlagChangeTimes } from './flag-change-times.js';
 import { flagConflicts, isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
 
 export interface SyncOptions {
@@ -324,11 +325,13 @@ async function syncMailbox(
     syncedUidNext: sameEpoch && mode === 'oneway' ? uidNext : undefined,
     uniqueGuids: store.nativeGuids,
   });
-  const [sa, sb] = [side(ma, before?.highestModseq, sideA.store, before?.uidNext), side(mb, before?.peerHighestModseq, sideB.store)];
+  let [sa, sb] = [side(ma, before?.highestModseq, sideA.store, before?.uidNext), side(mb, before?.peerHighestModseq, sideB.store)];
   // Without a pair state every difference counts as a conflict, and the agreed base (if the
-  // index kept one, e.g. after a run that exited 2) still decides it flag by flag.
+  // index kept one, e.g. after a run that exited 2) still decides it flag by flag; where none
+  // does, the later change does.
   const conflicts = flagConflicts(sa, sb);
   const bases = conflicts.length > 0 ? await syncedFlags(sideA, sideB, boxA.guid, conflicts) : undefined;
+  [sa, sb] = await withFlagChangeTimes(sideA, sa, sideB, sb, conflicts.filter((g) => !bases?.has(g)));
   const plan = filtered(planTwoWay(sa, sb, mode, equalUids, bases), options.messageFilter);
   emit({ type: 'mailbox', name: boxA.name, plan });
   if (options.dryRun || isEmptyTwoWay(plan)) return outcome(true);

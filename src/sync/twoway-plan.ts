@@ -6,9 +6,11 @@
  * other side cannot take (below its UIDNEXT, or held by a different message) gets a new UID
  * above both UIDNEXTs on both sides; flags follow the side that changed them since the last
  * sync of the pair. When both did, each flag follows the side that changed it, measured
- * against the flags both agreed on last time (the base); without a base (a first sync, or a
- * store that keeps none) the first side, the master, wins. Both directions of the same pair
- * plan the same end state.
+ * against the flags both agreed on last time (the base). Without a base (a first sync, or a
+ * store that keeps none) nothing says which flags each side changed, so the side whose flags
+ * changed later wins whole, by the change times both stores gave; where either gave none
+ * (IMAP, mbox) or the times are equal, the first side, the master, wins. Both directions of
+ * the same pair plan the same end state.
  *
  * When a side hands out its own UIDs (an IMAP server), UIDs cannot be made equal, so they stop
  * being part of the goal: messages match by GUID wherever they sit, nothing is renumbered, and
@@ -39,6 +41,11 @@ export interface SyncSide {
    * twice, which only an interrupted renumbering leaves behind. Not so for header hashes.
    */
   uniqueGuids?: boolean;
+  /**
+   * When this side's flags of a message last changed (UID -> ms since the epoch), for the
+   * messages no base decides; absent when the store cannot tell.
+   */
+  flagsChangedAt?: ReadonlyMap<number, number>;
 }
 
 export interface SyncSave {
@@ -118,8 +125,8 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway',
         flagMerge(ma, mb, a, b, plan, oneway, bases);
       } else if (!oneway) {
         renumber.push({ guid: ma.guid, ma, mb });
-      } else if (!sameFlags(mb, ma)) {
-        plan.b.flagUpdates.push({ uid: mb.uid, flags: [...ma.flags], keywords: [...ma.keywords] });
+      } else {
+        flagMerge(ma, mb, a, b, plan, oneway, bases);
       }
       continue;
     }
@@ -269,8 +276,20 @@ function mergedFlags(ma: MessageMeta, mb: MessageMeta, a: SyncSide, b: SyncSide,
   if (changedA && !changedB) return ma;
   const base = bases.get(ma.guid);
   // Both changed: with the agreed base each flag follows the side that changed it (a flag both
-  // changed was changed the same way, a flag is only on or off); without one, the master wins.
-  return base ? threeWay(ma, mb, base) : ma;
+  // changed was changed the same way, a flag is only on or off); without one, the later change.
+  if (base) return threeWay(ma, mb, base);
+  return changedLater(ma, mb, a, b) === 'b' ? mb : ma;
+}
+
+/**
+ * Which side's flags of this message changed later, when both stores told: the clock of one
+ * machine, so the two compare (modseqs never do). Undefined on a tie or a missing time.
+ */
+function changedLater(ma: MessageMeta, mb: MessageMeta, a: SyncSide, b: SyncSide): 'a' | 'b' | undefined {
+  const ta = a.flagsChangedAt?.get(ma.uid);
+  const tb = b.flagsChangedAt?.get(mb.uid);
+  if (ta === undefined || tb === undefined || ta === tb) return undefined;
+  return ta > tb ? 'a' : 'b';
 }
 
 function threeWay(ma: FlagSet, mb: FlagSet, base: FlagSet): FlagSet {
@@ -285,8 +304,12 @@ function threeWay(ma: FlagSet, mb: FlagSet, base: FlagSet): FlagSet {
 function flagMerge(ma: MessageMeta, mb: MessageMeta, a: SyncSide, b: SyncSide, plan: TwoWayPlan, oneway: boolean, bases: Bases): void {
   if (sameFlags(ma, mb)) return;
   if (oneway) {
-    // A's changes flow into B; B's own changes stay when A did not touch the message.
-    if (changedSince(ma, a.syncedModseq)) plan.b.flagUpdates.push({ uid: mb.uid, flags: [...ma.flags], keywords: [...ma.keywords] });
+    // A's changes flow into B; B's own changes stay when A did not touch the message, and,
+    // with no base to merge by, when B changed it later.
+    if (!changedSince(ma, a.syncedModseq)) return;
+    const bChanged = changedSince(mb, b.syncedModseq);
+    if (bChanged && !bases.has(ma.guid) && changedLater(ma, mb, a, b) === 'b') return;
+    plan.b.flagUpdates.push({ uid: mb.uid, flags: [...ma.flags], keywords: [...ma.keywords] });
     return;
   }
   const merged = mergedFlags(ma, mb, a, b, bases);
