@@ -7,7 +7,7 @@
 import type { Readable } from 'node:stream';
 import { MailferryError } from '../model/errors.js';
 import { failpoint } from '../model/failpoint.js';
-import type { MailboxChanges, MailboxName, MailboxStatus, MailStore, PairState, SaveRequest, SyncedFlags } from '../storage/store.js';
+import type { MailboxChanges, MailboxName, MailboxStatus, MailStore, MessageMeta, PairState, SaveRequest, SyncedFlags } from '../storage/store.js';
 import { planMailboxBackup, sameFlags } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
 import { gotWantedUids, savedBytes } from './copies.js';
@@ -400,7 +400,8 @@ async function recordSyncedFlags(sideA: Bound, sideB: Bound, mailboxGuid: string
  * The same mailbox with two UIDVALIDITYs: keep the one with more messages (dsync's rule),
  * give it what only the other had, then rebuild the other from it. Expunge logs still count:
  * what one side deliberately deleted is not carried back by the other. Flag changes the
- * losing side made since the last sync are kept when the winner did not touch the message.
+ * losing side made since the last sync are kept when the winner did not touch the message, or
+ * touched it earlier by both stores' change times.
  */
 async function mergeUidValidityConflict(sideA: Bound, sideB: Bound, aWins: boolean, result: SyncResult, before: PairState[string] | undefined): Promise<void> {
   const [winner, loser] = aWins ? [sideA, sideB] : [sideB, sideA];
@@ -421,12 +422,26 @@ async function mergeUidValidityConflict(sideA: Bound, sideB: Bound, aWins: boole
   const dropFromWinner = mw.messages.filter((m) => !loserByGuid.has(m.guid) && loserGone.has(m.guid)).map((m) => m.uid);
   if (dropFromWinner.length > 0) await winner.store.expunge(winner.name, dropFromWinner);
   result.expunged += dropFromWinner.length;
+  const changed = (m: MessageMeta, synced: number | undefined) => synced === undefined || m.modseq > synced;
+  const bothChanged = mw.messages.filter((m) => {
+    const l = loserByGuid.get(m.guid);
+    return l !== undefined && !sameFlags(m, l) && changed(m, winnerSynced) && changed(l, loserSynced);
+  });
+  // Both changed and nothing recorded says how: the later change wins, where both stores can tell.
+  const [winnerTimes, loserTimes] =
+    bothChanged.length > 0 && winner.store.flagChangeTimes && loser.store.flagChangeTimes
+      ? [
+          await winner.store.flagChangeTimes(winner.name, bothChanged.map((m) => m.uid)),
+          await loser.store.flagChangeTimes(loser.name, bothChanged.map((m) => loserByGuid.get(m.guid)!.uid)),
+        ]
+      : [new Map<number, number>(), new Map<number, number>()];
   const flagUpdates = mw.messages.flatMap((m) => {
     const l = loserByGuid.get(m.guid);
     if (!l || sameFlags(m, l)) return [];
-    const loserChanged = loserSynced === undefined || l.modseq > loserSynced;
-    const winnerChanged = winnerSynced === undefined || m.modseq > winnerSynced;
-    return loserChanged && !winnerChanged ? [{ uid: m.uid, flags: [...l.flags], keywords: [...l.keywords] }] : [];
+    const loserChanged = changed(l, loserSynced);
+    const winnerChanged = changed(m, winnerSynced);
+    const loserLater = (loserTimes.get(l.uid) ?? -Infinity) > (winnerTimes.get(m.uid) ?? Infinity);
+    return loserChanged && (!winnerChanged || loserLater) ? [{ uid: m.uid, flags: [...l.flags], keywords: [...l.keywords] }] : [];
   });
   if (flagUpdates.length > 0) await winner.store.updateFlags(winner.name, flagUpdates);
   result.flagUpdates += flagUpdates.length;

@@ -161,3 +161,26 @@ describe('two Maildirs without an earlier sync', () => {
     }
   });
 });
+
+describe('two Maildirs without an earlier sync, under two UIDVALIDITYs', () => {
+  it('the merge of the UIDVALIDITYs keeps the later flag change of the side it rebuilds', async () => {
+    const { dir } = await tempRoots('no-base-flags-uidvalidity');
+    try {
+      const { a, b, guids } = await independentCopies(dir);
+      // B re-stamped (a copy made by another program): A, holding as many messages, is kept.
+      await withStores(a, b, async (_sa, sb) => {
+        const st = await sb.mailboxStatus(INBOX);
+        await sb.updateMailbox(INBOX, { uidValidity: st!.uidValidity + 7 });
+      });
+      await withStores(a, b, async (sa, sb) => {
+        await runSync(sa, sb);
+        const flags = async (s: typeof sa) => (await contents(s, INBOX)).map((line) => line.split(' ').slice(1).join(' '));
+        const want = [`${guids[0]} \\Seen`, `${guids[1]} \\Flagged`, `${guids[2]} \\Seen`];
+        assert.deepEqual(await flags(sa), want);
+        assert.deepEqual(await flags(sb), want);
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
