@@ -123,8 +123,8 @@ function uniqueName(name: MailboxName, guid: string, taken: ReadonlySet<string>,
 /**
  * The renames that take one side from `current` to `wanted` names, in an order in which
  * every target is free when its turn comes: a rename waits for the one that moves the
- * target's holder away, and a cycle (two folders swapped names) is broken by moving one
- * holder to a temporary name first. A renamed folder carries its children along, as the
+ * target's holder away, and a cycle (two folders swapped names) or a move into the folder's
+ * own subtree is broken by moving a folder to a temporary name first. A renamed folder carries its children along, as the
  * stores do.
  */
 function orderedRenames(current: ReadonlyMap<string, MailboxName>, wanted: ReadonlyMap<string, MailboxName>, taken: Set<string>): SideTreeAction[] {
@@ -143,9 +143,16 @@ function orderedRenames(current: ReadonlyMap<string, MailboxName>, wanted: Reado
     const pending = [...wanted].filter(([g, to]) => names.has(g) && mailboxKey(names.get(g)!) !== mailboxKey(to));
     if (pending.length === 0) break;
     const holders = new Map([...names].map(([g, n]) => [mailboxKey(n), g]));
-    const free = pending.find(([, to]) => !holders.has(mailboxKey(to)));
+    const free = pending.find(([g, to]) => !holders.has(mailboxKey(to)) && !isUnder(to, names.get(g)!));
     if (free) {
       move(free[0], free[1]);
+      continue;
+    }
+    // Bound for a name under its own (B renamed Work.Sub to New, A renamed Work to New): no
+    // store can move a folder into itself, so it steps aside first and goes there next round.
+    const inward = pending.find(([g, to]) => isUnder(to, names.get(g)!));
+    if (inward) {
+      move(inward[0], uniqueName(names.get(inward[0])!, inward[0], taken, 'tmp-'));
       continue;
     }
     const [, to] = pending[0]!;
