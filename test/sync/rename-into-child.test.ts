@@ -49,7 +49,7 @@ it('the planner never renames a folder into its own child: it parks it under a t
     { mailboxes: [box(['Work'], 'aa'), box(['New'], 'bb')], changes: [] },
   );
   const renames = plan.b.filter((x) => x.type === 'rename');
-  let names = new Map([['aa', ['Work']], ['bb', ['New']]]);
+  let names = new Map<string, MailboxName>([['aa', ['Work']], ['bb', ['New']]]);
   for (const r of renames) {
     if (r.type !== 'rename') continue;
     const from = names.get(r.guid)!;

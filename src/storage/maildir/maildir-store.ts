@@ -2,7 +2,7 @@
  * The Maildir store: Dovecot's Maildir, read and written as Dovecot does, with mailferry's
  * change index beside it for modseqs and expunge history.
  */
-import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { MaildirLocation } from '../../config/location.js';
@@ -375,9 +375,22 @@ export class MaildirStore implements MailStore {
     // Scan first so the index holds the GUIDs that identify these folders after the move.
     const affected = this.layout.listMailboxDirs(this.warn).filter((m) => sameMailbox(m.name.slice(0, src.length), src));
     for (const m of affected) await scanMailbox(this.ctx(m.name, m.dir));
+    // Refused before anything moves: a rename that stops halfway splits a tree between two names.
+    const landing = this.loc.layout === 'fs' ? this.fsLanding(srcDir, dstDir) : [];
+    if (this.loc.layout !== 'fs') {
+      for (const m of affected) {
+        const newName = [...dst, ...m.name.slice(src.length)];
+        if (entryKind(this.layout.dirOf(newName)) !== 'missing') throw existsError(`cannot rename '${this.layout.formatName(src)}' to '${this.layout.formatName(dst)}': '${this.layout.formatName(newName)}' already exists in ${this.location}`);
+      }
+    }
     try {
       if (this.loc.layout === 'fs') {
         mkdirSync(dirname(dstDir), { recursive: true });
+        // The name is a plain directory holding child folders (a deleted parent): those children
+        // join the moving folder's own, then the whole tree takes the name. Each step moves whole
+        // directories, so every folder keeps its uidlist and an interrupted run loses nothing.
+        for (const e of landing) renameSync(join(dstDir, e), join(srcDir, e));
+        if (entryKind(dstDir) === 'directory') rmdirSync(dstDir);
         renameSync(srcDir, dstDir);
       } else {
         for (const m of affected) {
@@ -397,6 +410,20 @@ export class MaildirStore implements MailStore {
       this.index.renameMailbox(indexed.id, newName);
       this.index.logMailboxChange({ type: 'rename', guid: indexed.guid, name: newName, oldName: m.name, timestamp: ts });
     }
+  }
+
+  /**
+   * LAYOUT=fs: what already lies in the directory a folder is renamed to (a plain directory left
+   * by a deleted parent), refused when an entry of the same name is in the moving folder too.
+   */
+  private fsLanding(srcDir: string, dstDir: string): string[] {
+    const kind = entryKind(dstDir);
+    if (kind === 'missing') return [];
+    if (kind !== 'directory') throw existsError(`cannot rename ${srcDir} to ${dstDir}: ${dstDir} exists and is not a directory`);
+    const entries = readdirSync(dstDir);
+    const clash = entries.find((e) => entryKind(join(srcDir, e)) !== 'missing');
+    if (clash !== undefined) throw existsError(`cannot rename ${srcDir} to ${dstDir}: both hold ${JSON.stringify(clash)}`);
+    return entries;
   }
 
   async deleteMailbox(name: MailboxName): Promise<void> {
