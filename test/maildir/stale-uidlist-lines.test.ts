@@ -67,3 +67,47 @@ for (const mode of ['sync -1', 'backup'] as const) {
     }
   });
 }
+
+it('restarting the UIDs of a mailbox whose uidlist still names deleted files drops those lines', async () => {
+  const { dir, a } = await tempRoots('stale-lines-restart');
+  try {
+    const s = openMaildir(a);
+    try {
+      const box = ['Box'];
+      await s.createMailbox(box);
+      const saved = await saveOne(s, box, 'gone soon');
+      const file = readdirSync(join(a, '.Box', 'cur')).find((f) => f.startsWith(saved.guid))!;
+      unlinkSync(join(a, '.Box', 'cur', file));
+      assert.deepEqual((await s.getMessages(box)).messages, []);
+      await s.updateMailbox(box, { uidValidity: 12345, restartUids: true });
+      const st = await s.mailboxStatus(box);
+      assert.deepEqual([st!.uidValidity, st!.uidNext], [12345, 1]);
+      assert.doesNotMatch(readFileSync(join(a, '.Box', 'dovecot-uidlist'), 'utf8'), new RegExp(saved.guid));
+    } finally {
+      await s.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+it('sync: one folder made on both sides, the one side\'s only message deleted by a MUA: the sides merge', async () => {
+  const { dir, a, b } = await tempRoots('stale-lines-unify');
+  try {
+    const box = ['Archive'];
+    await withStores(a, b, async (sa, sb) => {
+      // Made at different times: two UIDVALIDITYs, so the emptied side takes the other's.
+      await sb.createMailbox(box, { uidValidity: 1000 });
+      await sa.createMailbox(box, { uidValidity: 2000 });
+      const gone = await saveOne(sb, box, 'deleted by a MUA');
+      const file = readdirSync(join(b, '.Archive', 'cur')).find((f) => f.startsWith(gone.guid))!;
+      unlinkSync(join(b, '.Archive', 'cur', file));
+      const kept = await saveOne(sa, box, 'kept');
+      const r = await runSync(sa, sb);
+      assert.equal(r.changedDuringSync, false);
+      for (const s of [sa, sb]) assert.deepEqual((await s.getMessages(box)).messages.map((m) => m.guid), [kept.guid], s.location);
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -29,7 +29,7 @@ import { Dotlock } from './dotlock.js';
 import { chownFd, chownPath, ownerFor, type Owner } from './ownership.js';
 import { flagsToLetters, formatMaildirFilename, isValidBasename, lettersToFlags, parseMaildirFilename, withSizes } from './filename.js';
 import { formatKeywordsFile } from './keywords-file.js';
-import { KEYWORDS_FILENAME, OWN_TMP_SUFFIX, readKeywords, readUidlist, UIDLIST_FILENAME } from './mailbox-files.js';
+import { KEYWORDS_FILENAME, listMessageFiles, OWN_TMP_SUFFIX, readKeywords, readUidlist, UIDLIST_FILENAME } from './mailbox-files.js';
 import { newBasename, systemLetters, type ScanContext } from './mailbox-scan.js';
 import { formatUidlist, formatUidlistEntries, nextUidOf, parseUidlist, type Uidlist, type UidlistEntry } from './uidlist.js';
 import { fsyncDir } from '../fsync-dir.js';
@@ -413,11 +413,18 @@ export async function updateUidlistHeader(
   update: MailboxUpdate,
 ): Promise<Uidlist> {
   return withUidlistLock(ctx, (lock, uidlist) => {
-    if (update.restartUids && uidlist.entries.length > 0) {
-      throw dataError(`cannot restart UIDs of ${ctx.dir}: it still holds ${uidlist.entries.length} messages`);
+    let entries = uidlist.entries;
+    if (update.restartUids && entries.length > 0) {
+      // Lines whose files are gone (left by an expunge, as Dovecot leaves them) hold no mail:
+      // they go with the old UIDs.
+      const listed = listMessageFiles(ctx.dir, ctx.warn).byBasename;
+      const held = entries.filter((e) => listed.has(e.basename)).length;
+      if (held > 0) throw dataError(`cannot restart UIDs of ${ctx.dir}: it still holds ${held} messages`);
+      entries = [];
     }
     const next: Uidlist = {
       ...uidlist,
+      entries,
       uidValidity: update.uidValidity ?? uidlist.uidValidity,
       nextUid: update.restartUids ? Math.max(1, update.minUidNext ?? 1) : Math.max(nextUidOf(uidlist), update.minUidNext ?? 0),
       mailboxGuid: update.guid ?? uidlist.mailboxGuid,
