@@ -154,7 +154,11 @@ export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: 
     const pending = ctx.pending.of(known.guid);
     if (fresh.length > 0 && (!ctx.session.xGuid || pending.length > 0)) await addHeaders(client, fresh);
     const changes: MessageChange[] = [];
-    let uidNext = known.uidNext;
+    // Nothing recorded yet under this UIDVALIDITY (a mailbox first listed, or one the server
+    // renumbered): no local UID was ever handed out, so every message keeps the server's UID.
+    // Starting at the UIDNEXT the listing gave would shift them all past the server's.
+    const firstLook = rows.length === 0 && pending.length === 0 && known.highestModseq === known.firstModseq;
+    let uidNext = firstLook ? 1 : known.uidNext;
     const taken = new Set(rows.map((r) => r.uid));
     const guids = new Set(rows.map((r) => r.guid));
     for (const m of fetched) {
@@ -189,6 +193,7 @@ export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: 
       const row = byServerUid.get(u)!;
       changes.push({ kind: 'expunge', uid: row.uid, guid: row.guid });
     }
+    if (firstLook) uidNext = Math.max(uidNext, server.n, known.uidNext);
     ctx.index.applyChanges(known.id, changes, { uidNext, fingerprint: JSON.stringify(server) });
     if (!opts.keepPending && ctx.pending.of(known.guid).length > 0) ctx.pending.set(known.guid, []);
     return { mailbox: ctx.index.mailboxByGuid(known.guid)!, path };
