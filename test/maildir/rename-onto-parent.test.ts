@@ -92,3 +92,46 @@ it('sync, LAYOUT=fs: A deletes Work (its child stays), B renames Work away and O
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+it('LAYOUT=fs: a folder renamed onto plain directories that lead to a folder deeper down', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mailferry-rename-onto-parent-'));
+  const s = openFs(join(dir, 'a'));
+  try {
+    for (const n of [['Work'], ['Work', 'Sub'], ['New', 'Sub', 'Deep']]) {
+      await s.createMailbox(n);
+      await saveOne(s, n, n.join('-'));
+    }
+    const guids = Object.fromEntries((await s.listMailboxes()).mailboxes.map((m) => [m.name.join('/'), m.guid]));
+    await s.renameMailbox(['Work'], ['New']);
+    const after = Object.fromEntries((await s.listMailboxes()).mailboxes.map((m) => [m.name.join('/'), m.guid]));
+    assert.deepEqual(after, { INBOX: guids.INBOX, New: guids.Work, 'New/Sub': guids['Work/Sub'], 'New/Sub/Deep': guids['New/Sub/Deep'] });
+    for (const n of [['New'], ['New', 'Sub'], ['New', 'Sub', 'Deep']]) assert.equal((await contents(s, n)).length, 1, n.join('/'));
+  } finally {
+    await s.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+it('sync, LAYOUT=fs: A renames Work to New while B moves Work/Sub/Deep elsewhere', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mailferry-rename-onto-parent-'));
+  const [a, b] = [openFs(join(dir, 'a')), openFs(join(dir, 'b'))];
+  try {
+    for (const n of [['Work'], ['Work', 'Sub'], ['Work', 'Sub', 'Deep']]) {
+      await a.createMailbox(n);
+      await saveOne(a, n, n.join('-'));
+    }
+    await runSync(a, b);
+    await a.renameMailbox(['Work'], ['New']);
+    await b.renameMailbox(['Work', 'Sub', 'Deep'], ['Archive', '2024']);
+    const r = await runSync(a, b);
+    assert.equal(r.changedDuringSync, false);
+    assert.deepEqual(await names(a), await names(b));
+    assert.equal((await names(a)).length, 4);
+    const again = await runSync(a, b);
+    assert.equal(again.treeActions + again.saved + again.expunged, 0);
+  } finally {
+    await a.close();
+    await b.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -376,7 +376,7 @@ export class MaildirStore implements MailStore {
     const affected = this.layout.listMailboxDirs(this.warn).filter((m) => sameMailbox(m.name.slice(0, src.length), src));
     for (const m of affected) await scanMailbox(this.ctx(m.name, m.dir));
     // Refused before anything moves: a rename that stops halfway splits a tree between two names.
-    const landing = this.loc.layout === 'fs' ? this.fsLanding(srcDir, dstDir) : [];
+    const landing = this.loc.layout === 'fs' ? this.fsLanding(srcDir, dstDir) : { moves: [], emptied: [] };
     if (this.loc.layout !== 'fs') {
       for (const m of affected) {
         const newName = [...dst, ...m.name.slice(src.length)];
@@ -389,8 +389,8 @@ export class MaildirStore implements MailStore {
         // The name is a plain directory holding child folders (a deleted parent): those children
         // join the moving folder's own, then the whole tree takes the name. Each step moves whole
         // directories, so every folder keeps its uidlist and an interrupted run loses nothing.
-        for (const e of landing) renameSync(join(dstDir, e), join(srcDir, e));
-        if (entryKind(dstDir) === 'directory') rmdirSync(dstDir);
+        for (const [from, into] of landing.moves) renameSync(from, into);
+        for (const d of landing.emptied) rmdirSync(d);
         renameSync(srcDir, dstDir);
       } else {
         for (const m of affected) {
@@ -413,17 +413,30 @@ export class MaildirStore implements MailStore {
   }
 
   /**
-   * LAYOUT=fs: what already lies in the directory a folder is renamed to (a plain directory left
-   * by a deleted parent), refused when an entry of the same name is in the moving folder too.
+   * LAYOUT=fs: how what already lies where a folder is renamed to (plain directories left by a
+   * deleted parent, or made for a deeper folder) joins the moving tree: each entry the moving
+   * tree lacks moves in whole; a plain directory meets its namesake and is walked into. Two
+   * folders (or files) at one place are refused. Returns the moves, then the directories that
+   * are empty once they are done, deepest first.
    */
-  private fsLanding(srcDir: string, dstDir: string): string[] {
+  private fsLanding(srcDir: string, dstDir: string): { moves: [string, string][]; emptied: string[] } {
     const kind = entryKind(dstDir);
-    if (kind === 'missing') return [];
+    if (kind === 'missing') return { moves: [], emptied: [] };
     if (kind !== 'directory') throw existsError(`cannot rename ${srcDir} to ${dstDir}: ${dstDir} exists and is not a directory`);
-    const entries = readdirSync(dstDir);
-    const clash = entries.find((e) => entryKind(join(srcDir, e)) !== 'missing');
-    if (clash !== undefined) throw existsError(`cannot rename ${srcDir} to ${dstDir}: both hold ${JSON.stringify(clash)}`);
-    return entries;
+    const moves: [string, string][] = [];
+    const emptied: string[] = [];
+    const walk = (from: string, into: string) => {
+      for (const e of readdirSync(from)) {
+        const [here, there] = [join(from, e), join(into, e)];
+        const thereKind = entryKind(there);
+        if (thereKind === 'missing') moves.push([here, there]);
+        else if (entryKind(here) === 'directory' && thereKind === 'directory' && !isMaildir(here) && !['cur', 'new', 'tmp'].includes(e)) walk(here, there);
+        else throw existsError(`cannot rename ${srcDir} to ${dstDir}: both hold ${JSON.stringify(here.slice(dstDir.length + 1))}`);
+      }
+      emptied.push(from);
+    };
+    walk(dstDir, srcDir);
+    return { moves, emptied };
   }
 
   async deleteMailbox(name: MailboxName): Promise<void> {
