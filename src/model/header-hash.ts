@@ -1,11 +1,19 @@
 /**
- * Message identity where a store has no GUIDs: a hash of the Date and Message-ID header lines,
- * as dsync's header hash version 3 (Dovecot's message-header-hash.c): the selected header lines
- * in message order, then the empty line ending the header; spaces removed; bytes below 0x20
- * (except TAB and LF), bytes 0x7f and above, and `?` all become one `?` per run; MD5, hex.
+ * Hashes of a message's Date and Message-ID header lines, in two kinds.
  *
- * One deliberate difference: CRLF line ends are turned into LF first. IMAP serves CRLF where
- * Maildir and mbox hold LF, and the same message must hash the same on either side.
+ * `headerHash` is dsync's header hash version 3 (Dovecot's message-header-hash.c): the selected
+ * header lines in message order, then the empty line ending the header; spaces removed; bytes
+ * below 0x20 (except TAB and LF), bytes 0x7f and above, and `?` all become one `?` per run; MD5,
+ * hex; with one deliberate difference, CRLF line ends turned into LF first. It is kept in
+ * indexes as the identity of a message at a place (the mbox index's locations, the GUIDs of
+ * messages a store first saw without one, journalled IMAP saves of earlier versions), so it
+ * never changes: a new value for the same bytes would make every stored message look replaced.
+ *
+ * `matchingHash` is what pairs one message held by two stores (store.messageHashes), and what
+ * finds an appended message again on a server that gives no UIDs for it. Servers rewrite
+ * headers they store (GNU mailutils' imap4d folds and spaces them its own way and upper-cases
+ * field names in HEADER.FIELDS answers), so it ignores all whitespace, line ends and folding,
+ * the case of field names and their order; the field values' bytes are otherwise as in v3.
  */
 import { createHash } from 'node:crypto';
 
@@ -29,6 +37,28 @@ export function headerHash(header: Uint8Array, names: readonly string[] = HASHED
   }
   const normalized = normalizeV3(selected.join('\n') + (selected.length ? '\n' : '') + '\n');
   return createHash('md5').update(normalized, 'latin1').digest('hex');
+}
+
+/** The header hash that survives a server's rewriting of the header; see the top of the file. */
+export function matchingHash(header: Uint8Array, names: readonly string[] = HASHED_HEADERS): string {
+  const wanted = new Set(names.map((n) => n.toLowerCase()));
+  const text = Buffer.from(header).toString('latin1');
+  const fields: string[] = [];
+  let current: string | undefined;
+  for (const line of text.split(/\r?\n/)) {
+    if (line === '') break;
+    if (line[0] === ' ' || line[0] === '\t') {
+      if (current !== undefined) current += line;
+      continue;
+    }
+    if (current !== undefined) fields.push(current);
+    const colon = line.indexOf(':');
+    const name = colon > 0 ? line.slice(0, colon).trim().toLowerCase() : '';
+    current = wanted.has(name) ? `${name}:${line.slice(colon + 1)}` : undefined;
+  }
+  if (current !== undefined) fields.push(current);
+  const normalized = fields.map((f) => normalizeV3(f.replace(/[ \t\r\n]+/g, ''))).sort();
+  return createHash('md5').update(normalized.map((f) => `${f}\n`).join(''), 'latin1').digest('hex');
 }
 
 function normalizeV3(s: string): string {
@@ -60,3 +90,4 @@ export function headerBlockOf(message: Uint8Array): Uint8Array {
 
 /** The hash of a header with neither Date nor Message-ID: shared by all such messages, so it identifies none. */
 export const EMPTY_HEADER_HASH = headerHash(new Uint8Array(0));
+export const EMPTY_MATCHING_HASH = matchingHash(new Uint8Array(0));

@@ -1,8 +1,8 @@
 /**
- * Header hashes by opening each message and reading only its header; the generic way for
- * stores whose messages are local files (one open and a small read each).
+ * Matching hashes (model/header-hash.ts) by opening each message and reading only its header;
+ * the generic way for stores whose messages are local files (one open and a small read each).
  */
-import { headerHash } from '../model/header-hash.js';
+import { matchingHash } from '../model/header-hash.js';
 import { MailferryError } from '../model/errors.js';
 import { readHeader } from './read-header.js';
 import type { MailboxName, MailStore } from './store.js';
@@ -17,7 +17,7 @@ export async function hashesByReading(store: Pick<MailStore, 'openMessage'>, nam
       if (err instanceof MailferryError && err.kind === 'notfound') continue; // expunged meanwhile
       throw err;
     }
-    hashes.set(uid, headerHash(await readHeader(stream)));
+    hashes.set(uid, matchingHash(await readHeader(stream)));
   }
   return hashes;
 }

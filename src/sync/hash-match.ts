@@ -9,7 +9,7 @@
  * headers; the side without native GUIDs then adopts the partner's GUID and keeps it in its
  * index, so the next run matches by GUID at once and reads no headers.
  */
-import { EMPTY_HEADER_HASH } from '../model/header-hash.js';
+import { EMPTY_HEADER_HASH, EMPTY_MATCHING_HASH } from '../model/header-hash.js';
 import type { MailboxChanges, MailboxName, MailStore } from '../storage/store.js';
 
 interface Side {
@@ -30,17 +30,22 @@ export interface HashPair {
 export function pairByHash(a: ReadonlyMap<number, string>, b: ReadonlyMap<number, string>): HashPair[] {
   const waiting = new Map<string, number[]>();
   for (const [uid, hash] of [...b].sort((x, y) => x[0] - y[0])) {
-    if (hash === EMPTY_HEADER_HASH) continue;
+    if (identifiesNothing(hash)) continue;
     const list = waiting.get(hash);
     if (list) list.push(uid);
     else waiting.set(hash, [uid]);
   }
   const pairs: HashPair[] = [];
   for (const [uidA, hash] of [...a].sort((x, y) => x[0] - y[0])) {
-    const uidB = hash === EMPTY_HEADER_HASH ? undefined : waiting.get(hash)?.shift();
+    const uidB = identifiesNothing(hash) ? undefined : waiting.get(hash)?.shift();
     if (uidB !== undefined) pairs.push({ uidA, uidB });
   }
   return pairs;
+}
+
+/** The hash of a header without Date and Message-ID, of either kind (header-hash.ts). */
+function identifiesNothing(hash: string): boolean {
+  return hash === EMPTY_MATCHING_HASH || hash === EMPTY_HEADER_HASH;
 }
 
 /**

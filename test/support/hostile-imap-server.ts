@@ -1,9 +1,11 @@
 /**
  * A small IMAP4rev1 server on 127.0.0.1 for the IMAP store's tests against servers that
  * misbehave: it speaks just what imapflow and the store send (greeting, CAPABILITY, LOGIN,
- * LIST/LSUB, STATUS, SELECT/EXAMINE, UID FETCH, UID SEARCH, APPEND with MULTIAPPEND, NOOP,
- * LOGOUT) over one flat set of mailboxes, and misbehaves as `HostileScript` says: bodies that
- * are not the size it announced, answers that trickle or never come, refused internal dates.
+ * LIST/LSUB, (UN)SUBSCRIBE, STATUS, SELECT/EXAMINE, UID FETCH, UID SEARCH, APPEND with MULTIAPPEND,
+ * NOOP, LOGOUT) over one flat set of mailboxes, and misbehaves as `HostileScript` says: bodies that
+ * are not the size it announced, answers that trickle or never come, refused internal dates,
+ * the same UID answered twice, X-GUIDs no store can keep, and the ways of GNU mailutils' imap4d
+ * (no UIDPLUS, header whitespace rewritten on APPEND, field names upper-cased in HEADER.FIELDS).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { formatInternalDate } from '../../src/storage/imap/internal-date.js';
@@ -32,9 +34,18 @@ export interface HostileScript {
   refuseDate?: (ms: number) => 'NO' | 'BAD' | undefined;
   /** A refused MULTIAPPEND keeps the messages before the refused one (not all-or-nothing). */
   partialMultiappend?: boolean;
+  /** FETCH X-GUID is answered with this (as a quoted string), as Dovecot does; refused (BAD) without it. */
+  xGuid?: (m: HostileMessage) => string;
+  /**
+   * As GNU mailutils' imap4d: no UIDPLUS (APPEND answers no APPENDUID), each header line of an
+   * appended message stored as `Name: value` (the whitespace after the colon one space, runs of
+   * spaces and tabs in values one space, trailing whitespace cut, folded lines joined), and
+   * field names upper-cased in BODY[HEADER.FIELDS] answers.
+   */
+  mailutils?: boolean;
 }
 
-const CAPS = 'IMAP4rev1 LITERAL+ UIDPLUS MULTIAPPEND';
+const BASE_CAPS = 'IMAP4rev1 LITERAL+ MULTIAPPEND';
 const UIDVALIDITY = 1700000000;
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
 
@@ -102,6 +113,7 @@ export class HostileImapServer {
   readonly mailboxes = new Map<string, HostileMessage[]>([['INBOX', []]]);
   private uidNext = new Map<string, number>([['INBOX', 1]]);
   private readonly sockets = new Set<Socket>();
+  readonly subscribed = new Set<string>();
   /** Commands received, by name (`UID FETCH`, `APPEND`...), for tests that count them. */
   readonly seen: string[] = [];
   connections = 0;
@@ -124,6 +136,10 @@ export class HostileImapServer {
     return s;
   }
 
+  private get caps(): string {
+    return this.script.mailutils ? 'IMAP4rev1 LITERAL+' : `${BASE_CAPS} UIDPLUS`;
+  }
+
   /** Adds a message (LF or CRLF; stored CRLF) and returns its UID. */
   add(mailbox: string, body: Buffer | string, internalDate = Date.UTC(2020, 0, 1)): number {
     const crlf = Buffer.from(Buffer.from(body).toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
@@ -133,6 +149,17 @@ export class HostileImapServer {
     this.uidNext.set(mailbox, uid + 1);
     list.push({ uid, body: crlf, flags: [], internalDate });
     return uid;
+  }
+
+  /**
+   * Adds a message under the UID of the mailbox's last one, as a server with a broken index
+   * does: two sequence numbers, one UID, both in every FETCH and SEARCH answer.
+   */
+  addSameUid(mailbox: string, body: Buffer | string): void {
+    const list = this.mailboxes.get(mailbox)!;
+    const last = list.at(-1)!;
+    const crlf = Buffer.from(Buffer.from(body).toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1');
+    list.push({ uid: last.uid, body: crlf, flags: ['\\Seen'], internalDate: last.internalDate });
   }
 
   close(): Promise<void> {
@@ -146,7 +173,7 @@ export class HostileImapServer {
     sock.on('close', () => this.sockets.delete(sock));
     sock.on('error', () => {});
     const conn = { selected: undefined as string | undefined, busy: Promise.resolve() };
-    sock.write(`* OK [CAPABILITY ${CAPS}] hostile ready\r\n`);
+    sock.write(`* OK [CAPABILITY ${this.caps}] hostile ready\r\n`);
     let buf = Buffer.alloc(0);
     let parts: string[] = [];
     let literals: Buffer[] = [];
@@ -200,10 +227,10 @@ export class HostileImapServer {
     const box = (n: string) => (n.toUpperCase() === 'INBOX' ? 'INBOX' : n);
     switch (name) {
       case 'CAPABILITY':
-        sock.write(`* CAPABILITY ${CAPS}\r\n`);
+        sock.write(`* CAPABILITY ${this.caps}\r\n`);
         return void ok();
       case 'LOGIN':
-        return void ok(`[CAPABILITY ${CAPS}] logged in`);
+        return void ok(`[CAPABILITY ${this.caps}] logged in`);
       case 'NOOP':
         return void ok();
       case 'LOGOUT':
@@ -214,9 +241,18 @@ export class HostileImapServer {
       case 'LSUB': {
         const pattern = text(args[1]);
         if (pattern === '') sock.write(`* ${name} (\\Noselect) "/" ""\r\n`);
-        for (const m of this.mailboxes.keys()) if (pattern === '*' || pattern === '%' || box(pattern) === m) sock.write(`* ${name} () "/" "${m}"\r\n`);
+        for (const m of this.mailboxes.keys()) {
+          if (name === 'LSUB' && !this.subscribed.has(m)) continue;
+          if (pattern === '*' || pattern === '%' || box(pattern) === m) sock.write(`* ${name} () "/" "${m}"\r\n`);
+        }
         return void ok();
       }
+      case 'SUBSCRIBE':
+        this.subscribed.add(box(text(args[0])));
+        return void ok();
+      case 'UNSUBSCRIBE':
+        this.subscribed.delete(box(text(args[0])));
+        return void ok();
       case 'STATUS': {
         const m = box(text(args[0]));
         const list = this.mailboxes.get(m);
@@ -236,7 +272,7 @@ export class HostileImapServer {
       }
       case 'UID SEARCH': {
         const list = this.mailboxes.get(conn.selected ?? '') ?? [];
-        sock.write(`* SEARCH ${list.map((m) => m.uid).join(' ')}\r\n`);
+        sock.write(`* SEARCH ${list.filter((m) => matches(m, args, list.at(-1)?.uid ?? 0)).map((m) => m.uid).join(' ')}\r\n`);
         return void ok();
       }
       case 'UID FETCH':
@@ -250,7 +286,7 @@ export class HostileImapServer {
 
   private async fetch(sock: Socket, tag: string, selected: string | undefined, set: string, itemsToken: Token | undefined): Promise<void> {
     const items = (Array.isArray(itemsToken) ? itemsToken : [itemsToken]).map((t) => text(t as Token).toUpperCase());
-    if (items.includes('X-GUID')) return void sock.write(`${tag} BAD unknown fetch item\r\n`);
+    if (items.includes('X-GUID') && !this.script.xGuid) return void sock.write(`${tag} BAD unknown fetch item\r\n`);
     const list = this.mailboxes.get(selected ?? '') ?? [];
     const max = list.at(-1)?.uid ?? 0;
     const bodies = items.includes('BODY.PEEK[]') || items.includes('BODY[]');
@@ -262,12 +298,13 @@ export class HostileImapServer {
       const parts: Buffer[] = [Buffer.from(`* ${i + 1} FETCH (UID ${m.uid}`)];
       for (const item of items) {
         if (item === 'FLAGS') parts.push(Buffer.from(` FLAGS (${m.flags.join(' ')})`));
+        else if (item === 'X-GUID') parts.push(Buffer.from(` X-GUID "${this.script.xGuid!(m).replace(/["\\]/g, '\\$&')}"`));
         else if (item === 'RFC822.SIZE') parts.push(Buffer.from(` RFC822.SIZE ${this.script.announcedSize?.(m) ?? m.body.length}`));
         else if (item === 'INTERNALDATE') parts.push(Buffer.from(` INTERNALDATE "${formatInternalDate(m.internalDate)}"`));
         else if (item.startsWith('BODY.PEEK[HEADER.FIELDS')) {
           const end = m.body.indexOf('\r\n\r\n');
           const header = m.body.subarray(0, end < 0 ? m.body.length : end + 2).toString('latin1');
-          const wanted = header.split(/\r\n(?![ \t])/).filter((l) => /^(date|message-id):/i.test(l)).map((l) => `${l}\r\n`).join('') + '\r\n';
+          const wanted = header.split(/\r\n(?![ \t])/).filter((l) => /^(date|message-id):/i.test(l)).map((l) => `${this.script.mailutils ? upperName(l) : l}\r\n`).join('') + '\r\n';
           parts.push(Buffer.from(` BODY[HEADER.FIELDS (DATE MESSAGE-ID)] {${wanted.length}}\r\n${wanted}`, 'latin1'));
         } else if (item === 'BODY.PEEK[]' || item === 'BODY[]') {
           const answer = this.script.body ? this.script.body(m) : m.body;
@@ -304,7 +341,7 @@ export class HostileImapServer {
     }
     const refused = items.findIndex((it) => Number.isNaN(it.date) || this.script.refuseDate?.(it.date) !== undefined);
     const store = (it: (typeof items)[number]) => {
-      const uid = this.add(mailbox, it.body, it.date);
+      const uid = this.add(mailbox, this.script.mailutils ? rewriteHeader(it.body) : it.body, it.date);
       list.at(-1)!.flags = it.flags;
       return uid;
     };
@@ -313,8 +350,51 @@ export class HostileImapServer {
       return void sock.write(`${tag} ${this.script.refuseDate?.(items[refused]!.date) ?? 'BAD'} Invalid date-time\r\n`);
     }
     const uids = items.map(store);
-    sock.write(`${tag} OK [APPENDUID ${UIDVALIDITY} ${uids.join(',')}] appended\r\n`);
+    if (this.script.mailutils) sock.write(`* ${list.length} EXISTS\r\n${tag} OK APPEND Completed\r\n`);
+    else sock.write(`${tag} OK [APPENDUID ${UIDVALIDITY} ${uids.join(',')}] appended\r\n`);
   }
+}
+
+/** `UID SEARCH` criteria: ALL, a UID set after `UID`, `HEADER name text` (substring, any case); all must hold. */
+function matches(m: HostileMessage, args: Token[], max: number): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const key = text(args[i]).toUpperCase();
+    if (key === 'ALL' || key === 'CHARSET') {
+      if (key === 'CHARSET') i++;
+      continue;
+    }
+    if (key === 'UID') {
+      if (!inSet(text(args[++i]), m.uid, max)) return false;
+    } else if (key === 'HEADER') {
+      const field = text(args[++i]).toLowerCase();
+      const needle = text(args[++i]).toLowerCase();
+      const end = m.body.indexOf('\r\n\r\n');
+      const lines = m.body.subarray(0, end < 0 ? m.body.length : end).toString('latin1').split(/\r\n(?![ \t])/);
+      if (!lines.some((l) => l.toLowerCase().startsWith(`${field}:`) && l.slice(field.length + 1).toLowerCase().includes(needle))) return false;
+    } else if (/^[\d*]/.test(key)) {
+      if (!inSet(key, m.uid, max)) return false;
+    } else return false;
+  }
+  return true;
+}
+
+function upperName(line: string): string {
+  const colon = line.indexOf(':');
+  return colon < 0 ? line : line.slice(0, colon).toUpperCase() + line.slice(colon);
+}
+
+/** The header as mailutils stores it: one line per field, `Name: value`, whitespace runs one space. */
+function rewriteHeader(body: Buffer): Buffer {
+  const s = body.toString('latin1');
+  const end = s.indexOf('\r\n\r\n');
+  if (end < 0) return body;
+  const fields = s.slice(0, end).split(/\r\n(?![ \t])/).map((f) => {
+    const colon = f.indexOf(':');
+    if (colon < 0) return f;
+    const value = f.slice(colon + 1).replace(/\r\n/g, '').replace(/[ \t]+/g, ' ').trim();
+    return `${f.slice(0, colon)}: ${value}`;
+  });
+  return Buffer.from(`${fields.join('\r\n')}${s.slice(end)}`, 'latin1');
 }
 
 let fill: Buffer | undefined;

@@ -5,6 +5,7 @@
  */
 import type { RawAttribute, RawUntagged } from './imap-session.js';
 import { parseInternalDate } from './internal-date.js';
+import { usableServerGuid } from './server-guid.js';
 
 export interface FetchedMeta {
   uid: number;
@@ -13,7 +14,10 @@ export interface FetchedMeta {
   modseq?: number;
   size: number;
   internalDate: number;
+  /** Only one that can serve as a GUID (server-guid.ts). */
   xGuid?: string;
+  /** An X-GUID the server sent that cannot serve as one. */
+  unusableXGuid?: string;
   /** The Date and Message-ID header lines, when asked for. */
   header?: Buffer;
 }
@@ -54,7 +58,11 @@ export function parseFetchMeta(u: RawUntagged): FetchedMeta | undefined {
     else if (key === 'MODSEQ') m.modseq = count(attrText(Array.isArray(val) ? val[0] : val));
     else if (key === 'RFC822.SIZE') m.size = count(attrText(val));
     else if (key === 'INTERNALDATE') m.internalDate = parseInternalDate(attrText(val));
-    else if (key === 'X-GUID') m.xGuid = attrText(val);
+    else if (key === 'X-GUID') {
+      const guid = attrText(val);
+      if (usableServerGuid(guid)) m.xGuid = guid;
+      else m.unusableXGuid = guid;
+    }
     else if (key === 'BODY' || key.startsWith('BODY[')) m.header = attrBytes(val);
   }
   return m.uid > 0 ? m : undefined;

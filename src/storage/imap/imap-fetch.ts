@@ -31,7 +31,8 @@ const headerFields = (): RawAttribute => ({
 });
 
 /** Metadata of the messages in `set` (a UID set or `1:*`) in the selected mailbox. */
-export async function fetchMeta(client: ImapFlow, set: string, q: MetaQuery): Promise<{ messages: FetchedMeta[]; vanished: number[] }> {
+/** `duplicates`: answers left out because an earlier one had the same UID. */
+export async function fetchMeta(client: ImapFlow, set: string, q: MetaQuery): Promise<{ messages: FetchedMeta[]; vanished: number[]; duplicates: number }> {
   const items: RawAttribute[] = [atom('UID'), atom('FLAGS'), atom('RFC822.SIZE'), atom('INTERNALDATE')];
   if (q.condstore) items.push(atom('MODSEQ'));
   if (q.xGuid) items.push(atom('X-GUID'));
@@ -41,12 +42,21 @@ export async function fetchMeta(client: ImapFlow, set: string, q: MetaQuery): Pr
     attrs.push([atom('CHANGEDSINCE'), atom(String(q.changedSince)), ...(q.vanished ? [atom('VANISHED')] : [])]);
   }
   const messages: FetchedMeta[] = [];
+  const seen = new Set<number>();
+  let duplicates = 0;
   const vanished: number[] = [];
   const r = await raw(client).exec('UID FETCH', attrs, {
     untagged: {
       FETCH: (u) => {
         const m = parseFetchMeta(u);
-        if (m) messages.push(m);
+        if (!m) return;
+        // A server whose index is broken lists two messages under one UID. A UID names one
+        // message here, so the first answer is the one kept, in metadata and bodies alike.
+        if (seen.has(m.uid)) duplicates++;
+        else {
+          seen.add(m.uid);
+          messages.push(m);
+        }
       },
       VANISHED: (u) => {
         for (const s of vanishedSets(u)) vanished.push(...parseUidSet(s));
@@ -54,7 +64,7 @@ export async function fetchMeta(client: ImapFlow, set: string, q: MetaQuery): Pr
     },
   });
   r.next();
-  return { messages, vanished };
+  return { messages, vanished, duplicates };
 }
 
 export interface FetchedBodies {
@@ -84,7 +94,8 @@ export async function fetchBodies(client: ImapFlow, sizes: ReadonlyMap<number, n
         FETCH: (u) => {
           const got = parseFetchBody(u);
           const size = got && sizes.get(got.uid);
-          if (!got || size === undefined) return;
+          // The first answer per UID, as in fetchMeta.
+          if (!got || size === undefined || bodies.has(got.uid)) return;
           const problem = sizeProblem(size, got.body.length, got.body.length - countCrlf(got.body));
           bodies.set(got.uid, problem ? sizeError(where, got.uid, problem) : got.body);
         },

@@ -12,7 +12,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
 import { notFoundError } from '../../model/errors.js';
-import { headerHash } from '../../model/header-hash.js';
+import { headerHash, matchingHash } from '../../model/header-hash.js';
 import type { IndexedMailbox, IndexedMessage, MessageChange } from '../index/change-index.js';
 import { sameMailbox, type MailboxName } from '../store.js';
 import { parseServerState, type ImapContext, type ServerState } from './imap-context.js';
@@ -129,11 +129,13 @@ export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: 
     const byServerUid = new Map(rows.map((r) => [serverUidOf(r), r]));
     let fetched: FetchedMeta[];
     let gone: number[];
+    let duplicates = 0;
     const incremental = !opts.full && before !== undefined && server.m > 0 && before.m > 0 && known.scanFingerprint !== null;
     if (incremental) {
       const qresync = client.enabled.has('QRESYNC');
       const r = await fetchMeta(client, '1:*', { xGuid: ctx.session.xGuid, headers: false, condstore: true, changedSince: before!.m, vanished: qresync });
       fetched = r.messages;
+      duplicates = r.duplicates;
       gone = r.vanished.filter((u) => byServerUid.has(u));
       // Expunges the server already announced to this session (unsolicited, while the mailbox
       // stayed selected) are not repeated by VANISHED (EARLIER); counting catches them, and
@@ -147,12 +149,22 @@ export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: 
     } else {
       const r = await fetchMeta(client, '1:*', { xGuid: ctx.session.xGuid, headers: false, condstore: server.m > 0 });
       fetched = r.messages;
+      duplicates = r.duplicates;
       const present = new Set(fetched.map((m) => m.uid));
       gone = rows.map(serverUidOf).filter((u) => !present.has(u));
     }
     const fresh = fetched.filter((m) => !byServerUid.has(m.uid));
     const pending = ctx.pending.of(known.guid);
-    if (fresh.length > 0 && (!ctx.session.xGuid || pending.length > 0)) await addHeaders(client, fresh);
+    // Without a usable X-GUID a new message is known by its header hash.
+    const unnamed = !ctx.session.xGuid || pending.length > 0 ? fresh : fresh.filter((m) => !m.xGuid);
+    if (unnamed.length > 0) await addHeaders(client, unnamed);
+    const badGuids = fresh.filter((m) => m.unusableXGuid !== undefined);
+    if (badGuids.length > 0) {
+      ctx.warn(`${ctx.session.account}: mailbox '${path}': the server's X-GUID of ${badGuids.length} new message(s) cannot serve as a GUID (such as ${JSON.stringify(badGuids[0]!.unusableXGuid)} for UID ${badGuids[0]!.uid}); they are known by their header hash`);
+    }
+    if (duplicates > 0) {
+      warnOnce(ctx, `${ctx.session.account}: mailbox '${path}': the server lists ${duplicates} message(s) under a UID another message has; only the first of each is seen (the server's index needs repair)`);
+    }
     const changes: MessageChange[] = [];
     // Nothing recorded yet under this UIDVALIDITY (a mailbox first listed, or one the server
     // renumbered): no local UID was ever handed out, so every message keeps the server's UID.
@@ -170,8 +182,9 @@ export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: 
         }
         continue;
       }
-      const hash = m.header ? headerHash(m.header) : undefined;
-      const claimed = hash !== undefined ? ctx.pending.take(known.guid, hash, m.size) : undefined;
+      const hash = m.header ? matchingHash(m.header) : undefined;
+      // Journals written before the matching hash hold the v3 one.
+      const claimed = hash !== undefined ? ctx.pending.take(known.guid, [hash, headerHash(m.header!)], m.size) : undefined;
       // A journalled save keeps the UID it reserved; other new mail gets the server's UID where free.
       const uid = claimed && !taken.has(claimed.uid) ? claimed.uid : Math.max(uidNext, m.uid);
       taken.add(uid);
@@ -198,6 +211,17 @@ export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: 
     if (!opts.keepPending && ctx.pending.of(known.guid).length > 0) ctx.pending.set(known.guid, []);
     return { mailbox: ctx.index.mailboxByGuid(known.guid)!, path };
   });
+}
+
+const warned = new WeakMap<ImapContext, Set<string>>();
+
+/** A warning about the server's state, which each look at the mailbox would repeat. */
+function warnOnce(ctx: ImapContext, msg: string): void {
+  const seen = warned.get(ctx) ?? new Set<string>();
+  warned.set(ctx, seen);
+  if (seen.has(msg)) return;
+  seen.add(msg);
+  ctx.warn(msg);
 }
 
 /** Date and Message-ID of many messages, a few thousand per command. */

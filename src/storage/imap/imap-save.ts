@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import type { ImapFlow } from 'imapflow';
 import { failpoint } from '../../model/failpoint.js';
-import { headerBlockOf, headerHash } from '../../model/header-hash.js';
+import { headerBlockOf, matchingHash } from '../../model/header-hash.js';
 import type { MessageChange } from '../index/change-index.js';
 import type { MailboxName, SavedMessage, SaveRequest } from '../store.js';
 import type { ImapContext } from './imap-context.js';
@@ -20,7 +20,8 @@ import { appendBatch, canMultiappend, type OutgoingMessage } from './imap-append
 import { imapError, isConnectionError, isThrottle, serverText } from './imap-errors.js';
 import { fetchMeta } from './imap-fetch.js';
 import { keywordFilter, toLetters } from './imap-flags.js';
-import { distinctGuid, refreshMailbox, select } from './imap-mailbox-sync.js';
+import { findAppended } from './find-appended.js';
+import { distinctGuid, refreshMailbox, select, serverUidOf } from './imap-mailbox-sync.js';
 import { countCrlf, lfToCrlf } from './line-ends.js';
 import type { PendingAppend } from './pending-appends.js';
 import { formatUidSet } from './uid-set.js';
@@ -67,6 +68,16 @@ export async function saveImapMessages(
 
   let inUse: Set<string> | undefined;
   const guidsInUse = () => (inUse ??= new Set(ctx.index.messages(mailbox.id).map((r) => r.guid)));
+  let serverUids: Set<number> | undefined;
+  const knownServerUids = () => (serverUids ??= new Set(ctx.index.messages(mailbox.id).map(serverUidOf)));
+  // Without UIDPLUS: no UID below this can be a message this save appended and has not found.
+  let nextFloor: number | undefined;
+  const appendFloor = (c: ImapFlow) => {
+    if (nextFloor !== undefined) return nextFloor;
+    let floor = Number(c.mailbox ? c.mailbox.uidNext : 1) || 1;
+    for (const u of knownServerUids()) floor = Math.max(floor, u + 1);
+    return (nextFloor = floor);
+  };
 
   const record = (items: readonly Item[], uids: readonly number[], xGuids: Map<number, string>, reserved: number) => {
     const changes: MessageChange[] = items.map((it, i) => ({
@@ -119,14 +130,24 @@ export async function saveImapMessages(
         continue;
       }
       failpoint('imap-after-append');
-      if (!uids) continue; // no UIDPLUS: the journal finds them below
+      let placed = group;
+      if (!uids) {
+        // No UIDPLUS: the messages are looked for just above what the mailbox held; any not
+        // found there are left to the journal below.
+        const found = await findAppended(c, group.map((it) => it.hash), appendFloor(c), (uid) => knownServerUids().has(uid));
+        nextFloor = found.next;
+        placed = group.filter((_, i) => found.uids[i] !== undefined);
+        uids = found.uids.filter((u) => u !== undefined);
+        for (const u of uids) knownServerUids().add(u);
+        if (placed.length === 0) continue;
+      }
       const xGuids = new Map<number, string>();
-      if (ctx.session.xGuid && group.some((it) => !it.guid)) {
+      if (ctx.session.xGuid && placed.some((it) => !it.guid)) {
         for (const m of (await fetchMeta(c, formatUidSet(uids), { xGuid: true, headers: false, condstore: false })).messages) if (m.xGuid) xGuids.set(m.uid, m.xGuid);
       }
-      record(group, uids, xGuids, reserved);
+      record(placed, uids, xGuids, reserved);
       // Written with the next batch's entries: one journal write per batch.
-      ctx.pending.forget(mailbox.guid, new Set(group.map(findPending).filter((p) => p !== undefined)));
+      ctx.pending.forget(mailbox.guid, new Set(placed.map(findPending).filter((p) => p !== undefined)));
     }
   };
 
@@ -209,7 +230,7 @@ export async function saveImapMessages(
         refused.add(kw);
         return false;
       });
-      const hash = headerHash(headerBlockOf(wire));
+      const hash = matchingHash(headerBlockOf(wire));
       const size = lf.length - countCrlf(lf);
       // Without a given GUID the server's X-GUID or a header hash is used once the UID is known.
       batch.push({ wire, hash, wireSize: wire.length, size, guid: req.guid ?? '', uid, flags: [...req.flags], keywords, receivedDate: req.receivedDate });

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import type { ImapFlow } from 'imapflow';
 import type { ImapLocation } from '../../config/imap-location.js';
 import { existsError, usageError } from '../../model/errors.js';
-import { headerHash } from '../../model/header-hash.js';
+import { matchingHash } from '../../model/header-hash.js';
 import { canonicalName, isInbox } from '../../model/mailbox-name.js';
 import { ChangeIndex, type IndexedMailbox, type MessageChange } from '../index/change-index.js';
 import type { OpenStoreOptions } from '../open-store.js';
@@ -174,7 +174,7 @@ export class ImapStore implements MailStore {
       for (const chunk of chunkUids([...byServer.keys()])) {
         for (const m of (await fetchMeta(client, formatUidSet(chunk), { xGuid: false, headers: true, condstore: false })).messages) {
           const uid = byServer.get(m.uid);
-          if (uid !== undefined && m.header) out.set(uid, headerHash(m.header));
+          if (uid !== undefined && m.header) out.set(uid, matchingHash(m.header));
         }
       }
     });

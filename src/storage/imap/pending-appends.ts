@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import type { SystemFlag } from '../store.js';
 
 export interface PendingAppend {
+  /** The matching hash (header-hash.ts); the v3 header hash in journals of earlier versions. */
   hash: string;
   /** Size as sent (CRLF). */
   wireSize: number;
@@ -127,10 +128,13 @@ export class PendingAppends {
     this.unwritten.clear();
   }
 
-  /** Removes and returns the first entry with this hash and wire size. */
-  take(mailboxGuid: string, hash: string, wireSize: number): PendingAppend | undefined {
+  /**
+   * Removes and returns the first entry with this wire size and one of these hashes: the
+   * message's matching hash, or the v3 header hash journals of earlier versions hold.
+   */
+  take(mailboxGuid: string, hashes: readonly string[], wireSize: number): PendingAppend | undefined {
     const items = this.of(mailboxGuid);
-    const i = items.findIndex((p) => p.hash === hash && p.wireSize === wireSize);
+    const i = items.findIndex((p) => hashes.includes(p.hash) && p.wireSize === wireSize);
     if (i < 0) return undefined;
     const hit = items[i];
     this.set(mailboxGuid, items.filter((_, k) => k !== i));

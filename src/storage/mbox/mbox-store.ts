@@ -12,6 +12,7 @@ import { dirname, join, relative } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { MboxLocation } from '../../config/location.js';
 import { dataError, existsError, fsError, MailferryError, notFoundError, usageError } from '../../model/errors.js';
+import { hashesByReading } from '../message-hashes.js';
 import { entryKind } from '../safe-fs.js';
 import { canonicalName, isInbox } from '../../model/mailbox-name.js';
 import { ChangeIndex, type IndexedMailbox } from '../index/change-index.js';
@@ -292,14 +293,9 @@ export class MboxStore implements MailStore {
   }
 
   async messageHashes(name: MailboxName, uids: readonly number[]): Promise<Map<number, string>> {
-    const { id } = await this.readable(name, true);
-    const out = new Map<number, string>();
-    for (const uid of uids) {
-      const row = this.index.message(id, uid);
-      const loc = row && decodeLocation(row.file);
-      if (loc) out.set(uid, loc.hash);
-    }
-    return out;
+    // A location keeps the v3 header hash, which names the message at that place; pairing with
+    // another store's copy needs the matching hash, which only the header itself gives.
+    return hashesByReading(this, name, uids);
   }
 
   async adoptGuids(name: MailboxName, guids: readonly { uid: number; guid: string }[]): Promise<void> {
