@@ -43,6 +43,17 @@ export function pairByHash(a: ReadonlyMap<number, string>, b: ReadonlyMap<number
   return pairs;
 }
 
+/**
+ * A listing naming one UID twice (a server with a broken index) keeps the first entry: a UID
+ * names one message, and to a planner two GUIDs at one UID look like a UID holding another
+ * message, which a backup answers by emptying the mailbox and copying it again, every run.
+ */
+export function oneEntryPerUid(x: MailboxChanges): MailboxChanges {
+  const seen = new Set<number>();
+  const messages = x.messages.filter((m) => !seen.has(m.uid) && (seen.add(m.uid), true));
+  return messages.length === x.messages.length ? x : { ...x, messages };
+}
+
 /** The hash of a header without Date and Message-ID, of either kind (header-hash.ts). */
 function identifiesNothing(hash: string): boolean {
   return hash === EMPTY_MATCHING_HASH || hash === EMPTY_HEADER_HASH;
@@ -59,6 +70,8 @@ export async function matchByHeaderHash(
   mb: MailboxChanges,
   options: { dryRun?: boolean; provenSince?: { a: number | undefined; b: number | undefined } } = {},
 ): Promise<{ ma: MailboxChanges; mb: MailboxChanges }> {
+  ma = oneEntryPerUid(ma);
+  mb = oneEntryPerUid(mb);
   if (a.store.nativeGuids && b.store.nativeGuids) return { ma, mb };
   const guidsA = new Set(ma.messages.map((m) => m.guid));
   const guidsB = new Set(mb.messages.map((m) => m.guid));
