@@ -135,3 +135,28 @@ it('sync, LAYOUT=fs: A renames Work to New while B moves Work/Sub/Deep elsewhere
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+for (const [from, expected] of [
+  [['Work', 'Sub'], { Work: 'Work/Sub', 'Work/Deep': 'Work/Sub/Deep' }],
+  [['Work', 'Sub', 'Deep'], { Work: 'Work/Sub/Deep', 'Work/Sub': 'Work/Sub' }],
+] as const) {
+  it(`LAYOUT=fs: ${from.join('/')} renamed to the name of its deleted ancestor Work`, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mailferry-rename-onto-parent-'));
+    const s = openFs(join(dir, 'a'));
+    try {
+      for (const n of [['Work'], ['Work', 'Sub'], ['Work', 'Sub', 'Deep']]) {
+        await s.createMailbox(n);
+        await saveOne(s, n, n.join('-'));
+      }
+      const guids = Object.fromEntries((await s.listMailboxes()).mailboxes.map((m) => [m.name.join('/'), m.guid]));
+      await s.deleteMailbox(['Work']);
+      await s.renameMailbox([...from], ['Work']);
+      const after = Object.fromEntries((await s.listMailboxes()).mailboxes.map((m) => [m.name.join('/'), m.guid]));
+      assert.deepEqual(after, { INBOX: guids.INBOX, ...Object.fromEntries(Object.entries(expected).map(([now, was]) => [now, guids[was]])) });
+      for (const now of Object.keys(expected)) assert.equal((await contents(s, now.split('/'))).length, 1, now);
+    } finally {
+      await s.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}

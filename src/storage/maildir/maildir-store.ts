@@ -3,7 +3,7 @@
  * change index beside it for modseqs and expunge history.
  */
 import { existsSync, mkdirSync, readdirSync, realpathSync, renameSync, rmdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { MaildirLocation } from '../../config/location.js';
 import { dataError, existsError, fsError, MailferryError, notFoundError, usageError } from '../../model/errors.js';
@@ -389,9 +389,18 @@ export class MaildirStore implements MailStore {
         // The name is a plain directory holding child folders (a deleted parent): those children
         // join the moving folder's own, then the whole tree takes the name. Each step moves whole
         // directories, so every folder keeps its uidlist and an interrupted run loses nothing.
-        for (const [from, into] of landing.moves) renameSync(from, into);
+        // A folder renamed to the name of a plain directory it lies in (Work/Sub to Work after
+        // Work was deleted) first steps out of it, under a name a listing shows, so an
+        // interrupted run leaves a renamed folder, never a hidden one.
+        let from = srcDir;
+        if (srcDir.startsWith(`${dstDir}/`)) {
+          from = join(dirname(dstDir), `${basename(dstDir)}-mailferry-rename-${process.pid}`);
+          if (entryKind(from) !== 'missing') throw existsError(`cannot rename ${srcDir} to ${dstDir}: ${from} is in the way`);
+          renameSync(srcDir, from);
+        }
+        for (const [here, into] of landing.moves) renameSync(here, from + into.slice(srcDir.length));
         for (const d of landing.emptied) rmdirSync(d);
-        renameSync(srcDir, dstDir);
+        renameSync(from, dstDir);
       } else {
         for (const m of affected) {
           const newName = [...dst, ...m.name.slice(src.length)];
@@ -428,6 +437,7 @@ export class MaildirStore implements MailStore {
     const walk = (from: string, into: string) => {
       for (const e of readdirSync(from)) {
         const [here, there] = [join(from, e), join(into, e)];
+        if (here === srcDir) continue;
         const thereKind = entryKind(there);
         if (thereKind === 'missing') moves.push([here, there]);
         else if (entryKind(here) === 'directory' && thereKind === 'directory' && !isMaildir(here) && !['cur', 'new', 'tmp'].includes(e)) walk(here, there);
