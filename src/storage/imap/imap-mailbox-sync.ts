@@ -65,6 +65,18 @@ export async function select(ctx: ImapContext, client: ImapFlow, name: MailboxNa
   }
 }
 
+/**
+ * Leaves the selected mailbox without expunging anything (UNSELECT). False where the server
+ * does not offer UNSELECT (CLOSE would expunge), and the mailbox stays selected.
+ */
+export async function unselect(client: ImapFlow): Promise<boolean> {
+  if (!client.mailbox) return true;
+  if (!client.capabilities.has('UNSELECT')) return false;
+  // imapflow's CLOSE command sends UNSELECT when asked to and keeps its own state in step.
+  const run = (client as unknown as { run(command: string, opts: { unselect: boolean }): Promise<boolean | undefined> }).run.bind(client);
+  return (await run('CLOSE', { unselect: true })) === true && !client.mailbox;
+}
+
 export function isMissingError(err: unknown): boolean {
   const e = err as { serverResponseCode?: string; code?: string; responseStatus?: string; response?: unknown };
   if (e?.serverResponseCode === 'NONEXISTENT' || e?.code === 'NotFound') return true;
@@ -119,8 +131,10 @@ export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: 
       // First sight: the store's UIDs are the server's.
       ctx.index.applyChanges(known.id, [], { uidNext: server.n, fingerprint: null });
       known = ctx.index.mailboxByGuid(known.guid)!;
-    } else if (before && before.v !== server.v) {
-      // The server renumbered the mailbox: every UID we mapped is void.
+    } else if (before && before.v !== server.v && ctx.index.messages(known.id).length > 0) {
+      // The server renumbered the mailbox: every UID we mapped is void. With nothing mapped
+      // nothing is void, and the local UIDVALIDITY stays: imap4d gives an mbox without mail a
+      // new UIDVALIDITY at every SELECT.
       ctx.index.resetMailbox(known.id, Math.max(server.v, known.uidValidity + 1));
       known = ctx.index.mailboxByGuid(known.guid)!;
       before = undefined;

@@ -15,13 +15,13 @@ import { failpoint } from '../../model/failpoint.js';
 import { headerBlockOf, matchingHash } from '../../model/header-hash.js';
 import type { MessageChange } from '../index/change-index.js';
 import type { MailboxName, SavedMessage, SaveRequest } from '../store.js';
-import type { ImapContext } from './imap-context.js';
+import { parseServerState, type ImapContext } from './imap-context.js';
 import { appendBatch, canMultiappend, type OutgoingMessage } from './imap-append.js';
 import { imapError, isConnectionError, isThrottle, serverText } from './imap-errors.js';
 import { fetchMeta } from './imap-fetch.js';
 import { keywordFilter, toLetters } from './imap-flags.js';
 import { findAppended } from './find-appended.js';
-import { distinctGuid, refreshMailbox, select, serverUidOf } from './imap-mailbox-sync.js';
+import { distinctGuid, refreshMailbox, select, serverUidOf, unselect } from './imap-mailbox-sync.js';
 import { countCrlf, lfToCrlf } from './line-ends.js';
 import type { PendingAppend } from './pending-appends.js';
 import { formatUidSet } from './uid-set.js';
@@ -79,6 +79,10 @@ export async function saveImapMessages(
     return (nextFloor = floor);
   };
 
+  // The server state the next recorded save is stamped with (see lookForAppended).
+  let renumbered: string | undefined;
+  const fingerprint = () => renumbered ?? ctx.index.mailboxByGuid(mailbox.guid)?.scanFingerprint ?? null;
+
   const record = (items: readonly Item[], uids: readonly number[], xGuids: Map<number, string>, reserved: number) => {
     const changes: MessageChange[] = items.map((it, i) => ({
       kind: 'add',
@@ -92,21 +96,67 @@ export async function saveImapMessages(
         size: it.size,
       },
     }));
-    const fp = ctx.index.mailboxByGuid(mailbox.guid)?.scanFingerprint ?? null;
-    const given = ctx.index.applyChanges(mailbox.id, changes, { uidNext: reserved, fingerprint: fp });
+    const given = ctx.index.applyChanges(mailbox.id, changes, { uidNext: reserved, fingerprint: fingerprint() });
+    renumbered = undefined;
     changes.forEach((c, i) => c.kind === 'add' && results.push({ uid: c.message.uid, guid: c.message.guid, modseq: given[i]! }));
+  };
+
+  /**
+   * Without UIDPLUS the appended messages are found by a look at the mailbox after the APPENDs.
+   * They are sent with the mailbox not selected in this session and looked for after a fresh
+   * SELECT: GNU mailutils' imap4d, when the mbox it has selected carries no X-IMAPbase yet
+   * (empty, or written by a delivery agent), shows its session only the first message appended
+   * there, and leaving that view (SELECT, UNSELECT, CLOSE, LOGOUT) writes the mbox back as the
+   * view has it, dropping every other message the session appended.
+   */
+  let unplaced: Item[] = [];
+  const lookForAppended = async (c: ImapFlow, reserved: number) => {
+    if (unplaced.length === 0) return;
+    const group = unplaced;
+    unplaced = [];
+    const box = await select(ctx, c, name, path);
+    const known = parseServerState(fingerprint());
+    if (known && known.v !== Number(box.uidValidity) && ctx.index.messages(mailbox.id).length === 0) {
+      // A mailbox that held nothing we mapped voids no UID by renumbering: imap4d makes up a
+      // new UIDVALIDITY at each SELECT until an mbox holds mail to write X-IMAPbase into.
+      renumbered = JSON.stringify({ ...known, v: Number(box.uidValidity) });
+    }
+    const found = await findAppended(c, group.map((it) => it.hash), appendFloor(c), (uid) => knownServerUids().has(uid));
+    nextFloor = found.next;
+    const placed = group.filter((_, i) => found.uids[i] !== undefined);
+    const uids = found.uids.filter((u) => u !== undefined);
+    for (const u of uids) knownServerUids().add(u);
+    if (placed.length > 0) await placeAt(c, placed, uids, reserved);
+  };
+
+  const placeAt = async (c: ImapFlow, placed: Item[], uids: number[], reserved: number) => {
+    const xGuids = new Map<number, string>();
+    if (ctx.session.xGuid && placed.some((it) => !it.guid)) {
+      for (const m of (await fetchMeta(c, formatUidSet(uids), { xGuid: true, headers: false, condstore: false })).messages) if (m.xGuid) xGuids.set(m.uid, m.xGuid);
+    }
+    record(placed, uids, xGuids, reserved);
+    // Written with the next batch's entries: one journal write per batch.
+    ctx.pending.forget(mailbox.guid, new Set(placed.map(findPending).filter((p) => p !== undefined)));
   };
 
   /** Sends `items`, one by one when the server refuses the batch, so one bad message costs only itself. */
   const send = async (c: ImapFlow, items: Item[], reserved: number): Promise<void> => {
     const out = (it: Item): OutgoingMessage => ({ wire: it.wire, flags: [...it.flags, ...it.keywords], receivedDate: it.receivedDate });
     const groups = multi ? [items] : items.map((it) => [it]);
+    const uidplus = c.capabilities.has('UIDPLUS');
     for (const group of groups) {
       let uids: number[] | undefined;
       try {
+        if (!uidplus && c.mailbox) {
+          // The floor is what the fresh view says, taken before leaving it.
+          appendFloor(c);
+          await unselect(c);
+        }
         uids = await appendBatch(c, path, group.map(out));
       } catch (err) {
         if (isConnectionError(err) || isThrottle(err) || (err as { serverResponseCode?: string }).serverResponseCode === 'OVERQUOTA') throw err;
+        // What was appended before is found before anything else looks at the mailbox.
+        await lookForAppended(c, reserved);
         if (group.length > 1) {
           // MULTIAPPEND is all or nothing, but not on every server: what it kept is claimed
           // from the journal, and only the rest is sent again.
@@ -130,25 +180,11 @@ export async function saveImapMessages(
         continue;
       }
       failpoint('imap-after-append');
-      let placed = group;
-      if (!uids) {
-        // No UIDPLUS: the messages are looked for just above what the mailbox held; any not
-        // found there are left to the journal below.
-        const found = await findAppended(c, group.map((it) => it.hash), appendFloor(c), (uid) => knownServerUids().has(uid));
-        nextFloor = found.next;
-        placed = group.filter((_, i) => found.uids[i] !== undefined);
-        uids = found.uids.filter((u) => u !== undefined);
-        for (const u of uids) knownServerUids().add(u);
-        if (placed.length === 0) continue;
-      }
-      const xGuids = new Map<number, string>();
-      if (ctx.session.xGuid && placed.some((it) => !it.guid)) {
-        for (const m of (await fetchMeta(c, formatUidSet(uids), { xGuid: true, headers: false, condstore: false })).messages) if (m.xGuid) xGuids.set(m.uid, m.xGuid);
-      }
-      record(placed, uids, xGuids, reserved);
-      // Written with the next batch's entries: one journal write per batch.
-      ctx.pending.forget(mailbox.guid, new Set(placed.map(findPending).filter((p) => p !== undefined)));
+      if (uids) await placeAt(c, group, uids, reserved);
+      else unplaced.push(...group);
     }
+    // Messages not found here are left to the journal (see flush).
+    await lookForAppended(c, reserved);
   };
 
   const findPending = (it: Item): PendingAppend | undefined =>
