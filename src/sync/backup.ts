@@ -7,7 +7,7 @@
 import { MailferryError } from '../model/errors.js';
 import { failpoint } from '../model/failpoint.js';
 import type { MailboxName, MailboxStatus, MailStore, MessageMeta, PairState, SaveRequest } from '../storage/store.js';
-import { matchByHeaderHash } from './hash-match.js';
+import { matchByHeaderHash, sameMessagesAtClashingUids } from './hash-match.js';
 import { gotWantedUids, savedBytes } from './copies.js';
 import { isEmptyPlan, planMailboxBackup, planMailboxBackupByGuid, type MailboxBackupPlan } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
@@ -137,12 +137,22 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     const complete = !src.skipped;
     if (!complete) result.incomplete = true;
     let dst = !dest || (options.dryRun && !(await dest.mailboxStatus(box.name))) ? undefined : await dest.getMessages(box.name);
-    if (dest && dst) ({ ma: src, mb: dst } = await matchByHeaderHash({ store: source, name: box.name }, src, { store: dest, name: box.name }, dst, options));
+    const here = { store: source, name: box.name };
+    const there = dest && { store: dest, name: box.name };
+    let sameAt = new Set<number>();
+    if (there && dst) {
+      let mismatched: number;
+      ({ ma: src, mb: dst, mismatched } = await matchByHeaderHash(here, src, there, dst, options));
+      if (!dest!.assignsOwnUids) sameAt = await sameMessagesAtClashingUids(here, src, there, dst);
+      // Matching trouble is said once per mailbox and costs no copy: only what no side pairs is copied.
+      const renamed = mismatched + sameAt.size;
+      if (renamed > 0) emit({ type: 'warning', message: `mailbox ${box.name.join(source.separator)}: ${renamed} message(s) the destination holds under other GUIDs or header hashes than the source's are the same mail by their headers; they are kept, not copied again` });
+    }
     const keep = options.messageFilter;
-    const planFor = dest?.assignsOwnUids ? planMailboxBackupByGuid : planMailboxBackup;
+    const planFor = (s: typeof src, d: typeof dst, same: ReadonlySet<number>) => (dest?.assignsOwnUids ? planMailboxBackupByGuid(s, d) : planMailboxBackup(s, d, same));
     const plan = keep
-      ? planFor({ ...src, messages: src.messages.filter(keep) }, dst && { ...dst, messages: dst.messages.filter(keep) })
-      : planFor(src, dst);
+      ? planFor({ ...src, messages: src.messages.filter(keep) }, dst && { ...dst, messages: dst.messages.filter(keep) }, sameAt)
+      : planFor(src, dst, sameAt);
     if (keep && dst && (plan.rebuild || (plan.restamp && dst.messages.length > 0))) {
       // Rebuilding would have to empty the mailbox, including the messages the filter hides.
       emit({ type: 'skipped', name: box.name, uid: 0, reason: `not rebuilt because a message filter is active (${plan.rebuildReason ?? ''}); run without -t/-e/-O/-I` });
@@ -208,7 +218,9 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     // destination holds exactly the source's mail. A change another program made after our
     // writes shows in the second if not in the first, and is then not recorded as ours.
     const destAfter = await dest.mailboxStatus(box.name);
-    if (destAfter && isEmptyPlan(planFor(src, await dest.getMessages(box.name)))) {
+    const dstAfter = await dest.getMessages(box.name);
+    const sameAfter = dest.assignsOwnUids ? new Set<number>() : await sameMessagesAtClashingUids(here, src, there!, dstAfter);
+    if (destAfter && isEmptyPlan(planFor(src, dstAfter, sameAfter))) {
       if (complete) {
         after[box.guid] = pairStateOf(now, destAfter);
         await recordAgreedFlags(source, dest, box.guid, src.messages);

@@ -55,7 +55,12 @@ function toSave(m: MessageMeta): SaveAction {
   return { uid: m.uid, guid: m.guid, flags: [...m.flags], keywords: [...m.keywords], receivedDate: m.receivedDate, size: m.size };
 }
 
-export function planMailboxBackup(source: MailboxSide, dest: MailboxSide | undefined): MailboxBackupPlan {
+/**
+ * `sameAt`: UIDs where the two sides' messages differ in GUID but are proven the same message
+ * by their matching hash (hash-match.ts, sameMessagesAtClashingUids); they are kept, not a
+ * reason to rebuild.
+ */
+export function planMailboxBackup(source: MailboxSide, dest: MailboxSide | undefined, sameAt: ReadonlySet<number> = new Set()): MailboxBackupPlan {
   const emptyDest = dest !== undefined && dest.messages.length === 0;
   const everything = (reason?: string): MailboxBackupPlan => ({
     rebuild: dest !== undefined && !emptyDest,
@@ -81,7 +86,7 @@ export function planMailboxBackup(source: MailboxSide, dest: MailboxSide | undef
     sourceUids.add(s.uid);
     const d = byUid.get(s.uid);
     if (d) {
-      if (d.guid !== s.guid) return everything(`UID ${s.uid} holds a different message (GUID ${d.guid}, source has ${s.guid})`);
+      if (d.guid !== s.guid && !sameAt.has(s.uid)) return everything(`UID ${s.uid} holds a different message (GUID ${d.guid}, source has ${s.guid})`);
       if (!sameFlags(d, s)) flagUpdates.push({ uid: s.uid, flags: [...s.flags], keywords: [...s.keywords] });
     } else if (s.uid < dest.uidNext) {
       return everything(`UID ${s.uid} (GUID ${s.guid}) is missing and below the destination's UIDNEXT ${dest.uidNext}`);
