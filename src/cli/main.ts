@@ -31,7 +31,8 @@ export async function main(argv: string[]): Promise<number> {
   program
     .description('Synchronize, back up and migrate mailboxes between Maildir, mbox and IMAP, keeping Dovecot metadata')
     .version(version)
-    .option('-o <setting=value>', 'override a setting (mail_fsync=always|optimized|never, lock_timeout=SECS)', collect, [])
+    .option('-c, --config <file>', "configuration file (default /etc/mailferry/mailferry.toml when it exists; '' for none)")
+    .option('-o <setting=value>', 'override a setting of the configuration file (mailferry config --help lists them)', collect, [])
     .option('--password-file <file>', 'read the password for an IMAP location from the first line of FILE (or set MAILFERRY_PASSWORD)')
     .option('-D, --debug', 'debug output')
     .option('-v, --verbose', 'verbose output')

@@ -5,17 +5,19 @@
 import { exitCodeOf, MailferryError, tempError } from '../model/errors.js';
 import { openStore } from '../storage/open-store.js';
 import type { MailStore } from '../storage/store.js';
-import { parseSettings, storeOptions } from './settings.js';
+import { settingsFrom, storeOptions } from './settings.js';
 
 export interface GlobalOptions {
   o: string[];
   debug?: boolean;
   verbose?: boolean;
   passwordFile?: string;
+  /** -c FILE: the configuration file ('' for none). */
+  config?: string;
 }
 
 export async function withStore(location: string, globals: GlobalOptions, fn: (store: MailStore) => Promise<void>): Promise<void> {
-  const settings = parseSettings(globals.o, globals.passwordFile);
+  const settings = settingsFrom(globals);
   const store = await openStore(location, storeOptions(settings));
   try {
     await fn(store);
