@@ -151,7 +151,13 @@ export function applyOverrides(settings: Settings, overrides: readonly string[])
     const eq = o.indexOf('=');
     if (eq <= 0) throw new MailferryError('usage', `invalid -o '${o}': expected setting=value`);
     const key = o.slice(0, eq);
-    applySetting(out, key, o.slice(eq + 1), `-o ${o}`);
+    try {
+      applySetting(out, key, o.slice(eq + 1), `-o ${o}`);
+    } catch (err) {
+      // A mistake on the command line is a usage error; in the file it is one of configuration.
+      if (err instanceof MailferryError && err.kind === 'config') throw new MailferryError('usage', err.message);
+      throw err;
+    }
   }
   return out;
 }
