@@ -7,7 +7,7 @@ import type { MailboxName } from '../storage/store.js';
 
 const PLAIN_INTERVAL_MS = 5000;
 
-function human(bytes: number): string {
+export function human(bytes: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
   let n = bytes;
   let u = 0;

@@ -4,21 +4,11 @@
  * status folded from every user's: 0 when all succeeded, 2 when some must run again and none
  * failed, else the most common failure's status.
  */
+import { human } from '../cli/progress.js';
 import type { UserResult } from './user-runner.js';
 
 /** Failed users named at the end; past this many only counted, so 100k failures stay small. */
 const NAMED_FAILURES = 50;
-
-function human(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let n = bytes;
-  let u = 0;
-  while (n >= 1000 && u < units.length - 1) {
-    n /= 1000;
-    u++;
-  }
-  return `${n.toFixed(u === 0 ? 0 : 1)} ${units[u]}`;
-}
 
 function duration(ms: number): string {
   const s = Math.round(ms / 1000);
