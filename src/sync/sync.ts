@@ -18,7 +18,7 @@ import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
 import { NameTranslation, specialUsePairsFor, translatedFilter } from './special-use-names.js';
 import { translatedList, translatedStore } from './translated-store.js';
 import { withFlagChangeTimes } from './flag-change-times.js';
-import { flagConflicts, isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
+import { flagConflicts, flagsNeedingBase, isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
 
 export interface SyncOptions {
   mode?: MergeMode;
@@ -330,11 +330,27 @@ async function syncMailbox(
   // index kept one, e.g. after a run that exited 2) still decides it flag by flag; where none
   // does, the later change does.
   const conflicts = flagConflicts(sa, sb);
-  const bases = conflicts.length > 0 ? await syncedFlags(sideA, sideB, boxA.guid, conflicts) : undefined;
+  const wantBases = flagsNeedingBase(sa, sb, mode);
+  const bases = wantBases.length > 0 ? await syncedFlags(sideA, sideB, boxA.guid, wantBases) : undefined;
   [sa, sb] = await withFlagChangeTimes(sideA, sa, sideB, sb, conflicts.filter((g) => !bases?.has(g)));
   const plan = filtered(planTwoWay(sa, sb, mode, equalUids, bases), options.messageFilter);
   emit({ type: 'mailbox', name: boxA.name, plan });
-  if (options.dryRun || isEmptyTwoWay(plan)) return outcome(true);
+  if (options.dryRun) return outcome(true);
+  // Every run records the flags the next conflict is measured against (also one that found
+  // both sides had made the same change: the old base would count it as new on one side again).
+  const since = sameEpoch ? before?.highestModseq : undefined;
+  const recordBases = async (ra: MailboxChanges, rb: MailboxChanges) => {
+    failpoint('sync-before-synced-flags');
+    // One way, for every message A changed (B keeps its own changes, so the sides may differ).
+    if (mode === 'oneway') return recordOnewayBase(sideA, sideB, boxA.guid, ma, rb, since, touchedGuids(plan, ma, mb));
+    // Two-way, the agreed flags; a filtered run only for what it touched (it leaves other
+    // differences behind on purpose).
+    return recordSyncedFlags(sideA, sideB, boxA.guid, ra, rb, since, options.messageFilter ? touchedGuids(plan, ma, mb) : undefined);
+  };
+  if (isEmptyTwoWay(plan)) {
+    await recordBases(ma, mb);
+    return outcome(true);
+  }
   let ok = (await applySaves(sideA, plan.a, result, emit)) && (await applySaves(sideB, plan.b, result, emit));
   for (const [s, actions] of [[sideA, plan.a], [sideB, plan.b]] as const) {
     if (actions.expunges.length > 0) await s.store.expunge(s.name, actions.expunges);
@@ -349,11 +365,7 @@ async function syncMailbox(
   const [ra, rb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
   const again = filtered(planTwoWay(side(ra, undefined, sideA.store), side(rb, undefined, sideB.store), mode, equalUids), options.messageFilter);
   if (!isEmptyTwoWay(again) && (mode === 'twoway' || again.b.saves.length > 0)) ok = false;
-  // Every run that changed flags records the agreed ones as the next conflict's base; a one-way
-  // or filtered run only for what it touched (it leaves other differences behind on purpose).
-  const touched = mode === 'twoway' && !options.messageFilter ? undefined : touchedGuids(plan, ma, mb);
-  failpoint('sync-before-synced-flags');
-  await recordSyncedFlags(sideA, sideB, boxA.guid, ra, rb, sameEpoch ? before?.highestModseq : undefined, touched);
+  await recordBases(ra, rb);
   return outcome(ok);
 }
 
@@ -394,6 +406,24 @@ async function recordSyncedFlags(sideA: Bound, sideB: Bound, mailboxGuid: string
   if (entries.length === 0 && !replaceAll) return;
   await sideA.store.setSyncedFlags?.(sideB.store.storeId, mailboxGuid, entries, replaceAll);
   await sideB.store.setSyncedFlags?.(sideA.store.storeId, mailboxGuid, entries, replaceAll);
+}
+
+/**
+ * One way, B took A's flag changes of every message A changed since the last run and kept its
+ * own: A's flags as this run saw them are the base the next run measures A's changes against
+ * (B's differences from them are B's own). They are A's flags as planned, not as re-read, so a
+ * change A made during the run still counts as new next time. A two-way sync that follows
+ * merges against the same base: B's own changes then reach A, and A's are not undone.
+ */
+async function recordOnewayBase(sideA: Bound, sideB: Bound, mailboxGuid: string, ma: MailboxChanges, rb: MailboxChanges, sinceA: number | undefined, touched: Set<string>): Promise<void> {
+  if (!sideA.store.setSyncedFlags && !sideB.store.setSyncedFlags) return;
+  const inB = new Set(rb.messages.map((m) => m.guid));
+  const entries = ma.messages
+    .filter((m) => inB.has(m.guid) && (sinceA === undefined || m.modseq > sinceA || touched.has(m.guid)))
+    .map((m) => ({ guid: m.guid, flags: [...m.flags], keywords: [...m.keywords] }));
+  if (entries.length === 0) return;
+  await sideA.store.setSyncedFlags?.(sideB.store.storeId, mailboxGuid, entries, false);
+  await sideB.store.setSyncedFlags?.(sideA.store.storeId, mailboxGuid, entries, false);
 }
 
 /**

@@ -304,12 +304,15 @@ function threeWay(ma: FlagSet, mb: FlagSet, base: FlagSet): FlagSet {
 function flagMerge(ma: MessageMeta, mb: MessageMeta, a: SyncSide, b: SyncSide, plan: TwoWayPlan, oneway: boolean, bases: Bases): void {
   if (sameFlags(ma, mb)) return;
   if (oneway) {
-    // A's changes flow into B; B's own changes stay when A did not touch the message, and,
-    // with no base to merge by, when B changed it later.
+    // A's changes flow into B; B's own changes stay when A did not touch the message. With a
+    // base (A's flags when B last took them) each flag A changed since follows A and every
+    // other flag stays as B has it, as dsync applies A's flag changes rather than its flags;
+    // with none, A's flags go whole unless B changed the message later.
     if (!changedSince(ma, a.syncedModseq)) return;
-    const bChanged = changedSince(mb, b.syncedModseq);
-    if (bChanged && !bases.has(ma.guid) && changedLater(ma, mb, a, b) === 'b') return;
-    plan.b.flagUpdates.push({ uid: mb.uid, flags: [...ma.flags], keywords: [...ma.keywords] });
+    const base = bases.get(ma.guid);
+    if (!base && changedSince(mb, b.syncedModseq) && changedLater(ma, mb, a, b) === 'b') return;
+    const wanted = base ? threeWay(ma, mb, base) : ma;
+    if (!sameFlags(mb, wanted)) plan.b.flagUpdates.push({ uid: mb.uid, flags: [...wanted.flags], keywords: [...wanted.keywords] });
     return;
   }
   const merged = mergedFlags(ma, mb, a, b, bases);
@@ -319,13 +322,24 @@ function flagMerge(ma: MessageMeta, mb: MessageMeta, a: SyncSide, b: SyncSide, p
 
 /** Messages both sides changed since the last sync, with different flags: where a base decides. */
 export function flagConflicts(a: SyncSide, b: SyncSide): string[] {
+  return differingFlags(a, b).filter(([ma, mb]) => changedSince(ma, a.syncedModseq) && changedSince(mb, b.syncedModseq)).map(([ma]) => ma.guid);
+}
+
+/**
+ * Messages whose flag merge a base decides: two-way those both sides changed; one way every
+ * message A changed, since B's own changes, older or newer, are kept flag by flag against it.
+ */
+export function flagsNeedingBase(a: SyncSide, b: SyncSide, mode: MergeMode): string[] {
+  if (mode === 'twoway') return flagConflicts(a, b);
+  return differingFlags(a, b).filter(([ma]) => changedSince(ma, a.syncedModseq)).map(([ma]) => ma.guid);
+}
+
+function differingFlags(a: SyncSide, b: SyncSide): [MessageMeta, MessageMeta][] {
   const byGuidB = new Map(b.messages.map((m) => [m.guid, m]));
-  return a.messages
-    .filter((ma) => {
-      const mb = byGuidB.get(ma.guid);
-      return mb !== undefined && !sameFlags(ma, mb) && changedSince(ma, a.syncedModseq) && changedSince(mb, b.syncedModseq);
-    })
-    .map((m) => m.guid);
+  return a.messages.flatMap((ma): [MessageMeta, MessageMeta][] => {
+    const mb = byGuidB.get(ma.guid);
+    return mb !== undefined && !sameFlags(ma, mb) ? [[ma, mb]] : [];
+  });
 }
 
 export function isEmptyTwoWay(plan: TwoWayPlan): boolean {
