@@ -1,10 +1,10 @@
 /**
- * mailferry vs Dovecot's doveadm (cases 1-4, 5) and mbsync (cases 5-7) on the same data, in the same run. Usage:
+ * mailferry vs Dovecot's doveadm (cases 1-4, 5, 8) and mbsync (cases 5-7) on the same data, in the same run. Usage:
  *   npm run bench               full: SpamAssassin corpus with mail_fsync=never and =optimized, 100k account with never;
- *                               cases 4-7 (mbox, IMAP) on the corpus, 5 repetitions
- *   npm run bench -- --quick    corpus, mail_fsync=never, 3 repetitions; cases 4-7 on a third of the corpus (under two minutes)
+ *                               cases 4-7 (mbox, IMAP) on the corpus, 5 repetitions; case 8 (backup -A -d) on 1,000 accounts, 3 repetitions
+ *   npm run bench -- --quick    corpus, mail_fsync=never, 3 repetitions; cases 4-7 on a third of the corpus; case 8 on 200 accounts, 2 repetitions
  *   npm run bench -- --reps N   N repetitions for every series
- *   npm run bench -- --only big only the series of one data set (corpus or big), or only cases 4-7 (cross)
+ *   npm run bench -- --only big only the series of one data set (corpus or big), or only cases 4-7 (cross), or only case 8 (users)
  *   npm run bench -- --no-wait  do not wait out the slow file creation after a recent run's cleanup
  * Progress goes to stderr, the tables to stdout, everything to bench/results/latest.json.
  */
@@ -18,6 +18,8 @@ import { flushDisks, ForeignCpu, median, rssMethod, sleep } from './measure.js';
 import { QUICK_MAILBOXES, runCrossSeries } from './cross-cases.js';
 import { formatCross, summarizeCross, type CrossSeriesSummary } from './cross-report.js';
 import { IMAP_COMMANDS } from './imap-cases.js';
+import { formatUsers, runUsersSeries, summarizeUsers, USERS_COMMANDS, type UsersSeriesSummary } from './users-cases.js';
+import { usersDataset } from './users-data.js';
 import { describeMbsync } from './mbsync.js';
 import { MBOX_COMMANDS } from './mbox-cases.js';
 import { formatSeries, summarizeSeries, type SeriesSummary } from './report.js';
@@ -31,8 +33,8 @@ const valueOf = (flag: string) => (args.includes(flag) ? args[args.indexOf(flag)
 const repsArg = valueOf('--reps') === undefined ? undefined : Number(valueOf('--reps'));
 const only = valueOf('--only');
 const unknown = args.filter((a, i) => !['--quick', '--no-wait', '--reps', '--only'].includes(a) && !['--reps', '--only'].includes(args[i - 1]!));
-if (unknown.length || (repsArg !== undefined && !(repsArg >= 1)) || (only !== undefined && only !== 'corpus' && only !== 'big' && only !== 'cross')) {
-  console.error(`usage: node --import tsx bench/run.ts [--quick] [--reps N] [--only corpus|big|cross] [--no-wait]   (bad: ${unknown.join(' ')})`);
+if (unknown.length || (repsArg !== undefined && !(repsArg >= 1)) || (only !== undefined && !['corpus', 'big', 'cross', 'users'].includes(only))) {
+  console.error(`usage: node --import tsx bench/run.ts [--quick] [--reps N] [--only corpus|big|cross|users] [--no-wait]   (bad: ${unknown.join(' ')})`);
   process.exit(64);
 }
 
@@ -47,6 +49,7 @@ const allSeries: { data: Dataset['name']; fsync: Fsync; reps: number }[] = quick
 const plan = allSeries.filter((p) => only === undefined || p.data === only);
 // Cases 4-7 run on the corpus only: on the 100k account they would take longer than the rest of the run.
 const crossPlan = only === undefined || only === 'corpus' || only === 'cross' ? [{ data: 'corpus' as const, reps: quick ? 3 : 5, subset: quick }] : [];
+const usersPlan = only === undefined || only === 'users' ? [quick ? { users: 200, reps: 2, sample: 3 } : { users: 1000, reps: 3, sample: 6 }] : [];
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const out = (s = '') => process.stdout.write(`${s}\n`);
@@ -137,6 +140,12 @@ async function main(): Promise<void> {
       ' "mailbox_delete failed: INBOX can\'t be deleted" (exit 64) on Dovecot 2.3.19.1, and cases 6-7 name mbsync as their reference.',
     'CPU s = user+system CPU seconds of the tool process (GNU time); for the IMAP cases the server\'s CPU is in neither column.' +
       ' Case 4: doveadm\'s wall time is mostly sleep (about 1 s per mailbox in 0.5 s steps, then a utimensat on the mbox; strace), which no setting turns off: its CPU column is the other half of the story.',
+    'Case 8: `backup -A -d` over one passwd-file of N accounts (20 corpus messages in 2 folders each, as in Dovecot\'s reference run), each with userdb_mail and userdb_mail_replica;' +
+      ' both tools on their default mail_fsync (optimized). mailferry runs as root and takes each account\'s uid (nobody) per user, with -j left at its default (the cores);' +
+      ' doveadm runs as nobody (setpriv) against a private auth-only Dovecot serving the same file, one user after another in one process (doveadm_worker_count 0).' +
+      ' Every repetition gives each tool fresh copies of the accounts and empty replicas; neither tool\'s index is in the copies, so 8a includes building both sides\' indexes.' +
+      ' Checked after every run: every account\'s source and replica (messages and flags per folder), and a sample of accounts deeper (UIDVALIDITY, UIDNEXT, mailbox GUID, the body at every UID).' +
+      ' CPU s includes waited child processes (mailferry\'s workers); RSS is the largest single process.',
     ...(quick ? ['Quick mode: corpus with mail_fsync=never only, cases 4-7 on a third of the corpus; `npm run bench` adds mail_fsync=optimized, the 100k account, and cases 4-7 on the whole corpus.']
       : ['The 100k account runs with mail_fsync=never only: with fsync on, case 1 alone takes minutes per tool and repetition here.']),
     ...refs.notes,
@@ -148,6 +157,7 @@ async function main(): Promise<void> {
 
   const series: SeriesSummary[] = [];
   const crossSeries: CrossSeriesSummary[] = [];
+  const usersSeries: UsersSeriesSummary[] = [];
   try {
     for (const p of plan) {
       const ds = await dataset(p.data, log);
@@ -185,6 +195,22 @@ async function main(): Promise<void> {
       out(formatCross(s));
       out();
     }
+    for (const p of usersPlan) {
+      const ds = await usersDataset(p.users, log);
+      await settleDeletions(env);
+      const foreign = new ForeignCpu();
+      foreign.start();
+      const reps = repsArg ?? p.reps;
+      log(`series case 8, ${p.users} accounts, ${reps} repetitions (mailferry${refs.dovecot ? ', doveadm' : ''})`);
+      const seriesStart = Date.now();
+      const r = await runUsersSeries({ ds, reps, doveadm: !!refs.dovecot, sampleSize: p.sample, log });
+      const s = summarizeUsers(ds, reps, r);
+      s.otherCpu = { seconds: +foreign.stop().toFixed(1), wallSeconds: Math.round((Date.now() - seriesStart) / 1000) };
+      env.otherProcessesCpuSeconds += s.otherCpu.seconds;
+      usersSeries.push(s);
+      out(formatUsers(s, !refs.dovecot));
+      out();
+    }
   } finally {
     await refs.dovecot?.stop();
   }
@@ -196,14 +222,16 @@ async function main(): Promise<void> {
     'case 5 mailferry': IMAP_COMMANDS.mailferry5, 'case 5 mbsync': describeMbsync('pull'), 'case 5 doveadm': IMAP_COMMANDS.doveadm5,
     'case 6 mailferry': IMAP_COMMANDS.mailferry6, 'case 6 mbsync': describeMbsync('push'),
     'case 7 mailferry': IMAP_COMMANDS.mailferry7, 'case 7 mbsync': describeMbsync('both'),
+    'case 8 mailferry': USERS_COMMANDS.mailferry, 'case 8 doveadm': USERS_COMMANDS.doveadm,
   };
-  const result = { mode: quick ? 'quick' : 'full', env, notes, commands, series, crossSeries, wallSeconds: (Date.now() - started) / 1000 };
+  const result = { mode: quick ? 'quick' : 'full', env, notes, commands, series, crossSeries, usersSeries, wallSeconds: (Date.now() - started) / 1000 };
   const dir = join(import.meta.dirname, 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
   out(`written bench/results/latest.json; whole run ${result.wallSeconds.toFixed(0)} s`);
   const wrong = series.some((s) => s.cases.some((c) => [c.mailferry, c.doveadm].some((t) => t && t.correct < t.runs)))
-    || crossSeries.some((s) => s.rows.some((r) => [r.mailferry, r.ref].some((t) => t && t.correct < t.runs)));
+    || crossSeries.some((s) => s.rows.some((r) => [r.mailferry, r.ref].some((t) => t && t.correct < t.runs)))
+    || usersSeries.some((s) => s.cases.some((c) => [c.mailferry, c.doveadm].some((t) => t && t.correct < t.runs)));
   // A failed repetition's copies stay under bench/data/work/ for inspection.
   if (wrong) {
     out('SOME RUNS WERE WRONG: see the lines marked WRONG; their copies are under bench/data/work/');
