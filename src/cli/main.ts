@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
 import { installSignalCleanup } from '../model/cleanup.js';
 import { registerBackupCommand } from './commands/backup.js';
+import { registerConfigCommand } from './commands/config.js';
 import { registerFetchCommand } from './commands/fetch.js';
 import { registerMailboxCommands } from './commands/mailbox.js';
 import { registerSyncCommand } from './commands/sync.js';
@@ -48,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
   registerFetchCommand(program, globals);
   registerBackupCommand(program, globals);
   registerSyncCommand(program, globals);
+  registerConfigCommand(program, globals);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();
