@@ -11,6 +11,7 @@ import { registerConfigCommand } from './commands/config.js';
 import { registerFetchCommand } from './commands/fetch.js';
 import { registerMailboxCommands } from './commands/mailbox.js';
 import { registerSyncCommand } from './commands/sync.js';
+import { registerUserCommand } from './commands/user.js';
 import { reportError, type GlobalOptions } from './run.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -49,6 +50,7 @@ export async function main(argv: string[]): Promise<number> {
   registerFetchCommand(program, globals);
   registerBackupCommand(program, globals);
   registerSyncCommand(program, globals);
+  registerUserCommand(program, globals);
   registerConfigCommand(program, globals);
   for (const cmd of program.commands) {
     cmd.exitOverride();
