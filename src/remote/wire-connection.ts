@@ -1,0 +1,245 @@
+/**
+ * One connection to a peer over any byte stream (a command's stdin/stdout, a socket, an
+ * in-process pipe): the handshake, optional deflate, frames out and in, and the stall timer.
+ * What the frames mean is the business of the client (remote-store.ts) and the server
+ * (store-server.ts).
+ */
+import type { Duplex, Writable } from 'node:stream';
+import { constants as zlibConstants, createDeflateRaw, createInflateRaw, type DeflateRaw, type InflateRaw } from 'node:zlib';
+import { MailferryError, tempError } from '../model/errors.js';
+import { encodeFrame, FrameDecoder, type Frame, type FrameType } from './frame-codec.js';
+import { encodeHello, parseHello, splitHello, type Hello } from './hello.js';
+import { rawlogLine, rawlogNote } from './rawlog.js';
+
+export interface ConnectionOptions {
+  /** Names the peer in every error: `remote nas`. */
+  label: string;
+  /** Offer deflate; it is used when both sides offer it. */
+  compress: boolean;
+  /** Milliseconds the peer may stay silent while we wait for it (0: forever). */
+  timeoutMs?: number;
+  /** Receives one line per frame (the rawlog). */
+  rawlog?: (line: string) => void;
+}
+
+export const FEATURE_DEFLATE = 'deflate';
+
+export class WireConnection {
+  /** Called for every frame received; a throw closes the connection with that error. */
+  onFrame: (frame: Frame) => void = () => {};
+  /** Called once when the connection ends: with the reason, or undefined when the peer ended it cleanly. */
+  onClose: (err: Error | undefined) => void = () => {};
+  /** True while we wait for the peer (pending requests, streams given credit): the stall timer runs. */
+  waiting: () => boolean = () => false;
+
+  readonly label: string;
+  readonly peer: Hello;
+  readonly compressed: boolean;
+  private readonly stream: Duplex;
+  private readonly out: Writable;
+  private readonly deflate?: DeflateRaw;
+  private readonly inflate?: InflateRaw;
+  private readonly decoder = new FrameDecoder();
+  private readonly rawlog?: (line: string) => void;
+  private readonly started = Date.now();
+  private lastInput = Date.now();
+  private flushQueued = false;
+  private timer?: NodeJS.Timeout;
+  private closedWith: { err: Error | undefined } | undefined;
+  private pendingInput: Buffer;
+  private drainWait: Promise<void> | undefined;
+  private readonly closeWaiters: (() => void)[] = [];
+
+  private constructor(stream: Duplex, peer: Hello, rest: Buffer, options: ConnectionOptions, started: number) {
+    this.stream = stream;
+    this.peer = peer;
+    this.label = options.label;
+    this.rawlog = options.rawlog;
+    this.started = started;
+    this.compressed = options.compress && peer.features.includes(FEATURE_DEFLATE);
+    if (this.compressed) {
+      this.deflate = createDeflateRaw();
+      this.deflate.on('data', (c: Buffer) => stream.write(c));
+      this.deflate.on('error', (err) => this.fail(tempError(`${this.label}: compression failed: ${err.message}`, err)));
+      this.out = this.deflate;
+      this.inflate = createInflateRaw();
+      this.inflate.on('data', (c: Buffer) => this.input(c));
+      this.inflate.on('error', (err) => this.fail(new MailferryError('data', `${this.label}: protocol error: the compressed stream is corrupt (${err.message})`)));
+    } else {
+      this.out = stream;
+    }
+    this.pendingInput = rest;
+    stream.on('error', (err) => this.fail(tempError(`${this.label}: connection failed: ${err.message}`, err)));
+    stream.on('close', () => this.close(undefined));
+    const timeoutMs = options.timeoutMs ?? 0;
+    if (timeoutMs > 0) {
+      this.timer = setInterval(() => {
+        if (this.waiting() && Date.now() - this.lastInput > timeoutMs) {
+          this.fail(tempError(`${this.label}: I/O has stalled for ${Math.round(timeoutMs / 1000)} seconds (-T)`));
+        }
+      }, Math.min(1000, Math.max(50, timeoutMs / 4)));
+      this.timer.unref();
+    }
+    this.note(`connected: peer speaks ${peer.major}.${peer.minor} [${peer.features.join(',')}]${this.compressed ? ', deflate on' : ''}`);
+  }
+
+  /** Starts reading frames; call once onFrame, onClose and waiting are set. */
+  start(): void {
+    const feed = (c: Buffer) => {
+      this.lastInput = Date.now();
+      if (this.inflate) this.inflate.write(c);
+      else this.input(c);
+    };
+    const rest = this.pendingInput;
+    this.pendingInput = Buffer.alloc(0);
+    if (rest.length > 0) feed(rest);
+    this.stream.on('data', feed);
+    this.stream.on('end', () => this.close(undefined));
+    this.stream.resume();
+  }
+
+  /** Says hello, waits for the peer's, and returns the connection ready for frames. */
+  static open(stream: Duplex, options: ConnectionOptions, features: readonly string[] = []): Promise<WireConnection> {
+    const started = Date.now();
+    const offered = [...(options.compress ? [FEATURE_DEFLATE] : []), ...features];
+    options.rawlog?.(rawlogNote(`hello sent: ${encodeHello(offered).toString().trim().replace(/\t/g, ' ')}`, 0));
+    return new Promise((resolve, reject) => {
+      let received = Buffer.alloc(0);
+      let timer: NodeJS.Timeout | undefined;
+      const done = (err: Error | undefined, conn?: WireConnection) => {
+        stream.off('data', onData);
+        stream.off('end', onEnd);
+        stream.off('close', onEnd);
+        stream.off('error', onError);
+        if (timer) clearTimeout(timer);
+        if (err) {
+          stream.destroy();
+          reject(err);
+        } else resolve(conn!);
+      };
+      const onData = (chunk: Buffer) => {
+        received = Buffer.concat([received, chunk]);
+        let split;
+        try {
+          split = splitHello(received);
+          if (!split) return;
+          const hello = parseHello(split.line);
+          options.rawlog?.(rawlogNote(`hello received: ${split.line.toString('latin1').replace(/\t/g, ' ')}`, Date.now() - started));
+          // Frames may follow in this same chunk: they wait, with the stream paused, until the
+          // owner has set its handlers and calls start().
+          stream.pause();
+          const conn = new WireConnection(stream, hello, split.rest, options, started);
+          done(undefined, conn);
+        } catch (err) {
+          if (err instanceof MailferryError) done(new MailferryError(err.kind, `${options.label}: ${err.message}`));
+          else done(err as Error);
+        }
+      };
+      const onEnd = () => done(tempError(`${options.label}: the connection closed before the handshake${received.length ? ` (the peer sent only ${received.length} bytes)` : ''}`));
+      const onError = (err: Error) => done(tempError(`${options.label}: connection failed: ${err.message}`, err));
+      stream.on('data', onData);
+      stream.on('end', onEnd);
+      stream.on('close', onEnd);
+      stream.on('error', onError);
+      if (options.timeoutMs) {
+        timer = setTimeout(() => done(tempError(`${options.label}: no handshake from the peer within ${Math.round(options.timeoutMs! / 1000)} seconds (-T)`)), options.timeoutMs);
+      }
+      stream.write(encodeHello(offered));
+    });
+  }
+
+  /** Local work just ended: the peer's silence counts from now, not from its last frame. */
+  touch(): void {
+    this.lastInput = Date.now();
+  }
+
+  get isClosed(): boolean {
+    return this.closedWith !== undefined;
+  }
+
+  /** Sends one frame; false when the output is backed up (wait for {@link drained}). */
+  send(type: FrameType, id: number, payload?: Buffer): boolean {
+    if (this.closedWith?.err || this.stream.destroyed || this.stream.writableEnded) return false;
+    const frame = encodeFrame(type, id, payload);
+    if (this.rawlog) this.rawlog(rawlogLine('send', { type, id, payload: payload ?? Buffer.alloc(0) }, Date.now() - this.started));
+    const ok = this.out.write(frame);
+    if (this.deflate && !this.flushQueued) {
+      // One flush per turn of the event loop: frames written together are compressed together.
+      this.flushQueued = true;
+      setImmediate(() => {
+        this.flushQueued = false;
+        if (!this.deflate!.destroyed && !this.deflate!.writableEnded) this.deflate!.flush(zlibConstants.Z_SYNC_FLUSH);
+      });
+    }
+    return ok;
+  }
+
+  /** Resolves when the output can take more (or the connection is gone); one wait shared by all senders. */
+  drained(): Promise<void> {
+    if (this.closedWith || !this.out.writableNeedDrain) return Promise.resolve();
+    if (!this.drainWait) {
+      this.drainWait = new Promise<void>((resolve) => {
+        const done = () => {
+          this.out.off('drain', done);
+          this.drainWait = undefined;
+          resolve();
+        };
+        this.out.on('drain', done);
+        this.closeWaiters.push(done);
+      });
+    }
+    return this.drainWait;
+  }
+
+  /** Closes with an error: the stream is destroyed and everything waiting fails with it. */
+  fail(err: Error): void {
+    if (this.closedWith) return;
+    this.note(`closed: ${err.message}`);
+    this.close(err);
+    this.stream.destroy();
+  }
+
+  /** Ends our side cleanly (after what is queued); resolves when it is written or the stream is gone. */
+  async end(): Promise<void> {
+    const stream = this.stream;
+    if (stream.destroyed || stream.writableEnded) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        stream.off('close', done);
+        resolve();
+      };
+      stream.on('close', done);
+      if (this.deflate && !this.deflate.destroyed) this.deflate.end(() => stream.end(done));
+      else stream.end(done);
+    });
+  }
+
+  private note(text: string): void {
+    this.rawlog?.(rawlogNote(text, Date.now() - this.started));
+  }
+
+  private input(chunk: Buffer): void {
+    if (this.closedWith) return;
+    try {
+      for (const frame of this.decoder.push(chunk)) {
+        if (this.closedWith) return;
+        if (this.rawlog) this.rawlog(rawlogLine('recv', frame, Date.now() - this.started));
+        this.onFrame(frame);
+      }
+    } catch (err) {
+      const e = err instanceof MailferryError ? new MailferryError(err.kind, `${this.label}: ${err.message}`) : (err as Error);
+      this.fail(e);
+    }
+  }
+
+  private close(err: Error | undefined): void {
+    if (this.closedWith) return;
+    this.closedWith = { err };
+    if (this.timer) clearInterval(this.timer);
+    for (const w of this.closeWaiters.splice(0)) w();
+    this.inflate?.destroy();
+    // A clean end keeps the output open for what is still to be said (the last replies).
+    if (err) this.deflate?.destroy();
+    this.onClose(err);
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The sync engine with one side remote (in-process pipe): backup to and from a remote store,
+ * a no-op second run, changes carried over, and a two-way sync with changes on both sides.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { openStore } from '../../src/storage/open-store.js';
+import type { MailStore } from '../../src/storage/store.js';
+import { runBackup } from '../../src/sync/backup.js';
+import { runSync } from '../../src/sync/sync.js';
+import { req } from '../contract/store-contract.js';
+import { corpusMessages } from '../support/corpus.js';
+import { snapshot } from './mail-snapshot.js';
+import { connectInProcess } from './serve-in-process.js';
+
+const MAILBOXES = [['INBOX'], ['Sent Items'], ['Entwürfe'], ['Work', 'Q3 2024']];
+
+async function fill(store: MailStore, bodies: Buffer[]): Promise<void> {
+  for (const name of MAILBOXES.slice(1)) await store.createMailbox(name);
+  await store.setSubscribed(['Sent Items'], true);
+  for (let i = 0; i < MAILBOXES.length; i++) {
+    const mine = bodies.filter((_, j) => j % MAILBOXES.length === i);
+    await store.saveMessages(MAILBOXES[i]!, mine.map((b, k) => req(b, { flags: k % 3 === 0 ? ['\\Seen'] : [], keywords: k % 5 === 0 ? ['$Label1'] : [] })));
+  }
+}
+
+const local = (location: string) => openStore(location, { create: true, fsync: false, warn: () => {} });
+
+describe('engine runs with a remote side (in-process pipe)', () => {
+  let dir: string;
+  let bodies: Buffer[];
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mailferry-remote-engine-'));
+    bodies = corpusMessages(240);
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('backup to a remote Maildir, again (nothing to do), then after changes', async () => {
+    const srcLoc = `maildir:${join(dir, 'a-src')}:LAYOUT=fs`;
+    const dstLoc = `maildir:${join(dir, 'a-dst')}:LAYOUT=fs`;
+    const src = await local(srcLoc);
+    await fill(src, bodies);
+    let remote = (await connectInProcess(dstLoc)).store;
+    const first = await runBackup(src, remote);
+    assert.equal(first.saved, bodies.length);
+    assert.equal(first.changedDuringSync, false);
+    await remote.close();
+
+    remote = (await connectInProcess(dstLoc)).store;
+    const second = await runBackup(src, remote);
+    assert.equal(second.saved, 0);
+    assert.equal(second.skipped, MAILBOXES.length, 'every mailbox is known unchanged');
+
+    const inbox = await src.getMessages(['INBOX']);
+    await src.updateFlags(['INBOX'], [{ uid: inbox.messages[0]!.uid, flags: ['\\Flagged'], keywords: ['work'] }]);
+    await src.expunge(['INBOX'], [inbox.messages[1]!.uid]);
+    await src.saveMessages(['Entwürfe'], [req(bodies[0]!)]);
+    await src.renameMailbox(['Work', 'Q3 2024'], ['Archive 2024']);
+    const third = await runBackup(src, remote);
+    assert.equal(third.saved, 1);
+    assert.equal(third.expunged, 1);
+    assert.equal(third.flagUpdates, 1);
+    await remote.close();
+
+    const dst = await local(dstLoc);
+    assert.deepEqual(await snapshot(dst), await snapshot(src));
+    assert.equal((await dst.listMailboxes()).mailboxes.find((m) => m.name[0] === 'Sent Items')?.subscribed, true);
+    await dst.close();
+    await src.close();
+  });
+
+  it('backup from a remote Maildir to a local mbox (pull)', async () => {
+    const srcLoc = `maildir:${join(dir, 'b-src')}:LAYOUT=fs`;
+    const src = await local(srcLoc);
+    await fill(src, bodies);
+    await src.close();
+    const remote = (await connectInProcess(srcLoc)).store;
+    const dst = await local(`mbox:${join(dir, 'b-dst')}`);
+    const result = await runBackup(remote, dst);
+    assert.equal(result.saved, bodies.length);
+    assert.deepEqual(await snapshot(dst, { guids: false }), await snapshot(remote, { guids: false }));
+    await remote.close();
+    await dst.close();
+  });
+
+  it('two-way sync with a remote mbox, changes on both sides', async () => {
+    const aLoc = `maildir:${join(dir, 'c-a')}:LAYOUT=fs`;
+    const bLoc = `mbox:${join(dir, 'c-b')}`;
+    const a = await local(aLoc);
+    await fill(a, bodies.slice(0, 80));
+    let b = (await connectInProcess(bLoc)).store;
+    await runSync(a, b);
+    await b.close();
+
+    const bLocal = await local(bLoc);
+    const bInbox = await bLocal.getMessages(['INBOX']);
+    await bLocal.updateFlags(['INBOX'], [{ uid: bInbox.messages[0]!.uid, flags: ['\\Answered'], keywords: [] }]);
+    await bLocal.saveMessages(['Sent Items'], [req(bodies[100]!)]);
+    await bLocal.close();
+    const aInbox = await a.getMessages(['INBOX']);
+    await a.expunge(['INBOX'], [aInbox.messages[2]!.uid]);
+    await a.saveMessages(['INBOX'], [req(bodies[101]!)]);
+
+    b = (await connectInProcess(bLoc)).store;
+    const r = await runSync(a, b);
+    assert.equal(r.changedDuringSync, false);
+    assert.deepEqual(await snapshot(b, { guids: false }), await snapshot(a, { guids: false }));
+    const again = await runSync(a, b);
+    assert.equal(again.saved + again.expunged + again.flagUpdates, 0);
+    await b.close();
+    await a.close();
+  });
+});
