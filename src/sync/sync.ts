@@ -230,7 +230,7 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
       emit({ type: 'skipped-mailbox', name: boxA.name });
       continue;
     }
-    const outcome = await syncMailbox({ store: a, peer: b, name: boxA.name, peerName: boxB.name }, boxA, before, mode, options, result, emit);
+    const { outcome, planned } = await syncMailbox({ store: a, peer: b, name: boxA.name, peerName: boxB.name }, boxA, before, mode, options, result, emit);
     if (outcome === 'changed') result.changedDuringSync = true;
     if (outcome === 'incomplete') result.incomplete = true;
     // An incomplete mailbox is never recorded as in sync: every run looks at it again.
@@ -240,7 +240,8 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
       result.changedDuringSync = true;
       continue;
     }
-    newStateA[sa.guid] = pairStateOf(sa, sb);
+    // One way, A as the run planned it: a flag A changed during the run is still new next time.
+    newStateA[sa.guid] = pairStateOf(mode === 'oneway' ? planned : sa, sb);
     newStateB[sb.guid] = mirror(newStateA[sa.guid]!);
   }
   // After a run that saw changes under it, nothing may be skipped next time.
@@ -283,7 +284,10 @@ async function onewayState(a: MailStore, b: MailStore): Promise<PairState> {
   return merged;
 }
 
-/** Returns false when the mailbox changed under us and the next run must finish the job. */
+/**
+ * Returns 'changed' when the mailbox changed under us and the next run must finish the job, and
+ * A's status as planned.
+ */
 async function syncMailbox(
   sideA: Bound,
   boxA: MailboxStatus,
@@ -292,8 +296,11 @@ async function syncMailbox(
   options: SyncOptions,
   result: SyncResult,
   emit: (e: SyncEvent) => void,
-): Promise<'ok' | 'changed' | 'incomplete'> {
-  const outcome = (ok: boolean) => (!ok ? 'changed' : ma.skipped || mb.skipped ? 'incomplete' : 'ok');
+): Promise<{ outcome: 'ok' | 'changed' | 'incomplete'; planned: Pick<MailboxStatus, 'uidValidity' | 'uidNext' | 'highestModseq'> }> {
+  const outcome = (ok: boolean) => ({
+    outcome: !ok ? ('changed' as const) : ma.skipped || mb.skipped ? ('incomplete' as const) : ('ok' as const),
+    planned: { uidValidity: ma.uidValidity, uidNext: ma.uidNext, highestModseq: ma.highestModseq },
+  });
   const sideB: Bound = { store: sideA.peer, peer: sideA.store, name: sideA.peerName, peerName: sideA.name };
   const equalUids = !sideA.store.assignsOwnUids && !sideB.store.assignsOwnUids;
   let [ma, mb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
@@ -363,7 +370,8 @@ async function syncMailbox(
   }
   // Planning again must find nothing: otherwise someone changed the mailbox meanwhile.
   const [ra, rb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
-  const again = filtered(planTwoWay(side(ra, undefined, sideA.store), side(rb, undefined, sideB.store), mode, equalUids), options.messageFilter);
+  // One way, by the same watermark the plan kept B's deletions by.
+  const again = filtered(planTwoWay(side(ra, undefined, sideA.store, before?.uidNext), side(rb, undefined, sideB.store), mode, equalUids), options.messageFilter);
   if (!isEmptyTwoWay(again) && (mode === 'twoway' || again.b.saves.length > 0)) ok = false;
   await recordBases(ra, rb);
   return outcome(ok);

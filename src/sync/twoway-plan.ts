@@ -113,7 +113,9 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway',
   const uidsB = new Map(b.messages.map((m) => [m.uid, m]));
   const uidsA = new Map(a.messages.map((m) => [m.uid, m]));
   const oneway = mode === 'oneway';
-  const [goneAtA, goneAtB] = [deletionProof(a, true), deletionProof(b, true)];
+  // One way, B's expunge cannot name A's UID: a message `sync -1` had to renumber sits at another
+  // UID in B for good, so B's deletion of it is proven by GUID, copy by copy, as dsync proves it.
+  const [goneAtA, goneAtB] = [deletionProof(a, true), deletionProof(b, !oneway)];
 
   // Messages that need a UID neither side has used, in an order both directions agree on.
   const renumber: { guid: string; ma?: MessageMeta; mb?: MessageMeta }[] = [];

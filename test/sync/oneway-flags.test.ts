@@ -108,3 +108,37 @@ for (const earlier of ['backup', 'sync'] as const) {
       }));
   });
 }
+
+it('a flag A changes while sync -1 runs reaches B on the next run', async () => {
+  const { dir, a, b } = await tempRoots('oneway-flags-during');
+  try {
+    await withStores(a, b, async (sa, sb) => {
+      await sa.saveMessages(INBOX, [req(message('x'))]);
+      await runBackup(sa, sb);
+      await sa.saveMessages(INBOX, [req(message('y'))]);
+      // A's user reads x while the run copies y: after the run has planned, before it ends.
+      let changed = false;
+      const during = new Proxy(sa, {
+        get(target, prop) {
+          if (prop === 'openMessage') {
+            return async (...args: Parameters<MailStore['openMessage']>) => {
+              if (!changed) {
+                changed = true;
+                await target.updateFlags(INBOX, [{ uid: 1, flags: ['\\Seen'], keywords: [] }]);
+              }
+              return target.openMessage(...args);
+            };
+          }
+          const v = Reflect.get(target, prop) as unknown;
+          return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      await runSync(during, sb, { mode: 'oneway' });
+      assert.ok(changed);
+      await runSync(sa, sb, { mode: 'oneway' });
+      assert.deepEqual((await sb.getMessages(INBOX)).messages.map((m) => m.flags.join(' ')), ['\\Seen', '']);
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
