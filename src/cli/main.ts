@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { installSignalCleanup } from '../model/cleanup.js';
 import { registerBackupCommand } from './commands/backup.js';
 import { registerConfigCommand } from './commands/config.js';
+import { registerDsyncServerCommand } from './commands/dsync-server.js';
 import { registerFetchCommand } from './commands/fetch.js';
 import { registerMailboxCommands } from './commands/mailbox.js';
 import { registerSyncCommand } from './commands/sync.js';
@@ -52,6 +53,7 @@ export async function main(argv: string[]): Promise<number> {
   registerSyncCommand(program, globals);
   registerUserCommand(program, globals);
   registerConfigCommand(program, globals);
+  registerDsyncServerCommand(program, globals);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

@@ -21,5 +21,6 @@ export function settingsFrom(globals: SettingsOptions): Settings {
 export function storeOptions(settings: Settings): OpenStoreOptions {
   // oauth2TokenCmd is read by the IMAP store only (ImapStoreOptions).
   const imap = settings.oauth2_token_cmd ? { oauth2TokenCmd: settings.oauth2_token_cmd } : {};
-  return { fsync: settings.mail_fsync !== 'never', lockTimeoutSeconds: settings.lock_timeout, passwordFile: settings.password_file, ...imap };
+  const remote = { command: settings.dsync_remote_cmd, compress: settings.dsync_compression !== 'none' };
+  return { fsync: settings.mail_fsync !== 'never', lockTimeoutSeconds: settings.lock_timeout, passwordFile: settings.password_file, remote, ...imap };
 }

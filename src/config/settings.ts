@@ -31,6 +31,10 @@ export interface Settings {
   /** uid/gid for users whose userdb gives none (a static userdb, a -F list): names or numbers. */
   mail_uid?: string;
   mail_gid?: string;
+  /** The command that reaches a `remote:` location's far side (%{login}, %{host}, %{user}); unset: ssh. */
+  dsync_remote_cmd?: string;
+  /** deflate (the default) or none: compression of the protocol to a remote location. */
+  dsync_compression?: 'deflate' | 'none';
 }
 
 export const DEFAULT_SETTINGS: Settings = { mail_fsync: 'optimized', lock_timeout: 30, first_valid_uid: 500, last_valid_uid: 0 };
@@ -128,6 +132,21 @@ export const SETTINGS: Record<string, SettingSpec> = {
   mail_gid: {
     describe: 'the gid (name or number) for users whose userdb gives none',
     apply: (s, v, src) => void (s.mail_gid = typeof v === 'number' ? String(asCount(src, 'mail_gid', v, 'a gid')) : asString(src, 'mail_gid', v)),
+  },
+  dsync_remote_cmd: {
+    describe: "the command that reaches a remote: location's far side and runs mailferry dsync-server there; %{login}, %{host}, %{user} expanded, an argument whose variables are all empty dropped (default: ssh -l%{login} %{host} mailferry dsync-server -u%{user})",
+    apply: (s, v, src) => {
+      const cmd = asString(src, 'dsync_remote_cmd', v);
+      if (cmd.trim() === '') throw bad(src, 'dsync_remote_cmd', v, 'a command');
+      s.dsync_remote_cmd = cmd;
+    },
+  },
+  dsync_compression: {
+    describe: 'deflate | none: compress the protocol to a remote: location (deflate, the default, when the far side offers it too)',
+    apply: (s, v, src) => {
+      if (v !== 'deflate' && v !== 'none') throw bad(src, 'dsync_compression', v, 'deflate or none');
+      s.dsync_compression = v;
+    },
   },
 };
 

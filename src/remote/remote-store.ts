@@ -43,6 +43,8 @@ export interface RemoteStoreOptions {
   rawlog?: (line: string) => void;
   /** Runs after the connection closed (the transport waits for its command here). */
   onClosed?: () => Promise<void>;
+  /** Why the connection may have gone, for the error that reports it (`the command exited with status 255`). */
+  closeReason?: () => string | undefined;
 }
 
 /** Bodies opened but not yet read that may hold eager credit: 32 x 64 KiB at most. */
@@ -178,7 +180,7 @@ export class RemoteStore implements MailStore {
   /** Handshake, then opens the store on the far side. */
   static async connect(stream: Duplex, options: RemoteStoreOptions): Promise<RemoteStore> {
     const conn = await WireConnection.open(stream, { label: options.label, compress: options.compress, timeoutMs: options.timeoutMs, rawlog: options.rawlog });
-    const state = new ClientState(conn, options.label);
+    const state = new ClientState(conn, options.label, options.closeReason);
     const info = await state.call('open', options.open);
     return new RemoteStore(conn, state, info, options);
   }
@@ -304,6 +306,7 @@ class ClientState {
   constructor(
     private readonly conn: WireConnection,
     private readonly label: string,
+    closeReason: () => string | undefined = () => undefined,
   ) {
     let resolveClosed!: () => void;
     this.closedPromise = new Promise((r) => (resolveClosed = r));
@@ -311,7 +314,8 @@ class ClientState {
     conn.onClose = (err) => {
       this.closed = true;
       this.closeError = err;
-      const gone = err ?? tempError(`${label}: the connection closed before the reply`);
+      const why = closeReason();
+      const gone = err ?? tempError(`${label}: the connection closed before the reply${why ? ` (${why})` : ''}`);
       for (const p of this.pending.values()) p.reject(gone);
       this.pending.clear();
       for (const b of this.incoming.values()) b.fail(gone);

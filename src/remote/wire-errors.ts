@@ -10,6 +10,9 @@ import { object, str } from './wire-check.js';
 const KINDS: readonly ErrorKind[] = ['usage', 'data', 'notfound', 'exists', 'tempfail', 'permission', 'config', 'nouser'];
 const MAX_MESSAGE = 4000;
 
+/** An error the peer reported (its store's), as opposed to one of the connection. */
+export class PeerError extends MailferryError {}
+
 export function encodeError(err: unknown): Buffer {
   const e =
     err instanceof MailferryError
@@ -30,5 +33,5 @@ export function decodeError(payload: Buffer, label: string, what: string): Mailf
   // A kind a newer peer invented is still an error; it is one to retry.
   const kind = typeof o.kind === 'string' && (KINDS as readonly string[]).includes(o.kind) ? (o.kind as ErrorKind) : 'tempfail';
   // eslint-disable-next-line no-control-regex
-  return new MailferryError(kind, `${label}: ${message.replace(/[\u0000-\u001f\u007f]+/g, ' ')}`);
+  return new PeerError(kind, `${label}: ${message.replace(/[\u0000-\u001f\u007f]+/g, ' ')}`);
 }

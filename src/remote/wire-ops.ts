@@ -114,7 +114,7 @@ export const saveItem: Check<SaveItem> = (v, path) => {
     guid: optional(messageGuid)(o.guid, `${path}.guid`),
     flags: flags(o.flags, `${path}.flags`),
     keywords: keywords(o.keywords, `${path}.keywords`),
-    receivedDate: time(o.receivedDate, `${path}.receivedDate`),
+    receivedDate: clockMs(o.receivedDate, `${path}.receivedDate`),
     copyOf: optional(uid)(o.copyOf, `${path}.copyOf`),
     stream: uint32(o.stream, `${path}.stream`),
   };

@@ -15,6 +15,7 @@ import type {
 } from '../storage/store.js';
 import {
   bool,
+  clockMs,
   count,
   fail,
   flagBits,
@@ -99,7 +100,7 @@ export const meta: Check<MessageMeta> = (v, path) => {
     guid: messageGuid(t[1], `${path}.guid`),
     flags: flags(t[2], `${path}.flags`),
     modseq: modseq(t[3], `${path}.modseq`),
-    receivedDate: time(t[4], `${path}.receivedDate`),
+    receivedDate: clockMs(t[4], `${path}.receivedDate`),
     size: count(t[5], `${path}.size`),
     keywords: keywords(t[6], `${path}.keywords`),
   };

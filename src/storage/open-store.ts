@@ -2,6 +2,7 @@
  * Opens the store a mail location names. The one place that knows every backend.
  */
 import { parseLocation } from '../config/location.js';
+import { isRemoteLocation } from '../remote/remote-location.js';
 import { MaildirStore, type MaildirStoreOptions } from './maildir/maildir-store.js';
 import type { MailStore } from './store.js';
 
@@ -12,9 +13,27 @@ export interface OpenStoreOptions extends MaildirStoreOptions {
   passwordFile?: string;
   /** Seconds an I/O operation on a remote store may stall before the run fails with exit 75 (-T). */
   ioTimeoutSeconds?: number;
+  /** For `remote:` locations: the dsync_remote_cmd and dsync_compression settings. */
+  remote?: { command?: string; compress?: boolean };
+  /** The user a run over users is for: %{user} in dsync_remote_cmd, the name remoteprefix: sends. */
+  user?: string;
+  /** -r FILE: a remote location's traffic, one frame a line. */
+  rawlogFile?: string;
 }
 
 export async function openStore(location: string, options: OpenStoreOptions = {}): Promise<MailStore> {
+  if (isRemoteLocation(location)) {
+    return (await import('../remote/open-remote.js')).openRemoteStore(location, {
+      command: options.remote?.command,
+      compress: options.remote?.compress,
+      user: options.user,
+      create: options.create,
+      force: options.force,
+      lockTimeoutSeconds: options.lockTimeoutSeconds,
+      ioTimeoutSeconds: options.ioTimeoutSeconds,
+      rawlogFile: options.rawlogFile,
+    });
+  }
   const loc = parseLocation(location);
   switch (loc.kind) {
     case 'maildir':

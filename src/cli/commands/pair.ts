@@ -12,6 +12,7 @@ import { lockDirOf, locationOverlap, parseLocation, type MailLocation } from '..
 import { notFoundError, usageError } from '../../model/errors.js';
 import { openStore } from '../../storage/open-store.js';
 import type { MailStore } from '../../storage/store.js';
+import { isRemoteLocation, parseRemoteLocation } from '../../remote/remote-location.js';
 import { acquireRunLocks, type RunLockPlace } from '../run-lock.js';
 import { storeOptions, type Settings } from '../settings.js';
 
@@ -29,6 +30,7 @@ export interface PairCliOptions {
   flag?: string;
   maxSize?: string;
   force?: boolean;
+  rawlog?: string;
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -47,8 +49,9 @@ export function addPairOptions(cmd: Command): Command {
     .option('-O, --flag <[-]flag>', 'only copy messages with this flag or keyword (-FLAG: without it)')
     .option('-I, --max-size <size>', 'only copy messages of at most SIZE (500k, 20M)')
     .option('-l, --lock <secs>', 'wait up to SECS for another run on the same pair (every run locks both locations) and for locks on the mail itself (default 30, or -o lock_timeout)')
-    .option('-T, --timeout <secs>', 'fail with exit 75 when a remote store (IMAP) stalls for SECS (default 600, 0 = never)')
+    .option('-T, --timeout <secs>', 'fail with exit 75 when a remote store (IMAP, remote:) stalls for SECS (default 600, 0 = never)')
     .option('--force', 'open a destination that holds files that are not mail (never needed for an empty or new one)')
+    .option('-r, --rawlog <file>', 'write the traffic with a remote: location to FILE, one line a frame')
     .option('--dry-run', 'print what would change, change nothing')
     .option('--json', 'print a JSON summary');
 }
@@ -91,17 +94,19 @@ function resolvePair(command: string, a: string | undefined, b: string | undefin
   let [from, to] = b === undefined ? [settings.mail_location, a] : [a, b];
   if (!from || !to) throw usageError(`${command} needs SOURCE and DESTINATION (or -o mail_location=SOURCE and DESTINATION)`);
   if (opts.reverse) [from, to] = [to, from];
-  const fromLoc = parseLocation(from);
-  const toLoc = parseLocation(to);
-  const overlap = overlapMessage(fromLoc, toLoc);
+  // A remote: location is checked, created and locked by the far side itself.
+  const fromLoc = isRemoteLocation(from) ? parseRemoteLocation(from) : parseLocation(from);
+  const toLoc = isRemoteLocation(to) ? parseRemoteLocation(to) : parseLocation(to);
+  const overlap = fromLoc.kind !== 'remote' && toLoc.kind !== 'remote' ? overlapMessage(fromLoc, toLoc) : undefined;
   if (overlap !== undefined) throw usageError(overlap);
   // A remote account always exists; creating it is not ours to do.
-  const toExists = toLoc.kind === 'imap' || existsSync(toLoc.root);
+  const toExists = toLoc.kind === 'imap' || toLoc.kind === 'remote' || existsSync(toLoc.root);
   const lockPlace = (loc: MailLocation): RunLockPlace => ({
     dir: lockDirOf(loc),
     mayCreate: !opts.dryRun && (loc.kind === 'imap' || lockDirOf(loc) !== loc.root),
   });
-  return { from, to, toExists, locks: [lockPlace(fromLoc), lockPlace(toLoc)] };
+  const locks = [fromLoc, toLoc].flatMap((loc) => (loc.kind === 'remote' ? [] : [lockPlace(loc)]));
+  return { from, to, toExists, locks };
 }
 
 function seconds(option: string, value: string | undefined, fallback: number): number {
@@ -118,7 +123,7 @@ function seconds(option: string, value: string | undefined, fallback: number): n
 export async function openPair(command: string, a: string | undefined, b: string | undefined, settings: Settings, opts: PairCliOptions): Promise<OpenedPair> {
   const { from, to, toExists, locks } = resolvePair(command, a, b, settings, opts);
   // dsync's -T: seconds a remote store may stall; local stores have nothing that stalls.
-  const base = { ...storeOptions(settings), ioTimeoutSeconds: seconds('-T', opts.timeout, 600) };
+  const base = { ...storeOptions(settings), ioTimeoutSeconds: seconds('-T', opts.timeout, 600), rawlogFile: opts.rawlog };
   base.lockTimeoutSeconds = seconds('-l', opts.lock, settings.lock_timeout);
   const force = opts.force ? { force: true } : {};
   const release = await acquireRunLocks(locks, base.lockTimeoutSeconds);

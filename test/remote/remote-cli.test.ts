@@ -1,0 +1,196 @@
+/**
+ * backup, backup -R and sync through the CLI with a remote: location served by `mailferry
+ * dsync-server` as a local command: mail and metadata arrive, a second run has nothing to do,
+ * -r writes a readable trace, --json and --dry-run work, and every failure of the far side
+ * keeps its exit status with the host in front.
+ */
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { openStore } from '../../src/storage/open-store.js';
+import type { MailStore } from '../../src/storage/store.js';
+import { req } from '../contract/store-contract.js';
+import { corpusMessages } from '../support/corpus.js';
+import { snapshot } from './mail-snapshot.js';
+import { CLI, mf, script, SERVER_CMD } from './remote-cli-support.js';
+
+const open = (location: string) => openStore(location, { create: true, fsync: false, warn: () => {} });
+const FOLDERS = [['INBOX'], ['Sent Items'], ['Entwürfe'], ['Work', 'Q3']];
+
+async function fill(location: string, bodies: Buffer[]): Promise<void> {
+  const s = await open(location);
+  for (const f of FOLDERS.slice(1)) await s.createMailbox(f);
+  await s.setSubscribed(['Sent Items'], true);
+  for (let i = 0; i < FOLDERS.length; i++) {
+    const mine = bodies.filter((_, j) => j % FOLDERS.length === i);
+    await s.saveMessages(FOLDERS[i]!, mine.map((b, k) => req(b, { flags: k % 4 === 0 ? ['\\Seen'] : [], keywords: k % 7 === 0 ? ['$Label1'] : [] })));
+  }
+  await s.close();
+}
+
+async function view(location: string, guids = true) {
+  const s: MailStore = await open(location);
+  try {
+    return await snapshot(s, { guids });
+  } finally {
+    await s.close();
+  }
+}
+
+describe('cli: backup and sync with a remote: location (dsync-server as a local command)', () => {
+  let dir: string;
+  let bodies: Buffer[];
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mailferry-remote-cli-'));
+    bodies = corpusMessages(400);
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('backup to remote:HOST:maildir, a no-op second run, then changes; -r writes a trace', async () => {
+    const src = `maildir:${join(dir, 'a src')}:LAYOUT=fs`;
+    const dst = `maildir:${join(dir, 'a dst')}:LAYOUT=fs`;
+    await fill(src, bodies);
+    const rawlog = join(dir, 'a.rawlog');
+    let r = mf(['backup', '-r', rawlog, src, `remote:testhost:${dst}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await view(dst), await view(src));
+    const trace = readFileSync(rawlog, 'utf8');
+    assert.match(trace, /hello received: MAILFERRY 1\.\d/);
+    assert.match(trace, /> Request \d+ \{"op":"listMailboxes"/);
+    assert.match(trace, /< Data \d+ \d+ bytes|> Data \d+ \d+ bytes/);
+
+    r = mf(['backup', '--json', src, `remote:testhost:${dst}`]);
+    assert.equal(r.code, 0, r.stderr);
+    const json = JSON.parse(r.stdout) as { saved: number; skipped: number };
+    assert.equal(json.saved, 0);
+    assert.equal(json.skipped, FOLDERS.length);
+
+    const s = await open(src);
+    const inbox = await s.getMessages(['INBOX']);
+    await s.updateFlags(['INBOX'], [{ uid: inbox.messages[0]!.uid, flags: ['\\Flagged'], keywords: ['work'] }]);
+    await s.expunge(['INBOX'], [inbox.messages[1]!.uid]);
+    await s.renameMailbox(['Work', 'Q3'], ['Archive']);
+    await s.close();
+    r = mf(['backup', '--dry-run', src, `remote:testhost:${dst}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /rename mailbox Work\/Q3 -> Archive/);
+    assert.notDeepEqual(await view(dst), await view(src), 'a dry run changes nothing');
+    r = mf(['backup', '-v', src, `remote:testhost:${dst}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await view(dst), await view(src));
+  });
+
+  it('backup -R pulls from the remote into a local mbox', async () => {
+    const far = `maildir:${join(dir, 'b far')}`;
+    const here = `mbox:${join(dir, 'b here')}`;
+    await fill(far, bodies.slice(0, 120));
+    const r = mf(['backup', '-R', here, `remote:testhost:${far}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await view(here, false), await view(far, false));
+  });
+
+  it('sync with a remote mbox: changes on both sides meet, a second sync finds nothing', async () => {
+    const a = `maildir:${join(dir, 'c a')}:LAYOUT=fs`;
+    const b = `mbox:${join(dir, 'c b')}`;
+    await fill(a, bodies.slice(0, 100));
+    let r = mf(['sync', a, `remote:testhost:${b}`]);
+    assert.equal(r.code, 0, r.stderr);
+    const bs = await open(b);
+    const bInbox = await bs.getMessages(['INBOX']);
+    await bs.updateFlags(['INBOX'], [{ uid: bInbox.messages[0]!.uid, flags: ['\\Answered'], keywords: [] }]);
+    await bs.saveMessages(['Sent Items'], [req(bodies[300]!)]);
+    await bs.close();
+    const as = await open(a);
+    await as.expunge(['INBOX'], [(await as.getMessages(['INBOX'])).messages[3]!.uid]);
+    await as.saveMessages(['Entwürfe'], [req(bodies[301]!)]);
+    await as.close();
+    r = mf(['sync', a, `remote:testhost:${b}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await view(b, false), await view(a, false));
+    r = mf(['sync', '--json', a, `remote:testhost:${b}`]);
+    assert.equal(r.code, 0, r.stderr);
+    const json = JSON.parse(r.stdout) as { saved: number; expunged: number; flagUpdates: number };
+    assert.equal(json.saved + json.expunged + json.flagUpdates, 0);
+  });
+
+  it('far side errors keep their kind: a missing mailbox 65, permission 77, each naming the host', async () => {
+    const far = `maildir:${join(dir, 'd far')}`;
+    await fill(far, bodies.slice(0, 8));
+    let r = mf(['backup', '-R', '-m', 'Nope', `maildir:${join(dir, 'd here')}`, `remote:testhost:${far}`]);
+    assert.equal(r.code, 65, r.stderr);
+    assert.match(r.stderr, /Nope/);
+
+    // The far side runs as nobody and cannot enter a root-only directory.
+    const locked = join(dir, 'd locked');
+    mkdirSync(locked, { mode: 0o700 });
+    chmodSync(locked, 0o700);
+    const asNobody = `setpriv --reuid=65534 --regid=65534 --clear-groups ${SERVER_CMD}`;
+    r = mf(['backup', `maildir:${join(dir, 'd far')}`, `remote:testhost:maildir:${locked}/Maildir`], asNobody);
+    assert.equal(r.code, 77, r.stderr);
+    assert.match(r.stderr, /mailferry: error: remote testhost: .*permission denied/);
+    assert.deepEqual(readdirSync(locked), []);
+  });
+
+  it('a far command that cannot run, fails before the handshake, or is not mailferry', async () => {
+    const src = `maildir:${join(dir, 'e src')}`;
+    await fill(src, bodies.slice(0, 3));
+    const target = `remote:testhost:maildir:${join(dir, 'e dst')}`;
+    let r = mf(['backup', src, target], '/nonexistent/mailferry dsync-server');
+    assert.equal(r.code, 78, r.stderr);
+    assert.match(r.stderr, /remote testhost: .*not found/);
+
+    r = mf(['backup', src, target], script(dir, 'refused.sh', 'echo "ssh: connect to host testhost port 22: Connection refused" >&2; exit 255'));
+    assert.equal(r.code, 75, r.stderr);
+    assert.match(r.stderr, /^testhost: ssh: connect to host testhost port 22: Connection refused$/m);
+    assert.match(r.stderr, /mailferry: error: remote testhost: .*exited with status 255/);
+
+    r = mf(['backup', src, target], script(dir, 'missing.sh', 'echo "sh: 1: mailferry: not found" >&2; exit 127'));
+    assert.equal(r.code, 78, r.stderr);
+
+    r = mf(['backup', src, target], script(dir, 'banner.sh', 'echo "Welcome to testhost"; cat >/dev/null'));
+    assert.equal(r.code, 78, r.stderr);
+    assert.match(r.stderr, /Welcome to testhost/);
+
+    r = mf(['backup', src, target], script(dir, 'future.sh', `printf 'MAILFERRY\\t2.7\\tdeflate,x\\n'; cat >/dev/null`));
+    assert.equal(r.code, 78, r.stderr);
+    assert.match(r.stderr, /protocol 2\.7 and this mailferry speaks 1\.0/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.ok(!existsSync(join(dir, 'e dst')));
+  });
+
+  it('a far side that stops answering fails the run with 75 after -T seconds', () => {
+    const started = Date.now();
+    const silent = script(dir, 'silent.sh', `printf 'MAILFERRY\\t1.0\\t\\n'; exec sleep 60`);
+    const r = mf(['backup', '-T', '1', `maildir:${join(dir, 'e src')}`, `remote:testhost:maildir:${join(dir, 'f dst')}`], silent);
+    assert.equal(r.code, 75, r.stderr);
+    assert.match(r.stderr, /remote testhost: I\/O has stalled for 1 seconds/);
+    assert.ok(Date.now() - started < 20_000);
+  });
+
+  it('the far side takes the run lock (-l): a held lock there makes the run wait, then fail with 75', async () => {
+    const far = join(dir, 'g far');
+    await fill(`maildir:${far}`, bodies.slice(0, 3));
+    const { acquireRunLocks } = await import('../../src/cli/run-lock.js');
+    const release = await acquireRunLocks([{ dir: far, mayCreate: false }], 1);
+    try {
+      const r = mf(['backup', '-l', '1', `maildir:${join(dir, 'e src')}`, `remote:testhost:maildir:${far}`]);
+      assert.equal(r.code, 75, r.stderr);
+      assert.match(r.stderr, /remote testhost: another run on this pair holds/);
+    } finally {
+      release();
+    }
+    const r = mf(['backup', '-l', '1', `maildir:${join(dir, 'e src')}`, `remote:testhost:maildir:${far}`]);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  it('dsync-server alone: no location is a usage error; -u of an unknown user is 67', () => {
+    const none = mf(['dsync-server']);
+    assert.equal(none.code, 64, none.stderr);
+    const unknown = mf(['-o', 'userdb=passwd-file:/dev/null', 'dsync-server', '-u', 'nosuchuser']);
+    assert.equal(unknown.code, 67, unknown.stderr);
+    assert.ok(CLI);
+  });
+});
