@@ -30,6 +30,9 @@ export class IncomingBody extends Readable {
   ) {
     super({ highWaterMark: BODY_CHUNK_BYTES });
     this.granted = initialCredit;
+    // A body opened but not read yet fails when the connection does; its reader, once it reads,
+    // sees the error. Until then no listener exists, and an unheard error would end the process.
+    this.on('error', () => {});
   }
 
   /** True while we gave credit the peer has not used: we are waiting for it. */

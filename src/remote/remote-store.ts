@@ -346,7 +346,7 @@ class ClientState {
     const spec = OPS[op];
     const { parts, final } = encodeMessage(spec.request as WireSpec<OpRequest<K>>, args, { op });
     return new Promise<OpReply<K>>((resolve, reject) => {
-      this.pending.set(id, { op, asm: new MessageAssembler(spec.reply.chunked, `${this.label}: reply to ${op}`), resolve: resolve as (v: unknown) => void, reject });
+      this.pending.set(id, { op, asm: new MessageAssembler(spec.reply.chunked, `reply to ${op}`), resolve: resolve as (v: unknown) => void, reject });
       for (const p of parts) this.conn.send(FrameType.Part, id, p);
       this.conn.send(FrameType.Request, id, final);
     });
@@ -356,7 +356,7 @@ class ClientState {
     const id = this.nextId();
     const unread = [...this.incoming.values()].filter((b) => b.readableLength > 0 || b.awaitingData).length;
     const credit = unread < EAGER_OPEN_BODIES ? BODY_WINDOW / 4 : 0;
-    const body = new IncomingBody(this.conn, id, credit, `${this.label}: message ${name.join('/')} UID ${uid}`, () => this.incoming.delete(id));
+    const body = new IncomingBody(this.conn, id, credit, `message ${name.join('/')} UID ${uid}`, () => this.incoming.delete(id));
     this.incoming.set(id, body);
     try {
       await this.call('openMessage', { name, uid, credit }, id);
@@ -415,29 +415,25 @@ class ClientState {
       case FrameType.Reply: {
         const p = this.pending.get(frame.id);
         if (!p) return this.staleOrUnknown(frame);
+        // A reply that does not decode fails the connection, and this request with it.
+        const value = p.asm.finish(OPS[p.op].reply as WireSpec<unknown>, parseObject(frame.payload, `reply to ${p.op}`));
         this.pending.delete(frame.id);
-        const o = parseObject(frame.payload, `${this.label}: reply to ${p.op}`);
-        let value: unknown;
-        try {
-          value = p.asm.finish(OPS[p.op].reply as WireSpec<unknown>, o);
-        } catch (err) {
-          p.reject(err as Error);
-          throw err;
-        }
         p.resolve(value);
         return;
       }
       case FrameType.Part: {
         const p = this.pending.get(frame.id);
         if (!p) return this.staleOrUnknown(frame);
-        p.asm.addPart(parseObject(frame.payload, `${this.label}: part of the reply to ${p.op}`));
+        p.asm.addPart(parseObject(frame.payload, `part of the reply to ${p.op}`));
         return;
       }
       case FrameType.Error: {
         const p = this.pending.get(frame.id);
         if (p) {
-          this.pending.delete(frame.id);
+          // Decoded first: an error frame that is itself broken fails the connection, and with
+          // it this request, which is still pending then.
           const err = decodeError(frame.payload, this.label, `reply to ${p.op}`);
+          this.pending.delete(frame.id);
           if (p.op === 'openMessage') this.incoming.get(frame.id)?.forget();
           p.reject(err);
           return;

@@ -214,7 +214,7 @@ export async function serveStore(stream: Duplex, options: ServeOptions): Promise
         const save = new ServerSave(conn, id, (item) => {
           newId(item.stream);
           // A body the store may link instead of reading (a renumbering) gets no credit until read.
-          const body = new IncomingBody(conn, item.stream, item.copyOf === undefined ? EAGER_BODY_CREDIT : 0, `${options.label}: message body ${item.stream}`, () =>
+          const body = new IncomingBody(conn, item.stream, item.copyOf === undefined ? EAGER_BODY_CREDIT : 0, `message body ${item.stream}`, () =>
             incoming.delete(item.stream),
           );
           incoming.set(item.stream, body);

@@ -78,7 +78,6 @@ export class WireConnection {
           this.fail(tempError(`${this.label}: I/O has stalled for ${Math.round(timeoutMs / 1000)} seconds (-T)`));
         }
       }, Math.min(1000, Math.max(50, timeoutMs / 4)));
-      this.timer.unref();
     }
     this.note(`connected: peer speaks ${peer.major}.${peer.minor} [${peer.features.join(',')}]${this.compressed ? ', deflate on' : ''}`);
   }
@@ -131,8 +130,8 @@ export class WireConnection {
           const conn = new WireConnection(stream, hello, split.rest, options, started);
           done(undefined, conn);
         } catch (err) {
-          if (err instanceof MailferryError) done(new MailferryError(err.kind, `${options.label}: ${err.message}`));
-          else done(err as Error);
+          if (err instanceof MailferryError) err.message = `${options.label}: ${err.message}`;
+          done(err as Error);
         }
       };
       const onEnd = () => done(tempError(`${options.label}: the connection closed before the handshake${received.length ? ` (the peer sent only ${received.length} bytes)` : ''}`));
@@ -227,8 +226,9 @@ export class WireConnection {
         this.onFrame(frame);
       }
     } catch (err) {
-      const e = err instanceof MailferryError ? new MailferryError(err.kind, `${this.label}: ${err.message}`) : (err as Error);
-      this.fail(e);
+      // The peer's name goes in front; the error keeps its class (a ProtocolError stays one).
+      if (err instanceof MailferryError) err.message = `${this.label}: ${err.message}`;
+      this.fail(err as Error);
     }
   }
 
