@@ -8,7 +8,7 @@ import { MailferryError } from '../model/errors.js';
 import { failpoint } from '../model/failpoint.js';
 import type { MailboxName, MailboxStatus, MailStore, MessageMeta, PairState, SaveRequest } from '../storage/store.js';
 import { matchByHeaderHash, sameMessagesAtClashingUids } from './hash-match.js';
-import { gotWantedUids, savedBytes } from './copies.js';
+import { distinguishCopies, gotWantedUids, savedBytes, storedKeyOf } from './copies.js';
 import { isEmptyPlan, planMailboxBackup, planMailboxBackupByGuid, type MailboxBackupPlan } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
 import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
@@ -245,7 +245,7 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
  * against, flag by flag, exactly as after a sync (else one side's change would be lost).
  */
 async function recordAgreedFlags(source: MailStore, dest: MailStore, mailboxGuid: string, messages: readonly MessageMeta[]): Promise<void> {
-  const entries = messages.map((m) => ({ guid: m.guid, flags: [...m.flags], keywords: [...m.keywords] }));
+  const entries = distinguishCopies(messages).map((m) => ({ guid: storedKeyOf(m.guid), flags: [...m.flags], keywords: [...m.keywords] }));
   await source.setSyncedFlags?.(dest.storeId, mailboxGuid, entries, true);
   await dest.setSyncedFlags?.(source.storeId, mailboxGuid, entries, true);
 }

@@ -34,6 +34,22 @@ export function guidOf(key: string): string {
   return at < 0 ? key : key.slice(0, at);
 }
 
+/**
+ * How a copy's key is kept where keys must leave the planners: the agreed flags of each copy,
+ * which the stores keep by message GUID. The first copy is its GUID; the n-th after it is
+ * "GUID n": no GUID holds a space (none would survive a dovecot-uidlist line), so none is taken
+ * for a copy's.
+ */
+export function storedKeyOf(key: string): string {
+  const n = copyIndexOf(key);
+  return n === 0 ? key : `${guidOf(key)} ${n}`;
+}
+
+export function keyOfStored(stored: string): string {
+  const m = /^(.*) (\d+)$/.exec(stored);
+  return m ? `${m[1]}${COPY_MARK}${m[2]}` : stored;
+}
+
 /** Per GUID, the wanted saves in order: copies of one GUID are told apart by their order. */
 function queuesByGuid<T extends { guid: string }>(wanted: readonly T[]): Map<string, T[]> {
   const queues = new Map<string, T[]>();

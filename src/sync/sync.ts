@@ -10,7 +10,7 @@ import { failpoint } from '../model/failpoint.js';
 import type { MailboxChanges, MailboxName, MailboxStatus, MailStore, MessageMeta, PairState, SaveRequest, SyncedFlags } from '../storage/store.js';
 import { planMailboxBackup, sameFlags } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
-import { gotWantedUids, savedBytes } from './copies.js';
+import { distinguishCopies, gotWantedUids, guidOf, keyOfStored, savedBytes, storedKeyOf } from './copies.js';
 import { expungedInstances, matchByHeaderHash } from './hash-match.js';
 import { planTreeTwoWay, type SeenUpTo, type SideTreeAction } from './tree-twoway.js';
 import { describeUnholdable, unholdableIn, withoutUnholdable } from './unholdable.js';
@@ -336,8 +336,10 @@ async function syncMailbox(
   // Without a pair state every difference counts as a conflict, and the agreed base (if the
   // index kept one, e.g. after a run that exited 2) still decides it flag by flag; where none
   // does, the later change does.
-  const conflicts = flagConflicts(sa, sb);
-  const wantBases = flagsNeedingBase(sa, sb, mode);
+  // By the planners' keys: each copy of a GUID held twice has its own flags and its own base.
+  const [ka, kb] = [{ ...sa, messages: distinguishCopies(sa.messages) }, { ...sb, messages: distinguishCopies(sb.messages) }];
+  const conflicts = flagConflicts(ka, kb);
+  const wantBases = flagsNeedingBase(ka, kb, mode);
   const bases = wantBases.length > 0 ? await syncedFlags(sideA, sideB, boxA.guid, wantBases) : undefined;
   [sa, sb] = await withFlagChangeTimes(sideA, sa, sideB, sb, conflicts.filter((g) => !bases?.has(g)));
   const plan = filtered(planTwoWay(sa, sb, mode, equalUids, bases), options.messageFilter);
@@ -377,10 +379,15 @@ async function syncMailbox(
   return outcome(ok);
 }
 
-async function syncedFlags(sideA: Bound, sideB: Bound, mailboxGuid: string, guids: string[]): Promise<Map<string, SyncedFlags>> {
-  if (sideA.store.getSyncedFlags) return sideA.store.getSyncedFlags(sideB.store.storeId, mailboxGuid, guids);
-  if (sideB.store.getSyncedFlags) return sideB.store.getSyncedFlags(sideA.store.storeId, mailboxGuid, guids);
-  return new Map();
+/** The agreed flags of these messages, by the planners' keys. */
+async function syncedFlags(sideA: Bound, sideB: Bound, mailboxGuid: string, keys: string[]): Promise<Map<string, SyncedFlags>> {
+  const stored = keys.map(storedKeyOf);
+  const found = sideA.store.getSyncedFlags
+    ? await sideA.store.getSyncedFlags(sideB.store.storeId, mailboxGuid, stored)
+    : sideB.store.getSyncedFlags
+      ? await sideB.store.getSyncedFlags(sideA.store.storeId, mailboxGuid, stored)
+      : new Map<string, SyncedFlags>();
+  return new Map([...found].map(([k, v]) => [keyOfStored(k), v]));
 }
 
 /**
@@ -402,14 +409,15 @@ function touchedGuids(plan: TwoWayPlan, ma: MailboxChanges, mb: MailboxChanges):
 async function recordSyncedFlags(sideA: Bound, sideB: Bound, mailboxGuid: string, ra: MailboxChanges, rb: MailboxChanges, sinceA: number | undefined, only?: Set<string>): Promise<void> {
   if (!sideA.store.setSyncedFlags && !sideB.store.setSyncedFlags) return;
   if (only && only.size === 0) return;
-  const byGuidB = new Map(rb.messages.map((m) => [m.guid, m]));
-  const entries = ra.messages
-    .filter((m) => (only ? only.has(m.guid) : sinceA === undefined || m.modseq > sinceA))
+  // Copy by copy: the n-th copy of a GUID on one side is agreed with the n-th on the other.
+  const byKeyB = new Map(distinguishCopies(rb.messages).map((m) => [m.guid, m]));
+  const entries = distinguishCopies(ra.messages)
+    .filter((m) => (only ? only.has(guidOf(m.guid)) : sinceA === undefined || m.modseq > sinceA))
     .filter((m) => {
-      const other = byGuidB.get(m.guid);
+      const other = byKeyB.get(m.guid);
       return other !== undefined && sameFlags(m, other);
     })
-    .map((m) => ({ guid: m.guid, flags: [...m.flags], keywords: [...m.keywords] }));
+    .map((m) => ({ guid: storedKeyOf(m.guid), flags: [...m.flags], keywords: [...m.keywords] }));
   const replaceAll = sinceA === undefined && !only;
   if (entries.length === 0 && !replaceAll) return;
   await sideA.store.setSyncedFlags?.(sideB.store.storeId, mailboxGuid, entries, replaceAll);
@@ -425,10 +433,10 @@ async function recordSyncedFlags(sideA: Bound, sideB: Bound, mailboxGuid: string
  */
 async function recordOnewayBase(sideA: Bound, sideB: Bound, mailboxGuid: string, ma: MailboxChanges, rb: MailboxChanges, sinceA: number | undefined, touched: Set<string>): Promise<void> {
   if (!sideA.store.setSyncedFlags && !sideB.store.setSyncedFlags) return;
-  const inB = new Set(rb.messages.map((m) => m.guid));
-  const entries = ma.messages
-    .filter((m) => inB.has(m.guid) && (sinceA === undefined || m.modseq > sinceA || touched.has(m.guid)))
-    .map((m) => ({ guid: m.guid, flags: [...m.flags], keywords: [...m.keywords] }));
+  const inB = new Set(distinguishCopies(rb.messages).map((m) => m.guid));
+  const entries = distinguishCopies(ma.messages)
+    .filter((m) => inB.has(m.guid) && (sinceA === undefined || m.modseq > sinceA || touched.has(guidOf(m.guid))))
+    .map((m) => ({ guid: storedKeyOf(m.guid), flags: [...m.flags], keywords: [...m.keywords] }));
   if (entries.length === 0) return;
   await sideA.store.setSyncedFlags?.(sideB.store.storeId, mailboxGuid, entries, false);
   await sideB.store.setSyncedFlags?.(sideA.store.storeId, mailboxGuid, entries, false);
