@@ -33,7 +33,7 @@ export async function openUserDb(settings: Settings, where = 'userdb'): Promise<
         throw new MailferryError('config', `${where}: the sql userdb needs a [userdb] table with connect and user_query (and iterate_query for -A)`);
       }
       const { openSqlUserDb } = (await import(SQL_MODULE)) as { openSqlUserDb(c: object): Promise<UserDb> };
-      return openSqlUserDb({ connect, user_query, iterate_query, source: `${where} [userdb]` });
+      return openSqlUserDb({ connect, user_query, iterate_query, source: where === 'userdb' ? '[userdb]' : `${where} [userdb]` });
     }
     default:
       throw new MailferryError('config', `${where}: unknown userdb driver '${u.driver}' (known: ${USERDB_DRIVERS.join(', ')})`);
