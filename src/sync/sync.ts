@@ -230,7 +230,7 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
       emit({ type: 'skipped-mailbox', name: boxA.name });
       continue;
     }
-    const { outcome, planned } = await syncMailbox({ store: a, peer: b, name: boxA.name, peerName: boxB.name }, boxA, before, mode, options, result, emit);
+    const { outcome, proven } = await syncMailbox({ store: a, peer: b, name: boxA.name, peerName: boxB.name }, boxA, before, mode, options, result, emit);
     if (outcome === 'changed') result.changedDuringSync = true;
     if (outcome === 'incomplete') result.incomplete = true;
     // An incomplete mailbox is never recorded as in sync: every run looks at it again.
@@ -240,8 +240,9 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
       result.changedDuringSync = true;
       continue;
     }
-    // One way, A as the run planned it: a flag A changed during the run is still new next time.
-    newStateA[sa.guid] = pairStateOf(mode === 'oneway' ? planned : sa, sb);
+    // What the run proved in sync, not the statuses just read: mail delivered after the run's
+    // re-check would otherwise be recorded as synced, and the next run would skip the mailbox.
+    newStateA[sa.guid] = pairStateOf(proven.a, proven.b);
     newStateB[sb.guid] = mirror(newStateA[sa.guid]!);
   }
   // After a run that saw changes under it, nothing may be skipped next time.
@@ -284,9 +285,13 @@ async function onewayState(a: MailStore, b: MailStore): Promise<PairState> {
   return merged;
 }
 
+type Status = Pick<MailboxStatus, 'uidValidity' | 'uidNext' | 'highestModseq'>;
+
 /**
  * Returns 'changed' when the mailbox changed under us and the next run must finish the job, and
- * A's status as planned.
+ * the statuses the run proved in sync: both sides as its re-check listed them (as planned when
+ * there was nothing to do); one way, A always as planned, so a flag A changed during the run is
+ * still new next time (only B's saves are re-checked one way).
  */
 async function syncMailbox(
   sideA: Bound,
@@ -296,10 +301,11 @@ async function syncMailbox(
   options: SyncOptions,
   result: SyncResult,
   emit: (e: SyncEvent) => void,
-): Promise<{ outcome: 'ok' | 'changed' | 'incomplete'; planned: Pick<MailboxStatus, 'uidValidity' | 'uidNext' | 'highestModseq'> }> {
-  const outcome = (ok: boolean) => ({
+): Promise<{ outcome: 'ok' | 'changed' | 'incomplete'; proven: { a: Status; b: Status } }> {
+  const numbers = (x: Status): Status => ({ uidValidity: x.uidValidity, uidNext: x.uidNext, highestModseq: x.highestModseq });
+  const outcome = (ok: boolean, checked?: { ra: Status; rb: Status }) => ({
     outcome: !ok ? ('changed' as const) : ma.skipped || mb.skipped ? ('incomplete' as const) : ('ok' as const),
-    planned: { uidValidity: ma.uidValidity, uidNext: ma.uidNext, highestModseq: ma.highestModseq },
+    proven: { a: numbers(mode === 'oneway' || !checked ? ma : checked.ra), b: numbers(checked?.rb ?? mb) },
   });
   const sideB: Bound = { store: sideA.peer, peer: sideA.store, name: sideA.peerName, peerName: sideA.name };
   const equalUids = !sideA.store.assignsOwnUids && !sideB.store.assignsOwnUids;
@@ -376,7 +382,7 @@ async function syncMailbox(
   const again = filtered(planTwoWay(side(ra, undefined, sideA.store, before?.uidNext), side(rb, undefined, sideB.store), mode, equalUids), options.messageFilter);
   if (!isEmptyTwoWay(again) && (mode === 'twoway' || again.b.saves.length > 0)) ok = false;
   await recordBases(ra, rb);
-  return outcome(ok);
+  return outcome(ok, { ra, rb });
 }
 
 /** The agreed flags of these messages, by the planners' keys. */
