@@ -8,7 +8,8 @@
  */
 import type { Duplex, Readable } from 'node:stream';
 import { MailferryError, usageError } from '../model/errors.js';
-import type { MailStore, SaveRequest } from '../storage/store.js';
+import { canonicalName } from '../model/mailbox-name.js';
+import { mailboxKey, type MailStore, type SaveRequest } from '../storage/store.js';
 import { BODY_WINDOW, IncomingBody, OutgoingBody } from './body-streams.js';
 import { FrameType, readU32Payload, u32Payload, type Frame } from './frame-codec.js';
 import { nameRulesOf } from './name-rules.js';
@@ -42,17 +43,29 @@ export const SAVE_PULL_AHEAD = 16;
 /** Body bytes a client may send with each pulled message before the store asks for it. */
 export const EAGER_BODY_CREDIT = 64 * 1024;
 
-/** One save in progress: the store's iterable, fed by the client's Item frames. */
+/**
+ * One save in progress: the store's iterable, fed by the client's Item frames.
+ *
+ * A client copying messages within the mailbox it saves to (a renumbering) opens them on this
+ * same store while the save runs, as the engine does locally from inside the iterable: there
+ * the store is between two of its writes, and a store that locks its file for writing (mbox)
+ * lets those reads through without the lock. The client pulls ahead of the store, so its opens
+ * for the saved mailbox are held here and run when the store next asks for a message, never in
+ * the middle of a write, where they would wait for a lock the save keeps until it ends.
+ */
 class ServerSave {
   private readonly queue: SaveItem[] = [];
   private ended = false;
   private error: Error | undefined;
   private wake?: () => void;
+  private pulling = false;
+  private readonly heldOpens: (() => Promise<void>)[] = [];
   readonly bodies = new Map<number, IncomingBody>();
 
   constructor(
     private readonly conn: WireConnection,
     readonly id: number,
+    readonly mailbox: string,
     private readonly newBody: (item: SaveItem) => IncomingBody,
   ) {}
 
@@ -74,11 +87,30 @@ class ServerSave {
     this.wake?.();
   }
 
+  /** Runs `open` now when the store waits for a message, else at its next pull (or the save's end). */
+  open(open: () => Promise<void>): void {
+    if (this.pulling) void open();
+    else {
+      this.heldOpens.push(open);
+      this.wake?.();
+    }
+  }
+
+  private async runHeldOpens(): Promise<void> {
+    while (this.heldOpens.length > 0) await this.heldOpens.shift()!();
+  }
+
   async *requests(): AsyncGenerator<SaveRequest> {
     this.conn.send(FrameType.Pull, this.id, u32Payload(SAVE_PULL_AHEAD));
     for (;;) {
-      while (this.queue.length === 0 && !this.ended && !this.error) await new Promise<void>((r) => (this.wake = r));
+      this.pulling = true;
+      await this.runHeldOpens();
+      while (this.queue.length === 0 && !this.ended && !this.error) {
+        await new Promise<void>((r) => (this.wake = r));
+        await this.runHeldOpens();
+      }
       this.wake = undefined;
+      this.pulling = false;
       if (this.error) throw this.error;
       const item = this.queue.shift();
       if (!item) return;
@@ -96,10 +128,12 @@ class ServerSave {
     }
   }
 
-  /** Bodies the store did not read to the end are cancelled. */
+  /** Bodies the store did not read to the end are cancelled; opens still held run now. */
   finish(): void {
     for (const b of this.bodies.values()) if (!b.destroyed && !b.readableEnded) b.destroy();
     this.bodies.clear();
+    this.pulling = true;
+    void this.runHeldOpens();
   }
 }
 
@@ -193,11 +227,18 @@ export async function serveStore(stream: Duplex, options: ServeOptions): Promise
       }
       case 'openMessage': {
         const q = a as OpRequest<'openMessage'>;
-        const body: Readable = await store().openMessage(q.name, q.uid);
-        reply('openMessage', id, {});
-        const out = new OutgoingBody(conn, id, body, q.credit);
-        outgoing.set(id, out);
-        void out.run().finally(() => outgoing.delete(id));
+        const save = [...saves.values()].find((x) => x.mailbox === mailboxKey(canonicalName(q.name)));
+        const open = async () => {
+          const body: Readable = await store().openMessage(q.name, q.uid);
+          reply('openMessage', id, {});
+          const out = new OutgoingBody(conn, id, body, q.credit);
+          outgoing.set(id, out);
+          void out.run().finally(() => outgoing.delete(id));
+        };
+        if (!save) await open();
+        else {
+          await new Promise<void>((resolve, reject) => save.open(() => open().then(resolve, reject)));
+        }
         return undefined as never;
       }
       case 'messageHashes': {
@@ -211,7 +252,7 @@ export async function serveStore(stream: Duplex, options: ServeOptions): Promise
       }
       case 'saveMessages': {
         const q = a as OpRequest<'saveMessages'>;
-        const save = new ServerSave(conn, id, (item) => {
+        const save = new ServerSave(conn, id, mailboxKey(canonicalName(q.name)), (item) => {
           newId(item.stream);
           // A body the store may link instead of reading (a renumbering) gets no credit until read.
           const body = new IncomingBody(conn, item.stream, item.copyOf === undefined ? EAGER_BODY_CREDIT : 0, `message body ${item.stream}`, () =>

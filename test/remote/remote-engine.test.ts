@@ -113,4 +113,23 @@ describe('engine runs with a remote side (in-process pipe)', () => {
     await b.close();
     await a.close();
   });
+
+  it('a first sync of two sides holding different mail at the same UIDs: the remote mbox renumbers its own mail while its save holds the lock', async () => {
+    const aLoc = `maildir:${join(dir, 'd-a')}`;
+    const bLoc = `mbox:${join(dir, 'd-b')}`;
+    const a = await local(aLoc);
+    await a.saveMessages(['INBOX'], bodies.slice(0, 230).map((body) => req(body)));
+    const bLocal = await local(bLoc);
+    await bLocal.saveMessages(['INBOX'], corpusMessages(470).slice(240).map((body) => req(body)));
+    await bLocal.close();
+    // A lock wait here would be a deadlock: fail in seconds, not after the default 30.
+    const b = (await connectInProcess(bLoc, { lockSeconds: 3 })).store;
+    const r = await runSync(a, b);
+    assert.equal(r.changedDuringSync, false);
+    const va = await snapshot(a, { guids: false });
+    assert.deepEqual(await snapshot(b, { guids: false }), va);
+    assert.equal(va.INBOX!.length, 460);
+    await b.close();
+    await a.close();
+  });
 });

@@ -14,6 +14,8 @@ export interface InProcessOptions {
   rawlog?: (line: string) => void;
   /** Wraps the served store (to watch or slow its calls). */
   wrap?: (store: MailStore) => MailStore;
+  /** Seconds the served store waits for its locks (default 30). */
+  lockSeconds?: number;
 }
 
 export async function connectInProcess(location: string, options: InProcessOptions = {}): Promise<{ store: RemoteStore; served: Promise<void> }> {
@@ -31,7 +33,7 @@ export async function connectInProcess(location: string, options: InProcessOptio
   const store = await RemoteStore.connect(client, {
     label: 'remote test',
     location: `remote:test:${location}`,
-    open: { create: true, force: false, lockSeconds: 30, runLock: false },
+    open: { create: true, force: false, lockSeconds: options.lockSeconds ?? 30, runLock: false },
     compress,
     timeoutMs: options.timeoutMs ?? 20_000,
     rawlog: options.rawlog,
