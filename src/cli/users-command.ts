@@ -80,6 +80,10 @@ export async function runForUsers(command: PairCommand, a: string | undefined, b
   if (opts.reverse) throw usageError('-R cannot be used with -u, -A or -F: swap SOURCE and DESTINATION templates instead');
   const userdb = (await openUserDb(settings, 'userdb')) ?? (selection.kind === 'file' ? namesOnlyUserDb() : undefined);
   if (!userdb) throw usageError('-u and -A need a userdb: set userdb in the configuration (or -o userdb=passwd-file:FILE), or list the users with -F');
+  // Workers inherit it. The stores create with the process umask, and an admin's 022 would
+  // leave every user's new copy open to all local users (0755 directories, a 0644 index of
+  // mailbox names and GUIDs); Dovecot makes a new mail root 0700 and its files 0600.
+  process.umask(0o077);
   try {
     const progress = Boolean(g.verbose);
     const total = progress ? await countUsers(selection, userdb) : undefined;
