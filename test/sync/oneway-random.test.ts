@@ -246,7 +246,7 @@ const seed = process.env.ONEWAY_RANDOM_SEED
   ? { seed: Number(process.env.ONEWAY_RANDOM_SEED), ...(process.env.ONEWAY_RANDOM_PATH ? { path: process.env.ONEWAY_RANDOM_PATH, endOnFailure: true } : {}) }
   : {};
 
-it('sync -1 after a backup or a sync follows the man page: source untouched, destination loses nothing and gets no deletion back', { timeout: soak ? 3_600_000 : 300_000 }, async () => {
+it('sync -1 after a backup or a sync follows the man page: source untouched, destination loses nothing and gets no deletion back', { timeout: Math.max(300_000, runs * 5_000) }, async () => {
   await fc.assert(
     fc.asyncProperty(fc.constantFrom<'backup' | 'sync'>('backup', 'sync'), fc.array(fc.array(op, { minLength: 1, maxLength: 14 }), { minLength: 1, maxLength: 3 }), (earlier, rounds) => runHistory(earlier, rounds)),
     { numRuns: runs, ...seed, includeErrorInReport: true },
