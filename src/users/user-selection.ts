@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { MailferryError } from '../model/errors.js';
-import type { UserDb, UserRecord } from '../config/userdb/userdb.js';
+import { isUnusableUser, type UserDb, type UserRecord } from '../config/userdb/userdb.js';
 
 export type UserSelection =
   | { kind: 'names'; masks: string[] }
@@ -26,6 +26,20 @@ export function isMask(name: string): boolean {
 export function maskMatcher(mask: string): (name: string) => boolean {
   const re = new RegExp(`^${[...mask].map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&'))).join('')}$`, 's');
   return (name) => re.test(name);
+}
+
+/**
+ * One user's lookup: an entry that is there but unusable (two SQL rows, a bad uid) fails that
+ * user alone; a userdb that cannot be read at all still ends the run.
+ */
+async function lookupOne(user: string, userdb: UserDb): Promise<SelectedUser> {
+  try {
+    const record = await userdb.lookup(user);
+    return record ? { record } : { user, error: unknownUser(user, userdb) };
+  } catch (err) {
+    if (err instanceof MailferryError && err.kind === 'data') return { user, error: err };
+    throw err;
+  }
 }
 
 function unknownUser(user: string, userdb: UserDb): MailferryError {
@@ -74,8 +88,8 @@ async function* fromFile(file: string, userdb: UserDb): AsyncGenerator<SelectedU
       continue;
     }
     seen.add(user);
-    const record = await userdb.lookup(user);
-    yield record ? { record, destination } : { user, error: unknownUser(user, userdb) };
+    const selected = await lookupOne(user, userdb);
+    yield 'record' in selected ? { ...selected, destination } : selected;
   }
 }
 
@@ -86,23 +100,20 @@ export async function* selectUsers(selection: UserSelection, userdb: UserDb): As
   }
   if (selection.kind === 'all') {
     yield* (async function* () {
-      for await (const record of userdb.iterate()) yield { record };
+      for await (const entry of userdb.iterate()) yield isUnusableUser(entry) ? entry : { record: entry };
     })();
     return;
   }
   const plain = selection.masks.filter((m) => !isMask(m));
   const masks = selection.masks.filter(isMask).map((m) => ({ mask: m, test: maskMatcher(m), hits: 0 }));
-  for (const user of plain) {
-    const record = await userdb.lookup(user);
-    yield record ? { record } : { user, error: unknownUser(user, userdb) };
-  }
+  for (const user of plain) yield await lookupOne(user, userdb);
   if (masks.length === 0) return;
-  for await (const record of userdb.iterate()) {
-    if (plain.includes(record.user)) continue;
-    const hit = masks.find((m) => m.test(record.user));
+  for await (const entry of userdb.iterate()) {
+    if (plain.includes(entry.user)) continue;
+    const hit = masks.find((m) => m.test(entry.user));
     if (!hit) continue;
     hit.hits++;
-    yield { record };
+    yield isUnusableUser(entry) ? entry : { record: entry };
   }
   for (const m of masks) {
     if (m.hits === 0) yield { user: m.mask, error: new MailferryError('nouser', `no user of ${userdb.description} matches '${m.mask}'`) };

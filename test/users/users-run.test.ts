@@ -4,7 +4,7 @@
  * its root (that user fails, the others finish), and, as root, files owned by each user.
  */
 import { strict as assert } from 'node:assert';
-import { chownSync, mkdirSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -105,4 +105,23 @@ test('bad input: a config file with a typo names file and line (78); -A without 
   assert.match(none.stderr, /need a userdb/);
   const missing = cli(['-c', join(dir, 'nope.toml'), 'backup', `maildir:${dir}/a`, `maildir:${dir}/b`]);
   assert.equal(missing.code, 78);
+});
+
+test('a malformed passwd-file line fails its own user only; a directory named as the passwd-file is 78', () => {
+  const s = site(['first', 'last']);
+  const lines = readFileSync(join(s.dir, 'users'), 'utf8').trimEnd().split('\n');
+  // Between the two good users: a uid that is neither a number nor an account.
+  lines.splice(2, 0, `broken:x:no-such-account-here:${GID}::${s.dir}/home/first::userdb_mail=maildir:~/Maildir`);
+  writeFileSync(join(s.dir, 'users'), `${lines.join('\n')}\n`);
+  const r = cli([...s.args, 'backup', '-A', '-d']);
+  assert.equal(r.code, 78, r.stderr);
+  assert.match(r.stderr, /line 3: uid 'no-such-account-here'/);
+  assert.match(r.stderr, /1 of 3 users failed: broken/);
+  assert.deepEqual(readdirSync(join(s.dir, 'replica')).sort(), ['first', 'last'], 'the users around the bad line still ran');
+  const mask = cli([...s.args, 'user', 'b*']);
+  assert.equal(mask.code, 78, mask.stderr);
+  assert.match(mask.stderr, /uid 'no-such-account-here'/);
+  const dirAsFile = cli(['-c', '', '-o', `userdb=passwd-file:${s.dir}`, 'backup', '-A', '-d']);
+  assert.equal(dirAsFile.code, 78, dirAsFile.stderr);
+  assert.match(dirAsFile.stderr, /is a directory, not a file/);
 });

@@ -6,10 +6,11 @@
  * 100k users.
  */
 import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { MailferryError } from '../../model/errors.js';
 import { resolveGid, resolveUid } from './system-accounts.js';
-import type { UserDb, UserRecord } from './userdb.js';
+import type { UnusableUser, UserDb, UserRecord } from './userdb.js';
 import { recordFromFields } from './userdb-fields.js';
 
 /** The userdb fields of one line, or undefined for comments and blank lines. */
@@ -55,10 +56,15 @@ export class PasswdFileUserDb implements UserDb {
     });
     try {
       await opened;
+      // Opening a directory succeeds; only reading it fails, deep inside readline.
+      if ((await stat(this.file)).isDirectory()) throw Object.assign(new Error('EISDIR'), { code: 'EISDIR' });
     } catch (err) {
+      stream.destroy();
       const code = (err as NodeJS.ErrnoException).code;
-      const kind = code === 'EACCES' ? 'permission' : code === 'ENOENT' ? 'config' : 'tempfail';
-      throw new MailferryError(kind, `userdb passwd-file ${this.file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (err as Error).message}`);
+      // A directory or a device named as the file is a configuration mistake, not a passing fault.
+      const kind = code === 'EACCES' ? 'permission' : code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR' ? 'config' : 'tempfail';
+      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory, not a file' : code === 'ENOTDIR' ? 'a part of the path is not a directory' : (err as Error).message;
+      throw new MailferryError(kind, `userdb passwd-file ${this.file}: ${why}`);
     }
     const rl = createInterface({ input: stream, crlfDelay: Infinity });
     let n = 0;
@@ -80,12 +86,18 @@ export class PasswdFileUserDb implements UserDb {
     return undefined;
   }
 
-  async *iterate(): AsyncIterable<UserRecord> {
+  async *iterate(): AsyncIterable<UserRecord | UnusableUser> {
     // No set of names seen: a name written twice is listed twice, and its second run finds
     // nothing left to do (runs of one user exclude each other).
     for await (const { line, where } of this.lines()) {
-      const parsed = parsePasswdFileLine(line, where);
-      if (parsed) yield recordFromFields(parsed.user, parsed.fields, where);
+      // One malformed line fails its own user, not every user listed after it.
+      try {
+        const parsed = parsePasswdFileLine(line, where);
+        if (parsed) yield recordFromFields(parsed.user, parsed.fields, where);
+      } catch (err) {
+        if (!(err instanceof MailferryError)) throw err;
+        yield { user: line.split(':', 1)[0] || `(${where})`, error: err };
+      }
     }
   }
 

@@ -17,7 +17,7 @@ import { userVars } from '../template.js';
 import { parseConnect } from './sql-connect.js';
 import type { SqlConnection, SqlRow } from './sql-connection.js';
 import { bindQuery, type SqlDialect } from './sql-query.js';
-import type { UserDb, UserRecord } from './userdb.js';
+import type { UnusableUser, UserDb, UserRecord } from './userdb.js';
 import { recordFromFields } from './userdb-fields.js';
 
 export interface SqlUserDbOptions {
@@ -85,7 +85,7 @@ export class SqlUserDb implements UserDb {
    * iterates names, then asks the userdb for each): one definition of a user's fields, and
    * iterate_query may stay the plain `SELECT username, domain FROM users` Dovecot needs.
    */
-  async *iterate(): AsyncIterable<UserRecord> {
+  async *iterate(): AsyncIterable<UserRecord | UnusableUser> {
     const template = this.options.iterate_query;
     if (!template) {
       throw new MailferryError('config', `${this.source}: iterate_query is not set: the sql userdb cannot list its users for -A or a -u mask without it (name users with -u or -F)`);
@@ -100,7 +100,17 @@ export class SqlUserDb implements UserDb {
         this.warn(`${what}: row ${n} has no user name (NULL or empty); skipped`);
         continue;
       }
-      const record = await this.lookup(user);
+      let record: UserRecord | undefined;
+      try {
+        record = await this.lookup(user);
+      } catch (err) {
+        // Two rows or a bad uid fail this user alone; an unreachable database fails the run.
+        if (err instanceof MailferryError && err.kind === 'data') {
+          yield { user, error: err };
+          continue;
+        }
+        throw err;
+      }
       if (!record) {
         this.warn(`${what}: user ${user} is listed, but user_query does not find it; skipped`);
         continue;

@@ -3,6 +3,7 @@
  * the users" (iterate). Records carry Dovecot's userdb fields under Dovecot's names, so a
  * passwd-file or SQL table written for Dovecot works unchanged.
  */
+import type { MailferryError } from '../../model/errors.js';
 
 export interface UserRecord {
   /** The name as the userdb returns it (alice, or alice@example.org). */
@@ -21,6 +22,19 @@ export interface UserRecord {
   extra: Record<string, string>;
 }
 
+/**
+ * A user the userdb lists whose entry cannot be used (a malformed passwd-file line, an SQL row
+ * with a bad uid): that user fails alone, with this error, and the others still run.
+ */
+export interface UnusableUser {
+  user: string;
+  error: MailferryError;
+}
+
+export function isUnusableUser(entry: UserRecord | UnusableUser): entry is UnusableUser {
+  return 'error' in entry;
+}
+
 export interface UserDb {
   /** How the user sees it in messages: `passwd-file /etc/dovecot/users`. */
   readonly description: string;
@@ -28,8 +42,9 @@ export interface UserDb {
   lookup(user: string): Promise<UserRecord | undefined>;
   /**
    * Every user, one record at a time: never the whole database in memory. A userdb that cannot
-   * list its users (static) throws a configuration error naming itself.
+   * list its users (static) throws a configuration error naming itself; a listed user whose
+   * entry is unusable comes as an UnusableUser, so it fails alone.
    */
-  iterate(): AsyncIterable<UserRecord>;
+  iterate(): AsyncIterable<UserRecord | UnusableUser>;
   close(): Promise<void>;
 }
