@@ -2,7 +2,7 @@
  * Runs over many users, judged by Dovecot: a passwd-file of 50 users whose mail Dovecot wrote
  * (Maildir++, LAYOUT=fs and mbox, folders with spaces, unicode and dots, some users with their
  * own mail location, some noreplicate) and, as root, system accounts of the passwd userdb.
- * `backup -A -d`, a `-u` mask, `-F` with per-user destinations and `sync -A -d` after changes on
+ * The same users in PostgreSQL (the sql userdb) give the same replicas. `backup -A -d`, a `-u` mask, `-F` with per-user destinations and `sync -A -d` after changes on
  * both sides must each leave, per user, a copy doveadm reads with the source's UIDs,
  * UIDVALIDITY, UIDNEXT, flags, keywords, mailbox and message GUIDs; files belong to the user and
  * are no more readable than the source's. Bad input fails the user it concerns (or the run, for
@@ -15,7 +15,9 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { CLI, cliChild, type CliResult } from '../cli/cli-child.js';
+import { startPostgres } from '../support/postgres.js';
 import {
   eachLimit,
   looseShapes,
@@ -154,6 +156,48 @@ describe('users and configuration: 50 users with doveadm as the oracle', { timeo
       if (l.result === 'skipped') continue;
       assert.equal(l.result, 'ok', JSON.stringify(l));
       assert.deepEqual([l.saved, l.expunged, l.flagUpdates, l.treeActions], [0, 0, 0, 0], `${l.user}: nothing to do the second time`);
+    }
+  });
+
+  it('the same users from PostgreSQL (sql userdb): backup -A -d gives each replicating user an exact replica, noreplicate users none', async () => {
+    const pgsql = await startPostgres();
+    try {
+      await pgsql.query('CREATE DATABASE site');
+      const db = new pg.Client({ connectionString: pgsql.uriFor('site') });
+      await db.connect();
+      try {
+        await db.query('CREATE TABLE users (userid text PRIMARY KEY, home text, uid integer, gid integer, mail text, mail_replica text, noreplicate boolean)');
+        for (const u of passwdUsers(site)) {
+          const fs = u.layout === 'maildir++' ? '' : ':LAYOUT=fs';
+          await db.query('INSERT INTO users VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+            u.name, u.home, u.uid, u.gid, u.layout === 'maildir++' ? null : u.mail, `maildir:${site.dir}/replica-sql/%u${fs}`, u.noreplicate ? true : null,
+          ]);
+        }
+      } finally {
+        await db.end();
+      }
+      site.sharedDir('replica-sql');
+      const conf = join(site.dir, 'sql.toml');
+      writeFileSync(conf, [
+        'mail_location = "maildir:~/Maildir"',
+        '[userdb]',
+        'driver = "sql"',
+        `connect = "${pgsql.uriFor('site')}"`,
+        `user_query = "SELECT home, uid, gid, mail, mail_replica, noreplicate FROM users WHERE userid = '%u'"`,
+        'iterate_query = "SELECT userid AS user FROM users ORDER BY userid"',
+        '',
+      ].join('\n'));
+      const r = await cli(['-c', conf, 'backup', '-A', '-d', '-j', '2']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /users: 50 \(46 ok, 0 incomplete, 0 failed, 4 skipped\)/);
+      assert.equal(readdirSync(join(site.dir, 'replica-sql')).length, 46);
+      await eachLimit(replicating(site), 2, async (u) => {
+        const replica = `maildir:${site.dir}/replica-sql/${u.name}${u.layout === 'maildir++' ? '' : ':LAYOUT=fs'}`;
+        assertSameMail(sources.get(u.name)!, await site.view(u, replica), `${u.name}'s replica from the sql userdb`);
+        assertOwnedAndPrivate(u, pathOf(replica), loose.get(u.name)!);
+      });
+    } finally {
+      await pgsql.stop();
     }
   });
 
