@@ -105,7 +105,8 @@ export class MaildirStore implements MailStore {
     }
     requireMaildir(loc.root, `Maildir ${loc.root}`);
     // The root itself may be a link (~/Maildir -> /srv/mail/alice); nothing inside it may.
-    loc = { ...loc, root: realpathSync(loc.root), inbox: loc.inbox === loc.root ? realpathSync(loc.root) : loc.inbox, indexDir: loc.indexDir === loc.root ? realpathSync(loc.root) : loc.indexDir };
+    const real = realpathSync(loc.root);
+    loc = { ...loc, root: real, inbox: loc.inbox === loc.root ? real : loc.inbox, indexDir: loc.indexDir === loc.root ? real : loc.indexDir };
     if (!options.force) {
       const foreign = foreignEntryOf(loc);
       if (foreign !== undefined) {
