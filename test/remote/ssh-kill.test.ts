@@ -27,7 +27,8 @@ import { mf, mfChild } from './remote-cli-support.js';
 
 const FOLDERS = [['INBOX'], ['Sent Items'], ['Lists', 'dev.null']];
 /** Cut runs per case; MAILFERRY_SOAK=1 for many more. */
-const RUNS = process.env.MAILFERRY_SOAK === '1' ? 25 : 3;
+const soak = process.env.MAILFERRY_SOAK === '1';
+const RUNS = soak ? 25 : 3;
 
 type Kill = 'session' | 'far';
 
@@ -41,7 +42,7 @@ function running(pid: number): boolean {
   }
 }
 
-describe('remote runs cut at a random moment through a real sshd, then run again', { timeout: 300_000 }, () => {
+describe('remote runs cut at a random moment through a real sshd, then run again', { timeout: soak ? 3_600_000 : 300_000 }, () => {
   let sshd: Sshd;
   let dir: string;
   let setting: string;
