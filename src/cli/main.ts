@@ -11,6 +11,7 @@ import { registerConfigCommand } from './commands/config.js';
 import { registerDsyncServerCommand } from './commands/dsync-server.js';
 import { registerFetchCommand } from './commands/fetch.js';
 import { registerMailboxCommands } from './commands/mailbox.js';
+import { registerServerCommand } from './commands/server.js';
 import { registerSyncCommand } from './commands/sync.js';
 import { registerUserCommand } from './commands/user.js';
 import { reportError, type GlobalOptions } from './run.js';
@@ -54,6 +55,7 @@ export async function main(argv: string[]): Promise<number> {
   registerUserCommand(program, globals);
   registerConfigCommand(program, globals);
   registerDsyncServerCommand(program, globals);
+  registerServerCommand(program, globals);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

@@ -21,6 +21,6 @@ export function settingsFrom(globals: SettingsOptions): Settings {
 export function storeOptions(settings: Settings): OpenStoreOptions {
   // oauth2TokenCmd is read by the IMAP store only (ImapStoreOptions).
   const imap = settings.oauth2_token_cmd ? { oauth2TokenCmd: settings.oauth2_token_cmd } : {};
-  const remote = { command: settings.dsync_remote_cmd, compress: settings.dsync_compression !== 'none' };
+  const remote = { command: settings.dsync_remote_cmd, compress: settings.dsync_compression !== 'none', port: settings.server_port, secretFile: settings.server_secret_file };
   return { fsync: settings.mail_fsync !== 'never', lockTimeoutSeconds: settings.lock_timeout, passwordFile: settings.password_file, remote, ...imap };
 }

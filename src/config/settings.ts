@@ -35,9 +35,43 @@ export interface Settings {
   dsync_remote_cmd?: string;
   /** deflate (the default) or none: compression of the protocol to a remote location. */
   dsync_compression?: 'deflate' | 'none';
+  /** The port of `mailferry server` and of tcp:/tcps: locations that name none. */
+  server_port: number;
+  /** The shared secret of `mailferry server` and its clients: the first line of this file. */
+  server_secret_file?: string;
+  /** `mailferry server`'s certificate chain and key (PEM), and the CA its clients' certificates must chain to. */
+  server_tls_cert?: string;
+  server_tls_key?: string;
+  server_client_ca?: string;
+  /** Connections `mailferry server` holds at once, in all and from one address (an IPv6 /64 counts as one). */
+  server_max_connections: number;
+  server_max_connections_per_address: number;
+  /** Seconds a connection may take to authenticate. */
+  server_auth_timeout: number;
+  /** Seconds an authenticated session may pass without a byte either way. */
+  server_idle_timeout: number;
+  /** Seconds a session may last in all (0: no limit). */
+  server_session_max_time: number;
+  /** Failed authentications from one address before its next attempts are slowed (0: never). */
+  server_auth_failures: number;
+  /** The longest such slow-down, in seconds; it doubles with each further failure. */
+  server_auth_backoff: number;
 }
 
-export const DEFAULT_SETTINGS: Settings = { mail_fsync: 'optimized', lock_timeout: 30, first_valid_uid: 500, last_valid_uid: 0 };
+export const DEFAULT_SETTINGS: Settings = {
+  mail_fsync: 'optimized',
+  lock_timeout: 30,
+  first_valid_uid: 500,
+  last_valid_uid: 0,
+  server_port: 12346,
+  server_max_connections: 256,
+  server_max_connections_per_address: 16,
+  server_auth_timeout: 10,
+  server_idle_timeout: 900,
+  server_session_max_time: 86400,
+  server_auth_failures: 5,
+  server_auth_backoff: 60,
+};
 
 /** Where a value came from, for errors: `-o lock_timeout=x` or `/etc/mailferry/mailferry.toml line 3`. */
 export type SettingSource = string;
@@ -54,6 +88,12 @@ function asString(source: SettingSource, key: string, value: unknown): string {
 function asCount(source: SettingSource, key: string, value: unknown, what: string): number {
   const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw bad(source, key, value, what);
+  return n;
+}
+
+function positive(source: SettingSource, key: string, value: unknown): number {
+  const n = asCount(source, key, value, 'a whole number above 0');
+  if (n === 0) throw bad(source, key, value, 'a whole number above 0');
   return n;
 }
 
@@ -147,6 +187,58 @@ export const SETTINGS: Record<string, SettingSpec> = {
       if (v !== 'deflate' && v !== 'none') throw bad(src, 'dsync_compression', v, 'deflate or none');
       s.dsync_compression = v;
     },
+  },
+  server_port: {
+    describe: "the TCP port of mailferry server, and of tcp: and tcps: locations that name none (12346: the one after doveadm's customary 12345)",
+    apply: (s, v, src) => {
+      const port = asCount(src, 'server_port', v, 'a port number, 1 to 65535');
+      if (port < 1 || port > 65535) throw bad(src, 'server_port', v, 'a port number, 1 to 65535');
+      s.server_port = port;
+    },
+  },
+  server_secret_file: {
+    describe: 'the shared secret of mailferry server and its tcp:/tcps: clients: the first line of this file, 16 bytes at least (clients may set MAILFERRY_SECRET instead)',
+    apply: (s, v, src) => void (s.server_secret_file = asString(src, 'server_secret_file', v)),
+  },
+  server_tls_cert: {
+    describe: "mailferry server's certificate chain, PEM (--tls-cert); reread on SIGHUP",
+    apply: (s, v, src) => void (s.server_tls_cert = asString(src, 'server_tls_cert', v)),
+  },
+  server_tls_key: {
+    describe: "mailferry server's private key, PEM (--tls-key); reread on SIGHUP",
+    apply: (s, v, src) => void (s.server_tls_key = asString(src, 'server_tls_key', v)),
+  },
+  server_client_ca: {
+    describe: 'CA certificates (PEM) a client certificate must chain to; such a certificate then authenticates on its own (--client-ca)',
+    apply: (s, v, src) => void (s.server_client_ca = asString(src, 'server_client_ca', v)),
+  },
+  server_max_connections: {
+    describe: 'connections mailferry server holds at once; when full, the oldest one not yet authenticated makes room',
+    apply: (s, v, src) => void (s.server_max_connections = positive(src, 'server_max_connections', v)),
+  },
+  server_max_connections_per_address: {
+    describe: 'connections mailferry server holds at once from one client address (an IPv6 /64 counts as one)',
+    apply: (s, v, src) => void (s.server_max_connections_per_address = positive(src, 'server_max_connections_per_address', v)),
+  },
+  server_auth_timeout: {
+    describe: 'seconds a connection to mailferry server may take to authenticate before it is closed',
+    apply: (s, v, src) => void (s.server_auth_timeout = positive(src, 'server_auth_timeout', v)),
+  },
+  server_idle_timeout: {
+    describe: 'seconds a mailferry server session may pass without a byte either way before it is closed',
+    apply: (s, v, src) => void (s.server_idle_timeout = positive(src, 'server_idle_timeout', v)),
+  },
+  server_session_max_time: {
+    describe: 'seconds a mailferry server session may last in all (0: no limit)',
+    apply: (s, v, src) => void (s.server_session_max_time = asCount(src, 'server_session_max_time', v, 'whole seconds')),
+  },
+  server_auth_failures: {
+    describe: 'failed authentications from one address before mailferry server slows down its next attempts (0: never)',
+    apply: (s, v, src) => void (s.server_auth_failures = asCount(src, 'server_auth_failures', v, 'a count')),
+  },
+  server_auth_backoff: {
+    describe: 'the longest slow-down, in seconds, of an address that keeps failing to authenticate; it doubles from 1 with each failure past server_auth_failures',
+    apply: (s, v, src) => void (s.server_auth_backoff = asCount(src, 'server_auth_backoff', v, 'whole seconds')),
   },
 };
 

@@ -44,7 +44,7 @@ function explain(err: unknown, how: string | undefined, transport: CommandTransp
   return new MailferryError('tempfail', `${label}: the connection ended before the protocol started: ${detail}`);
 }
 
-function openRawlog(file: string): { write(line: string): void; close(): void } {
+export function openRawlog(file: string): { write(line: string): void; close(): void } {
   let fd: number;
   try {
     fd = openSync(file, 'w', 0o600);

@@ -2,7 +2,9 @@
  * Opens the store a mail location names. The one place that knows every backend.
  */
 import { parseLocation } from '../config/location.js';
+import { DEFAULT_SETTINGS } from '../config/settings.js';
 import { isRemoteLocation } from '../remote/remote-location.js';
+import { isTcpLocation } from '../remote/tcp-location.js';
 import { MaildirStore, type MaildirStoreOptions } from './maildir/maildir-store.js';
 import type { MailStore } from './store.js';
 
@@ -13,8 +15,8 @@ export interface OpenStoreOptions extends MaildirStoreOptions {
   passwordFile?: string;
   /** Seconds an I/O operation on a remote store may stall before the run fails with exit 75 (-T). */
   ioTimeoutSeconds?: number;
-  /** For `remote:` locations: the dsync_remote_cmd and dsync_compression settings. */
-  remote?: { command?: string; compress?: boolean };
+  /** For `remote:` locations: the dsync_remote_cmd and dsync_compression settings; for `tcp:` and `tcps:`, server_port and server_secret_file. */
+  remote?: { command?: string; compress?: boolean; port?: number; secretFile?: string };
   /** The user a run over users is for: %{user} in dsync_remote_cmd, the name remoteprefix: sends. */
   user?: string;
   /** -r FILE: a remote location's traffic, one frame a line. */
@@ -22,6 +24,19 @@ export interface OpenStoreOptions extends MaildirStoreOptions {
 }
 
 export async function openStore(location: string, options: OpenStoreOptions = {}): Promise<MailStore> {
+  if (isTcpLocation(location)) {
+    return (await import('../remote/open-tcp.js')).openTcpStore(location, {
+      port: options.remote?.port ?? DEFAULT_SETTINGS.server_port,
+      secretFile: options.remote?.secretFile,
+      compress: options.remote?.compress,
+      user: options.user,
+      create: options.create,
+      force: options.force,
+      lockTimeoutSeconds: options.lockTimeoutSeconds,
+      ioTimeoutSeconds: options.ioTimeoutSeconds,
+      rawlogFile: options.rawlogFile,
+    });
+  }
   if (isRemoteLocation(location)) {
     return (await import('../remote/open-remote.js')).openRemoteStore(location, {
       command: options.remote?.command,

@@ -68,7 +68,7 @@ async function run(req: WorkerRequest): Promise<WorkerReply> {
     const ctx = { settings: req.settings, verbose: req.verbose, debug: req.debug, prefix, oneOfMany: true };
     // A backup-only run never loads the two-way engine.
     const job = req.command === 'backup' ? backupJob : (await import('../cli/jobs/sync-job.js')).syncJob;
-    const outcome = await job(spec.source, spec.destination, { ...req.options, json: false }, ctx);
+    const outcome = await job(spec.source, spec.destination, { ...req.options, json: false, runUser: spec.user }, ctx);
     return { type: 'done', id: req.id, exitCode: outcome.exitCode, counts: outcome.counts };
   } catch (err) {
     const message = err instanceof MailferryError ? err.message : `internal error: ${(err as Error)?.stack ?? String(err)}`;

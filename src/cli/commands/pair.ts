@@ -13,6 +13,7 @@ import { notFoundError, usageError } from '../../model/errors.js';
 import { openStore } from '../../storage/open-store.js';
 import type { MailStore } from '../../storage/store.js';
 import { isRemoteLocation, parseRemoteLocation } from '../../remote/remote-location.js';
+import { isTcpLocation, parseTcpLocation } from '../../remote/tcp-location.js';
 import { acquireRunLocks, type RunLockPlace } from '../run-lock.js';
 import { storeOptions, type Settings } from '../settings.js';
 
@@ -31,6 +32,8 @@ export interface PairCliOptions {
   maxSize?: string;
   force?: boolean;
   rawlog?: string;
+  /** Set by a run over users: the user this pair runs for (%{user} of remote:, the account of tcp: and tcps:). */
+  runUser?: string;
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -95,8 +98,9 @@ function resolvePair(command: string, a: string | undefined, b: string | undefin
   if (!from || !to) throw usageError(`${command} needs SOURCE and DESTINATION (or -o mail_location=SOURCE and DESTINATION)`);
   if (opts.reverse) [from, to] = [to, from];
   // A remote: location is checked, created and locked by the far side itself.
-  const fromLoc = isRemoteLocation(from) ? parseRemoteLocation(from) : parseLocation(from);
-  const toLoc = isRemoteLocation(to) ? parseRemoteLocation(to) : parseLocation(to);
+  const farOrLocal = (l: string) => (isTcpLocation(l) ? parseTcpLocation(l) : isRemoteLocation(l) ? parseRemoteLocation(l) : parseLocation(l));
+  const fromLoc = farOrLocal(from);
+  const toLoc = farOrLocal(to);
   const overlap = fromLoc.kind !== 'remote' && toLoc.kind !== 'remote' ? overlapMessage(fromLoc, toLoc) : undefined;
   if (overlap !== undefined) throw usageError(overlap);
   // A remote account always exists; creating it is not ours to do.
@@ -123,7 +127,7 @@ function seconds(option: string, value: string | undefined, fallback: number): n
 export async function openPair(command: string, a: string | undefined, b: string | undefined, settings: Settings, opts: PairCliOptions): Promise<OpenedPair> {
   const { from, to, toExists, locks } = resolvePair(command, a, b, settings, opts);
   // dsync's -T: seconds a remote store may stall; local stores have nothing that stalls.
-  const base = { ...storeOptions(settings), ioTimeoutSeconds: seconds('-T', opts.timeout, 600), rawlogFile: opts.rawlog };
+  const base = { ...storeOptions(settings), ioTimeoutSeconds: seconds('-T', opts.timeout, 600), rawlogFile: opts.rawlog, user: opts.runUser };
   base.lockTimeoutSeconds = seconds('-l', opts.lock, settings.lock_timeout);
   const force = opts.force ? { force: true } : {};
   const release = await acquireRunLocks(locks, base.lockTimeoutSeconds);
