@@ -30,13 +30,13 @@ import type { ConnectionTable, Tracked } from './connection-table.js';
 import { addressKey } from './peer-address.js';
 import { connectionLine, type ConnectionRecord, type Log } from './server-log.js';
 import { SessionProcess } from './session-process.js';
-import type { TlsMaterial } from './tls-material.js';
+import type { TlsAcceptor } from './tls-material.js';
 import { shownUserName, userNameProblem } from './user-name.js';
 import type { UserLocks } from './user-locks.js';
 
 export interface ServerContext {
   settings: Settings;
-  tls(): TlsMaterial | undefined;
+  tls(): TlsAcceptor | undefined;
   secret(): Buffer | undefined;
   allowPlaintext: boolean;
   compress: boolean;
@@ -79,14 +79,6 @@ function firstByte(sock: Socket): Promise<number | undefined> {
     const onClose = () => done(undefined);
     sock.on('readable', onReadable);
     sock.on('close', onClose);
-  });
-}
-
-function secured(sock: TLSSocket): Promise<void> {
-  return new Promise((resolve, reject) => {
-    sock.once('secure', () => resolve());
-    sock.once('error', (err) => reject(new Refusal('config', '', `TLS handshake failed: ${err.message.split('\n')[0]}`)));
-    sock.once('close', () => reject(new Refusal('tempfail', '', 'closed during the TLS handshake')));
   });
 }
 
@@ -151,10 +143,14 @@ export async function handleConnection(raw: Socket, ctx: ServerContext): Promise
         await writeAndEnd(raw, encodeResult({ ok: false, kind: 'config', error: 'this server speaks plaintext only: use tcp:' }));
         throw new Refusal('config', '', 'TLS, to a plaintext-only server');
       }
-      const tls = new TLSSocket(raw, { isServer: true, secureContext: material.context, requestCert: material.clientCa, rejectUnauthorized: false });
+      let tls: TLSSocket;
+      try {
+        tls = await material.accept(raw);
+      } catch (err) {
+        throw new Refusal('config', '', `TLS handshake failed: ${(err as Error).message.split('\n')[0]}`);
+      }
       sock = tls;
       tls.on('error', () => {});
-      await secured(tls);
       rec.tls = tls.getProtocol() ?? 'TLS';
     } else {
       rec.tls = 'none';

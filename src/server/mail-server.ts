@@ -13,7 +13,7 @@ import { ConnectionTable } from './connection-table.js';
 import { handleConnection, type ServerContext } from './connection.js';
 import type { Log } from './server-log.js';
 import type { SessionProcess } from './session-process.js';
-import { loadTls, type TlsFiles, type TlsMaterial } from './tls-material.js';
+import { TlsAcceptor, type TlsFiles } from './tls-material.js';
 import { UserLocks } from './user-locks.js';
 
 export interface ListenAddress {
@@ -59,7 +59,7 @@ export class MailServer {
   private readonly table: ConnectionTable;
   private readonly backoff: AuthBackoff;
   private readonly locks = new UserLocks();
-  private tlsMaterial?: TlsMaterial;
+  private tlsAcceptor?: TlsAcceptor;
   private secret?: Buffer;
   private lastId = 0;
   private statusTimer?: NodeJS.Timeout;
@@ -78,14 +78,14 @@ export class MailServer {
   }
 
   static async start(config: ServerConfig, log: Log): Promise<MailServer> {
-    const tls = config.tls ? loadTls(config.tls) : undefined;
+    const tls = config.tls ? new TlsAcceptor(config.tls) : undefined;
     const secret = config.secretFile !== undefined ? readSecretFile(config.secretFile) : undefined;
     if (!secret && !tls?.clientCa) {
       throw new MailferryError('config', 'no client could authenticate: give a shared secret (--secret-file or server_secret_file) or a client CA (--client-ca)');
     }
     const accounts = await Accounts.open(config.settings, config.template);
     const server = new MailServer(config, accounts, log);
-    server.tlsMaterial = tls;
+    server.tlsAcceptor = tls;
     server.secret = secret;
     try {
       for (const l of config.listen) await server.listenOn(l);
@@ -128,7 +128,7 @@ export class MailServer {
   private context(): ServerContext {
     return {
       settings: this.config.settings,
-      tls: () => this.tlsMaterial,
+      tls: () => this.tlsAcceptor,
       secret: () => this.secret,
       allowPlaintext: this.config.allowPlaintext,
       compress: this.config.settings.dsync_compression !== 'none',
@@ -161,12 +161,14 @@ export class MailServer {
   reload(): void {
     const done: string[] = [];
     try {
-      if (this.config.tls) {
-        this.tlsMaterial = loadTls(this.config.tls);
+      // Everything is read before anything is replaced: a failure changes nothing.
+      const secret = this.config.secretFile !== undefined ? readSecretFile(this.config.secretFile) : undefined;
+      if (this.tlsAcceptor) {
+        this.tlsAcceptor.reload();
         done.push('TLS certificate');
       }
-      if (this.config.secretFile !== undefined) {
-        this.secret = readSecretFile(this.config.secretFile);
+      if (secret) {
+        this.secret = secret;
         done.push('secret');
       }
       this.log(`reloaded: ${done.join(', ') || 'nothing to reload'}`);
