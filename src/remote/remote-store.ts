@@ -6,19 +6,21 @@
  */
 import type { Duplex, Readable } from 'node:stream';
 import { MailferryError, tempError } from '../model/errors.js';
-import type {
-  CreateMailboxOptions,
-  FlagUpdate,
-  MailboxChanges,
-  MailboxList,
-  MailboxName,
-  MailboxStatus,
-  MailboxUpdate,
-  MailStore,
-  PairState,
-  SavedMessage,
-  SaveRequest,
-  SyncedFlags,
+import { canonicalName } from '../model/mailbox-name.js';
+import {
+  mailboxKey,
+  type CreateMailboxOptions,
+  type FlagUpdate,
+  type MailboxChanges,
+  type MailboxList,
+  type MailboxName,
+  type MailboxStatus,
+  type MailboxUpdate,
+  type MailStore,
+  type PairState,
+  type SavedMessage,
+  type SaveRequest,
+  type SyncedFlags,
 } from '../storage/store.js';
 import { BODY_WINDOW, IncomingBody, OutgoingBody } from './body-streams.js';
 import { FrameType, MAX_ID, readU32Payload, type Frame } from './frame-codec.js';
@@ -45,6 +47,27 @@ export interface RemoteStoreOptions {
   onClosed?: () => Promise<void>;
   /** Why the connection may have gone, for the error that reports it (`the command exited with status 255`). */
   closeReason?: () => string | undefined;
+}
+
+/** Bodies opened ahead of the engine's asks, along a mailbox's listing. */
+const OPEN_AHEAD = 16;
+
+/** A body opened ahead that nobody will read: cancelled once it is open. */
+function discard(p: Promise<Readable>): void {
+  p.then((b) => b.destroy(), () => {});
+}
+
+/** Position of `uid` in an ascending list, or -1. */
+function indexOf(list: readonly number[], uid: number): number {
+  let lo = 0;
+  let hi = list.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid] === uid) return mid;
+    if (list[mid]! < uid) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
 }
 
 /** Bodies opened but not yet read that may hold eager credit: 32 x 64 KiB at most. */
@@ -142,6 +165,11 @@ export class RemoteStore implements MailStore {
   readonly flagChangeTimes?: MailStore['flagChangeTimes'];
   /** What the server said it is, for -D output. */
   readonly serverLocation: string;
+  /** UIDs of each mailbox's last listing, and the bodies opened ahead along it. */
+  private readonly listed = new Map<string, number[]>();
+  private readonly ahead = new Map<{ box: string; uid: number }, Promise<Readable>>();
+  private lastOpened?: { box: string; uid: number };
+  private streak = 0;
 
   private constructor(
     private readonly conn: WireConnection,
@@ -211,11 +239,48 @@ export class RemoteStore implements MailStore {
   }
 
   async getMessages(name: MailboxName, sinceModseq?: number): Promise<MailboxChanges> {
-    return this.call('getMessages', { name, since: sinceModseq });
+    const changes = await this.call('getMessages', { name, since: sinceModseq });
+    this.listed.set(mailboxKey(canonicalName(name)), changes.messages.map((m) => m.uid));
+    return changes;
   }
 
+  /**
+   * Bodies are asked for one at a time, each after the last; across a link of some latency that
+   * is one round trip per message. Once two asks in a row followed the mailbox's last listing,
+   * the next few listed are opened ahead (each with a little credit, so small messages arrive
+   * whole), and what the engine then skips is cancelled.
+   */
   async openMessage(name: MailboxName, uid: number): Promise<Readable> {
-    return this.state.openBody(name, uid);
+    const box = mailboxKey(canonicalName(name));
+    const ahead = this.ahead;
+    for (const [key, p] of ahead) {
+      if (key.box !== box || key.uid < uid) {
+        ahead.delete(key);
+        discard(p);
+      }
+    }
+    let found: Promise<Readable> | undefined;
+    for (const [key, p] of ahead) {
+      if (key.uid === uid) {
+        found = p;
+        ahead.delete(key);
+      }
+    }
+    const listed = this.listed.get(box) ?? [];
+    const at = indexOf(listed, uid);
+    const followed = at > 0 && this.lastOpened?.box === box && this.lastOpened.uid === listed[at - 1];
+    this.streak = followed ? this.streak + 1 : 0;
+    this.lastOpened = { box, uid };
+    if (this.streak >= 1 && at >= 0) {
+      const have = new Set([...ahead.keys()].map((k) => k.uid));
+      for (const next of listed.slice(at + 1, at + 1 + OPEN_AHEAD)) {
+        if (have.has(next)) continue;
+        const p = this.state.openBody(name, next);
+        p.catch(() => {});
+        ahead.set({ box, uid: next }, p);
+      }
+    }
+    return found ?? this.state.openBody(name, uid);
   }
 
   async messageHashes(name: MailboxName, uids: readonly number[]): Promise<Map<number, string>> {
@@ -279,6 +344,8 @@ export class RemoteStore implements MailStore {
 
   /** Ends the connection; the server closes its store (and releases its locks) before it is done. */
   async close(): Promise<void> {
+    for (const p of this.ahead.values()) discard(p);
+    this.ahead.clear();
     await this.state.close(CLOSE_WAIT_MS);
     await this.options.onClosed?.();
     const err = this.state.closeError;

@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { openStore } from '../../src/storage/open-store.js';
 import type { MailStore } from '../../src/storage/store.js';
 import { runBackup } from '../../src/sync/backup.js';
+import { messageFilter } from '../../src/sync/message-filter.js';
 import { runSync } from '../../src/sync/sync.js';
 import { req } from '../contract/store-contract.js';
 import { corpusMessages } from '../support/corpus.js';
@@ -133,5 +134,45 @@ describe('engine runs with a remote side (in-process pipe)', () => {
     }
     await b.close();
     await a.close();
+  });
+
+  it('a pull opens bodies ahead along the listing, and every body opened is closed by the end', async () => {
+    const srcLoc = `maildir:${join(dir, 'e-src')}`;
+    const src = await local(srcLoc);
+    await src.saveMessages(['INBOX'], bodies.slice(0, 120).map((b) => req(b)));
+    await src.close();
+    // Only messages of at most 4 kB are copied: the engine skips the others, and what was opened
+    // ahead for them must be let go.
+    const dst = await local(`maildir:${join(dir, 'e-dst')}`);
+    let inFlight = 0;
+    let most = 0;
+    let opened = 0;
+    let closed = 0;
+    const { store: remote } = await connectInProcess(srcLoc, {
+      wrap: (s) =>
+        Object.assign(Object.create(s) as MailStore, {
+          openMessage: async (name: readonly string[], uid: number) => {
+            inFlight++;
+            most = Math.max(most, inFlight);
+            await new Promise((r) => setTimeout(r, 2));
+            try {
+              const body = await s.openMessage(name, uid);
+              opened++;
+              body.on('close', () => closed++);
+              return body;
+            } finally {
+              inFlight--;
+            }
+          },
+        }),
+    });
+    const small = bodies.slice(0, 120).filter((b) => b.length <= 4000).length;
+    assert.ok(small > 20 && small < 100);
+    const first = await runBackup(remote, dst, { messageFilter: messageFilter({ maxSize: '4000' }) });
+    assert.equal(first.saved, small);
+    assert.ok(most >= 4, `at most ${most} bodies were asked for at once`);
+    await remote.close();
+    assert.equal(closed, opened, 'every body opened on the far side was closed');
+    await dst.close();
   });
 });
