@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:net';
 import type { Settings } from '../config/settings.js';
-import { fsError, MailferryError } from '../model/errors.js';
+import { fsError, MailferryError, tempError } from '../model/errors.js';
 import { readSecretFile } from '../remote/site-file.js';
 import { Accounts } from './accounts.js';
 import { AuthBackoff } from './auth-backoff.js';
@@ -202,7 +202,7 @@ export class MailServer {
 
   /** Stops listening, turns away whoever has not authenticated, and waits for the sessions to end. */
   async drain(): Promise<void> {
-    this.stopping.abort();
+    this.stopping.abort(tempError('the server is shutting down; try again later'));
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     while (this.active.size > 0) await Promise.allSettled([...this.active]);
   }
@@ -214,7 +214,7 @@ export class MailServer {
 
   async close(): Promise<void> {
     clearInterval(this.statusTimer);
-    this.stopping.abort();
+    this.stopping.abort(tempError('the server is shutting down; try again later'));
     for (const s of this.servers) s.close();
     await this.accounts.close();
   }

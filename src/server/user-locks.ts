@@ -4,7 +4,7 @@
  * is refused with a temporary failure (75). Keyed by the location, not the name, so two names
  * a userdb maps onto one mailbox tree cannot interleave either.
  */
-import { tempError } from '../model/errors.js';
+import { MailferryError, tempError } from '../model/errors.js';
 
 interface Waiter {
   grant(): void;
@@ -27,6 +27,7 @@ export class UserLocks {
       if (next) next.grant();
       else this.held.delete(key);
     };
+    if (signal.aborted) return Promise.reject(gaveUp(signal, what));
     if (!queue) {
       this.held.set(key, []);
       return Promise.resolve(once(release));
@@ -47,7 +48,7 @@ export class UserLocks {
       const onAbort = () => {
         clearTimeout(timer);
         leave();
-        reject(signal.reason instanceof Error ? signal.reason : tempError(`${what}: the connection closed while waiting`));
+        reject(gaveUp(signal, what));
       };
       timer = setTimeout(() => {
         signal.removeEventListener('abort', onAbort);
@@ -58,6 +59,11 @@ export class UserLocks {
       queue.push(waiter);
     });
   }
+}
+
+/** Why a wait ended early: the reason given when it is one of ours, else the connection's end. */
+function gaveUp(signal: AbortSignal, what: string): Error {
+  return signal.reason instanceof MailferryError ? signal.reason : tempError(`${what}: the connection closed while waiting`);
 }
 
 function once(fn: () => void): () => void {
