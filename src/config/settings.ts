@@ -56,6 +56,20 @@ export interface Settings {
   server_auth_failures: number;
   /** The longest such slow-down, in seconds; it doubles with each further failure. */
   server_auth_backoff: number;
+  /** `mailferry replicator`: where its queue, pid file and socket live (default: replicator in the state directory). */
+  replicator_state_dir?: string;
+  /** Seconds between full syncs of a user (Dovecot's default: a day). */
+  replication_full_sync_interval: number;
+  /** Seconds to wait after a failed sync; the wait doubles with each further failure, up to an hour. */
+  replication_failure_backoff: number;
+  /** Seconds between the checks that fingerprint every user's mail (and poll IMAP sources). */
+  replication_check_interval: number;
+  /** Seconds a stopping replicator waits for running syncs before it ends them. */
+  replication_stop_timeout: number;
+  /** Syncs the replicator runs at once. */
+  replication_max_conns: number;
+  /** Users whose mail the replicator watches; the others are only checked periodically. */
+  replication_max_watched_users: number;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -71,6 +85,12 @@ export const DEFAULT_SETTINGS: Settings = {
   server_session_max_time: 86400,
   server_auth_failures: 5,
   server_auth_backoff: 60,
+  replication_full_sync_interval: 86400,
+  replication_failure_backoff: 300,
+  replication_check_interval: 60,
+  replication_stop_timeout: 60,
+  replication_max_conns: 10,
+  replication_max_watched_users: 1000,
 };
 
 /** Where a value came from, for errors: `-o lock_timeout=x` or `/etc/mailferry/mailferry.toml line 3`. */
@@ -89,6 +109,24 @@ function asCount(source: SettingSource, key: string, value: unknown, what: strin
   const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw bad(source, key, value, what);
   return n;
+}
+
+const DURATION_UNITS: Record<string, number> = {
+  ms: 0.001, msec: 0.001, msecs: 0.001,
+  s: 1, sec: 1, secs: 1, second: 1, seconds: 1,
+  m: 60, min: 60, mins: 60, minute: 60, minutes: 60,
+  h: 3600, hour: 3600, hours: 3600,
+  d: 86400, day: 86400, days: 86400,
+  w: 604800, week: 604800, weeks: 604800,
+};
+
+/** A time as Dovecot writes them (`1 day`, `5 mins`, `30s`, `200ms`) or a number of seconds; in seconds. */
+function asDuration(source: SettingSource, key: string, value: unknown, min = 0): number {
+  const m = typeof value === 'number' ? ['', String(value), 's'] : typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value) : null;
+  const unit = m ? DURATION_UNITS[(m[2] || 's').toLowerCase()] : undefined;
+  const secs = m && unit !== undefined ? Number(m[1]) * unit : NaN;
+  if (!Number.isFinite(secs) || secs < min) throw bad(source, key, value, `a time such as 30s, 5 mins or 1 day${min > 0 ? ` (at least ${min * 1000} ms)` : ''}`);
+  return secs;
 }
 
 function positive(source: SettingSource, key: string, value: unknown): number {
@@ -239,6 +277,34 @@ export const SETTINGS: Record<string, SettingSpec> = {
   server_auth_backoff: {
     describe: 'the longest slow-down, in seconds, of an address that keeps failing to authenticate; it doubles from 1 with each failure past server_auth_failures',
     apply: (s, v, src) => void (s.server_auth_backoff = asCount(src, 'server_auth_backoff', v, 'whole seconds')),
+  },
+  replicator_state_dir: {
+    describe: "where mailferry replicator keeps its queue, pid file and control socket (default: replicator in mailferry's state directory, $XDG_STATE_HOME/mailferry or ~/.local/state/mailferry)",
+    apply: (s, v, src) => void (s.replicator_state_dir = asString(src, 'replicator_state_dir', v)),
+  },
+  replication_full_sync_interval: {
+    describe: 'how often the replicator runs a full sync of each user (every mailbox compared), as Dovecot\'s setting: 1 day by default',
+    apply: (s, v, src) => void (s.replication_full_sync_interval = asDuration(src, 'replication_full_sync_interval', v, 0.001)),
+  },
+  replication_failure_backoff: {
+    describe: 'how long the replicator waits before trying a user whose sync failed again; the wait doubles with each further failure, up to an hour (5 mins by default)',
+    apply: (s, v, src) => void (s.replication_failure_backoff = asDuration(src, 'replication_failure_backoff', v)),
+  },
+  replication_check_interval: {
+    describe: "how often the replicator fingerprints every user's mail to catch changes its watcher missed, and queues users whose mail is on IMAP (1 min by default)",
+    apply: (s, v, src) => void (s.replication_check_interval = asDuration(src, 'replication_check_interval', v, 0.1)),
+  },
+  replication_stop_timeout: {
+    describe: 'how long a stopping replicator lets running syncs finish before it ends them (they run again at the next start)',
+    apply: (s, v, src) => void (s.replication_stop_timeout = asDuration(src, 'replication_stop_timeout', v)),
+  },
+  replication_max_conns: {
+    describe: 'syncs the replicator runs at once, one worker process each (Dovecot\'s replication_max_conns)',
+    apply: (s, v, src) => void (s.replication_max_conns = positive(src, 'replication_max_conns', v)),
+  },
+  replication_max_watched_users: {
+    describe: "users whose mail the replicator watches for changes (about three inotify watches a folder); the others are only checked every replication_check_interval (0: watch nobody)",
+    apply: (s, v, src) => void (s.replication_max_watched_users = asCount(src, 'replication_max_watched_users', v, 'a number of users')),
   },
 };
 
