@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openStore } from '../../src/storage/open-store.js';
@@ -184,6 +184,23 @@ describe('cli: backup and sync with a remote: location (dsync-server as a local 
     }
     const r = mf(['backup', '-l', '1', `maildir:${join(dir, 'e src')}`, `remote:testhost:maildir:${far}`]);
     assert.equal(r.code, 0, r.stderr);
+  });
+
+  it('remoteprefix: the user name and a line end come first, for a wrapper on the far side; sync -1 through it', async () => {
+    const a = `maildir:${join(dir, 'h a')}`;
+    const b = `maildir:${join(dir, 'h b')}`;
+    await fill(a, bodies.slice(0, 20));
+    await fill(b, bodies.slice(20, 30));
+    const before = await view(a);
+    const seen = join(dir, 'h.user');
+    // What a trusted wrapper does: read the user, decide, then hand the stream to mailferry.
+    const wrapper = script(dir, 'prefix.sh', `read user\necho "$user" > '${seen}'\nexec ${SERVER_CMD} "$@"`);
+    const r = mf(['sync', '-1', a, `remoteprefix:testhost:${b}`], wrapper);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(readFileSync(seen, 'utf8').trim(), userInfo().username);
+    const after = await view(b, false);
+    assert.equal(Object.values(after).flat().length, 30, 'sync -1 adds what the source has and deletes nothing');
+    assert.deepEqual(await view(a), before, 'the source is left as it was');
   });
 
   it('dsync-server alone: no location is a usage error; -u of an unknown user is 67', () => {
