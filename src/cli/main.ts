@@ -11,6 +11,7 @@ import { registerConfigCommand } from './commands/config.js';
 import { registerDsyncServerCommand } from './commands/dsync-server.js';
 import { registerFetchCommand } from './commands/fetch.js';
 import { registerMailboxCommands } from './commands/mailbox.js';
+import { registerReplicatorCommand } from './commands/replicator.js';
 import { registerServerCommand } from './commands/server.js';
 import { registerSyncCommand } from './commands/sync.js';
 import { registerUserCommand } from './commands/user.js';
@@ -56,6 +57,7 @@ export async function main(argv: string[]): Promise<number> {
   registerConfigCommand(program, globals);
   registerDsyncServerCommand(program, globals);
   registerServerCommand(program, globals);
+  registerReplicatorCommand(program, globals);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     for (const sub of cmd.commands) sub.exitOverride();

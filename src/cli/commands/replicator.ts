@@ -1,0 +1,158 @@
+/**
+ * `mailferry replicator [-u MASK]...`: the replication daemon, in the foreground (logs to
+ * stderr, one line per sync); SIGTERM or SIGINT stop it after the running syncs, SIGHUP reloads
+ * the configuration and the userdb. Its subcommands speak to a running one over its control
+ * socket, as `doveadm replicator` does: status [MASK], replicate [-f] [-p PRIORITY] MASK,
+ * add MASK, remove MASK, dsync-status.
+ */
+import type { Command } from 'commander';
+import type { ControlReply, ControlRequest } from '../../replicator/control-protocol.js';
+import { controlRequest } from '../../replicator/control-client.js';
+import { parseRequestPriority } from '../../replicator/replication-priority.js';
+import { ReplicatorDaemon } from '../../replicator/replicator-daemon.js';
+import { defaultSocketPath } from '../../replicator/replicator-paths.js';
+import { countLines, userLines, workerLines } from '../../replicator/status-format.js';
+import { printJson, printLines } from '../output.js';
+import type { GlobalOptions } from '../run.js';
+import { settingsFrom } from '../settings.js';
+
+interface DaemonCliOptions {
+  user?: string[];
+  socket?: string;
+}
+
+interface ClientCliOptions {
+  socket?: string;
+  json?: boolean;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+const SOCKET_HELP = 'the control socket (default: replicator.sock in replicator_state_dir)';
+
+async function runDaemon(opts: DaemonCliOptions, g: GlobalOptions): Promise<number> {
+  const settings = settingsFrom(g);
+  const log = (line: string) => process.stderr.write(`mailferry: replicator: ${line}\n`);
+  // Replicas are made with the user's files the user's alone, as runs over users make them.
+  process.umask(0o077);
+  // The daemon opens no store itself (its workers do, and clean up after themselves): a signal
+  // here means stop after the running syncs, or reload, not exit at once.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(signal);
+  const daemon = await ReplicatorDaemon.start({
+    settings,
+    loadSettings: () => settingsFrom(g),
+    selection: opts.user?.length ? { kind: 'names', masks: opts.user } : { kind: 'all' },
+    socketPath: opts.socket ?? defaultSocketPath(settings),
+    verbose: Boolean(g.verbose),
+    debug: Boolean(g.debug),
+    log,
+  });
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log(`${signal}: stopping (again to end the running syncs now)`);
+      void daemon.stop().then(resolve);
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      log('SIGHUP: reloading the configuration and the userdb');
+      void daemon.reload();
+    });
+  });
+  return 0;
+}
+
+async function ask(cmd: Command, request: ControlRequest, g: GlobalOptions): Promise<Extract<ControlReply, { ok: true }>> {
+  // --socket may stand before the subcommand (replicator --socket S status) or after it.
+  const opts = { ...cmd.parent?.opts<ClientCliOptions>(), ...cmd.opts<ClientCliOptions>() };
+  const socket = opts.socket ?? defaultSocketPath(settingsFrom(g));
+  return controlRequest(socket, request);
+}
+
+function print(reply: Extract<ControlReply, { ok: true }>, json: boolean | undefined): void {
+  if (json) {
+    printJson(reply);
+    return;
+  }
+  switch (reply.cmd) {
+    case 'status':
+      printLines(countLines(reply.counts, reply.watched, reply.polled));
+      return;
+    case 'status-users':
+      printLines(userLines(reply.users, reply.now));
+      return;
+    case 'dsync-status':
+      printLines(workerLines(reply.workers, reply.now));
+      return;
+    case 'replicate':
+    case 'add':
+    case 'remove': {
+      const verb = { replicate: 'queued', add: 'added', remove: 'removed' }[reply.cmd];
+      printLines([`${verb} ${reply.users.length} user${reply.users.length === 1 ? '' : 's'}: ${reply.users.join(' ')}`]);
+    }
+  }
+}
+
+export function registerReplicatorCommand(program: Command, globals: () => GlobalOptions): void {
+  const replicator = program
+    .command('replicator')
+    .description("keep every user of the userdb replicated to their mail_replica with two-way sync, watching their mail for changes (a foreground daemon; the subcommands control a running one)")
+    .option('-u, --user <mask>', "replicate only this user, or the users matching a mask ('*@example.org'); repeatable (default: every user of the userdb)", collect)
+    .option('--socket <path>', SOCKET_HELP)
+    .action(async (opts: DaemonCliOptions) => {
+      process.exitCode = await runDaemon(opts, globals());
+    });
+
+  replicator
+    .command('status')
+    .description("the queue's counts; with MASK, each matching user's priority, last syncs, failures and next sync")
+    .argument('[mask]', "a user name or mask ('*')")
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--json', 'print the reply as JSON')
+    .action(async (mask: string | undefined, opts: ClientCliOptions, cmd: Command) => {
+      print(await ask(cmd, mask === undefined ? { cmd: 'status' } : { cmd: 'status', mask }, globals()), opts.json);
+    });
+
+  replicator
+    .command('replicate')
+    .description('queue the users now (a name the replicator does not know yet is added); with a mask, the replicator\'s users that match')
+    .argument('<mask>', 'a user name or mask')
+    .option('-f, --full', 'a full sync: compare every mailbox')
+    .option('-p, --priority <priority>', 'low, high or sync (default sync)', parseRequestPriority)
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--json', 'print the reply as JSON')
+    .action(async (mask: string, opts: ClientCliOptions & { full?: boolean; priority?: ReturnType<typeof parseRequestPriority> }, cmd: Command) => {
+      print(await ask(cmd, { cmd: 'replicate', mask, priority: opts.priority ?? 'sync', full: Boolean(opts.full) }, globals()), opts.json);
+    });
+
+  replicator
+    .command('add')
+    .description('replicate these users too (a mask is looked up in the userdb); they stay until removed')
+    .argument('<mask>', 'a user name or mask')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--json', 'print the reply as JSON')
+    .action(async (mask: string, opts: ClientCliOptions, cmd: Command) => {
+      print(await ask(cmd, { cmd: 'add', mask }, globals()), opts.json);
+    });
+
+  replicator
+    .command('remove')
+    .description('stop replicating these users; they stay out, across reloads and restarts, until added again')
+    .argument('<mask>', 'a user name or mask')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--json', 'print the reply as JSON')
+    .action(async (mask: string, opts: ClientCliOptions, cmd: Command) => {
+      print(await ask(cmd, { cmd: 'remove', mask }, globals()), opts.json);
+    });
+
+  replicator
+    .command('dsync-status')
+    .description('what each worker does now: the user it syncs, full or incremental, for how long')
+    .option('--socket <path>', SOCKET_HELP)
+    .option('--json', 'print the reply as JSON')
+    .action(async (opts: ClientCliOptions, cmd: Command) => {
+      print(await ask(cmd, { cmd: 'dsync-status' }, globals()), opts.json);
+    });
+}

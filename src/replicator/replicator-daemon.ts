@@ -1,0 +1,576 @@
+/**
+ * `mailferry replicator`: keeps every user replicated to their mail_replica, as Dovecot's
+ * replicator did, on one machine with nothing but its own files.
+ *
+ * - The queue (replication-queue.ts) says who is due; up to replication_max_conns workers run
+ *   one user's two-way stateful `sync` each, the same run `sync -u USER -d` does.
+ * - The watcher (mail-watcher.ts) turns changes in users' mail into hints that queue them (new
+ *   mail high, flag changes low); the periodic check fingerprints every user's mail and queues
+ *   those whose fingerprint moved, catching what the watcher missed and the users beyond the
+ *   watch limit; IMAP and far sources are queued on each check.
+ * - The control socket answers `replicator status|replicate|add|remove|dsync-status`.
+ * - stop(): no new syncs; running ones may finish within replication_stop_timeout, then their
+ *   workers are ended and their claims given back, so they run again after a restart.
+ * - reload() (SIGHUP): configuration and userdb read again, users joined and left.
+ *
+ * Listeners may follow `synced` (every sync, as logged) and `hint` events; `notify` is the way
+ * in for other sources of changes (such as Dovecot's replication notify socket).
+ */
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { Settings } from '../config/settings.js';
+import { openUserDb } from '../config/userdb/open-userdb.js';
+import type { UserDb } from '../config/userdb/userdb.js';
+import { configError, fsError, MailferryError } from '../model/errors.js';
+import type { UserRunSpec } from '../users/user-run-spec.js';
+import { isMask, maskMatcher, selectUsers, type UserSelection } from '../users/user-selection.js';
+import type { ControlReply, ControlRequest } from './control-protocol.js';
+import { ControlServer } from './control-server.js';
+import { acquireDaemonLock } from './daemon-lock.js';
+import { FingerprintStore } from './fingerprint-store.js';
+import { fingerprint } from './mail-fingerprint.js';
+import { MailWatcher } from './mail-watcher.js';
+import { backoffDelay } from './next-sync-time.js';
+import { openReplicationQueue, queueTimingOf } from './open-replication-queue.js';
+import { isRun, loadReplicaUsers, replicaRun, watchPlanOf } from './replica-users.js';
+import { higherPriority, type ReplicationPriority } from './replication-priority.js';
+import type { ReplicationQueue, SyncClaim } from './replication-queue.js';
+import { replicatorStateDir } from './replicator-paths.js';
+import { replicatorSettingsOf } from './replicator-settings.js';
+import { SyncWorkerPool } from './sync-worker-pool.js';
+import { outcomeOf, reportLine, type SyncReport } from './sync-report.js';
+import type { WatchTarget } from './watch-target.js';
+
+export interface ReplicatorOptions {
+  settings: Settings;
+  /** The configuration read again, for SIGHUP; throws as loading it does. */
+  loadSettings(): Settings;
+  selection: UserSelection;
+  socketPath: string;
+  verbose: boolean;
+  debug: boolean;
+  /** One line of the log (stderr, the journal). */
+  log(line: string): void;
+}
+
+interface WatchPlan {
+  targets: WatchTarget[];
+  /** The source is not on this machine (IMAP, remote): queued on every check. */
+  polled: boolean;
+}
+
+/** Hints are handed to the queue this often: a burst of thousands of events is one write a user. */
+const HINT_FLUSH_MS = 50;
+/** The scheduler wakes at least this often, whatever the queue says. */
+const MAX_SLEEP_MS = 60_000;
+/** Users fingerprinted at once by the periodic check. */
+const CHECK_PARALLEL = 4;
+
+interface LookUpFailure {
+  gone: boolean;
+  error: MailferryError;
+}
+
+function isFailure(r: UserRunSpec | LookUpFailure): r is LookUpFailure {
+  return 'error' in r && !('source' in r);
+}
+
+function kindOfExit(code: number): MailferryError['kind'] {
+  const kinds: Record<number, MailferryError['kind']> = { 64: 'usage', 65: 'data', 67: 'nouser', 77: 'permission', 78: 'config' };
+  return kinds[code] ?? 'tempfail';
+}
+
+type DaemonEvents = { synced: [SyncReport]; hint: [string, ReplicationPriority] };
+
+export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
+  private settings: Settings;
+  private readonly owner = `${hostname()}:${process.pid}`;
+  private runs = new Map<string, UserRunSpec>();
+  private plans = new Map<string, WatchPlan>();
+  private readonly hints = new Map<string, ReplicationPriority>();
+  private hintTimer: NodeJS.Timeout | undefined;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
+  private pumping = false;
+  private pumpAgain = false;
+  private checking: Promise<void> | undefined;
+  private reloading = false;
+  private stopping = false;
+  private abandoned = false;
+  private active = 0;
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Users whose sync runs now. */
+  private readonly syncing = new Set<string>();
+  private stoppedPromise: Promise<void> | undefined;
+
+  private constructor(
+    private readonly opts: ReplicatorOptions,
+    private readonly stateDir: string,
+    private readonly unlock: () => void,
+    private readonly queue: ReplicationQueue,
+    private readonly fingerprints: FingerprintStore,
+    private userdb: UserDb,
+    private readonly pool: SyncWorkerPool,
+    private readonly watcher: MailWatcher,
+  ) {
+    super();
+    this.settings = opts.settings;
+  }
+
+  static async start(opts: ReplicatorOptions): Promise<ReplicatorDaemon> {
+    const { settings } = opts;
+    const stateDir = replicatorStateDir(settings);
+    try {
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      throw fsError(err, `replicator state directory ${stateDir}`);
+    }
+    const userdb = await openUserDb(settings);
+    if (userdb === undefined) throw configError('the replicator needs a userdb: set userdb in the configuration (or -o userdb=passwd-file:FILE)');
+    const undo: (() => unknown)[] = [() => userdb.close()];
+    try {
+      const unlock = acquireDaemonLock(stateDir);
+      undo.push(unlock);
+      const queue = await openReplicationQueue(settings, stateDir);
+      undo.push(() => queue.close());
+      const fingerprints = FingerprintStore.open(stateDir);
+      undo.push(() => fingerprints.close());
+      const pool = new SyncWorkerPool(replicatorSettingsOf(settings).maxConns, settings, { verbose: opts.verbose, debug: opts.debug });
+      let daemon: ReplicatorDaemon | undefined;
+      const watcher = new MailWatcher(
+        replicatorSettingsOf(settings).maxWatchedUsers,
+        (user, hint) => daemon?.hint(user, hint),
+        (user, err) => daemon?.watchFailed(user, err),
+      );
+      undo.push(() => watcher.close());
+      daemon = new ReplicatorDaemon(opts, stateDir, unlock, queue, fingerprints, userdb, pool, watcher);
+      await daemon.begin();
+      return daemon;
+    } catch (err) {
+      for (const u of undo.reverse()) await u();
+      throw err;
+    }
+  }
+
+  private log(line: string): void {
+    this.opts.log(line);
+  }
+
+  private async begin(): Promise<void> {
+    const loaded = await loadReplicaUsers(this.opts.selection, this.userdb, this.settings, (l) => this.log(l));
+    const now = Date.now();
+    // Claims left by a replicator that died: their syncs never finished.
+    const released = await this.queue.releaseClaims(undefined, now);
+    const { added, removed } = await this.queue.setUsers(loaded.runs.keys(), now);
+    this.runs = loaded.runs;
+    await this.lookUpAddedUsers();
+    this.fingerprints.retain(new Set(this.runs.keys()));
+    this.planWatches();
+    this.control = await ControlServer.listen(this.opts.socketPath, (r) => this.handle(r));
+    const counts = await this.queue.counts(now);
+    this.log(
+      `started: ${counts.total} users (${added} new, ${removed} gone${loaded.skipped ? `, ${loaded.skipped} noreplicate` : ''}${loaded.failed ? `, ${loaded.failed} left out` : ''}${released ? `, ${released} unfinished syncs queued again` : ''}), ` +
+        `${this.watcher.size} watched, ${this.pool.size} workers; queue in ${this.stateDir}, control socket ${this.opts.socketPath}`,
+    );
+    this.armCheck();
+    // The first check right away: it finds what changed while no replicator ran.
+    void this.check();
+    this.kick();
+  }
+
+  private control: ControlServer | undefined;
+
+  /** Users added with `replicator add` that the userdb selection does not list. */
+  private async lookUpAddedUsers(): Promise<void> {
+    for (const u of await this.queue.list()) {
+      if (u.origin !== 'added' || this.runs.has(u.user)) continue;
+      const run = await this.lookUp(u.user);
+      if (isFailure(run)) this.log(`${run.error.message}; it stays queued until it can be synced or is removed`);
+      else this.runs.set(u.user, run);
+    }
+  }
+
+  /**
+   * A user's run from the userdb, or why there is none: `gone` when the user is not one to
+   * replicate (unknown, noreplicate), else an error a later try may not have (an unreachable
+   * userdb, a missing mail_replica the administrator may still add).
+   */
+  private async lookUp(user: string): Promise<UserRunSpec | LookUpFailure> {
+    let record;
+    try {
+      record = await this.userdb.lookup(user);
+    } catch (err) {
+      return { gone: false, error: err instanceof MailferryError ? err : new MailferryError('tempfail', `user ${user}: ${String(err)}`) };
+    }
+    if (record === undefined) return { gone: true, error: new MailferryError('nouser', `user ${user}: no such user in ${this.userdb.description}`) };
+    const run = replicaRun(record, this.settings);
+    if (isRun(run)) return run;
+    return { gone: run.skipped, error: new MailferryError(run.skipped ? 'data' : kindOfExit(run.exitCode), run.error) };
+  }
+
+  // ---- watching and checking ----
+
+  private planWatches(): void {
+    for (const user of [...this.plans.keys()]) {
+      if (!this.runs.has(user)) {
+        this.plans.delete(user);
+        void this.watcher.unwatch(user);
+      }
+    }
+    for (const [user, run] of this.runs) {
+      const plan = watchPlanOf(run);
+      const old = this.plans.get(user);
+      if (old !== undefined && JSON.stringify(old.targets) !== JSON.stringify(plan.targets)) void this.watcher.unwatch(user);
+      this.plans.set(user, plan);
+    }
+    // Past the limit (lowered by a reload) the last watched go first.
+    const watched = [...this.runs.keys()].filter((u) => this.watcher.has(u));
+    for (const user of watched.slice(this.watcher.capacity)) void this.watcher.unwatch(user);
+    for (const user of this.runs.keys()) {
+      if (this.watcher.size >= this.watcher.capacity) break;
+      if (!this.watcher.has(user)) this.watcher.watch(user, this.plans.get(user)!.targets);
+    }
+  }
+
+  private watchFailed(user: string, err: Error): void {
+    this.log(`user ${user}: watching the mail failed (${err.message}); the periodic check looks after this user`);
+    this.hint(user, 'low');
+  }
+
+  /** A change seen for `user`: queued with the next flush (the highest hint wins). */
+  private hint(user: string, priority: ReplicationPriority): void {
+    if (this.opts.debug) this.log(`watch: user ${user}: ${priority}`);
+    this.emit('hint', user, priority);
+    const had = this.hints.get(user);
+    this.hints.set(user, had === undefined ? priority : higherPriority(had, priority));
+    this.hintTimer ??= setTimeout(() => void this.flushHints(), HINT_FLUSH_MS);
+  }
+
+  private async flushHints(): Promise<void> {
+    this.hintTimer = undefined;
+    const batch = [...this.hints];
+    this.hints.clear();
+    const now = Date.now();
+    for (const [user, priority] of batch) await this.queue.notify(user, priority, now);
+    this.kick();
+  }
+
+  /** Queues `user` at `priority` (full: a full sync); false when the replicator does not serve the user. */
+  async notify(user: string, priority: ReplicationPriority, options: { full?: boolean } = {}): Promise<boolean> {
+    const known = await this.queue.notify(user, priority, Date.now(), options);
+    if (known) this.kick();
+    return known;
+  }
+
+  private armCheck(): void {
+    if (this.checkTimer) clearInterval(this.checkTimer);
+    this.checkTimer = setInterval(() => void this.check(), Math.max(100, replicatorSettingsOf(this.settings).checkIntervalMs));
+    this.checkTimer.unref();
+  }
+
+  /** The periodic check; one at a time. */
+  check(): Promise<void> {
+    this.checking ??= this.runCheck().finally(() => (this.checking = undefined));
+    return this.checking;
+  }
+
+  private async runCheck(): Promise<void> {
+    const users = [...this.plans.entries()];
+    let next = 0;
+    let queued = 0;
+    const worker = async () => {
+      while (next < users.length && !this.stopping) {
+        const [user, plan] = users[next++]!;
+        // Its sync records the fingerprint it leaves when it ends.
+        if (this.syncing.has(user)) continue;
+        let changed = plan.polled;
+        if (plan.targets.length > 0) {
+          const fp = await fingerprint(plan.targets);
+          const old = this.fingerprints.get(user);
+          if (old === undefined || old.fresh || old.value !== fp.value) changed = true;
+          // A watched user's second change in the same clock tick is seen by the watcher, not by mtimes.
+          if (this.watcher.has(user)) fp.fresh = false;
+          if (this.plans.has(user) && !this.syncing.has(user)) this.fingerprints.set(user, fp);
+        }
+        if (changed && this.opts.debug) this.log(`check: user ${user}: ${plan.polled ? 'its mail is not on this machine' : 'its mail changed'}`);
+        if (changed && (await this.queue.notify(user, 'low', Date.now()))) queued++;
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: CHECK_PARALLEL }, worker));
+    } catch (err) {
+      this.log(`the periodic check failed: ${(err as Error).message}`);
+    }
+    if (this.opts.verbose) this.log(`check: ${users.length} users looked at, ${queued} queued`);
+    if (queued > 0) this.kick();
+  }
+
+  // ---- scheduling ----
+
+  /** Starts whatever is due, as workers allow. */
+  private kick(): void {
+    if (this.stopping) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    void this.pump().finally(() => {
+      this.pumping = false;
+    });
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      do {
+        this.pumpAgain = false;
+        while (!this.stopping && this.active < this.pool.size) {
+          const claim = await this.queue.claim(this.owner, Date.now());
+          if (claim === undefined) break;
+          this.active++;
+          this.syncing.add(claim.user);
+          const p = this.runClaim(claim).finally(() => {
+            this.syncing.delete(claim.user);
+            this.active--;
+            this.inFlight.delete(p);
+            this.kick();
+          });
+          this.inFlight.add(p);
+        }
+      } while (this.pumpAgain && !this.stopping);
+      await this.armWake();
+    } catch (err) {
+      this.log(`the queue failed: ${(err as Error).message}; retrying in ${MAX_SLEEP_MS / 1000} s`);
+      this.setWake(MAX_SLEEP_MS);
+    }
+  }
+
+  private setWake(ms: number): void {
+    if (this.wakeTimer) clearTimeout(this.wakeTimer);
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.kick();
+    }, ms);
+  }
+
+  private async armWake(): Promise<void> {
+    if (this.stopping) return;
+    const due = await this.queue.nextDue();
+    // Nothing queued, or all workers busy (a finishing sync kicks): the long sleep is a safety net.
+    const ms = due === undefined || this.active >= this.pool.size ? MAX_SLEEP_MS : Math.min(MAX_SLEEP_MS, Math.max(5, due - Date.now()));
+    this.setWake(ms);
+  }
+
+  private async runClaim(claim: SyncClaim): Promise<void> {
+    const started = Date.now();
+    let run = this.runs.get(claim.user);
+    let reply: { exitCode: number; counts?: SyncReport['counts']; error?: string };
+    if (run === undefined) {
+      const found = await this.lookUp(claim.user);
+      // 67 takes a user that is gone out of the queue (outcomeOf), as Dovecot's -NOUSER and -NOREPLICATE do.
+      if (isFailure(found)) reply = { exitCode: found.gone ? 67 : found.error.exitCode, error: found.error.message };
+      else {
+        run = found;
+        this.runs.set(claim.user, found);
+        reply = await this.pool.run({ spec: found, full: claim.full, priority: claim.priority });
+      }
+    } else {
+      reply = await this.pool.run({ spec: run, full: claim.full, priority: claim.priority });
+    }
+    const end = Date.now();
+    // Stopped before it finished: the claim is given back (releaseClaims at the end of stop).
+    if (this.abandoned) return;
+    const { outcome, result } = outcomeOf(reply, end);
+    await this.queue.complete(claim, outcome);
+    if (result === 'gone') {
+      this.runs.delete(claim.user);
+      this.plans.delete(claim.user);
+      await this.watcher.unwatch(claim.user);
+    } else if (result !== 'failed' && this.watcher.has(claim.user)) {
+      // The sync's own writes are in the fingerprint now; a change the watcher misses after this still moves it.
+      const plan = this.plans.get(claim.user);
+      if (plan !== undefined && plan.targets.length > 0) this.fingerprints.set(claim.user, { ...(await fingerprint(plan.targets)), fresh: false });
+    }
+    const report: SyncReport = {
+      user: claim.user,
+      priority: claim.priority,
+      full: claim.full,
+      result,
+      exitCode: reply.exitCode,
+      counts: reply.counts,
+      error: reply.error,
+      ms: end - started,
+      retryInMs: result === 'failed' ? backoffDelay(claim.failures + 1, replicatorSettingsOf(this.settings).failureBackoffMs) : undefined,
+    };
+    this.log(reportLine(report));
+    this.emit('synced', report);
+  }
+
+  // ---- control ----
+
+  private async handle(r: ControlRequest): Promise<ControlReply> {
+    const now = Date.now();
+    switch (r.cmd) {
+      case 'status': {
+        if (r.mask !== undefined) {
+          const test = maskMatcher(r.mask);
+          return { ok: true, cmd: 'status-users', now, users: await this.queue.list(test) };
+        }
+        const polled = [...this.plans.keys()].filter((u) => !this.watcher.has(u)).length;
+        return { ok: true, cmd: 'status', now, counts: await this.queue.counts(now), watched: this.watcher.size, polled };
+      }
+      case 'dsync-status':
+        return { ok: true, cmd: 'dsync-status', now, workers: this.pool.status() };
+      case 'replicate': {
+        const users = isMask(r.mask) ? (await this.queue.list(maskMatcher(r.mask))).map((u) => u.user) : [r.mask];
+        if (users.length === 0) return { ok: false, error: `no user of the replicator matches '${r.mask}'`, exitCode: 67 };
+        if (!isMask(r.mask) && (await this.queue.list((u) => u === r.mask)).length === 0) {
+          // Dovecot adds a user named outright that it did not know.
+          const added = await this.add(r.mask, now);
+          if (added instanceof MailferryError) return { ok: false, error: added.message, exitCode: added.exitCode };
+        }
+        for (const u of users) await this.queue.notify(u, r.priority, now, { full: r.full });
+        this.kick();
+        return { ok: true, cmd: 'replicate', users };
+      }
+      case 'add': {
+        if (!isMask(r.mask)) {
+          const added = await this.add(r.mask, now);
+          if (added instanceof MailferryError) return { ok: false, error: added.message, exitCode: added.exitCode };
+          this.kick();
+          return { ok: true, cmd: 'add', users: [r.mask] };
+        }
+        const users: string[] = [];
+        for await (const s of selectUsers({ kind: 'names', masks: [r.mask] }, this.userdb)) {
+          if (!('record' in s)) continue;
+          const run = replicaRun(s.record, this.settings);
+          if (!isRun(run)) continue;
+          await this.adopt(run, now);
+          users.push(run.user);
+        }
+        if (users.length === 0) return { ok: false, error: `no user of ${this.userdb.description} with a mail_replica matches '${r.mask}'`, exitCode: 67 };
+        this.kick();
+        return { ok: true, cmd: 'add', users };
+      }
+      case 'remove': {
+        const users = (await this.queue.list(isMask(r.mask) ? maskMatcher(r.mask) : (u) => u === r.mask)).map((u) => u.user);
+        if (users.length === 0) return { ok: false, error: `no user of the replicator matches '${r.mask}'`, exitCode: 67 };
+        await this.queue.removeUsers(users);
+        for (const u of users) {
+          this.plans.delete(u);
+          await this.watcher.unwatch(u);
+        }
+        return { ok: true, cmd: 'remove', users };
+      }
+    }
+  }
+
+  private async add(user: string, now: number): Promise<UserRunSpec | MailferryError> {
+    const run = await this.lookUp(user);
+    if (isFailure(run)) return run.error;
+    await this.adopt(run, now);
+    return run;
+  }
+
+  private async adopt(run: UserRunSpec, now: number): Promise<void> {
+    await this.queue.addUsers([run.user], now);
+    this.runs.set(run.user, run);
+    const plan = watchPlanOf(run);
+    this.plans.set(run.user, plan);
+    this.watcher.watch(run.user, plan.targets);
+  }
+
+  // ---- reload and stop ----
+
+  /** SIGHUP: the configuration and the userdb read again; on any error the old ones stay in force. */
+  async reload(): Promise<void> {
+    if (this.reloading || this.stopping) return;
+    this.reloading = true;
+    try {
+      let settings: Settings;
+      let userdb: UserDb | undefined;
+      try {
+        settings = this.opts.loadSettings();
+        userdb = await openUserDb(settings);
+        if (userdb === undefined) throw configError('no userdb is configured any more');
+      } catch (err) {
+        this.log(`reload failed: ${(err as Error).message}; the configuration in force stays`);
+        return;
+      }
+      let loaded;
+      try {
+        loaded = await loadReplicaUsers(this.opts.selection, userdb, settings, (l) => this.log(l));
+      } catch (err) {
+        await userdb.close();
+        this.log(`reload failed: ${(err as Error).message}; the users in force stay`);
+        return;
+      }
+      const old = this.userdb;
+      this.userdb = userdb;
+      await old.close();
+      this.settings = settings;
+      const { added, removed } = await this.queue.setUsers(loaded.runs.keys(), Date.now());
+      await this.queue.reconfigure(queueTimingOf(settings));
+      this.runs = loaded.runs;
+      await this.lookUpAddedUsers();
+      this.fingerprints.retain(new Set(this.runs.keys()));
+      this.pool.setSettings(settings);
+      this.pool.resize(replicatorSettingsOf(settings).maxConns);
+      this.watcher.setLimit(replicatorSettingsOf(settings).maxWatchedUsers);
+      this.planWatches();
+      this.armCheck();
+      this.log(`reloaded: ${this.runs.size} users (${added} new, ${removed} gone), ${this.watcher.size} watched, ${this.pool.size} workers`);
+      this.kick();
+    } finally {
+      this.reloading = false;
+    }
+  }
+
+  /** Stops taking work, lets running syncs finish (bounded), keeps the queue; a second call ends them at once. */
+  stop(): Promise<void> {
+    if (this.stoppedPromise !== undefined) {
+      if (!this.abandoned) {
+        this.log('stopping now: ending the running syncs');
+        this.abandon();
+      }
+      return this.stoppedPromise;
+    }
+    this.stopping = true;
+    this.stoppedPromise = this.shutdown();
+    return this.stoppedPromise;
+  }
+
+  private abandon(): void {
+    this.abandoned = true;
+    this.pool.close('SIGTERM');
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const t of [this.wakeTimer, this.hintTimer]) if (t) clearTimeout(t);
+    if (this.checkTimer) clearInterval(this.checkTimer);
+    await this.watcher.close();
+    // Hints not yet handed over would be lost with the process.
+    await this.flushHints().catch(() => {});
+    const running = this.pool.busy;
+    const limit = replicatorSettingsOf(this.settings).stopTimeoutMs / 1000;
+    if (running > 0) this.log(`stopping: waiting up to ${limit} s for ${running} running sync${running === 1 ? '' : 's'}`);
+    const finished = await this.pool.drain(limit * 1000);
+    if (!finished && !this.abandoned) {
+      this.log(`stopping: syncs still running after ${limit} s are ended; they run again at the next start`);
+      this.abandon();
+    }
+    // A worker deaf to SIGTERM (stuck in a system call) does not hold the stop up for long.
+    if (!(await this.pool.drain(10_000))) this.pool.close('SIGKILL');
+    await Promise.allSettled([...this.inFlight]);
+    await this.checking;
+    const released = await this.queue.releaseClaims(this.owner, Date.now());
+    this.pool.close();
+    await this.control?.close();
+    await this.queue.close();
+    this.fingerprints.close();
+    await this.userdb.close();
+    this.unlock();
+    this.log(`stopped${released ? `: ${released} unfinished syncs kept in the queue` : ''}`);
+  }
+}
