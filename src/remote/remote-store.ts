@@ -49,6 +49,9 @@ export interface RemoteStoreOptions {
   closeReason?: () => string | undefined;
 }
 
+/** Save bodies being sent at once, at most: a store pulls up to 200 + 16 before it reads one. */
+const MAX_SENDING_BODIES = 256;
+
 /** Bodies opened ahead of the engine's asks, along a mailbox's listing. */
 const OPEN_AHEAD = 16;
 
@@ -112,6 +115,10 @@ class ClientSave {
     this.pumping = true;
     try {
       while (this.wanted > 0 && !this.done) {
+        // However much a server asks for, no more bodies are opened and sent at once than a
+        // store legitimately waits on (an mbox takes 200 before it writes).
+        await this.client.bodySlot();
+        if (this.done) return;
         let next: IteratorResult<SaveRequest>;
         try {
           next = await this.client.locally(() => this.iterator.next());
@@ -228,6 +235,10 @@ export class RemoteStore implements MailStore {
 
   locally<T>(work: () => Promise<T>): Promise<T> {
     return this.state.locally(work);
+  }
+
+  bodySlot(): Promise<void> {
+    return this.state.bodySlot();
   }
 
   async listMailboxes(): Promise<MailboxList> {
@@ -366,6 +377,7 @@ class ClientState {
   private readonly bodyErrors = new Map<number, unknown>();
   readonly saves = new Map<number, ClientSave>();
   private localWork = 0;
+  private readonly slotWaiters: (() => void)[] = [];
   closeError: Error | undefined;
   private closed = false;
   private readonly closedPromise: Promise<void>;
@@ -387,6 +399,7 @@ class ClientState {
       this.pending.clear();
       for (const b of this.incoming.values()) b.fail(gone);
       for (const o of this.outgoing.values()) o.cancel();
+      for (const w of this.slotWaiters.splice(0)) w();
       resolveClosed();
     };
     conn.onFrame = (frame) => this.frame(frame);
@@ -461,7 +474,14 @@ class ClientState {
       this.outgoing.set(stream, out);
       await out.run();
       this.outgoing.delete(stream);
+      this.slotWaiters.shift()?.();
     })();
+  }
+
+  /** Resolves when fewer than MAX_SENDING_BODIES save bodies are being sent. */
+  bodySlot(): Promise<void> {
+    if (this.outgoing.size < MAX_SENDING_BODIES || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.slotWaiters.push(resolve));
   }
 
   localBodyError(saveId: number): unknown {

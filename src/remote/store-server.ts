@@ -16,7 +16,7 @@ import { nameRulesOf } from './name-rules.js';
 import { ProtocolError } from './protocol-error.js';
 import { WireConnection } from './wire-connection.js';
 import { decodeError, encodeError } from './wire-errors.js';
-import { encodeMessage, MessageAssembler, parseObject } from './wire-message.js';
+import { encodeMessage, MAX_ITEMS, MessageAssembler, parseObject } from './wire-message.js';
 import { isOpName, OPS, OPTIONAL_METHODS, saveItem, type OpenRequest, type OpName, type OpReply, type OpRequest, type SaveItem, type WireSpec } from './wire-ops.js';
 
 export interface OpenedForPeer {
@@ -59,6 +59,9 @@ class ServerSave {
   private error: Error | undefined;
   private wake?: () => void;
   private pulling = false;
+  /** Messages asked for so far; a client sending more than that is not to be believed. */
+  private pulled = 0;
+  private received = 0;
   private readonly heldOpens: (() => Promise<void>)[] = [];
   readonly bodies = new Map<number, IncomingBody>();
 
@@ -71,6 +74,7 @@ class ServerSave {
 
   item(item: SaveItem): void {
     if (this.ended) throw new ProtocolError(`save ${this.id}: a message after the end`);
+    if (++this.received > this.pulled) throw new ProtocolError(`save ${this.id}: more messages than were asked for`);
     this.bodies.set(item.stream, this.newBody(item));
     this.queue.push(item);
     this.wake?.();
@@ -100,8 +104,13 @@ class ServerSave {
     while (this.heldOpens.length > 0) await this.heldOpens.shift()!();
   }
 
+  private pull(n: number): void {
+    this.pulled += n;
+    this.conn.send(FrameType.Pull, this.id, u32Payload(n));
+  }
+
   async *requests(): AsyncGenerator<SaveRequest> {
-    this.conn.send(FrameType.Pull, this.id, u32Payload(SAVE_PULL_AHEAD));
+    this.pull(SAVE_PULL_AHEAD);
     for (;;) {
       this.pulling = true;
       await this.runHeldOpens();
@@ -114,7 +123,7 @@ class ServerSave {
       if (this.error) throw this.error;
       const item = this.queue.shift();
       if (!item) return;
-      if (!this.ended) this.conn.send(FrameType.Pull, this.id, u32Payload(1));
+      if (!this.ended) this.pull(1);
       const body = this.bodies.get(item.stream)!;
       yield {
         uid: item.uid,
@@ -354,6 +363,10 @@ export async function serveStore(stream: Duplex, options: ServeOptions): Promise
           assemblers.set(frame.id, entry);
         } else if (o.op !== entry.op) throw new ProtocolError(`part of request ${frame.id}: its operation changed`);
         entry.asm.addPart(o);
+        // Each request is held to MAX_ITEMS; all requests still arriving, together, too.
+        let held = 0;
+        for (const a of assemblers.values()) held += a.asm.itemCount;
+        if (held > MAX_ITEMS) throw new ProtocolError(`requests still arriving hold more than ${MAX_ITEMS} items`);
         return;
       }
       case FrameType.Request: {

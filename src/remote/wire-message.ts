@@ -73,6 +73,11 @@ export class MessageAssembler {
     private readonly what: string,
   ) {}
 
+  /** Items taken so far. */
+  get itemCount(): number {
+    return this.count;
+  }
+
   /** A Part frame, already parsed. */
   addPart(o: Record<string, unknown>): void {
     const field = str(64)(o.f, `${this.what} part.f`);

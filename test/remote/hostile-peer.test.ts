@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
@@ -153,6 +154,31 @@ describe('hostile server', () => {
     assert.ok(process.memoryUsage().heapUsed - heap < 64 * 1024 * 1024);
   });
 
+  it('a server asking for a million messages of a save gets no more than 256 bodies at once', async () => {
+    let items = 0;
+    const { store: evil, peer } = await hostileServer((p, op, id) => {
+      if (op === 'saveMessages') p.send(FrameType.Pull, id, u32Payload(1_000_000));
+    }, 60_000);
+    const counting = (async function* () {
+      for (let i = 0; i < 1000; i++) {
+        yield { flags: [], keywords: [], receivedDate: 0, body: () => Readable.from([Buffer.alloc(100 * 1024, 'x')]) };
+      }
+    })();
+    const seen = () => items;
+    const origOnFrame = peer.onFrame!;
+    peer.onFrame = (f) => {
+      if (f.type === FrameType.Item) items++;
+      origOnFrame(f);
+    };
+    const saving = evil.saveMessages(['INBOX'], counting).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 800));
+    // 256 bodies being sent, and the message whose body waits for one of them to finish.
+    assert.ok(seen() >= 200 && seen() <= 257, `${seen()} messages sent`);
+    peer.close();
+    assert.ok((await saving) instanceof MailferryError);
+    await evil.close();
+  });
+
   it('a server that says nothing fails the call after the stall timeout (75)', async () => {
     const started = Date.now();
     const { store: evil } = await hostileServer(() => {}, 300);
@@ -260,6 +286,16 @@ describe('hostile client', () => {
       assert.equal(await messagesIn(location), 0);
     });
   }
+
+  it('more messages than the server asked for close the connection', async () => {
+    const { location, peer, done } = await served('unasked');
+    peer.send(FrameType.Request, 2, { op: 'saveMessages', name: ['INBOX'] });
+    const pull = await peer.expect(FrameType.Pull);
+    const asked = pull.payload.readUInt32BE(0);
+    for (let i = 0; i <= asked; i++) peer.send(FrameType.Item, 2, { flags: 0, keywords: [], receivedDate: 0, stream: 10 + i });
+    await assert.rejects(done, (e: unknown) => e instanceof ProtocolError && /more messages than were asked for/.test(e.message));
+    assert.equal(await messagesIn(location), 0);
+  });
 
   it('data for a stream never opened, and unknown frame types, close the connection', async () => {
     const a = await served('unknown-stream');
