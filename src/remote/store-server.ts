@@ -10,7 +10,7 @@ import type { Duplex, Readable } from 'node:stream';
 import { MailferryError, usageError } from '../model/errors.js';
 import { canonicalName } from '../model/mailbox-name.js';
 import { mailboxKey, type MailStore, type SaveRequest } from '../storage/store.js';
-import { BODY_WINDOW, IncomingBody, OutgoingBody } from './body-streams.js';
+import { IncomingBody, OutgoingBody } from './body-streams.js';
 import { FrameType, readU32Payload, u32Payload, type Frame } from './frame-codec.js';
 import { nameRulesOf } from './name-rules.js';
 import { ProtocolError } from './protocol-error.js';
@@ -444,4 +444,3 @@ export async function serveStore(stream: Duplex, options: ServeOptions): Promise
   if (closeError) throw closeError;
 }
 
-export { BODY_WINDOW };

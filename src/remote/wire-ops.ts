@@ -37,7 +37,6 @@ import {
   peerKey,
   specialUse,
   str,
-  time,
   uid,
   uidNext,
   uint32,

@@ -25,7 +25,6 @@ import {
   mailboxName,
   messageGuid,
   object,
-  optional,
   specialUse,
   str,
   time,
@@ -180,4 +179,3 @@ export function uidPair<T>(value: Check<T>): Check<[number, T]> {
 
 export const headerHash = str(128, /^[0-9a-f]+$/, 'hex digits');
 
-export { optional };

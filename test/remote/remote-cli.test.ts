@@ -203,6 +203,19 @@ describe('cli: backup and sync with a remote: location (dsync-server as a local 
     assert.deepEqual(await view(a), before, 'the source is left as it was');
   });
 
+  it('dsync-server -r writes the far side of the traffic; dsync_compression=none is plain', async () => {
+    const src = `maildir:${join(dir, 'i src')}`;
+    await fill(src, bodies.slice(0, 5));
+    const log = join(dir, 'i.far.rawlog');
+    const r = mf(['-o', 'dsync_compression=none', 'backup', src, `remote:testhost:maildir:${join(dir, 'i-dst')}`], `${SERVER_CMD} -r ${log}`);
+    assert.equal(r.code, 0, r.stderr);
+    const trace = readFileSync(log, 'utf8');
+    assert.match(trace, /connected: peer speaks 1\.\d \[\]/, 'the client offered no deflate');
+    assert.match(trace, /< Request \d+ \{"op":"open"/);
+    assert.match(trace, /< Item \d+ /);
+    assert.doesNotMatch(trace, /deflate on/);
+  });
+
   it('dsync-server alone: no location is a usage error; -u of an unknown user is 67', () => {
     const none = mf(['dsync-server']);
     assert.equal(none.code, 64, none.stderr);
