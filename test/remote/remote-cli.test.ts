@@ -5,7 +5,7 @@
  * keeps its exit status with the host in front.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -214,6 +214,22 @@ describe('cli: backup and sync with a remote: location (dsync-server as a local 
     assert.match(trace, /< Request \d+ \{"op":"open"/);
     assert.match(trace, /< Item \d+ /);
     assert.doesNotMatch(trace, /deflate on/);
+  });
+
+  it("remote:HOST alone: the far side serves -u USER's mail from its userdb, with that user's uid", async () => {
+    const src = `maildir:${join(dir, 'j src')}`;
+    await fill(src, bodies.slice(0, 6));
+    const home = join(dir, 'j-home');
+    chmodSync(dir, 0o755);
+    mkdirSync(home);
+    chownSync(home, 65534, 65534);
+    const users = join(dir, 'j.users');
+    writeFileSync(users, `alice:x:65534:65534::${home}::userdb_mail=maildir:~/Maildir\n`);
+    const far = `${process.execPath} ${CLI} -o mail_fsync=never -o userdb=passwd-file:${users} -o first_valid_uid=1000 dsync-server -ualice`;
+    const r = mf(['backup', src, 'remote:testhost'], far);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(statSync(join(home, 'Maildir', 'cur')).uid, 65534, 'the far side wrote as the user');
+    assert.deepEqual(await view(`maildir:${join(home, 'Maildir')}`), await view(src));
   });
 
   it('dsync-server alone: no location is a usage error; -u of an unknown user is 67', () => {
