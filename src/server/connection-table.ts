@@ -1,8 +1,9 @@
 /**
  * The connections the server holds, for its limits: so many in all, so many from one address.
- * When the table is full, the oldest connection that has not authenticated yet makes room,
- * so a crowd of silent connections (slowloris) delays nobody who authenticates in time; only
- * when every connection is an authenticated session is a new one refused.
+ * When the table is full, a connection that has not authenticated yet makes room: the oldest
+ * of the address holding the most of them. A crowd of silent connections (slowloris) from a
+ * few addresses then pushes out its own members, never a lone client in the middle of its
+ * handshake; only when every connection is an authenticated session is a new one refused.
  */
 export interface Tracked {
   /** addressKey() of the peer. */
@@ -46,13 +47,7 @@ export class ConnectionTable {
     const mine = this.perKey.get(t.key) ?? 0;
     if (mine >= this.limits.maxPerAddress) return { ok: false, reason: `${mine} connections from this address already (server_max_connections_per_address)` };
     if (this.all.size >= this.limits.maxConnections) {
-      let oldest: Tracked | undefined;
-      for (const x of this.all) {
-        if (!x.authenticated) {
-          oldest = x;
-          break;
-        }
-      }
+      const oldest = this.roomMaker();
       if (!oldest) return { ok: false, reason: `${this.all.size} sessions already (server_max_connections)` };
       this.evicted++;
       this.release(oldest);
@@ -61,6 +56,21 @@ export class ConnectionTable {
     this.all.add(t);
     this.perKey.set(t.key, mine + 1);
     return { ok: true };
+  }
+
+  /** The oldest unauthenticated connection of the address with the most of them. */
+  private roomMaker(): Tracked | undefined {
+    const waiting = new Map<string, { n: number; oldest: Tracked }>();
+    for (const x of this.all) {
+      if (x.authenticated) continue;
+      const w = waiting.get(x.key);
+      if (w) w.n++;
+      else waiting.set(x.key, { n: 1, oldest: x });
+    }
+    let best: { n: number; oldest: Tracked } | undefined;
+    // Map order is the order of each address's oldest connection: ties go to the older.
+    for (const w of waiting.values()) if (!best || w.n > best.n) best = w;
+    return best?.oldest;
   }
 
   release(t: Tracked): void {

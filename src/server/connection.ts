@@ -216,7 +216,9 @@ export async function handleConnection(raw: Socket, ctx: ServerContext): Promise
     if (problem) throw new Refusal('data', `user name ${shownUserName(hello.user)} ${problem}: refused`);
     const account = await ctx.accounts.resolve(hello.user);
     if (ctx.shutdown.aborted) throw new Refusal('tempfail', 'the server is shutting down; try again later');
+    const waitStart = Date.now();
     const release = await ctx.locks.acquire(account.location, hello.wait * 1000, AbortSignal.any([closed.signal, ctx.shutdown]), `user ${shownUserName(account.user)}`);
+    rec.waited = Date.now() - waitStart;
     try {
       session = new SessionProcess(
         { type: 'serve', account, settings: ctx.settings, label: `client ${rec.peer} (user ${shownUserName(account.user)})`, compress: ctx.compress },

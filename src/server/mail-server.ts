@@ -3,6 +3,7 @@
  * per-user turns, the TLS material and the secret (both reread on SIGHUP), and the running
  * sessions, which a shutdown lets finish (drain) or stops.
  */
+import { setMaxListeners } from 'node:events';
 import { createServer, type Server } from 'node:net';
 import type { Settings } from '../config/settings.js';
 import { fsError, MailferryError, tempError } from '../model/errors.js';
@@ -73,6 +74,8 @@ export class MailServer {
     private readonly log: Log,
   ) {
     const s = config.settings;
+    // Every connection listens for the shutdown.
+    setMaxListeners(0, this.stopping.signal);
     this.table = new ConnectionTable({ maxConnections: s.server_max_connections, maxPerAddress: s.server_max_connections_per_address });
     this.backoff = new AuthBackoff({ threshold: s.server_auth_failures, maxSeconds: s.server_auth_backoff });
   }

@@ -47,6 +47,8 @@ export class SessionProcess {
   private endedBy?: string;
   private socket?: Socket;
   private lines = 0;
+  /** What the process said last, for an error when it ends before it is ready. */
+  private lastLine = '';
 
   constructor(msg: ServeMessage, log: (line: string) => void) {
     // Its own process group: a Ctrl-C at the server's terminal is the server's to handle.
@@ -70,7 +72,10 @@ export class SessionProcess {
           this.error = r.error;
         }
       });
-      child.once('exit', (code, signal) => reject(tempError(`the session process ended before it was ready (${signal ?? `exit ${code}`})`)));
+      child.once('exit', (code, signal) =>
+        // Its stderr may still be draining: the last line, if any, once it has.
+        setImmediate(() => reject(tempError(`the session process ended before it was ready (${signal ?? `exit ${code}`}${this.lastLine ? `: ${this.lastLine}` : ''})`))),
+      );
       child.once('error', (err) => reject(tempError(`the session process could not start: ${err.message}`)));
     });
     this.ready.catch(() => {});
@@ -79,6 +84,8 @@ export class SessionProcess {
 
   private logLine(line: string, log: (line: string) => void): void {
     this.lines++;
+    // eslint-disable-next-line no-control-regex
+    if (line.trim() !== '') this.lastLine = line.replace(/[\u0000-\u001f\u007f]+/g, ' ').slice(0, 300);
     // eslint-disable-next-line no-control-regex
     if (this.lines <= MAX_LOG_LINES) log(line.replace(/[\u0000-\u001f\u007f]+/g, ' ').slice(0, 2000));
     else if (this.lines === MAX_LOG_LINES + 1) log(`(further lines of this session not logged)`);

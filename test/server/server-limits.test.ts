@@ -130,7 +130,7 @@ describe('mailferry server limits, reloads and shutdown', { timeout: 180_000 }, 
       const t0 = Date.now();
       await new Promise<void>((r) => sock.on('close', () => r()).resume());
       assert.ok(Date.now() - t0 < 8000);
-      assert.match(await s.waitForLine(/user=bob result=/), why);
+      assert.match(await s.waitForLine(/user=bob wait=[0-9.]+s result=/), why);
     }
   });
 
@@ -148,7 +148,7 @@ describe('mailferry server limits, reloads and shutdown', { timeout: 180_000 }, 
     setTimeout(() => holder.destroy(), 500);
     r = await waiting;
     assert.equal(r.code, 0, r.stderr);
-    assert.match(s.sessionLines().at(-1)!, /user=carol result=ok .* saved=300 /);
+    assert.match(s.sessionLines().at(-1)!, /user=carol wait=[0-9.]+s result=ok .* saved=300 /);
   });
 
   it('SIGTERM lets a running backup finish, turns new clients away, and exits 0', async () => {
@@ -165,7 +165,7 @@ describe('mailferry server limits, reloads and shutdown', { timeout: 180_000 }, 
     const r = await running;
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await s.exited, { code: 0, signal: null });
-    assert.match(s.sessionLines().at(-1)!, /user=dave result=ok exit=0 .* saved=1200 /);
+    assert.match(s.sessionLines().at(-1)!, /user=dave wait=[0-9.]+s result=ok exit=0 .* saved=1200 /);
     assert.match(s.lines.at(-1)!.text, /stopped$/);
     // Read as files: the server is gone, and its user's index is not root's to open.
     const files = (readdirSync(join(site.home('dave'), 'Maildir'), { recursive: true }) as string[]).filter((p) => /(^|\/)cur\/[^/]+$/.test(p));

@@ -172,7 +172,7 @@ describe('mailferry server refusals', { timeout: 180_000 }, () => {
     let mark = certServer.lines.length;
     let r = await backup(site.tcps(certServer.port, 'certuser', certQuery), []);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(await logged(certServer, mark), /auth="cert CN=backup-host\.example" user=certuser result=ok /);
+    assert.match(await logged(certServer, mark), /auth="cert CN=backup-host\.example" user=certuser wait=[0-9.]+s result=ok /);
     mark = certServer.lines.length;
     r = await backup(site.tcps(certServer.port, 'certuser', `cafile=${site.certs.ca}&cert=${site.certs.rogueClientCert}&key=${site.certs.rogueClientKey}`), []);
     assert.equal(r.code, 77, r.stderr);

@@ -111,6 +111,18 @@ describe('connection table', () => {
     assert.equal(table.evicted, 1);
   });
 
+  it('makes room from the address holding the most unauthenticated connections, its oldest first', () => {
+    const table = new ConnectionTable({ maxConnections: 4, maxPerAddress: 10 });
+    const lone = tracked('lone');
+    const crowd = ['x', 'x', 'x'].map(tracked);
+    for (const t of [lone, ...crowd]) assert.ok(table.admit(t).ok);
+    const next = [tracked('y'), tracked('y'), tracked('z')];
+    for (const t of next) assert.ok(table.admit(t).ok);
+    assert.deepEqual([lone, ...crowd, ...next].map((t) => t.dropped !== undefined), [false, true, true, false, true, false, false], 'the crowd first, then y with two');
+    assert.ok(table.admit(tracked('w')).ok);
+    assert.notEqual(lone.dropped, undefined, 'with one each, the oldest goes');
+  });
+
   it('never holds more than its limits, whatever comes and goes', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.nat(4), fc.nat(3)), { maxLength: 200 }), (ops) => {
