@@ -60,8 +60,10 @@ interface WatchPlan {
   polled: boolean;
 }
 
-/** Hints are handed to the queue this often: a burst of thousands of events is one write a user. */
-const HINT_FLUSH_MS = 50;
+/** A user's hints go to the queue once its mail was quiet this long, or this long after the first. */
+const HINT_QUIET_MS = 100;
+const HINT_MAX_WAIT_MS = 1000;
+const HINT_TICK_MS = 50;
 /** The scheduler wakes at least this often, whatever the queue says. */
 const MAX_SLEEP_MS = 60_000;
 /** Users fingerprinted at once by the periodic check. */
@@ -88,7 +90,7 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
   private readonly owner = `${hostname()}:${process.pid}`;
   private runs = new Map<string, UserRunSpec>();
   private plans = new Map<string, WatchPlan>();
-  private readonly hints = new Map<string, ReplicationPriority>();
+  private readonly hints = new Map<string, { priority: ReplicationPriority; first: number; last: number }>();
   private hintTimer: NodeJS.Timeout | undefined;
   private wakeTimer: NodeJS.Timeout | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
@@ -238,22 +240,34 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
     this.hint(user, 'low');
   }
 
-  /** A change seen for `user`: queued with the next flush (the highest hint wins). */
+  /**
+   * A change seen for `user`. Hints gather until the user's mail has been quiet for a moment
+   * (or a second at most has passed since the first), as Dovecot's plugin gathers them for half a
+   * second: a delivery of a thousand messages, or a client setting flags on all of them, is one
+   * sync, not one a message.
+   */
   private hint(user: string, priority: ReplicationPriority): void {
     if (this.opts.debug) this.log(`watch: user ${user}: ${priority}`);
     this.emit('hint', user, priority);
+    const now = Date.now();
     const had = this.hints.get(user);
-    this.hints.set(user, had === undefined ? priority : higherPriority(had, priority));
-    this.hintTimer ??= setTimeout(() => void this.flushHints(), HINT_FLUSH_MS);
+    if (had === undefined) this.hints.set(user, { priority, first: now, last: now });
+    else {
+      had.priority = higherPriority(had.priority, priority);
+      had.last = now;
+    }
+    this.hintTimer ??= setTimeout(() => void this.flushHints(), HINT_TICK_MS);
   }
 
-  private async flushHints(): Promise<void> {
+  /** Hands the settled hints (all of them when `all`) to the queue. */
+  private async flushHints(all = false): Promise<void> {
     this.hintTimer = undefined;
-    const batch = [...this.hints];
-    this.hints.clear();
     const now = Date.now();
-    for (const [user, priority] of batch) await this.queue.notify(user, priority, now);
-    this.kick();
+    const ready = [...this.hints].filter(([, h]) => all || now - h.last >= HINT_QUIET_MS || now - h.first >= HINT_MAX_WAIT_MS);
+    for (const [user] of ready) this.hints.delete(user);
+    for (const [user, h] of ready) await this.queue.notify(user, h.priority, h.first);
+    if (this.hints.size > 0 && !all) this.hintTimer = setTimeout(() => void this.flushHints(), HINT_TICK_MS);
+    if (ready.length > 0) this.kick();
   }
 
   /** Queues `user` at `priority` (full: a full sync); false when the replicator does not serve the user. */
@@ -551,7 +565,7 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
     if (this.checkTimer) clearInterval(this.checkTimer);
     await this.watcher.close();
     // Hints not yet handed over would be lost with the process.
-    await this.flushHints().catch(() => {});
+    await this.flushHints(true).catch(() => {});
     const running = this.pool.busy;
     const limit = replicatorSettingsOf(this.settings).stopTimeoutMs / 1000;
     if (running > 0) this.log(`stopping: waiting up to ${limit} s for ${running} running sync${running === 1 ? '' : 's'}`);

@@ -7,7 +7,7 @@
  * by line. As root every user is nobody (65534) and the files the test writes are given to it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { encodeMutf7 } from '../../src/model/mutf7.js';
@@ -178,13 +178,13 @@ export function makeReplicaSite(opts: { users: number; messages?: number; prefix
   const dir = mkdtempSync(join(tmpdir(), 'mf-repl-'));
   chmodSync(dir, 0o711);
   const prefix = opts.prefix ?? 'u';
-  const lines: string[] = [];
   const users: ReplicaUser[] = [];
   const delivered = new Map<string, Set<string>>();
   mkdirSync(join(dir, 'home'), { mode: 0o711 });
   mkdirSync(join(dir, 'replica'), { mode: 0o711 });
   give(join(dir, 'replica'));
   const passwdFile = join(dir, 'users');
+  writeFileSync(passwdFile, '# replicator test users\n');
   const add = (name: string, i: number, messages: number): ReplicaUser => {
     const layout: ReplicaUser['layout'] = i % 4 === 3 ? 'fs' : 'maildir++';
     const home = join(dir, 'home', name);
@@ -197,8 +197,8 @@ export function makeReplicaSite(opts: { users: number; messages?: number; prefix
     for (let k = 0; k < messages; k++) ids.add(deliver(source, folders[k % folders.length]!, `${name}-seed`));
     delivered.set(name, ids);
     const fs = layout === 'fs' ? ':LAYOUT=fs' : '';
-    lines.push(`${name}:{PLAIN}pw:${UID}:${GID}::${home}::userdb_mail=maildir:~/Maildir${fs} userdb_mail_replica=maildir:${dir}/replica/%u${fs}`);
-    writeFileSync(passwdFile, `${lines.join('\n')}\n`);
+    // Appended: a test may have added lines of its own.
+    appendFileSync(passwdFile, `${name}:{PLAIN}pw:${UID}:${GID}::${home}::userdb_mail=maildir:~/Maildir${fs} userdb_mail_replica=maildir:${dir}/replica/%u${fs}\n`);
     const u: ReplicaUser = { name, layout, source, replica: join(dir, 'replica', name), folders };
     users.push(u);
     return u;
