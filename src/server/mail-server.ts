@@ -206,8 +206,14 @@ export class MailServer {
   /** Stops listening, turns away whoever has not authenticated, and waits for the sessions to end. */
   async drain(): Promise<void> {
     this.stopping.abort(tempError('the server is shutting down; try again later'));
-    await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-    while (this.active.size > 0) await Promise.allSettled([...this.active]);
+    // The connections this server handles are its own to wait for, not the listeners' count.
+    for (const s of this.servers) s.close();
+    const progress = setInterval(() => this.log(`draining: ${this.active.size} connection(s), ${this.sessions.size} session(s) still open`), 10_000);
+    try {
+      while (this.active.size > 0) await Promise.allSettled([...this.active]);
+    } finally {
+      clearInterval(progress);
+    }
   }
 
   /** Stops every session now (a second SIGTERM): their stores are safe to interrupt. */

@@ -55,5 +55,7 @@ export function registerServerCommand(program: Command, globals: () => GlobalOpt
       server.logStatus(true);
       await server.close();
       log('stopped');
+      // Whatever a client left half-open is not a reason to stay.
+      process.exit(0);
     });
 }
