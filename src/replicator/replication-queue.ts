@@ -96,8 +96,15 @@ export interface ReplicationQueue {
   /** The user due first, if one is due at `now`, marked as being synced by `owner`. */
   claim(owner: string, now: number): Promise<SyncClaim | undefined>;
   complete(claim: SyncClaim, outcome: SyncOutcome): Promise<void>;
-  /** Gives back the claims of `owner` (every owner when undefined): their syncs never finished. */
-  releaseClaims(owner: string | undefined, now: number): Promise<number>;
+  /** Gives back the claims of `owner` (a replicator stopping with syncs it ended): their syncs never finished. */
+  releaseClaims(owner: string, now: number): Promise<number>;
+  /**
+   * Gives back the claims of processes that are gone (a crash, a SIGKILL), as a replicator does
+   * when it starts. SQLite: every claim, since one replicator at a time uses the file (its pid
+   * lock sees to that); a queue shared by many processes: the claims whose owner stopped
+   * renewing them.
+   */
+  recoverClaims(now: number): Promise<number>;
 
   /** The earliest due time among users that can be claimed, or undefined when there are none. */
   nextDue(): Promise<number | undefined>;

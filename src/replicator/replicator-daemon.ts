@@ -163,13 +163,13 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
     const loaded = await loadReplicaUsers(this.opts.selection, this.userdb, this.settings, (l) => this.log(l));
     const now = Date.now();
     // Claims left by a replicator that died: their syncs never finished.
-    const released = await this.queue.releaseClaims(undefined, now);
+    const released = await this.queue.recoverClaims(now);
     const { added, removed } = await this.queue.setUsers(loaded.runs.keys(), now);
     this.runs = loaded.runs;
     await this.lookUpAddedUsers();
     this.fingerprints.retain(new Set(this.runs.keys()));
     this.planWatches();
-    this.control = await ControlServer.listen(this.opts.socketPath, (r) => this.handle(r));
+    this.control = await ControlServer.listen(this.opts.socketPath, (r) => this.answer(r));
     const counts = await this.queue.counts(now);
     this.log(
       `started: ${counts.total} users (${added} new, ${removed} gone${loaded.skipped ? `, ${loaded.skipped} noreplicate` : ''}${loaded.failed ? `, ${loaded.failed} left out` : ''}${released ? `, ${released} unfinished syncs queued again` : ''}), ` +
@@ -423,7 +423,8 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
 
   // ---- control ----
 
-  private async handle(r: ControlRequest): Promise<ControlReply> {
+  /** A control request answered: the socket's, and the way in for a status page or another front end. */
+  async answer(r: ControlRequest): Promise<ControlReply> {
     const now = Date.now();
     switch (r.cmd) {
       case 'status': {

@@ -282,12 +282,16 @@ export class SqliteReplicationQueue implements ReplicationQueue {
     })();
   }
 
-  async releaseClaims(owner: string | undefined, _now: number): Promise<number> {
+  async releaseClaims(owner: string, _now: number): Promise<number> {
+    return this.giveBackAll(this.db.prepare<[string], Row>('SELECT * FROM replica_users WHERE claimed_by = ?').all(owner));
+  }
+
+  async recoverClaims(_now: number): Promise<number> {
+    return this.giveBackAll(this.db.prepare<[], Row>('SELECT * FROM replica_users WHERE claimed_by IS NOT NULL').all());
+  }
+
+  private giveBackAll(rows: Row[]): number {
     return this.db.transaction(() => {
-      const rows =
-        owner === undefined
-          ? this.db.prepare<[], Row>('SELECT * FROM replica_users WHERE claimed_by IS NOT NULL').all()
-          : this.db.prepare<[string], Row>('SELECT * FROM replica_users WHERE claimed_by = ?').all(owner);
       for (const r of rows) {
         this.giveBack(r);
         this.save(r);

@@ -228,7 +228,8 @@ test('restart: the queue, each user\'s history and a sync cut short by a crash s
   const before = await q.list();
   assert.deepEqual(before.map((u) => [u.user, u.priority, u.claimedBy ?? '-']), [['a', 'none', 'dead-process'], ['b', 'low', '-'], ['c', 'sync', '-']]);
   assert.ok(before.every((u) => u.lastFullSync === T0 && u.lastSuccess === T0));
-  assert.equal(await q.releaseClaims(undefined, T0 + 9), 1);
+  assert.equal(await q.releaseClaims('someone-else', T0 + 9), 0);
+  assert.equal(await q.recoverClaims(T0 + 9), 1);
   const claims = await drain(q, T0 + 10);
   assert.deepEqual(claims.map((x) => [x.user, x.priority, x.full]), [['c', 'sync', true], ['a', 'high', false], ['b', 'low', false]]);
   await q.close();
