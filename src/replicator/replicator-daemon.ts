@@ -217,18 +217,18 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
     for (const user of [...this.plans.keys()]) {
       if (!this.runs.has(user)) {
         this.plans.delete(user);
-        void this.watcher.unwatch(user);
+        void this.watcher.unwatch(user).catch(() => {});
       }
     }
     for (const [user, run] of this.runs) {
       const plan = watchPlanOf(run);
       const old = this.plans.get(user);
-      if (old !== undefined && JSON.stringify(old.targets) !== JSON.stringify(plan.targets)) void this.watcher.unwatch(user);
+      if (old !== undefined && JSON.stringify(old.targets) !== JSON.stringify(plan.targets)) void this.watcher.unwatch(user).catch(() => {});
       this.plans.set(user, plan);
     }
     // Past the limit (lowered by a reload) the last watched go first.
     const watched = [...this.runs.keys()].filter((u) => this.watcher.has(u));
-    for (const user of watched.slice(this.watcher.capacity)) void this.watcher.unwatch(user);
+    for (const user of watched.slice(this.watcher.capacity)) void this.watcher.unwatch(user).catch(() => {});
     for (const user of this.runs.keys()) {
       if (this.watcher.size >= this.watcher.capacity) break;
       if (!this.watcher.has(user)) this.watcher.watch(user, this.plans.get(user)!.targets);
@@ -265,7 +265,12 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
     const now = Date.now();
     const ready = [...this.hints].filter(([, h]) => all || now - h.last >= HINT_QUIET_MS || now - h.first >= HINT_MAX_WAIT_MS);
     for (const [user] of ready) this.hints.delete(user);
-    for (const [user, h] of ready) await this.queue.notify(user, h.priority, h.first);
+    try {
+      for (const [user, h] of ready) await this.queue.notify(user, h.priority, h.first);
+    } catch (err) {
+      // The periodic check finds these users' changes again.
+      this.log(`the queue did not take ${ready.length} users' changes: ${(err as Error).message}`);
+    }
     if (this.hints.size > 0 && !all) this.hintTimer = setTimeout(() => void this.flushHints(), HINT_TICK_MS);
     if (ready.length > 0) this.kick();
   }
@@ -344,7 +349,9 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
           if (claim === undefined) break;
           this.active++;
           this.syncing.add(claim.user);
-          const p = this.runClaim(claim).finally(() => {
+          const p = this.runClaim(claim)
+            .catch((err: unknown) => this.log(`user ${claim.user}: the sync could not be recorded: ${(err as Error)?.message ?? String(err)}`))
+            .finally(() => {
             this.syncing.delete(claim.user);
             this.active--;
             this.inFlight.delete(p);

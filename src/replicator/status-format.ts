@@ -17,7 +17,14 @@ export function formatSpan(ms: number | undefined): string {
   return `${days > 0 ? `${days}d ` : ''}${hh}:${mm}:${ss}`;
 }
 
-export function table(header: string[], rows: string[][]): string[] {
+/** A cell holds no line break or other control character: a user name from an SQL userdb may. */
+function cell(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+}
+
+export function table(header: string[], cells: string[][]): string[] {
+  const rows = cells.map((r) => r.map(cell));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
   return [line(header), ...rows.map(line)];

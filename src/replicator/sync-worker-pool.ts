@@ -64,8 +64,14 @@ class Slot {
       this.running = undefined;
       r.done({ type: 'done', id: r.id, exitCode: 75, error: `the worker process syncing this user ended (${signal ?? `exit ${code}`})` });
     });
-    // A worker that cannot be started reports through 'exit' as well.
-    child.on('error', () => {});
+    // A worker that could not be started (no processes left): its sync fails and is tried again later.
+    child.on('error', (err) => {
+      if (this.child === child) this.child = undefined;
+      const r = this.running;
+      if (r === undefined) return;
+      this.running = undefined;
+      r.done({ type: 'done', id: r.id, exitCode: 75, error: `no worker process for this user: ${err.message}` });
+    });
     return child;
   }
 

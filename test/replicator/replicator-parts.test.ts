@@ -245,6 +245,9 @@ test('status output: spans as Dovecot shows them, the count lines, user and work
     ['bob', 'none', '-', '-', '-', 'y (3)', '60'],
     ['carol', 'running', '-', '-', '-', '-', '-'],
   ]);
+  const forged = userLines([{ user: 'evil\nbob  none  -', origin: 'userdb', priority: 'none', lastUpdate: 0, forceFull: false, failures: 0, nextSyncAt: 0 }], now);
+  assert.equal(forged.length, 2, 'a line break in a user name does not forge a row');
+  assert.match(forged[1]!, /^evil\\nbob/);
   const workers = workerLines([{ worker: 1, pid: 5, user: 'alice', full: true, priority: 'sync', since: now - 2000 }, { worker: 2 }], now);
   assert.deepEqual(workers.map((l) => l.split(/ {2,}/)), [['worker', 'username', 'type', 'priority', 'status'], ['1', 'alice', 'full', 'sync', 'Syncing for 00:00:02'], ['2', '-', '-', '-', 'Idle']]);
 });

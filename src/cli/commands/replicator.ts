@@ -34,7 +34,9 @@ const SOCKET_HELP = 'the control socket (default: replicator.sock in replicator_
 
 async function runDaemon(opts: DaemonCliOptions, g: GlobalOptions): Promise<number> {
   const settings = settingsFrom(g);
-  const log = (line: string) => process.stderr.write(`mailferry: replicator: ${line}\n`);
+  // A user name from an SQL userdb may hold a line break; one log line stays one line.
+  // eslint-disable-next-line no-control-regex
+  const log = (line: string) => process.stderr.write(`mailferry: replicator: ${line.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1))}\n`);
   // Replicas are made with the user's files the user's alone, as runs over users make them.
   process.umask(0o077);
   // The daemon opens no store itself (its workers do, and clean up after themselves): a signal
@@ -49,19 +51,24 @@ async function runDaemon(opts: DaemonCliOptions, g: GlobalOptions): Promise<numb
     debug: Boolean(g.debug),
     log,
   });
-  await new Promise<void>((resolve) => {
+  return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       log(`${signal}: stopping (again to end the running syncs now)`);
-      void daemon.stop().then(resolve);
+      daemon.stop().then(
+        () => resolve(0),
+        (err: unknown) => {
+          log(`stopping failed: ${(err as Error)?.message ?? String(err)}`);
+          resolve(75);
+        },
+      );
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
       log('SIGHUP: reloading the configuration and the userdb');
-      void daemon.reload();
+      daemon.reload().catch((err: unknown) => log(`reload failed: ${(err as Error)?.message ?? String(err)}`));
     });
   });
-  return 0;
 }
 
 async function ask(cmd: Command, request: ControlRequest, g: GlobalOptions): Promise<Extract<ControlReply, { ok: true }>> {
