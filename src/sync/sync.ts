@@ -505,7 +505,12 @@ async function mergeUidValidityConflict(sideA: Bound, sideB: Bound, aWins: boole
     { uidValidity: mw.uidValidity, uidNext: mw.uidNext, messages: mw.messages.filter((m) => !dropFromWinner.includes(m.uid)), expunged: none },
     'oneway',
   );
-  await applySaves({ ...winner, peer: loser.store, peerName: loser.name }, intoWinner.b, result);
+  // Only the loser's mail moves in. One way, a winner's message at a UID an incoming one wants
+  // is moved as well (a save from itself, then an expunge), but the expunge is no part of this
+  // step: the save alone left it at two UIDs, the rebuild copied both to the loser, and every
+  // later run renumbered the pair again. The winner keeps its UIDs; the incoming one already
+  // has a fresh UID above both UIDNEXTs.
+  await applySaves({ ...winner, peer: loser.store, peerName: loser.name }, { saves: intoWinner.b.saves.filter((s) => s.from === 'peer'), expunges: [], flagUpdates: [] }, result);
   const fresh = await winner.store.getMessages(winner.name);
   const rebuild = planMailboxBackup(fresh, ml);
   await loser.store.expunge(loser.name, ml.messages.map((m) => m.uid));
