@@ -4,7 +4,8 @@
  *                               cases 4-7 (mbox, IMAP) on the corpus, 5 repetitions; case 8 (backup -A -d) on 1,000 accounts, 3 repetitions
  *   npm run bench -- --quick    corpus, mail_fsync=never, 3 repetitions; cases 4-7 on a third of the corpus; case 8 on 200 accounts, 2 repetitions
  *   npm run bench -- --reps N   N repetitions for every series
- *   npm run bench -- --only big only the series of one data set (corpus or big), or only cases 4-7 (cross), or only case 8 (users)
+ *   npm run bench -- --only big only the series of one data set (corpus or big), or only cases 4-7 (cross), or only case 8 (users),
+ *                               or only case 9 (remote: backup and sync over ssh, corpus, 3 repetitions; 1 with --quick)
  *   npm run bench -- --no-wait  do not wait out the slow file creation after a recent run's cleanup
  * Progress goes to stderr, the tables to stdout, everything to bench/results/latest.json.
  */
@@ -20,6 +21,7 @@ import { formatCross, summarizeCross, type CrossSeriesSummary } from './cross-re
 import { IMAP_COMMANDS } from './imap-cases.js';
 import { formatUsers, runUsersSeries, summarizeUsers, USERS_COMMANDS, type UsersSeriesSummary } from './users-cases.js';
 import { usersDataset } from './users-data.js';
+import { formatRemote, remoteAllCorrect, REMOTE_COMMANDS, runRemoteSeries, summarizeRemote, type RemoteSeriesSummary } from './remote-cases.js';
 import { describeMbsync } from './mbsync.js';
 import { MBOX_COMMANDS } from './mbox-cases.js';
 import { formatSeries, summarizeSeries, type SeriesSummary } from './report.js';
@@ -33,8 +35,8 @@ const valueOf = (flag: string) => (args.includes(flag) ? args[args.indexOf(flag)
 const repsArg = valueOf('--reps') === undefined ? undefined : Number(valueOf('--reps'));
 const only = valueOf('--only');
 const unknown = args.filter((a, i) => !['--quick', '--no-wait', '--reps', '--only'].includes(a) && !['--reps', '--only'].includes(args[i - 1]!));
-if (unknown.length || (repsArg !== undefined && !(repsArg >= 1)) || (only !== undefined && !['corpus', 'big', 'cross', 'users'].includes(only))) {
-  console.error(`usage: node --import tsx bench/run.ts [--quick] [--reps N] [--only corpus|big|cross|users] [--no-wait]   (bad: ${unknown.join(' ')})`);
+if (unknown.length || (repsArg !== undefined && !(repsArg >= 1)) || (only !== undefined && !['corpus', 'big', 'cross', 'users', 'remote'].includes(only))) {
+  console.error(`usage: node --import tsx bench/run.ts [--quick] [--reps N] [--only corpus|big|cross|users|remote] [--no-wait]   (bad: ${unknown.join(' ')})`);
   process.exit(64);
 }
 
@@ -50,6 +52,7 @@ const plan = allSeries.filter((p) => only === undefined || p.data === only);
 // Cases 4-7 run on the corpus only: on the 100k account they would take longer than the rest of the run.
 const crossPlan = only === undefined || only === 'corpus' || only === 'cross' ? [{ data: 'corpus' as const, reps: quick ? 3 : 5, subset: quick }] : [];
 const usersPlan = only === undefined || only === 'users' ? [quick ? { users: 200, reps: 2, sample: 3 } : { users: 1000, reps: 3, sample: 6 }] : [];
+const remotePlan = only === undefined || only === 'remote' ? [{ data: 'corpus' as const, reps: quick ? 1 : 3 }] : [];
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const out = (s = '') => process.stdout.write(`${s}\n`);
@@ -146,6 +149,14 @@ async function main(): Promise<void> {
       ' Every repetition gives each tool fresh copies of the accounts and empty replicas; neither tool\'s index is in the copies, so 8a includes building both sides\' indexes.' +
       ' Checked after every run: every account\'s source and replica (messages and flags per folder), and a sample of accounts deeper (UIDVALIDITY, UIDNEXT, mailbox GUID, the body at every UID).' +
       ' CPU s includes waited child processes (mailferry\'s workers); RSS is the largest single process.',
+    'Case 9: backup and sync to a Maildir over ssh, through one throwaway sshd on 127.0.0.1 (test/support/sshd.ts; fresh keys, login as the user running the bench);' +
+      ' 9a first backup into an empty far Maildir, 9b the same backup again, 9c sync after 1% changes on each side (as case 3). mail_fsync=never on both ends of both tools.' +
+      ' mailferry runs `remote:LOGIN@127.0.0.1:maildir:DST` with dsync_remote_cmd running its dsync-server through that sshd, once with its default deflate and once with' +
+      ' dsync_compression=none on both ends; doveadm runs `remote:LOGIN@127.0.0.1` with dsync_remote_cmd running `doveadm dsync-server -u alice` (the far DST as mail_location), its stream uncompressed.' +
+      ' CPU local = the tool process and its waited children (the ssh client) by GNU time; CPU far = GNU time around the far command (sshd\'s own session process is in neither);' +
+      ' ssh KiB = the ssh client\'s "Transferred:" count (encrypted bytes on the wire, -E FILE at LogLevel VERBOSE); "-" where none was logged: mailferry with deflate ends its ssh' +
+      ' with SIGTERM at the end, and then far CPU may be missing too (the far GNU time ends with the connection). /dv = mailferry over doveadm (wall; CPU of both ends together).' +
+      ' Checked after every run: tallies and `mailferry mailbox status` of both sides, and every body at every UID alike on both sides (doveadm alone may differ in carriage returns, counted and shown).',
     ...(quick ? ['Quick mode: corpus with mail_fsync=never only, cases 4-7 on a third of the corpus; `npm run bench` adds mail_fsync=optimized, the 100k account, and cases 4-7 on the whole corpus.']
       : ['The 100k account runs with mail_fsync=never only: with fsync on, case 1 alone takes minutes per tool and repetition here.']),
     ...refs.notes,
@@ -158,6 +169,7 @@ async function main(): Promise<void> {
   const series: SeriesSummary[] = [];
   const crossSeries: CrossSeriesSummary[] = [];
   const usersSeries: UsersSeriesSummary[] = [];
+  const remoteSeries: RemoteSeriesSummary[] = [];
   try {
     for (const p of plan) {
       const ds = await dataset(p.data, log);
@@ -211,6 +223,23 @@ async function main(): Promise<void> {
       out(formatUsers(s, !refs.dovecot));
       out();
     }
+    for (const p of remotePlan) {
+      const ds = await dataset(p.data, log);
+      // 9a creates a file per message on the far side.
+      await settleDeletions(env);
+      const foreign = new ForeignCpu();
+      foreign.start();
+      const reps = repsArg ?? p.reps;
+      log(`series ${p.data} case 9 over ssh, ${reps} repetitions (mailferry, mailferry dsync_compression=none${refs.dovecot ? ', doveadm' : ''})`);
+      const seriesStart = Date.now();
+      const r = await runRemoteSeries({ ds, reps, dovecot: refs.dovecot, log });
+      const s = summarizeRemote(ds, reps, r);
+      s.otherCpu = { seconds: +foreign.stop().toFixed(1), wallSeconds: Math.round((Date.now() - seriesStart) / 1000) };
+      env.otherProcessesCpuSeconds += s.otherCpu.seconds;
+      remoteSeries.push(s);
+      out(formatRemote(s));
+      out();
+    }
   } finally {
     await refs.dovecot?.stop();
   }
@@ -223,15 +252,17 @@ async function main(): Promise<void> {
     'case 6 mailferry': IMAP_COMMANDS.mailferry6, 'case 6 mbsync': describeMbsync('push'),
     'case 7 mailferry': IMAP_COMMANDS.mailferry7, 'case 7 mbsync': describeMbsync('both'),
     'case 8 mailferry': USERS_COMMANDS.mailferry, 'case 8 doveadm': USERS_COMMANDS.doveadm,
+    'case 9 mailferry': REMOTE_COMMANDS.mailferry, 'case 9 mailferry dsync_compression=none': REMOTE_COMMANDS['mailferry-nocomp'], 'case 9 doveadm': REMOTE_COMMANDS.doveadm,
   };
-  const result = { mode: quick ? 'quick' : 'full', env, notes, commands, series, crossSeries, usersSeries, wallSeconds: (Date.now() - started) / 1000 };
+  const result = { mode: quick ? 'quick' : 'full', env, notes, commands, series, crossSeries, usersSeries, remoteSeries, wallSeconds: (Date.now() - started) / 1000 };
   const dir = join(import.meta.dirname, 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
   out(`written bench/results/latest.json; whole run ${result.wallSeconds.toFixed(0)} s`);
   const wrong = series.some((s) => s.cases.some((c) => [c.mailferry, c.doveadm].some((t) => t && t.correct < t.runs)))
     || crossSeries.some((s) => s.rows.some((r) => [r.mailferry, r.ref].some((t) => t && t.correct < t.runs)))
-    || usersSeries.some((s) => s.cases.some((c) => [c.mailferry, c.doveadm].some((t) => t && t.correct < t.runs)));
+    || usersSeries.some((s) => s.cases.some((c) => [c.mailferry, c.doveadm].some((t) => t && t.correct < t.runs)))
+    || remoteSeries.some((s) => !remoteAllCorrect(s));
   // A failed repetition's copies stay under bench/data/work/ for inspection.
   if (wrong) {
     out('SOME RUNS WERE WRONG: see the lines marked WRONG; their copies are under bench/data/work/');
