@@ -3,10 +3,10 @@
  * as the run's user, and speaks the protocol over the socket; the server opens that user's
  * store and takes its run lock, as dsync-server does at the end of an ssh connection.
  */
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { MailferryError } from '../model/errors.js';
+import { fsError, MailferryError } from '../model/errors.js';
 import type { MailStore } from '../storage/store.js';
-import { openRawlog } from './open-remote.js';
 import { RemoteStore } from './remote-store.js';
 import { MIN_SECRET_BYTES, readSecretFile } from './site-file.js';
 import { parseTcpLocation, tcpPeerName } from './tcp-location.js';
@@ -25,6 +25,17 @@ export interface TcpOpenOptions {
   lockTimeoutSeconds?: number;
   ioTimeoutSeconds?: number;
   rawlogFile?: string;
+}
+
+/** -r FILE: one line per frame, the file private to the one running. */
+function openRawlog(file: string): { write(line: string): void; close(): void } {
+  let fd: number;
+  try {
+    fd = openSync(file, 'w', 0o600);
+  } catch (err) {
+    throw fsError(err, `rawlog ${file}`);
+  }
+  return { write: (line) => void writeSync(fd, `${line}\n`), close: () => closeSync(fd) };
 }
 
 /** The secret from server_secret_file, else MAILFERRY_SECRET, else none (a client certificate may do). */

@@ -52,9 +52,9 @@ describe('mailferry server: backup, -R and sync over tcps: for several users, do
     assert.equal(b.code, 0, b.stderr);
     await assertSameBothEnds('alice', 'alice');
     await assertSameBothEnds('bob', 'bob');
-    const lines = server.sessionLines();
-    assert.ok(lines.some((l) => / tls=TLSv1\.[23] auth=secret user=alice wait=[0-9.]+s result=ok exit=0 .* saved=90 /.test(l)), lines.join('\n'));
-    assert.ok(lines.some((l) => / user=bob wait=[0-9.]+s result=ok exit=0 .* saved=70 /.test(l)), lines.join('\n'));
+    // Each connection's line comes once the server has closed it, a moment after the client is done.
+    await server.waitForLine(/ tls=TLSv1\.[23] auth=secret user=alice wait=[0-9.]+s result=ok exit=0 .* saved=90 /);
+    await server.waitForLine(/ user=bob wait=[0-9.]+s result=ok exit=0 .* saved=70 /);
     const again = await run(['backup', '--json', site.local('alice'), site.tcps(server.port, 'alice')]);
     assert.equal(again.code, 0, again.stderr);
     assert.equal((JSON.parse(again.stdout) as { saved: number }).saved, 0);
@@ -112,6 +112,6 @@ describe('mailferry server: backup, -R and sync over tcps: for several users, do
     const r = await run(['-o', `userdb=passwd-file:${clientUsers}`, '-o', 'first_valid_uid=0', 'backup', '-u', 'dave', `tcps:127.0.0.1:${server.port}?cafile=${site.certs.ca}`]);
     assert.equal(r.code, 0, r.stderr);
     await assertSameBothEnds('dave', 'dave');
-    assert.ok(server.sessionLines().some((l) => / user=dave wait=[0-9.]+s result=ok .* saved=30 /.test(l)));
+    await server.waitForLine(/ user=dave wait=[0-9.]+s result=ok .* saved=30 /);
   });
 });
