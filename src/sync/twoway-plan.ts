@@ -103,8 +103,7 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway',
   if (!equalUids) return planByGuid(keyCopies(a), keyCopies(b), mode, bases);
   const plan: TwoWayPlan = { a: empty(), b: empty(), uidNext: Math.max(a.uidNext, b.uidNext), raiseUidNext: { a: false, b: false } };
   if (mode === 'twoway') {
-    a = finishRenumbering(a, plan.a);
-    b = finishRenumbering(b, plan.b);
+    [a, b] = [finishRenumbering(a, b, plan.a), finishRenumbering(b, a, plan.b)];
   }
   a = keyCopies(a);
   b = keyCopies(b);
@@ -228,7 +227,7 @@ function planByGuid(a: SyncSide, b: SyncSide, mode: MergeMode, bases: Bases): Tw
  * leave one message at two UIDs. The copy at the higher UID is the new one: keep it, finish
  * the move by expunging the rest, and plan with the message once.
  */
-function finishRenumbering(side: SyncSide, actions: SideActions): SyncSide {
+function finishRenumbering(side: SyncSide, other: SyncSide, actions: SideActions): SyncSide {
   if (!side.uniqueGuids) return side;
   const newest = new Map<string, MessageMeta>();
   for (const m of side.messages) {
@@ -238,7 +237,13 @@ function finishRenumbering(side: SyncSide, actions: SideActions): SyncSide {
   if (newest.size === side.messages.length) return side;
   // A GUID adopted from a store without GUIDs names a header hash, which two different messages
   // can share (a post that reached two lists): only a copy of the very same size is a leftover.
-  const leftover = (m: MessageMeta) => newest.get(m.guid) !== m && newest.get(m.guid)!.size === m.size;
+  // And a store without GUIDs calls a message it holds twice (delivered twice) by one hash, so
+  // both copies came here under it: where that side holds the GUID at both UIDs too, the two
+  // sides agree on two messages, and taking one for a leftover dropped it here and brought it
+  // back from there, renumbering both on every run.
+  const held = other.uniqueGuids ? undefined : new Set(other.messages.map((m) => `${m.uid} ${m.guid}`));
+  const mirrored = (m: MessageMeta) => held !== undefined && held.has(`${m.uid} ${m.guid}`) && held.has(`${newest.get(m.guid)!.uid} ${m.guid}`);
+  const leftover = (m: MessageMeta) => newest.get(m.guid) !== m && newest.get(m.guid)!.size === m.size && !mirrored(m);
   actions.expunges.push(...side.messages.filter(leftover).map((m) => m.uid));
   return { ...side, messages: side.messages.filter((m) => !leftover(m)) };
 }
