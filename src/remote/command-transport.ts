@@ -13,7 +13,10 @@ export interface CommandTransport {
   ended(): string | undefined;
   /** The last lines it wrote on stderr. */
   lastWords(): string[];
-  /** Waits for the command to exit after its stdin closed; kills it when it does not. */
+  /**
+   * Closes its stdin and waits up to waitMs for it to exit, then sends SIGTERM, and SIGKILL
+   * shortly after. 0: a stalled far side, whose ssh would wait on it, is not waited for.
+   */
   close(waitMs?: number): Promise<void>;
   /** Resolves when the command has exited (or could not start). */
   exited: Promise<void>;
@@ -30,6 +33,8 @@ export interface CommandOptions {
 
 /** How long the stream's end waits for the command's exit, so a broken run can say how it ended. */
 const EXIT_WAIT_MS = 2000;
+/** From SIGTERM to SIGKILL: a command that ignores the first (or is stopped) still ends. */
+const KILL_AFTER_MS = 500;
 
 export function startCommand(argv: readonly string[], options: CommandOptions): CommandTransport {
   const [program, ...args] = argv;
@@ -86,9 +91,16 @@ export function startCommand(argv: readonly string[], options: CommandOptions): 
     exited,
     async close(waitMs = 10_000) {
       child.stdin.end();
-      const timer = setTimeout(() => child.kill('SIGTERM'), waitMs);
+      let killer: NodeJS.Timeout | undefined;
+      const terminate = () => {
+        child.kill('SIGTERM');
+        killer = setTimeout(() => child.kill('SIGKILL'), KILL_AFTER_MS);
+      };
+      const timer = waitMs > 0 ? setTimeout(terminate, waitMs) : undefined;
+      if (!timer && how === undefined) terminate();
       await exited;
       clearTimeout(timer);
+      clearTimeout(killer);
     },
   };
 }

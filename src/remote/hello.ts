@@ -1,9 +1,11 @@
 /**
  * The handshake, pure: before any frame, each side sends one line
  *
- *   MAILFERRY <TAB> <major>.<minor> <TAB> <feature>,<feature>... <LF>
+ *   MAILFERRY <TAB> <major>.<minor> <TAB> <feature>,<feature>... <TAB> <nonce> <LF>
  *
- * without waiting for the other's. Peers of the same major version talk, using the features
+ * without waiting for the other's. The nonce, random for each connection, tells our own hello
+ * coming back (a far command such as `cat` echoing its input) from a peer's; a peer that sends
+ * none is still one. Peers of the same major version talk, using the features
  * both name; any other major is refused with both versions in the message (exit 78), so an
  * old mailferry on the far side says so instead of misreading frames. A line is short, so text
  * a login script prints, or a shell's "command not found", is caught here and quoted.
@@ -21,11 +23,24 @@ export interface Hello {
   major: number;
   minor: number;
   features: string[];
+  /** The sender's nonce for this connection, when it sent one. */
+  nonce?: string;
 }
 
-export function encodeHello(features: readonly string[]): Buffer {
+const NONCE = /^[0-9a-f]{16,64}$/;
+
+export function encodeHello(features: readonly string[], nonce?: string): Buffer {
   for (const f of features) if (!/^[a-z0-9-]{1,32}$/.test(f)) throw new RangeError(`bad feature name ${f}`);
-  return Buffer.from(`${HELLO_MAGIC}\t${PROTOCOL_VERSION}\t${features.join(',')}\n`);
+  if (nonce !== undefined && !NONCE.test(nonce)) throw new RangeError(`bad hello nonce ${nonce}`);
+  return Buffer.from(`${HELLO_MAGIC}\t${PROTOCOL_VERSION}\t${features.join(',')}${nonce !== undefined ? `\t${nonce}` : ''}\n`);
+}
+
+/** The peer is our own hello coming back: whatever runs there echoes what it is sent. */
+export function echoedHello(): MailferryError {
+  return new MailferryError(
+    'config',
+    "the peer sent back our own hello: the far command echoes its input instead of serving a store (is dsync_remote_cmd right, and does it run 'mailferry dsync-server' on the far side?)",
+  );
 }
 
 /** What the peer sent, shown safely: printable ASCII, cut short. */
@@ -58,7 +73,8 @@ export function parseHello(line: Buffer): Hello {
     );
   }
   const features = fields[2] === '' ? [] : fields[2]!.split(',').filter((f) => /^[a-z0-9-]{1,32}$/.test(f));
-  return { major, minor, features };
+  const nonce = fields[3] !== undefined && NONCE.test(fields[3]) ? fields[3] : undefined;
+  return { major, minor, features, ...(nonce !== undefined ? { nonce } : {}) };
 }
 
 /**

@@ -2,12 +2,14 @@
  * Opens a `remote:` location: runs `dsync_remote_cmd` for it, speaks the protocol over the
  * command's stdin/stdout, and asks the far side to open its store (and take its run lock).
  * When the command fails before the protocol starts, the error says how it ended and what it
- * last wrote: a missing mailferry on the far side (127) is a configuration error, anything
- * else (ssh could not connect) one to retry.
+ * last wrote: a missing mailferry on the far side (127) is a configuration error; a far
+ * mailferry that refused with one of its own statuses (no mail_location there, an unknown
+ * user) keeps that status and its message; anything else (ssh could not connect, 255) is one
+ * to retry.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { fsError, MailferryError } from '../model/errors.js';
+import { fsError, MailferryError, type ErrorKind } from '../model/errors.js';
 import type { MailStore } from '../storage/store.js';
 import { startCommand, type CommandTransport } from './command-transport.js';
 import { DEFAULT_REMOTE_CMD, remoteCommandArgs } from './remote-command.js';
@@ -33,10 +35,31 @@ export interface RemoteOpenOptions {
   stderr?: (line: string) => void;
 }
 
-function explain(err: unknown, how: string | undefined, transport: CommandTransport, argv: readonly string[], label: string): unknown {
+/** The exit statuses a far mailferry ends with on its own, as the kinds that give them here. */
+const FAR_STATUSES: ReadonlyMap<number, ErrorKind> = new Map([
+  [64, 'usage'],
+  [65, 'data'],
+  [67, 'nouser'],
+  [77, 'permission'],
+  [78, 'config'],
+]);
+
+/** A far mailferry's own refusal: its status and its one `mailferry: error:` line, or undefined. */
+export function farRefusal(how: string, said: string | undefined, label: string): MailferryError | undefined {
+  const status = /^exited with status (\d+)$/.exec(how);
+  const kind = status ? FAR_STATUSES.get(Number(status[1])) : undefined;
+  const m = said !== undefined ? /^mailferry: error: (.+)$/.exec(said.trim()) : null;
+  if (!kind || !m) return undefined;
+  // The far CLI's hint about its own --help is no help here.
+  return new MailferryError(kind, `${label}: ${m[1]!.replace(/ \(run mailferry --help for usage\)$/, '')}`);
+}
+
+function explain(err: unknown, how: string | undefined, handshaken: boolean, transport: CommandTransport, argv: readonly string[], label: string): unknown {
   // What the far store said, and what the far side sent that is not our protocol, stand as they are.
   if (!how || !(err instanceof MailferryError) || err instanceof PeerError || err.kind !== 'tempfail') return err;
   const said = transport.lastWords().filter((l) => l.trim() !== '').at(-1);
+  const refused = handshaken ? undefined : farRefusal(how, said, label);
+  if (refused) return refused;
   const detail = `the command '${argv.join(' ')}' ${how}${said ? ` (${said})` : ''}`;
   if (/status 127$/.test(how) || how.startsWith('could not be started')) {
     return new MailferryError('config', `${label}: ${detail}: set dsync_remote_cmd, or install mailferry on the far side`);
@@ -63,6 +86,7 @@ export async function openRemoteStore(raw: string, options: RemoteOpenOptions = 
   const rawlog = options.rawlogFile !== undefined ? openRawlog(options.rawlogFile) : undefined;
   const preamble = remote.prefix ? `${options.user ?? userInfo().username}\n` : undefined;
   const transport = startCommand(argv, { label: remote.host, preamble, stderr: options.stderr });
+  let handshaken = false;
   try {
     return await RemoteStore.connect(transport.stream, {
       label: `remote ${remote.host}`,
@@ -75,18 +99,21 @@ export async function openRemoteStore(raw: string, options: RemoteOpenOptions = 
         const how = transport.ended();
         return how ? `the command ${how}` : undefined;
       },
-      onClosed: async () => {
-        await transport.close();
+      onHandshake: () => (handshaken = true),
+      // A connection that failed (a stall past -T) ends its command at once: ssh would wait on
+      // a far side that is frozen.
+      onClosed: async (err) => {
+        await transport.close(err ? 0 : undefined);
         rawlog?.close();
       },
     });
   } catch (err) {
     // A command that ended by itself explains the failure; one still running (stalled) does not,
-    // and the kill that follows is ours.
+    // and the kill that follows is ours: at once, unless the far store answered and can end by itself.
     await Promise.race([transport.exited, new Promise((r) => setTimeout(r, 500).unref())]);
     const how = transport.ended();
-    await transport.close(2000);
+    await transport.close(err instanceof PeerError ? 2000 : 0);
     rawlog?.close();
-    throw explain(err, how, transport, argv, `remote ${remote.host}`);
+    throw explain(err, how, handshaken, transport, argv, `remote ${remote.host}`);
   }
 }

@@ -44,7 +44,9 @@ export interface RemoteStoreOptions {
   timeoutMs: number;
   rawlog?: (line: string) => void;
   /** Runs after the connection closed (the transport waits for its command here). */
-  onClosed?: () => Promise<void>;
+  onClosed?: (err: Error | undefined) => Promise<void>;
+  /** Called once the peer's hello has arrived: a failure after it is not the command's start. */
+  onHandshake?: () => void;
   /** Why the connection may have gone, for the error that reports it (`the command exited with status 255`). */
   closeReason?: () => string | undefined;
 }
@@ -215,6 +217,7 @@ export class RemoteStore implements MailStore {
   /** Handshake, then opens the store on the far side. */
   static async connect(stream: Duplex, options: RemoteStoreOptions): Promise<RemoteStore> {
     const conn = await WireConnection.open(stream, { label: options.label, compress: options.compress, timeoutMs: options.timeoutMs, rawlog: options.rawlog });
+    options.onHandshake?.();
     const state = new ClientState(conn, options.label, options.closeReason);
     const info = await state.call('open', options.open);
     return new RemoteStore(conn, state, info, options);
@@ -358,8 +361,8 @@ export class RemoteStore implements MailStore {
     for (const p of this.ahead.values()) discard(p);
     this.ahead.clear();
     await this.state.close(CLOSE_WAIT_MS);
-    await this.options.onClosed?.();
     const err = this.state.closeError;
+    await this.options.onClosed?.(err);
     // A server that broke off before we were done already failed the call that noticed; a
     // clean end after our last call is the normal case.
     if (err && !(err instanceof MailferryError)) throw err;

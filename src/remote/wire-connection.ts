@@ -4,11 +4,12 @@
  * What the frames mean is the business of the client (remote-store.ts) and the server
  * (store-server.ts).
  */
+import { randomBytes } from 'node:crypto';
 import type { Duplex, Writable } from 'node:stream';
 import { constants as zlibConstants, createDeflateRaw, createInflateRaw, type DeflateRaw, type InflateRaw } from 'node:zlib';
 import { MailferryError, tempError } from '../model/errors.js';
 import { encodeFrame, FrameDecoder, type Frame, type FrameType } from './frame-codec.js';
-import { encodeHello, parseHello, splitHello, type Hello } from './hello.js';
+import { echoedHello, encodeHello, parseHello, splitHello, type Hello } from './hello.js';
 import { rawlogLine, rawlogNote } from './rawlog.js';
 
 export interface ConnectionOptions {
@@ -106,7 +107,9 @@ export class WireConnection {
   static open(stream: Duplex, options: ConnectionOptions, features: readonly string[] = []): Promise<WireConnection> {
     const started = Date.now();
     const offered = [...(options.compress ? [FEATURE_DEFLATE] : []), ...features];
-    options.rawlog?.(rawlogNote(`hello sent: ${encodeHello(offered).toString().trim().replace(/\t/g, ' ')}`, 0));
+    const nonce = randomBytes(8).toString('hex');
+    const ours = encodeHello(offered, nonce);
+    options.rawlog?.(rawlogNote(`hello sent: ${ours.toString().trim().replace(/\t/g, ' ')}`, 0));
     return new Promise((resolve, reject) => {
       let received = Buffer.alloc(0);
       let timer: NodeJS.Timeout | undefined;
@@ -128,6 +131,7 @@ export class WireConnection {
           split = splitHello(received);
           if (!split) return;
           const hello = parseHello(split.line);
+          if (hello.nonce === nonce) throw echoedHello();
           options.rawlog?.(rawlogNote(`hello received: ${split.line.toString('latin1').replace(/\t/g, ' ')}`, Date.now() - started));
           // Frames may follow in this same chunk: they wait, with the stream paused, until the
           // owner has set its handlers and calls start().
@@ -148,7 +152,7 @@ export class WireConnection {
       if (options.timeoutMs) {
         timer = setTimeout(() => done(tempError(`${options.label}: no handshake from the peer within ${Math.round(options.timeoutMs! / 1000)} seconds (-T)`)), options.timeoutMs);
       }
-      stream.write(encodeHello(offered));
+      stream.write(ours);
     });
   }
 

@@ -125,6 +125,16 @@ describe('hello line', () => {
     assert.deepEqual(parsed.features, ['deflate', 'x-future']);
   });
 
+  it('carries a nonce when given one; a hello without one (or with a malformed one) still parses', () => {
+    const nonce = 'c0ffee00deadbeef';
+    assert.equal(parseHello(splitHello(encodeHello(['deflate'], nonce))!.line).nonce, nonce);
+    assert.equal(parseHello(Buffer.from(`MAILFERRY\t${PROTOCOL_MAJOR}.0\tdeflate`)).nonce, undefined);
+    const odd = parseHello(Buffer.from(`MAILFERRY\t${PROTOCOL_MAJOR}.0\tdeflate\tNOT HEX`));
+    assert.equal(odd.nonce, undefined);
+    assert.deepEqual(odd.features, ['deflate']);
+    assert.throws(() => encodeHello([], 'xyz'), RangeError);
+  });
+
   it('another major version is a config error naming both versions', () => {
     const line = Buffer.from(`MAILFERRY\t${PROTOCOL_MAJOR + 1}.3\tdeflate`);
     assert.throws(

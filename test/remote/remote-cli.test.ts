@@ -158,7 +158,78 @@ describe('cli: backup and sync with a remote: location (dsync-server as a local 
     assert.equal(r.code, 78, r.stderr);
     assert.match(r.stderr, /protocol 2\.7 and this mailferry speaks 1\.0/);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+
+    // `cat` sends our own hello back: not a store, whatever comes after it.
+    r = mf(['backup', '-T', '20', src, target], script(dir, 'echo.sh', 'exec cat'));
+    assert.equal(r.code, 78, r.stderr);
+    assert.deepEqual(r.stderr.trim().split('\n'), [
+      "mailferry: error: remote testhost: the peer sent back our own hello: the far command echoes its input instead of serving a store (is dsync_remote_cmd right, and does it run 'mailferry dsync-server' on the far side?)",
+    ]);
     assert.ok(!existsSync(join(dir, 'e dst')));
+  });
+
+  it('--dry-run to a far location that does not exist yet plans against an empty store and makes nothing there; a missing far source is 65', async () => {
+    const src = `maildir:${join(dir, 'n src')}`;
+    await fill(src, bodies.slice(0, 6));
+    const far = `maildir:${join(dir, 'n far')}/Mail dir`;
+    for (const command of ['backup', 'sync']) {
+      const here = `maildir:${join(dir, 'n here')}`;
+      const local = mf([command, '--dry-run', src, here]);
+      assert.equal(local.code, 0, local.stderr);
+      const r = mf([command, '--dry-run', src, `remote:testhost:${far}`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(
+        [r.stdout, r.stderr.replaceAll(`remote:testhost:${far}`, 'DEST')],
+        [local.stdout, local.stderr.replaceAll(here, 'DEST')],
+        `${command}: the plan of a local dry run to a missing destination`,
+      );
+    }
+    assert.match(mf(['backup', '--dry-run', src, `remote:testhost:${far}`]).stdout, /^create mailbox Sent Items$/m);
+    assert.ok(!existsSync(join(dir, 'n far')) && !existsSync(join(dir, 'n here')), 'nothing was made on either side');
+
+    // Read from, it is no empty store: the far side says it does not exist.
+    const r = mf(['backup', '-R', '--dry-run', src, `remote:testhost:${far}`]);
+    assert.equal(r.code, 65, r.stderr);
+    assert.deepEqual(r.stderr.trim().split('\n'), [`mailferry: error: remote testhost: ${far} does not exist`]);
+  });
+
+  it('a far mailferry that refuses before the protocol keeps its own status and message; anything else is 75', async () => {
+    const src = `maildir:${join(dir, 'e2 src')}`;
+    await fill(src, bodies.slice(0, 3));
+    const target = `remote:testhost:maildir:${join(dir, 'e2 dst')}`;
+    const own = (r: { stderr: string }) => r.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('testhost: '));
+    for (const [status, message] of [
+      [64, 'dsync-server needs LOCATION, -u USER, or -o mail_location=LOCATION'],
+      [65, 'maildir:/srv/mail/x: no such file or directory'],
+      [67, 'unknown user bob (passwd-file /etc/mail/users)'],
+      [77, 'user bob: the mail belongs to uid 1001 and mailferry runs as uid 1000: run as root or as that user'],
+      [78, 'settings: unknown setting mail_locaton in /etc/mailferry/mailferry.toml'],
+    ] as const) {
+      const r = mf(['backup', src, target], script(dir, `refuse-${status}.sh`, `echo 'mailferry: error: ${message}' >&2; exit ${status}`));
+      assert.equal(r.code, status, r.stderr);
+      assert.match(r.stderr, new RegExp(`^testhost: mailferry: error: `, 'm'), 'the far line is shown as it came');
+      assert.deepEqual(own(r), [`mailferry: error: remote testhost: ${message}`]);
+    }
+    // The far CLI's pointer to its own --help is dropped.
+    let r = mf(['backup', src, target], script(dir, 'refuse-usage.sh', `echo "mailferry: error: unknown option '-q' (run mailferry --help for usage)" >&2; exit 64`));
+    assert.equal(r.code, 64, r.stderr);
+    assert.deepEqual(own(r), [`mailferry: error: remote testhost: unknown option '-q'`]);
+
+    // Not mailferry's: a status of its own with other words, ssh's 255, a signal, a refusal
+    // after the handshake, a status mailferry never gives.
+    for (const [name, body] of [
+      ['other-words', `echo 'disk quota exceeded' >&2; exit 78`],
+      ['ssh', `echo 'mailferry: error: not really' >&2; exit 255`],
+      ['signal', `echo 'mailferry: error: about to go' >&2; kill -9 $$`],
+      ['after-hello', `printf 'MAILFERRY\\t1.0\\t\\n'; sleep 1; echo 'mailferry: error: late' >&2; exit 78`],
+      ['odd-status', `echo 'mailferry: error: odd' >&2; exit 66`],
+      ['more-after', `echo 'mailferry: error: first' >&2; echo 'then something else' >&2; exit 77`],
+    ] as const) {
+      r = mf(['backup', src, target], script(dir, `not-refusal-${name}.sh`, body));
+      assert.equal(r.code, 75, `${name}: ${r.stderr}`);
+      assert.equal(own(r).length, 1, r.stderr);
+    }
+    assert.ok(!existsSync(join(dir, 'e2 dst')));
   });
 
   it('a far side that stops answering fails the run with 75 after -T seconds', () => {

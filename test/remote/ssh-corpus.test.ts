@@ -191,14 +191,15 @@ describe('remote Maildir and mbox through a real sshd, with doveadm reading both
     assert.deepEqual(readdirSync(scratch).filter((n) => n.startsWith('never')), []);
   });
 
-  // A local destination that does not exist yet is planned as empty by a dry run; a remote one
-  // fails with 65 ("no such file or directory" from the far side), because the pair treats a
-  // remote location as always existing and opens it without create.
-  it('--dry-run to a far location that does not exist yet shows the plan of a first backup, as a local one does', { todo: 'a missing far location fails the dry run with 65' }, () => {
+  // A local destination that does not exist yet is planned as empty by a dry run; a far one is
+  // known to be missing only once the far side answers so, and is then planned as empty too.
+  it('--dry-run to a far location that does not exist yet shows the plan of a first backup, as a local one does', () => {
     const r = run(['backup', '--dry-run', maildir('a'), remote(maildir('not yet'))]);
+    const local = run(['backup', '--dry-run', maildir('a'), maildir('not yet here')]);
     assert.deepEqual(readdirSync(scratch).filter((n) => n.startsWith('not yet')), []);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^create mailbox Sent Items$/m);
+    assert.equal(r.stdout, local.stdout, 'the plan of a local dry run to a missing destination');
   });
 
   it('two-way sync after deliveries, flag and keyword changes, expunges and a folder rename on both sides', async () => {

@@ -107,10 +107,9 @@ describe('far sides through a real sshd', { timeout: 180_000 }, () => {
     assert.deepEqual(await view(`maildir:${join(dir, 'far', sshd.login, 'Maildir')}`), await view(src));
   });
 
-  // A run over users opens its stores without the user's name (JobContext has none to give
-  // openPair), so %{user} is empty and the far side serves the login's own mail instead of
-  // alice's: her backup replaces the login's (and -A would make every user's replace the last).
-  it('the default dsync_remote_cmd with -u alice: the far side is asked for alice\'s mail, and the login\'s is left alone', { todo: 'a users run never fills %{user}' }, async () => {
+  // A run over users hands its user to the stores it opens: %{user} is filled, and the far side
+  // serves alice's mail, not the login's (which -A would otherwise overwrite user after user).
+  it('the default dsync_remote_cmd with -u alice: the far side is asked for alice\'s mail, and the login\'s is left alone', async () => {
     const aliceSrc = `maildir:${join(dir, 'alice-src')}`;
     const s = await openStore(aliceSrc, { create: true, fsync: false, warn: () => {} });
     try {
@@ -159,8 +158,8 @@ describe('far sides through a real sshd', { timeout: 180_000 }, () => {
       assert.equal(r.code, 75, r.stderr);
       assert.deepEqual(ownLines(r, sshd.host), [`mailferry: error: remote ${sshd.host}: I/O has stalled for 2 seconds (-T)`]);
       // The stall is seen after -T; then the ssh command, which the frozen far side keeps
-      // connected, is given up to 10 s to end before it is killed.
-      assert.ok(ms >= 2000 && ms < 2000 + 15_000, `ended ${ms} ms after the far side stopped`);
+      // connected and would wait on, is killed at once.
+      assert.ok(ms >= 2000 && ms < 2000 + 1500, `ended ${ms} ms after the far side stopped`);
     } finally {
       for (const pid of stopped) {
         try {
@@ -181,11 +180,43 @@ describe('far sides through a real sshd', { timeout: 180_000 }, () => {
     ]);
     assert.ok(r.ms < 15_000, `${r.ms} ms`);
 
-    // `cat`: our own hello comes back, then our own first request: a broken protocol, 65.
+    // `cat`: our own hello comes back; that is no store, whatever follows it. 78 too.
     r = await mailferry(['-o', `dsync_remote_cmd=${sshd.remoteCmdSetting('cat')}`, 'backup', '-T', '20', src, `remote:${sshd.host}`]);
-    assert.equal(r.code, 65, r.stderr);
-    assert.deepEqual(ownLines(r, sshd.host), [`mailferry: error: remote ${sshd.host}: protocol error: a Request frame, which only a client sends`]);
+    assert.equal(r.code, 78, r.stderr);
+    assert.deepEqual(ownLines(r, sshd.host), [
+      `mailferry: error: remote ${sshd.host}: the peer sent back our own hello: the far command echoes its input instead of serving a store (is dsync_remote_cmd right, and does it run 'mailferry dsync-server' on the far side?)`,
+    ]);
     assert.ok(r.ms < 15_000, `${r.ms} ms`);
+  });
+
+  it('a far mailferry that refuses before the protocol: its own status and message after the host, at once', async () => {
+    // No LOCATION, no -u, and no mail_location there: the far mailferry's usage error, 64.
+    let r = await mailferry(['-o', `dsync_remote_cmd=${sshd.remoteCmdSetting(sshd.cli(['dsync-server']))}`, 'backup', src, `remote:${sshd.host}`]);
+    assert.equal(r.code, 64, r.stderr);
+    assert.deepEqual(ownLines(r, sshd.host), [`mailferry: error: remote ${sshd.host}: dsync-server needs LOCATION, -u USER, or -o mail_location=LOCATION`]);
+    assert.ok(r.ms < 10_000, `${r.ms} ms`);
+
+    // A configuration file it cannot read: 78, naming the file there.
+    const missing = join(dir, 'none.toml');
+    r = await mailferry(['-o', `dsync_remote_cmd=${sshd.remoteCmdSetting(sshd.cli(['-c', missing, 'dsync-server']))}`, 'backup', src, `remote:${sshd.host}`]);
+    assert.equal(r.code, 78, r.stderr);
+    assert.deepEqual(ownLines(r, sshd.host), [`mailferry: error: remote ${sshd.host}: configuration file ${missing}: no such file`]);
+
+    // A user this host knows and the far one does not: 67, as a local run for an unknown user.
+    const bobSrc = `maildir:${join(dir, 'bob-src')}`;
+    writeFileSync(join(dir, 'users-bob'), `bob:x:${process.getuid!()}:${process.getgid!()}::${join(dir, 'home')}::userdb_mail=${bobSrc}\n`);
+    mkdirSync(join(dir, 'bob-src', 'cur'), { recursive: true });
+    for (const sub of ['new', 'tmp']) mkdirSync(join(dir, 'bob-src', sub));
+    r = await mailferry([
+      '-o', `dsync_remote_cmd=${defaultShape()}`, '-o', `userdb=passwd-file:${join(dir, 'users-bob')}`, '-o', 'first_valid_uid=0',
+      'backup', '-u', 'bob', `remote:${sshd.login}@${sshd.host}`,
+    ]);
+    assert.equal(r.code, 67, r.stderr);
+    assert.deepEqual(ownLines(r, sshd.host), [
+      `mailferry: user bob: failed (exit 67): remote ${sshd.host}: unknown user bob (passwd-file ${join(dir, 'far-users')})`,
+      'mailferry: 1 of 1 users failed: bob',
+    ]);
+    assert.ok(!existsSync(join(dir, 'far', 'bob')), 'nothing was made for bob there');
   });
 
   it('a login sshd refuses: 75 naming the host and what ssh said, at once', async () => {

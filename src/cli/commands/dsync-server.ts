@@ -16,7 +16,7 @@ import type { Settings } from '../../config/settings.js';
 import { expandPathTemplate, userVars } from '../../config/template.js';
 import { openUserDb } from '../../config/userdb/open-userdb.js';
 import { PasswdUserDb } from '../../config/userdb/passwd-userdb.js';
-import { fsError, MailferryError, usageError } from '../../model/errors.js';
+import { fsError, MailferryError, notFoundError, usageError } from '../../model/errors.js';
 import { isRemoteLocation } from '../../remote/remote-location.js';
 import { serveStore, type OpenedForPeer } from '../../remote/store-server.js';
 import type { OpenRequest } from '../../remote/wire-ops.js';
@@ -103,6 +103,8 @@ export function registerDsyncServerCommand(program: Command, globals: () => Glob
       becomeForGood(account);
       const rawlog = opts.rawlog !== undefined ? rawlogTo(opts.rawlog) : undefined;
       const open = async (req: OpenRequest): Promise<OpenedForPeer> => {
+        // Not to be created (a dry run, or a source): the client plans a missing one as empty.
+        if (!req.create && loc.kind !== 'imap' && !existsSync(loc.root)) throw notFoundError(`${account.location} does not exist`);
         const base = { ...storeOptions(settings), lockTimeoutSeconds: req.lockSeconds, create: req.create, force: req.force };
         const lockDir = lockDirOf(loc);
         // A location created by this open is locked right after; one that exists, before.

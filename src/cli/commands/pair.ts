@@ -14,6 +14,7 @@ import { openStore } from '../../storage/open-store.js';
 import type { MailStore } from '../../storage/store.js';
 import { isRemoteLocation, parseRemoteLocation } from '../../remote/remote-location.js';
 import { isTcpLocation, parseTcpLocation } from '../../remote/tcp-location.js';
+import { PeerError } from '../../remote/wire-errors.js';
 import { acquireRunLocks, type RunLockPlace } from '../run-lock.js';
 import { storeOptions, type Settings } from '../settings.js';
 
@@ -144,9 +145,12 @@ export async function openPair(command: string, a: string | undefined, b: string
     // A dry run never creates the destination; one that does not exist yet plans as empty.
     dest = opts.dryRun && !toExists ? undefined : await openStore(to, { ...base, ...force, create: !opts.dryRun });
   } catch (err) {
-    await source.close();
-    release();
-    throw err;
+    // A far destination is known to be missing only once the far side says so.
+    if (!(opts.dryRun && err instanceof PeerError && err.kind === 'notfound')) {
+      await source.close();
+      release();
+      throw err;
+    }
   }
   return {
     source,
