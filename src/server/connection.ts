@@ -163,6 +163,7 @@ export async function handleConnection(raw: Socket, ctx: ServerContext): Promise
     // against the time to authenticate, and holds one of the address's few connections.
     const delay = ctx.backoff.delayFor(key);
     if (delay > 0) {
+      rec.backoff = delay;
       clearTimeout(authTimer);
       try {
         await sleep(delay, undefined, { signal: AbortSignal.any([closed.signal, ctx.shutdown]) });

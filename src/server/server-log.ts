@@ -15,6 +15,8 @@ export interface ConnectionRecord {
   /** How the client authenticated: `secret`, or `cert CN=...`. */
   auth?: string;
   user?: string;
+  /** Milliseconds the connection was held back because its address kept failing to authenticate. */
+  backoff?: number;
   /** Milliseconds the connection waited for its user's turn. */
   waited?: number;
   /** `ok`, or why not. */
@@ -42,6 +44,7 @@ export function logValue(v: string | number): string {
 export function connectionLine(r: ConnectionRecord, now = Date.now()): string {
   const parts: string[] = [`session ${r.id}`, `peer=${logValue(r.peer)}`];
   if (r.tls !== undefined) parts.push(`tls=${logValue(r.tls)}`);
+  if (r.backoff !== undefined) parts.push(`backoff=${(r.backoff / 1000).toFixed(3)}s`);
   if (r.auth !== undefined) parts.push(`auth=${logValue(r.auth)}`);
   if (r.user !== undefined) parts.push(`user=${logValue(r.user.length > 80 ? `${r.user.slice(0, 80)}...` : r.user)}`);
   if (r.waited !== undefined) parts.push(`wait=${(r.waited / 1000).toFixed(3)}s`);

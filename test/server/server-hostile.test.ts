@@ -86,7 +86,7 @@ describe('mailferry server against hostile clients', { timeout: 300_000 }, () =>
     frames: fc.array(frame, { maxLength: 6 }),
   });
 
-  it('fuzzed clients: each gets a clean end and a log line; the server stays up and serves a normal client', async () => {
+  it('fuzzed clients: each gets a clean end and a log line; the server stays up and serves a normal client', async (t) => {
     const mark = server.lines.length;
     let runs = 0;
     await fc.assert(
@@ -119,6 +119,7 @@ describe('mailferry server against hostile clients', { timeout: 300_000 }, () =>
     await until(() => server.lines.slice(mark).filter((l) => / peer=127\.0\.0\.30:/.test(l.text)).length >= runs, `${runs} log lines`, 20_000);
     assert.ok(!server.lines.some((l) => /internal error/.test(l.text)), 'no internal error');
     await normalClientWorks();
+    t.diagnostic(`server memory: ${baseRss} KiB before, ${server.rssKb()} KiB after ${runs} fuzzed clients`);
     assert.ok(server.rssKb() < baseRss + 100 * MB, `memory: ${server.rssKb()} KiB after, ${baseRss} KiB before`);
   });
 
@@ -135,7 +136,7 @@ describe('mailferry server against hostile clients', { timeout: 300_000 }, () =>
     assert.match(await server.waitForLine(/ user=fuzz wait=\S+ result="ended: idle/), /result="ended: idle for 3 seconds/);
   });
 
-  it('a slowloris of 500 connections, kept up: a normal client is served meanwhile, memory stays bounded', async () => {
+  it('a slowloris of 500 connections, kept up: a normal client is served meanwhile, memory stays bounded', async (t) => {
     let stop = false;
     let opened = 0;
     const open = new Set<Socket>();
@@ -165,6 +166,7 @@ describe('mailferry server against hostile clients', { timeout: 300_000 }, () =>
       await until(() => opened >= 500, 'the first 500 connections');
       await sleep(500);
       const ms = await normalClientWorks();
+      t.diagnostic(`a normal sync and two views took ${ms} ms under ${opened} attack connections so far`);
       assert.ok(ms < 30_000, `the normal client took ${ms} ms`);
       assert.equal(server.child.exitCode, null);
     } finally {
@@ -180,6 +182,7 @@ describe('mailferry server against hostile clients', { timeout: 300_000 }, () =>
     assert.match(status, /connections=0 unauthenticated=0 sessions=0 /);
     const dropped = Number(/dropped_for_room=(\d+)/.exec(status)![1]);
     assert.ok(dropped > 0, 'room was made');
+    t.diagnostic(`server memory: ${baseRss} KiB before, ${peakRss} KiB at the peak; ${dropped} connections dropped to make room`);
     assert.ok(peakRss < baseRss + 150 * MB, `memory: peak ${peakRss} KiB, ${baseRss} KiB before`);
     await normalClientWorks();
   });

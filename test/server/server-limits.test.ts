@@ -78,49 +78,48 @@ describe('mailferry server limits, reloads and shutdown', { timeout: 180_000 }, 
   it('an address that keeps failing waits longer each time; the log counts its failures; a success forgets them', async () => {
     const s = await start(['server_auth_failures=2', 'server_auth_backoff=2']);
     const wrong = Buffer.from('not the secret at all, but long enough');
-    const attempt = async (key: Buffer) => {
+    const attempt = async (key: Buffer, localAddress = '127.0.0.5') => {
       const t0 = Date.now();
-      const sock = await rawConnect(s.port, { ca: site.certs.ca, localAddress: '127.0.0.5' });
+      const sock = await rawConnect(s.port, { ca: site.certs.ca, localAddress });
       const ex = await authenticate(sock, 'alice', key);
       sock.destroy();
       return { ok: ex.result.ok, ms: Date.now() - t0 };
     };
-    for (let i = 0; i < 2; i++) assert.ok((await attempt(wrong)).ms < 900, 'below the threshold: no wait');
-    const third = await attempt(wrong);
-    assert.ok(!third.ok && third.ms >= 1000, `past the threshold: a second's wait (${third.ms} ms)`);
-    const fourth = await attempt(wrong);
-    assert.ok(!fourth.ok && fourth.ms >= 2000 && fourth.ms < 3500, `then two, the cap (${fourth.ms} ms)`);
-    const other = await rawConnect(s.port, { ca: site.certs.ca, localAddress: '127.0.0.6' });
-    const t0 = Date.now();
-    assert.equal((await authenticate(other, 'alice', secret())).result.ok, true);
-    assert.ok(Date.now() - t0 < 900, 'another address is not slowed');
-    other.destroy();
-    await until(() => s.sessionLines().filter((l) => / peer=127\.0\.0\.5:/.test(l)).length >= 4, 'four log lines', 10_000);
-    const failLines = s.sessionLines().filter((l) => / peer=127\.0\.0\.5:/.test(l));
-    assert.deepEqual(failLines.map((l) => /auth_failures=(\d+) auth_failures_total=(\d+)/.exec(l)?.slice(1)), [['1', '1'], ['2', '2'], ['3', '3'], ['4', '4']]);
+    const results = [];
+    for (let i = 0; i < 4; i++) results.push(await attempt(wrong));
+    assert.ok(results.every((r) => !r.ok));
+    assert.ok(results[2]!.ms >= 1000 && results[3]!.ms >= 2000, `the third waited a second, the fourth two (the cap): ${results.map((r) => r.ms).join(', ')} ms`);
+    assert.equal((await attempt(secret(), '127.0.0.6')).ok, true, 'another address gets in');
+    const good = await attempt(secret());
+    assert.ok(good.ok && good.ms >= 2000, 'a right secret from the slowed address waits too, then succeeds');
+    assert.equal((await attempt(wrong)).ok, false);
+    // What the log says of each: the wait, this address's failures, all failures.
+    const lines = () => s.sessionLines().filter((l) => / peer=127\.0\.0\.[56]:/.test(l));
+    await until(() => lines().length >= 7, 'seven log lines', 10_000);
+    // In the order the connections came (a session's line comes when it ends).
+    const byId = lines().sort((a, b) => Number(/session (\d+)/.exec(a)![1]) - Number(/session (\d+)/.exec(b)![1]));
+    const shown = byId.map((l) => [/ backoff=([0-9.]+)s/.exec(l)?.[1] ?? '-', /auth_failures=(\d+) auth_failures_total=(\d+)/.exec(l)?.slice(1).join('/') ?? 'ok']);
+    assert.deepEqual(shown, [['-', '1/1'], ['-', '2/2'], ['1.000', '3/3'], ['2.000', '4/4'], ['-', 'ok'], ['2.000', 'ok'], ['-', '1/5']]);
     const mark = s.lines.length;
     s.child.kill('SIGHUP');
-    assert.match(await s.waitForLine(/^mailferry server: status: /, { from: mark }), /auth_failures_total=4 slowed_addresses=1 /);
-    const good = await attempt(secret());
-    assert.ok(good.ok && good.ms >= 2000, 'a right secret waits too, then succeeds');
-    assert.ok((await attempt(wrong)).ms < 900, 'and the address starts afresh');
+    assert.match(await s.waitForLine(/^mailferry server: status: /, { from: mark }), /auth_failures_total=5 slowed_addresses=0 /);
   });
 
   it('connections per address are capped; silent ones are closed at the authentication timeout', async () => {
-    const s = await start(['server_max_connections_per_address=3', 'server_auth_timeout=1']);
+    const s = await start(['server_max_connections_per_address=3', 'server_auth_timeout=3']);
     const idle = await Promise.all([1, 2, 3].map(() => rawConnect(s.port, { localAddress: '127.0.0.7' })));
     const closed = idle.map((c) => new Promise<number>((r) => c.on('close', () => r(Date.now()))));
     const t0 = Date.now();
     const fourth = await rawConnect(s.port, { localAddress: '127.0.0.7' });
     await new Promise<void>((r) => fourth.on('close', () => r()));
-    assert.ok(Date.now() - t0 < 500, 'the fourth is closed at once');
+    assert.ok(Date.now() - t0 < 1500, 'the fourth is closed at once');
     const ends = await Promise.all(closed);
-    for (const e of ends) assert.ok(e - t0 >= 800 && e - t0 < 3000, `closed after about a second (${e - t0} ms)`);
+    for (const e of ends) assert.ok(e - t0 >= 2500 && e - t0 < 8000, `closed after about three seconds (${e - t0} ms)`);
     // A connection's line is written once the server has closed it: a moment after the client saw that.
     await until(() => s.sessionLines().filter((l) => / peer=127\.0\.0\.7:/.test(l)).length >= 4, 'four log lines', 10_000);
     const lines = s.sessionLines().filter((l) => / peer=127\.0\.0\.7:/.test(l));
     assert.equal(lines.filter((l) => /result="refused: 3 connections from this address already \(server_max_connections_per_address\)"/.test(l)).length, 1);
-    assert.equal(lines.filter((l) => /result="dropped: no authentication within 1 seconds \(server_auth_timeout\)"/.test(l)).length, 3);
+    assert.equal(lines.filter((l) => /result="dropped: no authentication within 3 seconds \(server_auth_timeout\)"/.test(l)).length, 3);
   });
 
   it('an authenticated session that goes quiet is ended; so is one past its time', async () => {
