@@ -82,13 +82,21 @@ function firstByte(sock: Socket): Promise<number | undefined> {
   });
 }
 
+/**
+ * Says one last line and closes. What the peer sent meanwhile is read and dropped until it
+ * closes too (or 2 seconds pass): closing with unread input is a reset, which can destroy the
+ * line before the peer has read it.
+ */
 function writeAndEnd(sock: Socket, data: Buffer): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, 5000);
-    sock.end(data, () => {
+    const t = setTimeout(resolve, 2000);
+    sock.once('close', () => {
       clearTimeout(t);
       resolve();
     });
+    sock.on('data', () => {});
+    sock.resume();
+    sock.end(data);
   });
 }
 
