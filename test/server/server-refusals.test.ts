@@ -51,9 +51,9 @@ describe('mailferry server refusals', { timeout: 180_000 }, () => {
   /** A backup of the site's client Maildir to `to`, with extra -o settings. */
   const backup = (to: string, settings = site.clientSettings, env?: NodeJS.ProcessEnv) => mf(['backup', site.local('src'), to], { settings, env });
 
-  /** The newest session line of `s` after `from` lines. */
-  async function logged(s: ServerProcess, from: number): Promise<string> {
-    return s.waitForLine(/^mailferry server: session \d+ /, { from });
+  /** Waits for a session line of `s` after its first `from` lines that matches `re` (another connection's line may come first). */
+  async function logged(s: ServerProcess, from: number, re: RegExp): Promise<void> {
+    await s.waitForLine(new RegExp(`^mailferry server: session \\d+ .*${re.source}`), { from, timeoutMs: 10_000 });
   }
 
   it('a wrong secret: 77 on one line; the server logs the failure and counts it', async () => {
@@ -63,7 +63,7 @@ describe('mailferry server refusals', { timeout: 180_000 }, () => {
     const r = await backup(site.tcps(tlsServer.port, 'alice'), [`server_secret_file=${wrong}`]);
     assert.equal(r.code, 77, r.stderr);
     assert.deepEqual(errorLines(r), [`mailferry: error: server tcps:127.0.0.1:${tlsServer.port}: authentication failed`]);
-    assert.match(await logged(tlsServer, mark), /tls=TLSv1\.3 user=alice result="refused: authentication failed: wrong secret" auth_failures=\d+ auth_failures_total=\d+ /);
+    await logged(tlsServer, mark, /tls=TLSv1\.3 user=alice result="refused: authentication failed: wrong secret" auth_failures=\d+ auth_failures_total=\d+ /);
   });
 
   it('no secret: 77, saying how to give one; MAILFERRY_SECRET gives one', async () => {
@@ -71,7 +71,7 @@ describe('mailferry server refusals', { timeout: 180_000 }, () => {
     let r = await backup(site.tcps(tlsServer.port, 'alice'), []);
     assert.equal(r.code, 77, r.stderr);
     assert.deepEqual(errorLines(r), [`mailferry: error: server tcps:127.0.0.1:${tlsServer.port}: authentication failed (this client has no secret: set server_secret_file or MAILFERRY_SECRET)`]);
-    assert.match(await logged(tlsServer, mark), /result="refused: authentication failed: the client gave no secret"/);
+    await logged(tlsServer, mark, /result="refused: authentication failed: the client gave no secret"/);
     r = await backup(site.tcps(tlsServer.port, 'alice'), [], { MAILFERRY_SECRET: secret().toString() });
     assert.equal(r.code, 0, r.stderr);
     r = await backup(site.tcps(tlsServer.port, 'alice'), [], { MAILFERRY_SECRET: 'short' });
@@ -89,7 +89,7 @@ describe('mailferry server refusals', { timeout: 180_000 }, () => {
     r = await backup(site.tcps(tlsServer.port, 'alice', ''));
     assert.equal(r.code, 78, r.stderr);
     assert.match(errorLines(r)[0]!, /not trusted: .*: give the CA that signed it with \?cafile=FILE$/);
-    assert.match(await logged(tlsServer, mark), /result="refused: (closed during the TLS handshake|TLS handshake failed.*)"/);
+    await logged(tlsServer, mark, /result="refused: (closed during the TLS handshake|TLS handshake failed.*)"/);
   });
 
   it('plaintext to a TLS-only server, and TLS to a plaintext-only one: 78 naming the other scheme', async () => {
@@ -97,12 +97,12 @@ describe('mailferry server refusals', { timeout: 180_000 }, () => {
     let r = await backup(`tcp:alice@127.0.0.1:${tlsServer.port}`);
     assert.equal(r.code, 78, r.stderr);
     assert.deepEqual(errorLines(r), [`mailferry: error: server tcp:127.0.0.1:${tlsServer.port}: this server speaks TLS only: use tcps:`]);
-    assert.match(await logged(tlsServer, mark), /tls=none result="refused: plaintext, to a TLS-only server"/);
+    await logged(tlsServer, mark, /tls=none result="refused: plaintext, to a TLS-only server"/);
     mark = plainServer.lines.length;
     r = await backup(site.tcps(plainServer.port, 'alice'));
     assert.equal(r.code, 78, r.stderr);
     assert.deepEqual(errorLines(r), [`mailferry: error: server tcps:127.0.0.1:${plainServer.port}: the server does not speak TLS there (a plaintext server is reached with tcp:)`]);
-    assert.match(await logged(plainServer, mark), /result="refused: TLS, to a plaintext-only server"/);
+    await logged(plainServer, mark, /result="refused: TLS, to a plaintext-only server"/);
     r = await backup(`tcp:plainuser@127.0.0.1:${plainServer.port}`);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(readdirSync(join(templateRoot, 'plainuser', 'Maildir', 'cur')).length > 0);
@@ -113,7 +113,7 @@ describe('mailferry server refusals', { timeout: 180_000 }, () => {
     const r = await backup(site.tcps(tlsServer.port, 'mallory'));
     assert.equal(r.code, 67, r.stderr);
     assert.deepEqual(errorLines(r), [`mailferry: error: server tcps:127.0.0.1:${tlsServer.port}: unknown user mallory`]);
-    assert.match(await logged(tlsServer, mark), /auth=secret user=mallory result="refused: unknown user mallory"/);
+    await logged(tlsServer, mark, /auth=secret user=mallory result="refused: unknown user mallory"/);
   });
 
   it('user names that are no path component are refused (65) before any path is built; nothing appears outside the root', async () => {
@@ -126,7 +126,7 @@ describe('mailferry server refusals', { timeout: 180_000 }, () => {
         assert.equal(r.code, 65, `${who}: ${r.stderr}`);
         assert.match(errorLines(r)[0]!, new RegExp(`: user name ${shown.replace(/[.]/g, '\\.')} (contains '/'|is '\\.\\.'): refused$`));
         assert.equal(errorLines(r).length, 1);
-        assert.match(await logged(s, mark), /result="refused: user name /);
+        await logged(s, mark, /result="refused: user name /);
       }
     }
     // What the CLI cannot send: NUL, empty, too long, control characters.
@@ -155,7 +155,7 @@ describe('mailferry server refusals', { timeout: 180_000 }, () => {
     assert.notEqual(challenge.nonce, good.serverNonce!.toString('hex'));
     assert.deepEqual(JSON.parse((await reader.next(5000)).toString()), { ok: false, kind: 'permission', error: 'authentication failed' });
     again.destroy();
-    assert.match(await logged(plainServer, mark), /user=replayed result="refused: authentication failed: wrong secret"/);
+    await logged(plainServer, mark, /user=replayed result="refused: authentication failed: wrong secret"/);
 
     // A man in the middle relays a victim's response from the victim's TLS channel into his own.
     const victimChannel = await rawConnect(tlsServer.port, { ca: site.certs.ca });
@@ -172,11 +172,11 @@ describe('mailferry server refusals', { timeout: 180_000 }, () => {
     let mark = certServer.lines.length;
     let r = await backup(site.tcps(certServer.port, 'certuser', certQuery), []);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(await logged(certServer, mark), /auth="cert CN=backup-host\.example" user=certuser wait=[0-9.]+s result=ok /);
+    await logged(certServer, mark, /auth="cert CN=backup-host\.example" user=certuser wait=[0-9.]+s result=ok /);
     mark = certServer.lines.length;
     r = await backup(site.tcps(certServer.port, 'certuser', `cafile=${site.certs.ca}&cert=${site.certs.rogueClientCert}&key=${site.certs.rogueClientKey}`), []);
     assert.equal(r.code, 77, r.stderr);
-    assert.match(await logged(certServer, mark), /result="refused: authentication failed: the client gave no secret and no valid certificate"/);
+    await logged(certServer, mark, /result="refused: authentication failed: the client gave no secret and no valid certificate"/);
     r = await backup(site.tcps(certServer.port, 'certuser'), []);
     assert.equal(r.code, 77, r.stderr);
     // A secret the server does not have is no way in either.
