@@ -11,7 +11,7 @@
  * the others are left to the periodic check.
  */
 import { FSWatcher } from 'chokidar';
-import type { Stats } from 'node:fs';
+import { existsSync, type Stats } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { WatchTarget } from './watch-target.js';
 
@@ -41,6 +41,9 @@ function mboxIgnored(roots: Set<string>) {
 
 export class MailWatcher {
   private readonly watchers = new Map<string, FSWatcher[]>();
+  /** What each user's watch covers, and what did not exist yet when it began. */
+  private readonly targets = new Map<string, WatchTarget[]>();
+  private readonly missing = new Map<string, WatchTarget[]>();
 
   constructor(
     private limit: number,
@@ -64,10 +67,19 @@ export class MailWatcher {
     return this.watchers.has(user);
   }
 
-  /** Starts watching `user`'s mail; false when the limit is reached (or there is nothing to watch). */
+  /**
+   * Starts watching `user`'s mail; false when the limit is reached (or there is nothing to
+   * watch). Paths that do not exist yet (a replica before its first sync) are left out: chokidar
+   * would watch their parent for them, and a parent shared by every user's replica, re-read on
+   * each change, costs every watcher a stat of every user's entry. `refresh` adds them later.
+   */
   watch(user: string, targets: readonly WatchTarget[]): boolean {
     if (this.watchers.has(user)) return true;
-    if (targets.length === 0 || this.watchers.size >= this.limit) return false;
+    if (this.watchers.size >= this.limit) return false;
+    const missing = targets.filter((t) => !existsSync(t.root) || (t.inbox !== undefined && !existsSync(t.inbox)));
+    targets = targets.filter((t) => !missing.includes(t));
+    if (targets.length === 0) return false;
+    if (missing.length > 0) this.missing.set(user, missing);
     // One watcher a user, so each has its own ignore rule and a failing user goes alone.
     const maildirs = targets.filter((t) => t.kind === 'maildir');
     const mboxes = targets.filter((t) => t.kind === 'mbox');
@@ -103,11 +115,24 @@ export class MailWatcher {
       });
     }
     this.watchers.set(user, watchers);
+    this.targets.set(user, [...targets]);
     return true;
+  }
+
+  /** Watches what was missing when `user`'s watch began, if it exists now (after a first sync). */
+  async refresh(user: string): Promise<void> {
+    const missing = this.missing.get(user);
+    const watched = this.targets.get(user);
+    if (missing === undefined || watched === undefined) return;
+    if (!missing.some((t) => existsSync(t.root) && (t.inbox === undefined || existsSync(t.inbox)))) return;
+    await this.unwatch(user);
+    this.watch(user, [...watched, ...missing]);
   }
 
   async unwatch(user: string): Promise<void> {
     const ws = this.watchers.get(user);
+    this.missing.delete(user);
+    this.targets.delete(user);
     if (ws === undefined) return;
     this.watchers.delete(user);
     await Promise.all(ws.map((w) => w.close()));

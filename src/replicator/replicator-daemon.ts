@@ -409,6 +409,8 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
       this.plans.delete(claim.user);
       await this.watcher.unwatch(claim.user);
     } else if (result !== 'failed' && this.watcher.has(claim.user)) {
+      // A first sync made the replica: it is watched from now on.
+      await this.watcher.refresh(claim.user);
       // The sync's own writes are in the fingerprint now; a change the watcher misses after this still moves it.
       const plan = this.plans.get(claim.user);
       if (plan !== undefined && plan.targets.length > 0) this.fingerprints.set(claim.user, { ...(await fingerprint(plan.targets)), fresh: false });

@@ -162,6 +162,29 @@ test('watcher: new/ is high, cur/ and folders are low, metadata is nothing; mess
   }
 });
 
+test('watcher: a replica that does not exist yet is left out (its parent, shared by every replica, is not watched for it) and taken in by refresh once made', async () => {
+  const d = tmp();
+  const source = join(d, 'home', 'Maildir');
+  maildir(source, [''], 1);
+  const replica = join(d, 'replica', 'u1');
+  mkdirSync(join(d, 'replica'));
+  const box = { hints: [] as Hint[] };
+  const w = new MailWatcher(5, (_u, h) => box.hints.push(h), () => {});
+  try {
+    assert.equal(w.watch('u1', [{ kind: 'maildir', root: source }, { kind: 'maildir', root: replica }]), true);
+    await sleep(500);
+    const watched = () => Object.keys((w as unknown as { watchers: Map<string, { getWatched(): Record<string, string[]> }[]> }).watchers.get('u1')![0]!.getWatched());
+    assert.ok(!watched().includes(join(d, 'replica')), watched().join(' '));
+    assert.deepEqual(await collect(box, () => mkdirSync(join(d, 'replica', 'u2'))), [], "another user's replica appearing is nothing to u1");
+    maildir(replica, [''], 0);
+    await w.refresh('u1');
+    await sleep(500);
+    assert.deepEqual(await collect(box, () => writeFileSync(join(replica, 'new', 'x'), 'x')), ['high']);
+  } finally {
+    await w.close();
+  }
+});
+
 test('watcher: an mbox file that grows is high; a dotlock is nothing; a spool outside the tree is watched', async () => {
   const d = tmp();
   const root = join(d, 'mail');
