@@ -7,16 +7,12 @@
  * `mailferry dsync-server` does, and ends when the client closes the connection, or when the
  * server goes away.
  */
-import { existsSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { lockDirOf, parseLocation } from '../config/location.js';
-import { acquireRunLocks } from '../cli/run-lock.js';
-import { storeOptions } from '../cli/settings.js';
 import { installSignalCleanup, runCleanups } from '../model/cleanup.js';
 import { exitCodeOf, MailferryError } from '../model/errors.js';
+import { openForPeer } from '../remote/open-for-peer.js';
 import { serveStore, type OpenedForPeer } from '../remote/store-server.js';
 import type { OpenRequest } from '../remote/wire-ops.js';
-import { openStore } from '../storage/open-store.js';
 import { runningAsRoot } from '../users/identity.js';
 import type { ServedAccount } from './accounts.js';
 import { countingStore } from './counting-store.js';
@@ -57,28 +53,9 @@ async function serve(msg: ServeMessage): Promise<never> {
     process.exit(e.exitCode);
   }
   await report({ type: 'ready' });
-  const loc = parseLocation(account.location);
   const open = async (req: OpenRequest): Promise<OpenedForPeer> => {
-    const base = { ...storeOptions(settings), lockTimeoutSeconds: req.lockSeconds, create: req.create, force: req.force };
-    const lockDir = lockDirOf(loc);
-    // A location created by this open is locked right after; one that exists, before.
-    const lockNow = req.runLock && existsSync(lockDir);
-    let release = lockNow ? await acquireRunLocks([{ dir: lockDir, mayCreate: false }], req.lockSeconds) : undefined;
-    try {
-      const store = await openStore(account.location, { ...base, user: account.user });
-      if (req.runLock && !release) {
-        try {
-          release = await acquireRunLocks([{ dir: lockDir, mayCreate: loc.kind === 'imap' || lockDir !== (loc as { root?: string }).root }], req.lockSeconds);
-        } catch (err) {
-          await store.close();
-          throw err;
-        }
-      }
-      return { store: countingStore(store, counts), location: account.location, release };
-    } catch (err) {
-      release?.();
-      throw err;
-    }
+    const opened = await openForPeer(account.location, account.user, settings, req);
+    return { ...opened, store: countingStore(opened.store, counts) };
   };
   const stream = new Socket({ fd: SESSION_FD, readable: true, writable: true, allowHalfOpen: true });
   let code = 0;

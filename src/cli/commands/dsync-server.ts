@@ -7,25 +7,23 @@
  * sends keeps no way back to root).
  */
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { Duplex } from 'node:stream';
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { lockDirOf, parseLocation } from '../../config/location.js';
+import { parseLocation } from '../../config/location.js';
 import type { Settings } from '../../config/settings.js';
 import { expandPathTemplate, userVars } from '../../config/template.js';
 import { openUserDb } from '../../config/userdb/open-userdb.js';
 import { PasswdUserDb } from '../../config/userdb/passwd-userdb.js';
-import { fsError, MailferryError, notFoundError, usageError } from '../../model/errors.js';
+import { fsError, MailferryError, usageError } from '../../model/errors.js';
 import { isRemoteLocation } from '../../remote/remote-location.js';
+import { openForPeer } from '../../remote/open-for-peer.js';
 import { serveStore, type OpenedForPeer } from '../../remote/store-server.js';
 import type { OpenRequest } from '../../remote/wire-ops.js';
-import { openStore } from '../../storage/open-store.js';
 import { runningAsRoot } from '../../users/identity.js';
 import { resolveUserRun } from '../../users/user-run-spec.js';
 import type { GlobalOptions } from '../run.js';
-import { acquireRunLocks } from '../run-lock.js';
-import { settingsFrom, storeOptions } from '../settings.js';
+import { settingsFrom } from '../settings.js';
 
 interface ServedAccount {
   location: string;
@@ -99,33 +97,11 @@ export function registerDsyncServerCommand(program: Command, globals: () => Glob
       const account = await servedAccount(locationArg, opts.user, settings);
       // A store reached through another remote would only relay; and the run would lock nothing here.
       if (isRemoteLocation(account.location)) throw usageError(`dsync-server serves local mail, not '${account.location}'`);
-      const loc = parseLocation(account.location);
+      // A malformed location is refused while the error can still say so as the invoking user.
+      parseLocation(account.location);
       becomeForGood(account);
       const rawlog = opts.rawlog !== undefined ? rawlogTo(opts.rawlog) : undefined;
-      const open = async (req: OpenRequest): Promise<OpenedForPeer> => {
-        // Not to be created (a dry run, or a source): the client plans a missing one as empty.
-        if (!req.create && loc.kind !== 'imap' && !existsSync(loc.root)) throw notFoundError(`${account.location} does not exist`);
-        const base = { ...storeOptions(settings), lockTimeoutSeconds: req.lockSeconds, create: req.create, force: req.force };
-        const lockDir = lockDirOf(loc);
-        // A location created by this open is locked right after; one that exists, before.
-        const lockNow = req.runLock && existsSync(lockDir);
-        let release = lockNow ? await acquireRunLocks([{ dir: lockDir, mayCreate: false }], req.lockSeconds) : undefined;
-        try {
-          const store = await openStore(account.location, { ...base, user: account.user });
-          if (req.runLock && !release) {
-            try {
-              release = await acquireRunLocks([{ dir: lockDir, mayCreate: loc.kind === 'imap' || lockDir !== (loc as { root?: string }).root }], req.lockSeconds);
-            } catch (err) {
-              await store.close();
-              throw err;
-            }
-          }
-          return { store, location: account.location, release };
-        } catch (err) {
-          release?.();
-          throw err;
-        }
-      };
+      const open = (req: OpenRequest): Promise<OpenedForPeer> => openForPeer(account.location, account.user, settings, req);
       // stdout carries the protocol alone: nothing else may write there.
       const stream = Duplex.from({ readable: process.stdin, writable: process.stdout });
       try {
