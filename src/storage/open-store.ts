@@ -24,30 +24,25 @@ export interface OpenStoreOptions extends MaildirStoreOptions {
 }
 
 export async function openStore(location: string, options: OpenStoreOptions = {}): Promise<MailStore> {
+  // What every far store (ssh or TCP) takes from a run, whichever transport carries it.
+  const far = {
+    compress: options.remote?.compress,
+    user: options.user,
+    create: options.create,
+    force: options.force,
+    lockTimeoutSeconds: options.lockTimeoutSeconds,
+    ioTimeoutSeconds: options.ioTimeoutSeconds,
+    rawlogFile: options.rawlogFile,
+  };
   if (isTcpLocation(location)) {
     return (await import('../remote/open-tcp.js')).openTcpStore(location, {
+      ...far,
       port: options.remote?.port ?? DEFAULT_SETTINGS.server_port,
       secretFile: options.remote?.secretFile,
-      compress: options.remote?.compress,
-      user: options.user,
-      create: options.create,
-      force: options.force,
-      lockTimeoutSeconds: options.lockTimeoutSeconds,
-      ioTimeoutSeconds: options.ioTimeoutSeconds,
-      rawlogFile: options.rawlogFile,
     });
   }
   if (isRemoteLocation(location)) {
-    return (await import('../remote/open-remote.js')).openRemoteStore(location, {
-      command: options.remote?.command,
-      compress: options.remote?.compress,
-      user: options.user,
-      create: options.create,
-      force: options.force,
-      lockTimeoutSeconds: options.lockTimeoutSeconds,
-      ioTimeoutSeconds: options.ioTimeoutSeconds,
-      rawlogFile: options.rawlogFile,
-    });
+    return (await import('../remote/open-remote.js')).openRemoteStore(location, { ...far, command: options.remote?.command });
   }
   const loc = parseLocation(location);
   switch (loc.kind) {
