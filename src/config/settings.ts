@@ -70,6 +70,12 @@ export interface Settings {
   replication_max_conns: number;
   /** Users whose mail the replicator watches; the others are only checked periodically. */
   replication_max_watched_users: number;
+  /** Where the replication queue lives: `sqlite` (in replicator_state_dir), or a PostgreSQL URI or libpq `key=value` string shared by replicators on many hosts. */
+  replicator_queue: string;
+  /** The PostgreSQL schema holding a shared queue's tables. */
+  replicator_queue_schema: string;
+  /** Seconds a claim on a shared queue lasts unless its replicator renews it. */
+  replication_claim_lease: number;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -91,6 +97,9 @@ export const DEFAULT_SETTINGS: Settings = {
   replication_stop_timeout: 60,
   replication_max_conns: 10,
   replication_max_watched_users: 1000,
+  replicator_queue: 'sqlite',
+  replicator_queue_schema: 'mailferry',
+  replication_claim_lease: 60,
 };
 
 /** Where a value came from, for errors: `-o lock_timeout=x` or `/etc/mailferry/mailferry.toml line 3`. */
@@ -305,6 +314,26 @@ export const SETTINGS: Record<string, SettingSpec> = {
   replication_max_watched_users: {
     describe: "users whose mail the replicator watches for changes (about three inotify watches a folder); the others are only checked every replication_check_interval (0: watch nobody)",
     apply: (s, v, src) => void (s.replication_max_watched_users = asCount(src, 'replication_max_watched_users', v, 'a number of users')),
+  },
+  replicator_queue: {
+    describe: "where the replicator's queue lives: sqlite (the default, in replicator_state_dir, one replicator) or PostgreSQL as a postgresql:// URI or libpq key=value string, shared by replicators on any number of hosts",
+    apply: (s, v, src) => {
+      const text = asString(src, 'replicator_queue', v).trim();
+      if (text === '') throw bad(src, 'replicator_queue', v, 'sqlite, a postgresql:// URI or a libpq key=value string');
+      s.replicator_queue = text;
+    },
+  },
+  replicator_queue_schema: {
+    describe: 'the PostgreSQL schema that holds a shared replication queue (made on first use): replicators sharing one queue name the same schema',
+    apply: (s, v, src) => {
+      const text = asString(src, 'replicator_queue_schema', v);
+      if (!/^[a-z_][a-z0-9_]{0,62}$/.test(text)) throw bad(src, 'replicator_queue_schema', v, 'a lower-case SQL name (letters, digits, _)');
+      s.replicator_queue_schema = text;
+    },
+  },
+  replication_claim_lease: {
+    describe: "how long a user claimed on a shared queue stays claimed unless its replicator renews the claim (every third of it): a replicator that dies or is cut off leaves its users to the others this long after (1 min by default)",
+    apply: (s, v, src) => void (s.replication_claim_lease = asDuration(src, 'replication_claim_lease', v, 0.3)),
   },
 };
 
