@@ -19,13 +19,14 @@
  * and a sample of accounts deeper (`mailferry mailbox status` on both sides with scratch indexes:
  * UIDVALIDITY, UIDNEXT, mailbox GUID; and the message body at every UID against the master's).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkPair } from './check.js';
 import { listMessages, mailboxDirs, readUidlist, tally, tallyText } from './maildir-files.js';
+import { DovecotInstance } from './dovecot-instance.js';
+import { groupName, mailOwner, userNameOf } from './mail-owner.js';
 import { flushDisks, median, sleep, timeCommand, type Timed } from './measure.js';
 import { CLI } from './tools.js';
 import { userName, type UsersDataset } from './users-data.js';
@@ -58,31 +59,14 @@ export interface UsersSample {
   problems: string[];
 }
 
-/** Whose the accounts are: nobody's when we are root (both tools then run each account as nobody), else ours. */
-function mailOwner(): { uid: number; gid: number; root: boolean } {
-  if (process.getuid?.() !== 0) return { uid: process.getuid!(), gid: process.getgid!(), root: false };
-  const f = readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':')).find((x) => x[0] === 'nobody');
-  if (!f) throw new Error('no user "nobody" in /etc/passwd: the accounts need a uid other than root');
-  return { uid: Number(f[2]), gid: Number(f[3]), root: true };
-}
-
-function groupName(gid: number): string {
-  return readFileSync('/etc/group', 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[2] === String(gid))?.[0] ?? String(gid);
-}
-
-function userNameOf(uid: number): string {
-  return readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[2] === String(uid))?.[0] ?? String(uid);
-}
-
 /** A Dovecot that only answers userdb lookups and iteration from USERS, for doveadm -A. */
 class AuthDovecot {
   readonly conf: string;
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> | undefined;
-  private readonly kill = () => this.child?.kill('SIGKILL');
+  private readonly instance: DovecotInstance;
 
   constructor(private readonly base: string, usersFile: string, owner: { uid: number; gid: number; root: boolean }) {
     this.conf = join(base, 'dovecot.conf');
+    this.instance = new DovecotInstance('case-8', this.conf);
     // doveadm reads the configuration as the mail user.
     chmodSync(base, 0o755);
     mkdirSync(join(base, 'run'), { recursive: true });
@@ -119,26 +103,12 @@ service auth {
 `);
   }
 
-  async start(): Promise<void> {
-    const child = spawn('dovecot', ['-F', '-c', this.conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-    this.child = child;
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    process.once('exit', this.kill);
-    const deadline = Date.now() + 15_000;
-    while (!existsSync(join(this.base, 'run', 'auth-userdb'))) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the case-8 Dovecot did not start: ${stderr.trim()}`);
-      await sleep(20);
-    }
+  start(): Promise<void> {
+    return this.instance.start(join(this.base, 'run', 'auth-userdb'));
   }
 
-  async stop(): Promise<void> {
-    if (!this.child) return;
-    this.child.kill('SIGTERM');
-    await this.exited;
-    process.removeListener('exit', this.kill);
-    this.child = undefined;
+  stop(): Promise<void> {
+    return this.instance.stop();
   }
 }
 
