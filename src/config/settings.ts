@@ -76,6 +76,11 @@ export interface Settings {
   replicator_queue_schema: string;
   /** Seconds a claim on a shared queue lasts unless its replicator renews it. */
   replication_claim_lease: number;
+  /** The socket Dovecot 2.3's replication plugin (or its aggregator) notifies; the plugin's fifo is beside it, named `<socket>-fifo`. */
+  replication_notify_socket?: string;
+  /** Who may write to that socket and fifo (names or numbers): the user Dovecot's mail processes run as, or a group they share. */
+  replication_notify_user?: string;
+  replication_notify_group?: string;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -334,6 +339,18 @@ export const SETTINGS: Record<string, SettingSpec> = {
   replication_claim_lease: {
     describe: "how long a user claimed on a shared queue stays claimed unless its replicator renews the claim (every third of it): a replicator that dies or is cut off leaves its users to the others this long after (1 min by default)",
     apply: (s, v, src) => void (s.replication_claim_lease = asDuration(src, 'replication_claim_lease', v, 0.3)),
+  },
+  replication_notify_socket: {
+    describe: "a socket for Dovecot 2.3's replication plugin (mail_plugins = notify replication), the fifo beside it named <socket>-fifo: point it at Dovecot's base_dir/replication-notify, or name it in the aggregator's replicator_host (unset: no notify socket)",
+    apply: (s, v, src) => void (s.replication_notify_socket = asString(src, 'replication_notify_socket', v) || undefined),
+  },
+  replication_notify_user: {
+    describe: "the account owning the notify socket and fifo, the one Dovecot's mail processes run as (vmail); mode 0600 (default: the replicator's own)",
+    apply: (s, v, src) => void (s.replication_notify_user = asString(src, 'replication_notify_user', v) || undefined),
+  },
+  replication_notify_group: {
+    describe: 'a group that may also write to the notify socket and fifo (mode 0660 then)',
+    apply: (s, v, src) => void (s.replication_notify_group = asString(src, 'replication_notify_group', v) || undefined),
   },
 };
 
