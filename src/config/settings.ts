@@ -4,6 +4,7 @@
  * refuse the same mistakes. Pure: no I/O (config-file.ts reads the file).
  */
 import { MailferryError } from '../model/errors.js';
+import { parseHttpAddress } from '../replicator/status-http-address.js';
 
 export type FsyncMode = 'always' | 'optimized' | 'never';
 
@@ -81,6 +82,8 @@ export interface Settings {
   /** Who may write to that socket and fifo (names or numbers): the user Dovecot's mail processes run as, or a group they share. */
   replication_notify_user?: string;
   replication_notify_group?: string;
+  /** HOST:PORT where the replicator serves its status page and Prometheus metrics (none by default). */
+  replication_http?: string;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -319,6 +322,18 @@ export const SETTINGS: Record<string, SettingSpec> = {
   replication_max_watched_users: {
     describe: "users whose mail the replicator watches for changes (about three inotify watches a folder); the others are only checked every replication_check_interval (0: watch nobody)",
     apply: (s, v, src) => void (s.replication_max_watched_users = asCount(src, 'replication_max_watched_users', v, 'a number of users')),
+  },
+  replication_http: {
+    describe: 'HOST:PORT where the replicator serves its status page and Prometheus metrics at /metrics (off by default; no authentication, so a loopback address unless --http-allow-remote)',
+    apply: (s, v, src) => {
+      const value = asString(src, 'replication_http', v);
+      try {
+        parseHttpAddress(value);
+      } catch (err) {
+        throw new MailferryError('config', `${src}: invalid replication_http = ${JSON.stringify(value)}: ${(err as Error).message}`);
+      }
+      s.replication_http = value;
+    },
   },
   replicator_queue: {
     describe: "where the replicator's queue lives: sqlite (the default, in replicator_state_dir, one replicator) or PostgreSQL as a postgresql:// URI or libpq key=value string, shared by replicators on any number of hosts",
