@@ -11,12 +11,12 @@ cd "$(dirname "$0")/.."
 if ! command -v doveadm >/dev/null 2>&1 || [ ! -x /usr/lib/dovecot/imap ] || ! command -v imap4d >/dev/null 2>&1 \
   || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
   || [ ! -x /usr/sbin/sshd ] || ! command -v ssh >/dev/null 2>&1 || ! command -v ssh-keygen >/dev/null 2>&1 \
-  || ! command -v openssl >/dev/null 2>&1; then
+  || ! command -v openssl >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dovecot-core dovecot-imapd mailutils-imap4d postgresql \
-    openssh-server openssh-client openssl >/dev/null
+    openssh-server openssh-client openssl chromium >/dev/null
 fi
 
 export npm_config_nodedir="${npm_config_nodedir:-/usr}"
