@@ -6,7 +6,9 @@
  *   npm run bench -- --reps N   N repetitions for every series
  *   npm run bench -- --only big only the series of one data set (corpus or big), or only cases 4-7 (cross), or only case 8 (users),
  *                               or only case 9 (remote: backup and sync over ssh, corpus, 3 repetitions; not in --quick
- *                               unless with --only remote, then 1 repetition)
+ *                               unless with --only remote, then 1 repetition), or only case 10 (server: backup over tcps to
+ *                               mailferry server and to Dovecot's doveadm server, corpus, 3 repetitions; not in --quick unless
+ *                               with --only server, then 1 repetition)
  *   npm run bench -- --no-wait  do not wait out the slow file creation after a recent run's cleanup
  * Progress goes to stderr, the tables to stdout, everything to bench/results/latest.json.
  */
@@ -23,6 +25,7 @@ import { IMAP_COMMANDS } from './imap-cases.js';
 import { formatUsers, runUsersSeries, summarizeUsers, USERS_COMMANDS, type UsersSeriesSummary } from './users-cases.js';
 import { usersDataset } from './users-data.js';
 import { formatRemote, remoteAllCorrect, REMOTE_COMMANDS, runRemoteSeries, summarizeRemote, type RemoteSeriesSummary } from './remote-cases.js';
+import { formatServer, runServerSeriesIsolated, serverAllCorrect, SERVER_COMMANDS, summarizeServer, type ServerSeriesSummary } from './server-cases.js';
 import { describeMbsync } from './mbsync.js';
 import { MBOX_COMMANDS } from './mbox-cases.js';
 import { formatSeries, summarizeSeries, type SeriesSummary } from './report.js';
@@ -36,8 +39,8 @@ const valueOf = (flag: string) => (args.includes(flag) ? args[args.indexOf(flag)
 const repsArg = valueOf('--reps') === undefined ? undefined : Number(valueOf('--reps'));
 const only = valueOf('--only');
 const unknown = args.filter((a, i) => !['--quick', '--no-wait', '--reps', '--only'].includes(a) && !['--reps', '--only'].includes(args[i - 1]!));
-if (unknown.length || (repsArg !== undefined && !(repsArg >= 1)) || (only !== undefined && !['corpus', 'big', 'cross', 'users', 'remote'].includes(only))) {
-  console.error(`usage: node --import tsx bench/run.ts [--quick] [--reps N] [--only corpus|big|cross|users|remote] [--no-wait]   (bad: ${unknown.join(' ')})`);
+if (unknown.length || (repsArg !== undefined && !(repsArg >= 1)) || (only !== undefined && !['corpus', 'big', 'cross', 'users', 'remote', 'server'].includes(only))) {
+  console.error(`usage: node --import tsx bench/run.ts [--quick] [--reps N] [--only corpus|big|cross|users|remote|server] [--no-wait]   (bad: ${unknown.join(' ')})`);
   process.exit(64);
 }
 
@@ -55,6 +58,8 @@ const crossPlan = only === undefined || only === 'corpus' || only === 'cross' ? 
 const usersPlan = only === undefined || only === 'users' ? [quick ? { users: 200, reps: 2, sample: 3 } : { users: 1000, reps: 3, sample: 6 }] : [];
 // Case 9 takes over a minute even with one repetition, so --quick runs it only when asked for by --only remote.
 const remotePlan = only === 'remote' || (only === undefined && !quick) ? [{ data: 'corpus' as const, reps: quick ? 1 : 3 }] : [];
+// Case 10 likewise (about a minute per repetition).
+const serverPlan = only === 'server' || (only === undefined && !quick) ? [{ data: 'corpus' as const, reps: quick ? 1 : 3 }] : [];
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const out = (s = '') => process.stdout.write(`${s}\n`);
@@ -159,6 +164,13 @@ async function main(): Promise<void> {
       ' ssh KiB = the ssh client\'s "Transferred:" count (encrypted bytes on the wire, -E FILE at LogLevel VERBOSE); "-" where none was logged: mailferry with deflate ends its ssh' +
       ' with SIGTERM at the end, and then far CPU may be missing too (the far GNU time ends with the connection). /dv = mailferry over doveadm (wall; CPU of both ends together).' +
       ' Checked after every run: tallies and `mailferry mailbox status` of both sides, and every body at every UID alike on both sides (doveadm alone may differ in carriage returns, counted and shown).',
+    'Case 10: backup of the corpus over TLS (tcps:) to a long-running server on 127.0.0.1, as sites run dsync between hosts without ssh: 10a into an empty far Maildir, 10b the same backup again.' +
+      ' mailferry: `mailferry server` (TLS certificate made with openssl, --secret-file, a passwd-file userdb, each session as nobody) and the CLI with `tcps:USER@127.0.0.1:PORT?cafile=CA`,' +
+      ' once with deflate (the default) and once with dsync_compression=none on the client; doveadm: Dovecot\'s doveadm service with an inet_listener (ssl = yes) and doveadm_password,' +
+      ' `doveadm backup -T 60 -s STATE -u USER tcps:127.0.0.1:PORT`. Every repetition sends as a new user, so each 10a writes into an empty home. mail_fsync=never on both ends of both tools.' +
+      ' CPU client = the client process (GNU time); CPU server = the server\'s whole process tree during the run (its master and the per-connection processes it reaps, from /proc);' +
+      ' loopback KiB = bytes over the loopback in both directions, headers included, counted in a network namespace of the series\' own (unshare -n); stream in/out = the decrypted bytes mailferry\'s server logs per session.' +
+      ' Checked as case 9, and mailferry\'s server must log each session as ok.',
     ...(quick ? ['Quick mode: corpus with mail_fsync=never only, cases 4-7 on a third of the corpus; `npm run bench` adds mail_fsync=optimized, the 100k account, and cases 4-7 on the whole corpus.']
       : ['The 100k account runs with mail_fsync=never only: with fsync on, case 1 alone takes minutes per tool and repetition here.']),
     ...refs.notes,
@@ -172,6 +184,7 @@ async function main(): Promise<void> {
   const crossSeries: CrossSeriesSummary[] = [];
   const usersSeries: UsersSeriesSummary[] = [];
   const remoteSeries: RemoteSeriesSummary[] = [];
+  const serverSeries: ServerSeriesSummary[] = [];
   try {
     for (const p of plan) {
       const ds = await dataset(p.data, log);
@@ -242,6 +255,23 @@ async function main(): Promise<void> {
       out(formatRemote(s));
       out();
     }
+    for (const p of serverPlan) {
+      const ds = await dataset(p.data, log);
+      // 10a creates a file per message on the far side.
+      await settleDeletions(env);
+      const foreign = new ForeignCpu();
+      foreign.start();
+      const reps = repsArg ?? p.reps;
+      log(`series ${p.data} case 10 over tcps, ${reps} repetitions (mailferry, mailferry dsync_compression=none${refs.dovecot ? ', doveadm' : ''})`);
+      const seriesStart = Date.now();
+      const r = await runServerSeriesIsolated({ ds, reps, doveadm: !!refs.dovecot, log });
+      const s = summarizeServer(ds, reps, r);
+      s.otherCpu = { seconds: +foreign.stop().toFixed(1), wallSeconds: Math.round((Date.now() - seriesStart) / 1000) };
+      env.otherProcessesCpuSeconds += s.otherCpu.seconds;
+      serverSeries.push(s);
+      out(formatServer(s));
+      out();
+    }
   } finally {
     await refs.dovecot?.stop();
   }
@@ -255,8 +285,9 @@ async function main(): Promise<void> {
     'case 7 mailferry': IMAP_COMMANDS.mailferry7, 'case 7 mbsync': describeMbsync('both'),
     'case 8 mailferry': USERS_COMMANDS.mailferry, 'case 8 doveadm': USERS_COMMANDS.doveadm,
     'case 9 mailferry': REMOTE_COMMANDS.mailferry, 'case 9 mailferry dsync_compression=none': REMOTE_COMMANDS['mailferry-nocomp'], 'case 9 doveadm': REMOTE_COMMANDS.doveadm,
+    'case 10 mailferry': SERVER_COMMANDS.mailferry, 'case 10 mailferry dsync_compression=none': SERVER_COMMANDS['mailferry-nocomp'], 'case 10 doveadm': SERVER_COMMANDS.doveadm,
   };
-  const result = { mode: quick ? 'quick' : 'full', env, notes, commands, series, crossSeries, usersSeries, remoteSeries, wallSeconds: (Date.now() - started) / 1000 };
+  const result = { mode: quick ? 'quick' : 'full', env, notes, commands, series, crossSeries, usersSeries, remoteSeries, serverSeries, wallSeconds: (Date.now() - started) / 1000 };
   const dir = join(import.meta.dirname, 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
@@ -264,7 +295,8 @@ async function main(): Promise<void> {
   const wrong = series.some((s) => s.cases.some((c) => [c.mailferry, c.doveadm].some((t) => t && t.correct < t.runs)))
     || crossSeries.some((s) => s.rows.some((r) => [r.mailferry, r.ref].some((t) => t && t.correct < t.runs)))
     || usersSeries.some((s) => s.cases.some((c) => [c.mailferry, c.doveadm].some((t) => t && t.correct < t.runs)))
-    || remoteSeries.some((s) => !remoteAllCorrect(s));
+    || remoteSeries.some((s) => !remoteAllCorrect(s))
+    || serverSeries.some((s) => !serverAllCorrect(s));
   // A failed repetition's copies stay under bench/data/work/ for inspection.
   if (wrong) {
     out('SOME RUNS WERE WRONG: see the lines marked WRONG; their copies are under bench/data/work/');
