@@ -1,10 +1,11 @@
 /**
- * The queue the settings ask for: SQLite in the replicator's state directory. A queue shared by
- * replicators on many hosts (PostgreSQL) is opened here too, chosen by its own setting, behind
- * the same interface.
+ * The queue the settings ask for: SQLite in the replicator's state directory (`replicator_queue
+ * = sqlite`, the default), or PostgreSQL shared by replicators on many hosts (a postgresql://
+ * URI or a libpq key=value string), behind the same interface.
  */
 import type { Settings } from '../config/settings.js';
 import type { QueueTiming } from './next-sync-time.js';
+import { PostgresReplicationQueue } from './postgres-replication-queue.js';
 import type { ReplicationQueue } from './replication-queue.js';
 import { replicatorSettingsOf } from './replicator-settings.js';
 import { SqliteReplicationQueue } from './sqlite-replication-queue.js';
@@ -14,6 +15,24 @@ export function queueTimingOf(settings: Settings): QueueTiming {
   return { fullSyncIntervalMs, failureBackoffMs };
 }
 
-export async function openReplicationQueue(settings: Settings, stateDir: string): Promise<ReplicationQueue> {
-  return SqliteReplicationQueue.open(stateDir, queueTimingOf(settings));
+/** True when the queue is shared (PostgreSQL): other processes may work on it, and it can be asked directly. */
+export function isSharedQueue(settings: Settings): boolean {
+  return (settings.replicator_queue ?? 'sqlite').toLowerCase() !== 'sqlite';
+}
+
+/** A line about the queue's own troubles, in the daemon's voice. */
+function logLine(line: string): void {
+  // eslint-disable-next-line no-control-regex
+  process.stderr.write(`mailferry: replicator: ${line.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1))}\n`);
+}
+
+export async function openReplicationQueue(settings: Settings, stateDir: string, log: (line: string) => void = logLine): Promise<ReplicationQueue> {
+  if (!isSharedQueue(settings)) return SqliteReplicationQueue.open(stateDir, queueTimingOf(settings));
+  return PostgresReplicationQueue.open({
+    connect: settings.replicator_queue,
+    schema: settings.replicator_queue_schema ?? 'mailferry',
+    timing: queueTimingOf(settings),
+    leaseMs: (settings.replication_claim_lease ?? 60) * 1000,
+    log,
+  });
 }

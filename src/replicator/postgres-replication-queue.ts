@@ -1,0 +1,532 @@
+/**
+ * The replication queue in PostgreSQL, shared by replicator processes on any number of hosts
+ * (`replicator_queue = postgresql://...`). Same rows, same due times and the same rules as the
+ * SQLite queue (replication-queue.ts); what sharing adds:
+ *
+ * - Claims: the user due first is taken with `SELECT ... FOR UPDATE SKIP LOCKED` and marked
+ *   claimed in the same transaction, so processes claiming at once take different users and
+ *   never wait on each other's rows.
+ * - A claim is a lease. The queue renews the claims it handed out (every third of
+ *   replication_claim_lease) until they are completed or released; a claim whose lease ran out
+ *   (its process was SIGKILLed, its host cut off) is given back, its priority kept, by the next
+ *   claim or renewal of any process and by `recoverClaims`: the sync it stood for runs again
+ *   elsewhere. Leases are timed by the database's clock, so hosts whose clocks differ agree on
+ *   when one ran out. A process cut off from the database for longer than the lease while a sync
+ *   runs may see that user synced elsewhere at the same time; the stores' own run locks keep the
+ *   two syncs apart, and the late one's completion is not recorded (its claim is no longer its).
+ * - `setUsers` adds and never removes: several replicators each give the users their own userdb
+ *   lists, and one host listing fewer (another selection, a userdb that answered short) must not
+ *   drop users another still serves. A user that leaves the userdb leaves the queue when its next
+ *   sync finds it gone (a lookup that says unknown or noreplicate is the 'gone' outcome), at the
+ *   latest at its next full sync. `replicator remove` works as with SQLite.
+ * - The schema (replicator_queue_schema) is made on first use under an advisory lock, so
+ *   replicators starting together do not trip over each other; its version is kept in a row.
+ * - Due times are computed by each process from its own settings: replicators sharing a queue
+ *   should share replication_full_sync_interval and replication_failure_backoff.
+ * - A connection that fails is given up and a new one taken; a statement that failed with the
+ *   connection is tried again twice, then the error (75) goes to the caller, which tries later.
+ */
+import pg from 'pg';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseConnect } from '../config/userdb/sql-connect.js';
+import { MailferryError } from '../model/errors.js';
+import { backoffDelay, fullSyncDue, nextSyncTime, type QueueTiming } from './next-sync-time.js';
+import { isConnectionLost, isRetryable, queueFailure } from './pg-queue-failure.js';
+import { priorityOfRank, priorityRank, type ReplicationPriority } from './replication-priority.js';
+import type { QueueCounts, ReplicaUserState, ReplicationQueue, SyncClaim, SyncOutcome, UserOrigin } from './replication-queue.js';
+
+export const PG_SCHEMA_VERSION = 1;
+/** Sessions one replicator holds at most: claims, completions, hints and control requests overlap. */
+const POOL_SIZE = 4;
+/** A statement that gets no answer within this long means the server or the network hangs. */
+const QUERY_TIMEOUT_MS = 30_000;
+/** Waits before trying a statement again whose connection failed. */
+const RETRY_WAITS_MS = [200, 1000];
+/** Rows read and written per statement when every row is visited (reconfigure). */
+const BATCH = 1000;
+
+export interface PgQueueOptions {
+  /** `replicator_queue`: a postgresql:// URI or a libpq key=value string. */
+  connect: string;
+  schema: string;
+  timing: QueueTiming;
+  leaseMs: number;
+  /** One line about the queue's own troubles (renewals that fail, and their end). */
+  log?: (line: string) => void;
+}
+
+interface Row {
+  username: string;
+  origin: UserOrigin;
+  removed: boolean;
+  priority: number;
+  last_update: number;
+  force_full: boolean;
+  last_fast_sync: number | null;
+  last_full_sync: number | null;
+  last_success: number | null;
+  failures: number;
+  next_try: number | null;
+  last_error: string | null;
+  claimed_by: string | null;
+  claimed_at: number | null;
+  claimed_priority: number | null;
+  claimed_full: boolean | null;
+  claim_id: number | null;
+  lease_until: number | null;
+  next_sync_at: number;
+}
+
+const opt = (v: number | null): number | undefined => (v === null ? undefined : v);
+
+function stateOf(r: Row): ReplicaUserState {
+  return {
+    user: r.username,
+    origin: r.origin,
+    priority: priorityOfRank(r.priority),
+    lastUpdate: r.last_update,
+    forceFull: r.force_full,
+    lastFastSync: opt(r.last_fast_sync),
+    lastFullSync: opt(r.last_full_sync),
+    lastSuccess: opt(r.last_success),
+    failures: r.failures,
+    nextTry: opt(r.next_try),
+    lastError: r.last_error ?? undefined,
+    claimedBy: r.claimed_by ?? undefined,
+    claimedAt: opt(r.claimed_at),
+    nextSyncAt: r.next_sync_at,
+  };
+}
+
+/** bigint columns hold milliseconds, well inside a double's exact integers. */
+const TYPES = {
+  getTypeParser: (oid: number, format?: string) => (oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')),
+} as unknown as pg.CustomTypesConfig;
+
+/** The database's clock in ms: leases are timed by it, one clock for every host. */
+const DB_NOW = '(extract(epoch FROM clock_timestamp()) * 1000)::bigint';
+
+export class PostgresReplicationQueue implements ReplicationQueue {
+  readonly description: string;
+  private readonly t: string;
+  private readonly seq: string;
+  private timing: QueueTiming;
+  private readonly leaseMs: number;
+  private readonly log: (line: string) => void;
+  /** Claims handed out here and not yet completed or released: the ones this process renews. */
+  private readonly live = new Set<number>();
+  private readonly claimIds = new WeakMap<SyncClaim, number>();
+  private renewTimer: NodeJS.Timeout | undefined;
+  private renewFailing = false;
+  private lastRecovery = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly label: string,
+    masked: string,
+    private readonly schema: string,
+    opts: PgQueueOptions,
+  ) {
+    this.t = `"${schema}".replica_users`;
+    this.seq = `"${schema}".claim_ids`;
+    this.description = `replicator queue ${masked} (schema ${schema})`;
+    this.timing = opts.timing;
+    this.leaseMs = opts.leaseMs;
+    this.log = opts.log ?? (() => {});
+  }
+
+  /** Connects, makes the schema when it is not there yet, and starts renewing claims. Unreachable: 75, naming host and database. */
+  static async open(opts: PgQueueOptions): Promise<PostgresReplicationQueue> {
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(opts.schema)) throw new MailferryError('config', `replicator_queue_schema: '${opts.schema}' is not a lower-case SQL name`);
+    const target = parseConnect(opts.connect, 'replicator_queue');
+    if (target.kind !== 'pg') throw new MailferryError('config', `replicator_queue: ${target.masked} is not PostgreSQL: the SQLite queue is 'sqlite', kept in replicator_state_dir`);
+    const s = target.settings;
+    const pool = new pg.Pool({
+      host: s.host,
+      port: s.port,
+      database: s.database,
+      user: s.user,
+      password: s.password,
+      ssl: s.ssl,
+      connectionTimeoutMillis: s.connectTimeoutMs,
+      application_name: s.applicationName === 'mailferry' ? 'mailferry replicator' : s.applicationName,
+      keepAlive: true,
+      max: POOL_SIZE,
+      idleTimeoutMillis: 60_000,
+      query_timeout: QUERY_TIMEOUT_MS,
+      types: TYPES,
+    });
+    // A session the server drops while idle in the pool is an 'error' event: without a listener it would end the process.
+    pool.on('error', () => {});
+    const queue = new PostgresReplicationQueue(pool, target.label, target.masked, opts.schema, opts);
+    try {
+      await queue.migrate();
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw queueFailure(err, target.label, 'opening the queue');
+    }
+    const every = Math.max(100, Math.floor(opts.leaseMs / 3));
+    queue.renewTimer = setInterval(() => void queue.renew(), every);
+    queue.renewTimer.unref();
+    return queue;
+  }
+
+  private async migrate(): Promise<void> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      // Two replicators starting at once would both try CREATE ... IF NOT EXISTS and one fail on the catalog's unique index.
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`mailferry replication queue ${this.schema}`]);
+      await c.query(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`);
+      await c.query(`CREATE TABLE IF NOT EXISTS "${this.schema}".queue_meta (key text PRIMARY KEY, value text NOT NULL)`);
+      const found = await c.query<{ value: string }>(`SELECT value FROM "${this.schema}".queue_meta WHERE key = 'schema_version'`);
+      const version = found.rows.length ? Number(found.rows[0]!.value) : 0;
+      if (version > PG_SCHEMA_VERSION) {
+        throw new MailferryError('config', `replicator_queue: ${this.label}: schema ${this.schema} was made by a newer mailferry (queue schema ${version}, this one knows ${PG_SCHEMA_VERSION})`);
+      }
+      if (version < PG_SCHEMA_VERSION) {
+        await c.query(`
+          CREATE TABLE IF NOT EXISTS ${this.t} (
+            username text COLLATE "C" PRIMARY KEY,
+            origin text NOT NULL,
+            removed boolean NOT NULL DEFAULT false,
+            priority smallint NOT NULL DEFAULT 0,
+            last_update bigint NOT NULL DEFAULT 0,
+            force_full boolean NOT NULL DEFAULT false,
+            last_fast_sync bigint,
+            last_full_sync bigint,
+            last_success bigint,
+            failures integer NOT NULL DEFAULT 0,
+            next_try bigint,
+            last_error text,
+            claimed_by text,
+            claimed_at bigint,
+            claimed_priority smallint,
+            claimed_full boolean,
+            claim_id bigint,
+            lease_until bigint,
+            next_sync_at bigint NOT NULL DEFAULT 0
+          );
+          CREATE INDEX IF NOT EXISTS replica_users_due ON ${this.t} (next_sync_at, priority DESC, username) WHERE claimed_by IS NULL AND NOT removed;
+          CREATE INDEX IF NOT EXISTS replica_users_lease ON ${this.t} (lease_until) WHERE claimed_by IS NOT NULL;
+          CREATE SEQUENCE IF NOT EXISTS ${this.seq};
+        `);
+        await c.query(`INSERT INTO "${this.schema}".queue_meta (key, value) VALUES ('schema_version', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, [String(PG_SCHEMA_VERSION)]);
+      }
+      await c.query('COMMIT');
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  /** `fn` in one transaction; run again when the connection failed under it, else the error as the run reports it. */
+  private async tx<T>(what: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    if (this.closed) throw new MailferryError('tempfail', `${this.description} is closed`);
+    for (let attempt = 0; ; attempt++) {
+      let client: pg.PoolClient | undefined;
+      try {
+        client = await this.pool.connect();
+        await client.query('BEGIN');
+        const out = await fn(client);
+        await client.query('COMMIT');
+        client.release();
+        return out;
+      } catch (err) {
+        if (client) {
+          const lost = isConnectionLost(err);
+          if (!lost) await client.query('ROLLBACK').catch(() => {});
+          client.release(lost ? true : undefined);
+        }
+        if (!isRetryable(err) || attempt >= RETRY_WAITS_MS.length || this.closed) throw queueFailure(err, this.label, what);
+        await sleep(RETRY_WAITS_MS[attempt]!);
+      }
+    }
+  }
+
+  private async rowForUpdate(c: pg.PoolClient, user: string): Promise<Row | undefined> {
+    return (await c.query<Row>(`SELECT * FROM ${this.t} WHERE username = $1 FOR UPDATE`, [user])).rows[0];
+  }
+
+  /** Writes the fields that change and the due time they give. */
+  private async save(c: pg.PoolClient, r: Row): Promise<void> {
+    r.next_sync_at = nextSyncTime(stateOf(r), this.timing);
+    await c.query(
+      `UPDATE ${this.t} SET removed = $2, priority = $3, last_update = $4, force_full = $5, last_fast_sync = $6, last_full_sync = $7,
+        last_success = $8, failures = $9, next_try = $10, last_error = $11, claimed_by = $12, claimed_at = $13, claimed_priority = $14,
+        claimed_full = $15, claim_id = $16, lease_until = $17, next_sync_at = $18 WHERE username = $1`,
+      [r.username, r.removed, r.priority, r.last_update, r.force_full, r.last_fast_sync, r.last_full_sync, r.last_success, r.failures, r.next_try, r.last_error,
+        r.claimed_by, r.claimed_at, r.claimed_priority, r.claimed_full, r.claim_id, r.lease_until, r.next_sync_at],
+    );
+  }
+
+  async setUsers(users: Iterable<string>, now: number): Promise<{ added: number; removed: number }> {
+    // Sorted, so two replicators inserting the same names take their locks in one order and never deadlock.
+    const names = [...new Set(users)].sort();
+    let added = 0;
+    for (let i = 0; i < names.length; i += BATCH) {
+      const chunk = names.slice(i, i + BATCH);
+      added += await this.tx('adding the userdb users', async (c) =>
+        (await c.query(`INSERT INTO ${this.t} (username, origin, last_update, next_sync_at) SELECT u, 'userdb', $2, 0 FROM unnest($1::text[]) AS u ON CONFLICT (username) DO NOTHING`, [chunk, now])).rowCount ?? 0,
+      );
+    }
+    return { added, removed: 0 };
+  }
+
+  async addUsers(users: readonly string[], now: number): Promise<number> {
+    return this.tx('adding users', async (c) => {
+      let added = 0;
+      for (const user of [...new Set(users)].sort()) {
+        const inserted = await c.query(`INSERT INTO ${this.t} (username, origin, last_update, next_sync_at) VALUES ($1, 'added', $2, 0) ON CONFLICT (username) DO NOTHING`, [user, now]);
+        if (inserted.rowCount === 1) {
+          added++;
+          continue;
+        }
+        const r = await this.rowForUpdate(c, user);
+        if (r?.removed) {
+          r.removed = false;
+          await this.save(c, r);
+          added++;
+        }
+      }
+      return added;
+    });
+  }
+
+  async removeUsers(users: readonly string[]): Promise<number> {
+    return this.tx('removing users', async (c) => {
+      let removed = 0;
+      for (const user of [...new Set(users)].sort()) {
+        const r = await this.rowForUpdate(c, user);
+        if (r === undefined || r.removed) continue;
+        // One the userdb lists must stay known as removed, or the next start would bring it back.
+        if (r.origin === 'added') await c.query(`DELETE FROM ${this.t} WHERE username = $1`, [user]);
+        else {
+          r.removed = true;
+          await this.save(c, r);
+        }
+        removed++;
+      }
+      return removed;
+    });
+  }
+
+  async notify(user: string, priority: ReplicationPriority, now: number, options: { full?: boolean } = {}): Promise<boolean> {
+    return this.tx('queueing a change', async (c) => {
+      const r = await this.rowForUpdate(c, user);
+      if (r === undefined || r.removed) return false;
+      let changed = false;
+      if (priorityRank(priority) > r.priority) {
+        r.priority = priorityRank(priority);
+        r.last_update = now;
+        changed = true;
+      }
+      if (options.full && !r.force_full) {
+        r.force_full = true;
+        if (r.priority === 0) r.last_update = now;
+        changed = true;
+      }
+      if (changed) await this.save(c, r);
+      return true;
+    });
+  }
+
+  async claim(owner: string, now: number): Promise<SyncClaim | undefined> {
+    // Claims left by processes that are gone come back before the next user is chosen, at most once a second.
+    if (Date.now() - this.lastRecovery >= Math.min(1000, this.leaseMs / 3)) await this.recoverExpired();
+    return this.tx('claiming a user', async (c) => {
+      const r = (
+        await c.query<Row>(
+          `SELECT * FROM ${this.t} WHERE claimed_by IS NULL AND NOT removed AND next_sync_at <= $1
+           ORDER BY next_sync_at, priority DESC, username LIMIT 1 FOR UPDATE SKIP LOCKED`,
+          [now],
+        )
+      ).rows[0];
+      if (r === undefined) return undefined;
+      const state = stateOf(r);
+      const claim: SyncClaim = {
+        user: r.username,
+        owner,
+        claimedAt: now,
+        priority: state.priority,
+        full: fullSyncDue(state, now, this.timing),
+        forcedFull: state.forceFull,
+        failures: r.failures,
+      };
+      const { rows } = await c.query<{ claim_id: number }>(
+        `UPDATE ${this.t} SET claimed_by = $2, claimed_at = $3, claimed_priority = priority, claimed_full = force_full, priority = 0, force_full = false,
+          claim_id = nextval('${this.seq}'), lease_until = ${DB_NOW} + $4 WHERE username = $1 RETURNING claim_id`,
+        [r.username, owner, now, this.leaseMs],
+      );
+      const id = rows[0]!.claim_id;
+      this.claimIds.set(claim, id);
+      this.live.add(id);
+      return claim;
+    });
+  }
+
+  /** A claim's pending work back in the row: its priority (kept from when it was raised, or the claim's time) and a forced full sync. */
+  private giveBack(r: Row): void {
+    if ((r.claimed_priority ?? 0) > r.priority) {
+      r.priority = r.claimed_priority!;
+      r.last_update = r.claimed_at ?? r.last_update;
+    }
+    if (r.claimed_full) r.force_full = true;
+    if (r.claim_id !== null) this.live.delete(r.claim_id);
+    r.claimed_by = null;
+    r.claimed_at = null;
+    r.claimed_priority = null;
+    r.claimed_full = null;
+    r.claim_id = null;
+    r.lease_until = null;
+  }
+
+  async complete(claim: SyncClaim, outcome: SyncOutcome): Promise<void> {
+    const id = this.claimIds.get(claim);
+    await this.tx('recording a sync', async (c) => {
+      const r = await this.rowForUpdate(c, claim.user);
+      // Released or taken over meanwhile (or removed): the claim is no longer this sync's to complete.
+      if (r === undefined || r.claimed_by !== claim.owner || r.claimed_at !== claim.claimedAt || (id !== undefined && r.claim_id !== id)) return;
+      if (outcome.result === 'gone') {
+        await c.query(`DELETE FROM ${this.t} WHERE username = $1`, [claim.user]);
+        return;
+      }
+      if (outcome.result === 'failed') {
+        this.giveBack(r);
+        r.failures += 1;
+        r.next_try = outcome.at + backoffDelay(r.failures, this.timing.failureBackoffMs);
+        r.last_error = outcome.error;
+      } else {
+        r.claimed_by = null;
+        r.claimed_at = null;
+        r.claimed_priority = null;
+        r.claimed_full = null;
+        r.claim_id = null;
+        r.lease_until = null;
+        r.last_fast_sync = claim.claimedAt;
+        if (claim.full) r.last_full_sync = claim.claimedAt;
+        r.last_success = outcome.at;
+        r.failures = 0;
+        r.next_try = null;
+        r.last_error = null;
+        if (outcome.again && r.priority < priorityRank('low')) {
+          r.priority = priorityRank('low');
+          r.last_update = outcome.at;
+        }
+      }
+      await this.save(c, r);
+    });
+    if (id !== undefined) this.live.delete(id);
+  }
+
+  async releaseClaims(owner: string, _now: number): Promise<number> {
+    return this.giveBackWhere('giving back claims', 'claimed_by = $1', [owner], false);
+  }
+
+  async recoverClaims(_now: number): Promise<number> {
+    return this.recoverExpired();
+  }
+
+  /** Gives back every claim whose lease ran out; rows another process is working on are left to it. */
+  private async recoverExpired(): Promise<number> {
+    this.lastRecovery = Date.now();
+    return this.giveBackWhere('recovering expired claims', `claimed_by IS NOT NULL AND lease_until < ${DB_NOW}`, [], true);
+  }
+
+  private async giveBackWhere(what: string, where: string, values: unknown[], skipLocked: boolean): Promise<number> {
+    return this.tx(what, async (c) => {
+      const { rows } = await c.query<Row>(`SELECT * FROM ${this.t} WHERE ${where} ORDER BY username FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}`, values);
+      for (const r of rows) {
+        this.giveBack(r);
+        await this.save(c, r);
+      }
+      return rows.length;
+    });
+  }
+
+  /** Pushes the lease of every claim still running here forward; a failure is logged once, and its end. */
+  private async renew(): Promise<void> {
+    if (this.closed) return;
+    try {
+      if (this.live.size > 0) {
+        const ids = [...this.live];
+        await this.tx('renewing claims', (c) => c.query(`UPDATE ${this.t} SET lease_until = ${DB_NOW} + $2 WHERE claim_id = ANY($1::bigint[])`, [ids, this.leaseMs]));
+      }
+      if (Date.now() - this.lastRecovery >= this.leaseMs / 3) await this.recoverExpired();
+      if (this.renewFailing) this.log(`${this.description}: reachable again, claims renewed`);
+      this.renewFailing = false;
+    } catch (err) {
+      if (this.closed) return;
+      if (!this.renewFailing) this.log(`${(err as Error).message}; running syncs keep their claims only ${this.leaseMs / 1000} s without it, trying again every ${Math.max(0.1, this.leaseMs / 3000)} s`);
+      this.renewFailing = true;
+    }
+  }
+
+  async nextDue(): Promise<number | undefined> {
+    // A claim held elsewhere counts as due when its lease runs out: if its process died, that is when it comes back.
+    const { rows } = await this.tx('reading the next due time', (c) =>
+      c.query<{ due: number | null }>(
+        `SELECT least(min(next_sync_at) FILTER (WHERE claimed_by IS NULL), min(lease_until) FILTER (WHERE claimed_by IS NOT NULL AND NOT (claim_id = ANY($1::bigint[])))) AS due
+         FROM ${this.t} WHERE NOT removed`,
+        [[...this.live]],
+      ),
+    );
+    return rows[0]?.due ?? undefined;
+  }
+
+  async list(matches?: (user: string) => boolean): Promise<ReplicaUserState[]> {
+    const { rows } = await this.tx('listing users', (c) => c.query<Row>(`SELECT * FROM ${this.t} WHERE NOT removed ORDER BY username`));
+    const out: ReplicaUserState[] = [];
+    for (const r of rows) if (matches === undefined || matches(r.username)) out.push(stateOf(r));
+    return out;
+  }
+
+  async counts(now: number): Promise<QueueCounts> {
+    const c: QueueCounts = { sync: 0, high: 0, low: 0, failedDue: 0, fullDue: 0, failedWaiting: 0, running: 0, total: 0 };
+    const { rows } = await this.tx('counting users', (client) =>
+      client.query<{ priority: number; failing: boolean; due: boolean; running: boolean; n: number }>(
+        `SELECT priority, failures > 0 AS failing, next_sync_at <= $1 AS due, claimed_by IS NOT NULL AS running, count(*)::integer AS n
+         FROM ${this.t} WHERE NOT removed GROUP BY 1, 2, 3, 4`,
+        [now],
+      ),
+    );
+    for (const r of rows) {
+      c.total += r.n;
+      if (r.running) c.running += r.n;
+      else if (r.failing) {
+        if (r.due) c.failedDue += r.n;
+        else c.failedWaiting += r.n;
+      } else if (r.priority > 0) c[priorityOfRank(r.priority) as 'sync' | 'high' | 'low'] += r.n;
+      else if (r.due) c.fullDue += r.n;
+    }
+    return c;
+  }
+
+  async reconfigure(timing: QueueTiming): Promise<void> {
+    this.timing = timing;
+    let after = '';
+    for (;;) {
+      const last = await this.tx('recomputing due times', async (c) => {
+        const { rows } = await c.query<Row>(`SELECT * FROM ${this.t} WHERE username > $1 ORDER BY username LIMIT ${BATCH} FOR UPDATE`, [after]);
+        if (rows.length === 0) return undefined;
+        await c.query(`UPDATE ${this.t} AS t SET next_sync_at = v.due FROM unnest($1::text[], $2::bigint[]) AS v(name, due) WHERE t.username = v.name`, [
+          rows.map((r) => r.username),
+          rows.map((r) => nextSyncTime(stateOf(r), timing)),
+        ]);
+        return rows[rows.length - 1]!.username;
+      });
+      if (last === undefined) return;
+      after = last;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    await this.pool.end().catch(() => {});
+  }
+}
