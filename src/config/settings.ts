@@ -4,6 +4,7 @@
  * refuse the same mistakes. Pure: no I/O (config-file.ts reads the file).
  */
 import { MailferryError } from '../model/errors.js';
+import { MAX_FRAME_PAYLOAD } from '../remote/frame-codec.js';
 import { parseHttpAddress } from '../replicator/status-http-address.js';
 
 export type FsyncMode = 'always' | 'optimized' | 'never';
@@ -57,6 +58,8 @@ export interface Settings {
   server_auth_failures: number;
   /** The longest such slow-down, in seconds; it doubles with each further failure. */
   server_auth_backoff: number;
+  /** The largest frame (payload bytes) a client may send to `mailferry server`; a larger one ends its session. */
+  server_max_frame_size: number;
   /** `mailferry replicator`: where its queue, pid file and socket live (default: replicator in the state directory). */
   replicator_state_dir?: string;
   /** Seconds between full syncs of a user (Dovecot's default: a day). */
@@ -99,6 +102,7 @@ export const DEFAULT_SETTINGS: Settings = {
   server_session_max_time: 86400,
   server_auth_failures: 5,
   server_auth_backoff: 60,
+  server_max_frame_size: MAX_FRAME_PAYLOAD,
   replication_full_sync_interval: 86400,
   replication_failure_backoff: 300,
   replication_check_interval: 60,
@@ -145,6 +149,9 @@ function asDuration(source: SettingSource, key: string, value: unknown, min = 0)
   if (!Number.isFinite(secs) || secs < min) throw bad(source, key, value, `a time such as 30s, 5 mins or 1 day${min > 0 ? ` (at least ${min * 1000} ms)` : ''}`);
   return secs;
 }
+
+/** server_max_frame_size's cap. */
+const MAX_SERVER_FRAME = 16 * 1024 * 1024;
 
 function positive(source: SettingSource, key: string, value: unknown): number {
   const n = asCount(source, key, value, 'a whole number above 0');
@@ -294,6 +301,18 @@ export const SETTINGS: Record<string, SettingSpec> = {
   server_auth_backoff: {
     describe: 'the longest slow-down, in seconds, of an address that keeps failing to authenticate; it doubles from 1 with each failure past server_auth_failures',
     apply: (s, v, src) => void (s.server_auth_backoff = asCount(src, 'server_auth_backoff', v, 'whole seconds')),
+  },
+  server_max_frame_size: {
+    describe: `the largest frame, in bytes of payload, a client may send to mailferry server (a k, M or G suffix multiplies by 1024 each); a larger one ends the session: from ${MAX_FRAME_PAYLOAD / 1024 / 1024}M, the largest frame a client of this version sends, to ${MAX_SERVER_FRAME / 1024 / 1024}M`,
+    apply: (s, v, src) => {
+      const expected = `a size from ${MAX_FRAME_PAYLOAD} (1M) to ${MAX_SERVER_FRAME} (${MAX_SERVER_FRAME / 1024 / 1024}M) bytes, such as 4M`;
+      const m = typeof v === 'number' ? [String(v), String(v), ''] : typeof v === 'string' ? /^\s*(\d{1,12})\s*([kKmMgG]?)\s*$/.exec(v) : null;
+      if (!m) throw bad(src, 'server_max_frame_size', v, expected);
+      const n = Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] || ' ').toLowerCase());
+      // Below what a client legitimately sends, ordinary syncs would fail; above the cap, each of hundreds of sessions may hold that much.
+      if (!Number.isSafeInteger(n) || n < MAX_FRAME_PAYLOAD || n > MAX_SERVER_FRAME) throw bad(src, 'server_max_frame_size', v, expected);
+      s.server_max_frame_size = n;
+    },
   },
   replicator_state_dir: {
     describe: "where mailferry replicator keeps its queue, pid file and control socket (default: replicator in mailferry's state directory, $XDG_STATE_HOME/mailferry or ~/.local/state/mailferry)",
