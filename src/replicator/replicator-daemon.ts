@@ -13,6 +13,9 @@
  *   workers are ended and their claims given back, so they run again after a restart.
  * - reload() (SIGHUP): configuration and userdb read again, users joined and left.
  *
+ * - With replication_notify_socket, Dovecot 2.3's replication plugin (or its aggregator) tells
+ *   it of changes through that socket and the fifo beside it (notify-listener.ts).
+ *
  * Listeners may follow `synced` (every sync, as logged) and `hint` events; `notify` is the way
  * in for other sources of changes (such as Dovecot's replication notify socket).
  */
@@ -21,6 +24,7 @@ import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Settings } from '../config/settings.js';
 import { openUserDb } from '../config/userdb/open-userdb.js';
+import { resolveGid, resolveUid } from '../config/userdb/system-accounts.js';
 import type { UserDb } from '../config/userdb/userdb.js';
 import { configError, fsError, MailferryError } from '../model/errors.js';
 import type { UserRunSpec } from '../users/user-run-spec.js';
@@ -32,6 +36,7 @@ import { FingerprintStore } from './fingerprint-store.js';
 import { fingerprint } from './mail-fingerprint.js';
 import { MailWatcher } from './mail-watcher.js';
 import { backoffDelay } from './next-sync-time.js';
+import { NotifyListener } from './notify-listener.js';
 import { openReplicationQueue, queueTimingOf } from './open-replication-queue.js';
 import { isRun, loadReplicaUsers, replicaRun, watchPlanOf } from './replica-users.js';
 import { higherPriority, type ReplicationPriority } from './replication-priority.js';
@@ -170,10 +175,17 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
     this.fingerprints.retain(new Set(this.runs.keys()));
     this.planWatches();
     this.control = await ControlServer.listen(this.opts.socketPath, (r) => this.answer(r));
+    try {
+      this.notifier = await this.listenForDovecot();
+    } catch (err) {
+      await this.control.close();
+      throw err;
+    }
     const counts = await this.queue.counts(now);
     this.log(
       `started: ${counts.total} users (${added} new, ${removed} gone${loaded.skipped ? `, ${loaded.skipped} noreplicate` : ''}${loaded.failed ? `, ${loaded.failed} left out` : ''}${released ? `, ${released} unfinished syncs queued again` : ''}), ` +
-        `${this.watcher.size} watched, ${this.pool.size} workers; queue in ${this.stateDir}, control socket ${this.opts.socketPath}`,
+        `${this.watcher.size} watched, ${this.pool.size} workers; queue in ${this.stateDir}, control socket ${this.opts.socketPath}` +
+        (this.notifier ? `, Dovecot notify socket ${this.notifier.socketPath} and fifo ${this.notifier.fifoPath}` : ''),
     );
     this.armCheck();
     // The first check right away: it finds what changed while no replicator ran.
@@ -182,6 +194,24 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
   }
 
   private control: ControlServer | undefined;
+  private notifier: NotifyListener | undefined;
+
+  /** The socket (and fifo) Dovecot's replication plugin writes to, when one is configured. */
+  private async listenForDovecot(): Promise<NotifyListener | undefined> {
+    const s = this.settings;
+    if (s.replication_notify_socket === undefined) return undefined;
+    return NotifyListener.listen(this, {
+      socketPath: s.replication_notify_socket,
+      uid: s.replication_notify_user === undefined ? undefined : resolveUid(s.replication_notify_user, 'replication_notify_user'),
+      gid: s.replication_notify_group === undefined ? undefined : resolveGid(s.replication_notify_group, 'replication_notify_group'),
+      log: (line) => this.log(line),
+    });
+  }
+
+  /** Whether a sync of `user` runs now. */
+  isSyncing(user: string): boolean {
+    return this.syncing.has(user);
+  }
 
   /** Users added with `replicator add` that the userdb selection does not list. */
   private async lookUpAddedUsers(): Promise<void> {
@@ -590,6 +620,8 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
     await this.checking;
     const released = await this.queue.releaseClaims(this.owner, Date.now());
     this.pool.close();
+    // Open until now: changes that came while syncs finished are in the queue for the next start.
+    await this.notifier?.close();
     await this.control?.close();
     await this.queue.close();
     this.fingerprints.close();
