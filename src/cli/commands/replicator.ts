@@ -12,6 +12,7 @@ import { parseRequestPriority } from '../../replicator/replication-priority.js';
 import { ReplicatorDaemon } from '../../replicator/replicator-daemon.js';
 import { defaultSocketPath } from '../../replicator/replicator-paths.js';
 import { countLines, userLines, workerLines } from '../../replicator/status-format.js';
+import { startStatusHttp } from '../../replicator/status-http.js';
 import { printJson, printLines } from '../output.js';
 import type { GlobalOptions } from '../run.js';
 import { settingsFrom } from '../settings.js';
@@ -19,6 +20,8 @@ import { settingsFrom } from '../settings.js';
 interface DaemonCliOptions {
   user?: string[];
   socket?: string;
+  http?: string;
+  httpAllowRemote?: boolean;
 }
 
 interface ClientCliOptions {
@@ -42,6 +45,8 @@ async function runDaemon(opts: DaemonCliOptions, g: GlobalOptions): Promise<numb
   // The daemon opens no store itself (its workers do, and clean up after themselves): a signal
   // here means stop after the running syncs, or reload, not exit at once.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(signal);
+  // Listening first: an address that cannot be had stops the start before any sync runs.
+  const http = await startStatusHttp(opts.http, settings.replication_http, Boolean(opts.httpAllowRemote), log);
   const daemon = await ReplicatorDaemon.start({
     settings,
     loadSettings: () => settingsFrom(g),
@@ -50,17 +55,28 @@ async function runDaemon(opts: DaemonCliOptions, g: GlobalOptions): Promise<numb
     verbose: Boolean(g.verbose),
     debug: Boolean(g.debug),
     log,
+  }).catch(async (err: unknown) => {
+    await http?.close();
+    throw err;
   });
+  http?.attach(daemon);
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       log(`${signal}: stopping (again to end the running syncs now)`);
-      daemon.stop().then(
-        () => resolve(0),
-        (err: unknown) => {
-          log(`stopping failed: ${(err as Error)?.message ?? String(err)}`);
-          resolve(75);
-        },
-      );
+      daemon
+        .stop()
+        .then(
+          () => 0,
+          (err: unknown) => {
+            log(`stopping failed: ${(err as Error)?.message ?? String(err)}`);
+            return 75;
+          },
+        )
+        .then(async (code) => {
+          // The page shows the drain to its end, then goes.
+          await http?.close();
+          resolve(code);
+        });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
@@ -108,6 +124,8 @@ export function registerReplicatorCommand(program: Command, globals: () => Globa
     .description("keep every user of the userdb replicated to their mail_replica with two-way sync, watching their mail for changes (a foreground daemon; the subcommands control a running one)")
     .option('-u, --user <mask>', "replicate only this user, or the users matching a mask ('*@example.org'); repeatable (default: every user of the userdb)", collect)
     .option('--socket <path>', SOCKET_HELP)
+    .option('--http <host:port>', 'serve a status page at / (queue, workers, users; searchable, refreshing itself), the same as JSON at /status.json and Prometheus metrics at /metrics; port 0 picks a free one (the log says which). No authentication: it names every user (default: the replication_http setting, else none)')
+    .option('--http-allow-remote', 'let --http listen on an address other than loopback, for a network that is trusted or an authenticating proxy in front')
     .action(async (opts: DaemonCliOptions) => {
       process.exitCode = await runDaemon(opts, globals());
     });

@@ -1,0 +1,289 @@
+/**
+ * `replicator --http`: a real daemon of the built CLI over users with local replicas (one of
+ * them named `<script>alert(1)</script>`, one whose far replica is down), its status page in
+ * headless Chromium (Debian's package, driven by playwright-core; never a downloaded browser):
+ * the page loads, shows the users, the queue and the failure, searches, shows the hostile name
+ * as text with no script of its own running, and refreshes itself after a new sync without
+ * being reloaded; a screenshot is kept with the test output. /metrics is read with a strict
+ * parser of the Prometheus text format, and its counters move with the syncs. The refusals:
+ * unknown paths 404, POST 405, an address that is not loopback, bad addresses, a port in use.
+ */
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { chromium, type Browser } from 'playwright-core';
+import { cli } from '../cli/cli-child.js';
+import { deliver, GID, give, makeReplicaSite, startReplicator, UID, until, type ReplicaSite } from './replica-site.js';
+
+const sites: ReplicaSite[] = [];
+after(() => {
+  for (const s of sites) s.stop();
+});
+
+const HOSTILE = '<script>alert(1)</script>';
+
+/** The system's Chromium: the test fails, never skips, without it. */
+function chromiumPath(): string {
+  const given = process.env.MAILFERRY_CHROMIUM;
+  if (given) return given;
+  for (const p of ['/usr/bin/chromium', '/usr/bin/chromium-browser']) if (existsSync(p)) return p;
+  try {
+    return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim();
+  } catch {
+    assert.fail("Chromium is not installed: the status page is tested in it. Install Debian's chromium package (apt-get install chromium; scripts/setup-and-test.sh does) or set MAILFERRY_CHROMIUM to a Chromium binary");
+  }
+}
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+export interface Family {
+  name: string;
+  type: string;
+  help: string;
+  samples: Sample[];
+}
+
+/**
+ * The Prometheus text format (version 0.0.4), strictly: every line a HELP, a TYPE or a sample
+ * of the family declared just before (histograms' _bucket, _sum and _count), labels quoted and
+ * escaped, values numbers, the text ending with a newline. Throws naming the line otherwise.
+ */
+export function parsePrometheus(text: string): Map<string, Family> {
+  assert.ok(text.endsWith('\n'), 'the exposition ends with a newline');
+  const families = new Map<string, Family>();
+  let current: Family | undefined;
+  const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
+  const lines = text.slice(0, -1).split('\n');
+  lines.forEach((line, i) => {
+    const where = `line ${i + 1}: ${JSON.stringify(line)}`;
+    if (line === '') return;
+    let m = new RegExp(`^# HELP (${NAME}) (.*)$`).exec(line);
+    if (m) {
+      assert.ok(!families.has(m[1]!), `${where}: family declared twice`);
+      current = { name: m[1]!, type: 'untyped', help: m[2]!, samples: [] };
+      families.set(current.name, current);
+      return;
+    }
+    m = new RegExp(`^# TYPE (${NAME}) (counter|gauge|histogram|summary|untyped)$`).exec(line);
+    if (m) {
+      assert.equal(m[1], current?.name, `${where}: TYPE for another family than the HELP before it`);
+      current!.type = m[2]!;
+      return;
+    }
+    assert.ok(!line.startsWith('#'), `${where}: a comment that is neither HELP nor TYPE`);
+    m = new RegExp(`^(${NAME})(?:\\{(.*)\\})? (\\S+)(?: (-?\\d+))?$`).exec(line);
+    assert.ok(m, `${where}: not a sample`);
+    const [, name, labelText, valueText] = m;
+    assert.ok(current, `${where}: a sample before any family`);
+    const suffixes = current.type === 'histogram' ? ['_bucket', '_sum', '_count'] : current.type === 'summary' ? ['', '_sum', '_count'] : [''];
+    assert.ok(suffixes.some((s) => name === current!.name + s), `${where}: sample of another family than ${current.name}`);
+    const labels: Record<string, string> = {};
+    if (labelText !== undefined && labelText !== '') {
+      const re = new RegExp(`(${NAME})="((?:[^"\\\\\\n]|\\\\[\\\\"n])*)"(,|$)`, 'y');
+      let at = 0;
+      while (at < labelText.length) {
+        re.lastIndex = at;
+        const l = re.exec(labelText);
+        assert.ok(l, `${where}: bad label at ${labelText.slice(at)}`);
+        assert.ok(!(l[1]! in labels), `${where}: label ${l[1]} twice`);
+        labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_x, c: string) => (c === 'n' ? '\n' : c));
+        at = re.lastIndex;
+      }
+    }
+    const value = valueText === '+Inf' ? Infinity : valueText === '-Inf' ? -Infinity : valueText === 'NaN' ? NaN : Number(valueText);
+    assert.ok(/^(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]Inf|NaN)$/.test(valueText!), `${where}: value is not a number`);
+    current.samples.push({ name: name!, labels, value });
+  });
+  return families;
+}
+
+function sample(families: Map<string, Family>, name: string, labels: Record<string, string> = {}, sampleName = name): number {
+  const f = families.get(name);
+  assert.ok(f, `family ${name} in /metrics`);
+  const s = f.samples.find((x) => x.name === sampleName && Object.entries(labels).every(([k, v]) => x.labels[k] === v));
+  assert.ok(s, `${sampleName}${JSON.stringify(labels)} in /metrics`);
+  return s.value;
+}
+
+async function metrics(base: string): Promise<Map<string, Family>> {
+  const res = await fetch(`${base}metrics`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+  return parsePrometheus(await res.text());
+}
+
+/** Polls `done` until it holds; throws with `describe()` after `ms`. */
+async function eventually(done: () => Promise<boolean>, ms: number, describe: () => Promise<string>): Promise<void> {
+  const start = Date.now();
+  while (!(await done())) {
+    if (Date.now() - start > ms) throw new Error(`not within ${ms} ms: ${await describe()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function artifactsDir(): string {
+  const dir = process.env.MAILFERRY_TEST_ARTIFACTS ?? join(tmpdir(), 'mailferry-test-artifacts');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+test('the status page in headless Chromium and /metrics of a running replicator', { timeout: 90_000 }, async (t) => {
+  const executablePath = chromiumPath();
+  const s = makeReplicaSite({ users: 4, prefix: 'web', messages: 2 });
+  sites.push(s);
+  // A user whose name is markup, with a replica of its own, and one whose far replica is down.
+  const hostileHome = join(s.dir, 'home', 'hostile');
+  const downHome = join(s.dir, 'home', 'down');
+  for (const home of [hostileHome, downHome]) {
+    for (const sub of ['cur', 'new', 'tmp']) mkdirSync(join(home, 'Maildir', sub), { recursive: true });
+    for (const p of [home, join(home, 'Maildir'), ...['cur', 'new', 'tmp'].map((sub) => join(home, 'Maildir', sub))]) give(p);
+  }
+  deliver(join(hostileHome, 'Maildir'), '', 'hostile');
+  const down = join(s.dir, 'ssh-down.sh');
+  writeFileSync(down, '#!/bin/sh\necho "ssh: connect to host replica.invalid port 22: Connection refused" >&2\nexit 255\n');
+  chmodSync(down, 0o755);
+  appendFileSync(
+    s.passwdFile,
+    `${HOSTILE}:{PLAIN}pw:${UID}:${GID}::${hostileHome}::userdb_mail=maildir:~/Maildir userdb_mail_replica=maildir:${s.dir}/replica/hostile\n` +
+      `down:{PLAIN}pw:${UID}:${GID}::${downHome}::userdb_mail=maildir:~/Maildir userdb_mail_replica=remote:replica.invalid\n`,
+  );
+  const everyone = [...s.users.map((u) => u.name), HOSTILE, 'down'];
+
+  const r = startReplicator(s, { replication_check_interval: '1h', replication_failure_backoff: '1h', replication_max_conns: '2', dsync_remote_cmd: down }, ['--http', '127.0.0.1:0']);
+  let browser: Browser | undefined;
+  try {
+    const line = await r.waitFor(/status page on (http:\/\/127\.0\.0\.1:\d+\/)/, 15_000);
+    const base = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec(line.text)![1]!;
+    assert.match(line.text, /no authentication/);
+    await until(() => everyone.every((u) => r.syncs(u).length > 0), 30_000, () => r.log());
+    assert.match(r.syncs('down')[0]!.text, /failed/);
+
+    // /metrics, strictly parsed.
+    const first = await metrics(base);
+    for (const [name, type] of [
+      ['mailferry_replication_syncs_total', 'counter'],
+      ['mailferry_replication_sync_duration_seconds', 'histogram'],
+      ['mailferry_replication_lag_seconds', 'gauge'],
+      ['mailferry_replication_queue_depth', 'gauge'],
+      ['mailferry_replication_messages_copied_total', 'counter'],
+      ['mailferry_replication_bytes_copied_total', 'counter'],
+      ['mailferry_replication_watcher_events_total', 'counter'],
+      ['mailferry_replication_syncs_running', 'gauge'],
+      ['mailferry_replication_users', 'gauge'],
+      ['mailferry_process_cpu_seconds_total', 'counter'],
+    ] as const) {
+      assert.equal(first.get(name)?.type, type, `${name} is a ${type}`);
+    }
+    const ok1 = sample(first, 'mailferry_replication_syncs_total', { result: 'ok' });
+    assert.ok(ok1 >= 5, `5 users synced ok, counted ${ok1}`);
+    assert.ok(sample(first, 'mailferry_replication_syncs_total', { result: 'failed' }) >= 1);
+    const seeded = s.users.reduce((n, u) => n + s.delivered.get(u.name)!.size, 0) + 1;
+    assert.ok(sample(first, 'mailferry_replication_messages_copied_total') >= seeded, `at least the ${seeded} seeded messages counted as copied`);
+    assert.ok(sample(first, 'mailferry_replication_bytes_copied_total') > seeded * 100);
+    const syncsCounted = first.get('mailferry_replication_syncs_total')!.samples.reduce((n, x) => n + x.value, 0);
+    const durations = sample(first, 'mailferry_replication_sync_duration_seconds', {}, 'mailferry_replication_sync_duration_seconds_count');
+    const histogramCount = first.get('mailferry_replication_sync_duration_seconds')!.samples.filter((x) => x.name.endsWith('_count')).reduce((n, x) => n + x.value, 0);
+    assert.ok(durations > 0);
+    assert.equal(histogramCount, syncsCounted, 'one duration observed per sync');
+    assert.equal(sample(first, 'mailferry_replication_users', { watch: 'watched' }) + sample(first, 'mailferry_replication_users', { watch: 'polled' }), everyone.length);
+    assert.equal(sample(first, 'mailferry_replication_queue_depth', { priority: 'failed_waiting' }), 1, 'the user whose replica is down waits out its back-off');
+    for (const p of ['sync', 'high', 'low', 'failed', 'full']) sample(first, 'mailferry_replication_queue_depth', { priority: p });
+
+    // The routes' refusals.
+    const notFound = await fetch(`${base}nope`);
+    assert.equal(notFound.status, 404);
+    const post = await fetch(base, { method: 'POST', body: 'x' });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET, HEAD');
+    const head = await fetch(`${base}metrics`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(await head.text(), '');
+    assert.equal((await fetch(`${base}?q=${'x'.repeat(300)}`)).status, 400);
+    const json = (await (await fetch(`${base}status.json`)).json()) as { users: { user: string; condition: string; lastError?: string }[] };
+    assert.deepEqual(json.users.map((u) => u.user).sort(), [...everyone].sort());
+    const downRow = json.users.find((u) => u.user === 'down')!;
+    assert.equal(downRow.condition, 'failing');
+    assert.match(downRow.lastError ?? '', /Connection refused/);
+
+    // The page, in Chromium.
+    browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'], timeout: 30_000 });
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const dialogs: string[] = [];
+    const problems: string[] = [];
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    // A script the Content-Security-Policy blocked is a console error.
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+    });
+    const res = await page.goto(base);
+    assert.equal(res?.status(), 200);
+    assert.equal(await page.title(), 'mailferry replicator');
+    const userCells = () => page.$$eval('#users tbody tr', (rows) => rows.map((r) => r.querySelector('td')?.textContent ?? ''));
+    assert.deepEqual((await userCells()).sort(), [...everyone].sort());
+    // The hostile name is text in its cell, not an element, and no script but the page's own is there.
+    assert.equal(await page.$$eval('#users tbody td', (cells) => cells.filter((c) => c.textContent === '<script>alert(1)</script>').length), 1);
+    assert.equal(await page.$$eval('script', (s) => s.length), 1);
+    const queue = Object.fromEntries(await page.$$eval('#queue tbody tr', (rows) => rows.map((r) => [r.cells[0]!.textContent, r.cells[1]!.textContent])));
+    assert.equal(queue['users in all'], String(everyone.length));
+    assert.equal(queue['failed, waiting (back-off)'], '1');
+    assert.equal(await page.$$eval('#workers tbody tr', (rows) => rows.length), 2);
+    const downCells = await page.$$eval('#users tbody tr.failing td', (cells) => cells.map((c) => c.textContent ?? ''));
+    assert.equal(downCells[0], 'down');
+    assert.ok(downCells.some((c) => /Connection refused/.test(c)), `the failure shown: ${downCells.join(' | ')}`);
+
+    // The search filters as one types, and keeps filtering across refreshes.
+    const shows = (names: string[]) => eventually(async () => JSON.stringify(await userCells()) === JSON.stringify(names), 10_000, async () => `users shown: ${JSON.stringify(await userCells())}, wanted ${JSON.stringify(names)}`);
+    await page.fill('#q', 'web2');
+    await shows(['web2']);
+    assert.match(page.url(), /\?q=web2$/);
+    await page.fill('#q', '*script*');
+    await shows([HOSTILE]);
+    await page.fill('#q', 'nobody-here');
+    await page.waitForSelector('#users td.empty', { timeout: 10_000 });
+    // A search in the address, as a bookmark holds it, is served filtered.
+    await page.goto(`${base}?q=WEB1`);
+    assert.deepEqual(await userCells(), ['web1']);
+    await page.goto(base);
+
+    // It refreshes itself: a delivery's sync appears without the test reloading the page.
+    await page.evaluate('window.stillHere = true');
+    const before = r.syncs('web3').length;
+    deliver(s.users[2]!.source, '', 'web-refresh');
+    await until(() => r.syncs('web3').length > before, 15_000, () => r.log());
+    // web3's first sync copied its two seeded messages: one message is the new sync.
+    const recent = () => page.$$eval('#recent tbody tr', (rows) => rows.map((row) => [...row.querySelectorAll('td')].map((c) => c.textContent ?? '')));
+    await eventually(async () => (await recent()).some((c) => c[1] === 'web3' && c[6]!.startsWith('1 message (')), 10_000, async () => `recent syncs shown: ${JSON.stringify(await recent())}`);
+    assert.equal(await page.evaluate('window.stillHere'), true, 'the page was not reloaded');
+    assert.ok(Number(await page.getAttribute('body', 'data-refreshes')) >= 1);
+
+    const shot = join(artifactsDir(), `replicator-status-page-${process.pid}.png`);
+    await page.screenshot({ path: shot, fullPage: true });
+    t.diagnostic(`status page screenshot: ${shot}`);
+
+    assert.deepEqual(dialogs, [], 'no script of a user name ran');
+    assert.deepEqual(problems, []);
+
+    // The counters moved with the new sync and the watcher's hint.
+    const second = await metrics(base);
+    assert.ok(sample(second, 'mailferry_replication_syncs_total', { result: 'ok' }) > ok1);
+    assert.ok(sample(second, 'mailferry_replication_messages_copied_total') > sample(first, 'mailferry_replication_messages_copied_total'));
+    assert.ok(sample(second, 'mailferry_replication_watcher_events_total', { priority: 'high' }) >= 1);
+  } finally {
+    await browser?.close();
+    r.child.kill('SIGTERM');
+    const code = await r.exited;
+    assert.equal(code, 0, r.log());
+  }
+});
