@@ -287,3 +287,47 @@ test('the status page in headless Chromium and /metrics of a running replicator'
     assert.equal(code, 0, r.log());
   }
 });
+
+test('--http refusals: an address that is not loopback, bad addresses, a port in use, a bad replication_http', { timeout: 60_000 }, async () => {
+  const s = makeReplicaSite({ users: 1, prefix: 'refuse', messages: 1 });
+  sites.push(s);
+  const run = (extra: string[], settings: Record<string, string> = {}) => cli([...s.args(settings), 'replicator', '--socket', s.socket, ...extra]);
+
+  const remote = run(['--http', '0.0.0.0:0']);
+  assert.equal(remote.code, 64, remote.stderr);
+  assert.match(remote.stderr, /^mailferry: error: --http 0\.0\.0\.0:0: 0\.0\.0\.0 is not a loopback address, and the status page has no authentication .*--http-allow-remote/m);
+  assert.equal(remote.stderr.trim().split('\n').length, 1, remote.stderr);
+  const fromSetting = run([], { replication_http: '0.0.0.0:0' });
+  assert.equal(fromSetting.code, 78, fromSetting.stderr);
+  assert.match(fromSetting.stderr, /replication_http 0\.0\.0\.0:0: .*not a loopback address/);
+
+  for (const bad of ['localhost', '127.0.0.1:99999', '::1:80', '[::1]', '127.0.0.1:', 'a b:80', '127.0.0.1:80x']) {
+    const r = run(['--http', bad]);
+    assert.equal(r.code, 64, `${bad}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^mailferry: error: invalid --http '${bad.replace(/[[\]().*+?]/g, '\\$&')}': .*expected HOST:PORT`, 'm'), bad);
+  }
+  const badOption = run([], { replication_http: 'nowhere' });
+  assert.equal(badOption.code, 64, badOption.stderr);
+  assert.match(badOption.stderr, /-o replication_http=nowhere: invalid replication_http = "nowhere": 'nowhere' has no port/);
+  const file = join(s.dir, 'mailferry.toml');
+  writeFileSync(file, 'replication_http = "127.0.0.1"\n');
+  const args = s.args();
+  args[args.indexOf('-c') + 1] = file;
+  const badFile = cli([...args, 'replicator', '--socket', s.socket]);
+  assert.equal(badFile.code, 78, badFile.stderr);
+  assert.match(badFile.stderr, /mailferry\.toml.*invalid replication_http = "127\.0\.0\.1": '127\.0\.0\.1' has no port/);
+
+  // A port another process holds: a temporary failure, and no sync ran.
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  const port = (holder.address() as { port: number }).port;
+  try {
+    const busy = run(['--http', `127.0.0.1:${port}`]);
+    assert.equal(busy.code, 75, busy.stderr);
+    assert.match(busy.stderr, new RegExp(`--http 127\\.0\\.0\\.1:${port}: cannot listen: the address is in use`));
+    assert.doesNotMatch(busy.stderr, /sync/);
+    assert.ok(!existsSync(join(s.dir, 'replica', 'refuse1')), 'no replica was made');
+  } finally {
+    holder.close();
+  }
+});
