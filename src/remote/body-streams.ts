@@ -20,6 +20,11 @@ export class IncomingBody extends Readable {
   private granted: number;
   private received = 0;
   private finished = false;
+  /**
+   * The credit kept open, half of which is the low mark: the first credit given (most mail fits
+   * in it, and then takes no Credit frame at all), the whole window once more was needed.
+   */
+  private window: number;
 
   constructor(
     private readonly conn: WireConnection,
@@ -30,6 +35,7 @@ export class IncomingBody extends Readable {
   ) {
     super({ highWaterMark: BODY_CHUNK_BYTES });
     this.granted = initialCredit;
+    this.window = initialCredit > 0 ? Math.min(initialCredit, BODY_WINDOW) : BODY_WINDOW;
     // A body opened but not read yet fails when the connection does; its reader, once it reads,
     // sees the error. Until then no listener exists, and an unheard error would end the process.
     this.on('error', () => {});
@@ -77,7 +83,8 @@ export class IncomingBody extends Readable {
 
   override _read(): void {
     const open = this.granted - this.received;
-    if (this.finished || open >= BODY_WINDOW / 2) return;
+    if (this.finished || open >= this.window / 2) return;
+    this.window = BODY_WINDOW;
     const more = BODY_WINDOW - open;
     this.granted += more;
     this.conn.send(FrameType.Credit, this.id, u32Payload(more));

@@ -40,6 +40,12 @@ export interface ServeOptions {
 export const MAX_IN_FLIGHT = 1024;
 /** Messages of a save pulled ahead of the store, each with up to {@link EAGER_BODY_CREDIT} of its body. */
 export const SAVE_PULL_AHEAD = 16;
+/**
+ * Pulls go out in steps of this many messages, once that many of those asked for were taken by
+ * the store: a Pull per message was a write (and a wakeup of the client) per message on both
+ * sides, and the client then sent each message in a write of its own.
+ */
+export const SAVE_PULL_STEP = SAVE_PULL_AHEAD / 2;
 /** Body bytes a client may send with each pulled message before the store asks for it. */
 export const EAGER_BODY_CREDIT = 64 * 1024;
 
@@ -62,6 +68,8 @@ class ServerSave {
   /** Messages asked for so far; a client sending more than that is not to be believed. */
   private pulled = 0;
   private received = 0;
+  /** Messages handed to the store. */
+  private taken = 0;
   private readonly heldOpens: (() => Promise<void>)[] = [];
   readonly bodies = new Map<number, IncomingBody>();
 
@@ -123,7 +131,8 @@ class ServerSave {
       if (this.error) throw this.error;
       const item = this.queue.shift();
       if (!item) return;
-      if (!this.ended) this.pull(1);
+      this.taken++;
+      if (!this.ended && this.pulled - this.taken <= SAVE_PULL_AHEAD - SAVE_PULL_STEP) this.pull(SAVE_PULL_AHEAD - (this.pulled - this.taken));
       const body = this.bodies.get(item.stream)!;
       yield {
         uid: item.uid,

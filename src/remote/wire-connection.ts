@@ -229,8 +229,13 @@ export class WireConnection {
         resolve();
       };
       stream.on('close', done);
-      if (this.deflate && !this.deflate.destroyed) this.deflate.end(() => stream.end(done));
-      else stream.end(done);
+      // The stream ends after the compressor's last bytes: those come out after its 'finish',
+      // and ending the stream at 'finish' lost them (a write after end, the peer's inflate cut
+      // short), and the peer was then killed instead of finishing.
+      if (this.deflate && !this.deflate.destroyed) {
+        this.deflate.once('end', () => stream.end(done));
+        this.deflate.end();
+      } else stream.end(done);
     });
   }
 
