@@ -9,6 +9,9 @@
  * - n2 has none: new mail (IMAP APPEND, and an LMTP delivery when dovecot-lmtpd is installed)
  *   comes as `high` through the fifo, a flag change over IMAP as `low`.
  * - Garbage and over-long lines on the socket and the fifo leave the replicator serving.
+ * - The other way in: Dovecot's own aggregator keeps the plugin's socket and fifo and forwards
+ *   to the replicator socket its replicator_host names, the replicator's, in the aggregator's
+ *   dialect (VERSION line, U lines, sync requests with ids).
  *
  * The replica is read from disk (Message-ID and flag letters), sharing no code with mailferry.
  */
@@ -18,7 +21,7 @@ import { connect, createServer } from 'node:net';
 import { after, test } from 'node:test';
 import { ImapFlow } from 'imapflow';
 import { startDovecot, type Dovecot } from '../support/dovecot.js';
-import { holdings, makeReplicaSite, ROOT, startReplicator, until, type Replicator } from './replica-site.js';
+import { holdings, makeReplicaSite, ROOT, sleep, startReplicator, until, type Replicator } from './replica-site.js';
 
 const LMTP = existsSync('/usr/lib/dovecot/lmtp');
 
@@ -118,6 +121,19 @@ after(async () => {
   site.stop();
 });
 
+/** n1 waits for its new mail to be replicated (the plugin's sync request), n2 does not. */
+async function giveUsersTimeouts(d: Dovecot): Promise<void> {
+  const file = `${d.root}/users`;
+  writeFileSync(file, `n1:{PLAIN}${d.users.n1}::::::userdb_replication_sync_timeout=10\nn2:{PLAIN}${d.users.n2}::::::\n`);
+  // Dovecot looks at the file again at most once a second.
+  for (let tries = 0; ; tries++) {
+    const shown = await d.doveadm(['user', 'n1']);
+    if (/replication_sync_timeout\s+10/.test(shown)) break;
+    if (tries === 20) assert.fail(`doveadm user n1 does not show the timeout:\n${shown}`);
+    await sleep(250);
+  }
+}
+
 test('Dovecot 2.3 with the replication plugin feeds the replicator: IMAP saves, LMTP deliveries and flag changes reach the replica within seconds', { timeout: 60_000 }, async (t) => {
   const lmtpPort = LMTP ? await freePort() : 0;
   dovecot = await startDovecot({
@@ -138,9 +154,7 @@ plugin {
 `,
   });
   const d = dovecot;
-  // n1 waits for its new mail to be replicated (the plugin's sync request), n2 does not.
-  writeFileSync(`${d.root}/users`, `n1:{PLAIN}${d.users.n1}::::::userdb_replication_sync_timeout=10\nn2:{PLAIN}${d.users.n2}::::::\n`);
-  assert.match(await d.doveadm(['user', 'n1']), /replication_sync_timeout\s+10/);
+  await giveUsersTimeouts(d);
   const socketPath = `${d.root}/run/replication-notify`;
 
   const r = (replicator = startReplicator(site, {
@@ -164,7 +178,7 @@ plugin {
   });
   const appendMs = Date.now() - t0;
   assert.equal(inReplica(n1.replica, m1.id), 'INBOX ', `in the replica when APPEND returned; log:\n${r.log()}`);
-  assert.match((await r.waitFor(/user n1: /, 5000, from1)).text, /user n1: incremental sync \(sync\) ok/);
+  await r.waitFor(/user n1: incremental sync \(sync\) ok/, 5000, from1);
   figures.push(`IMAP APPEND with replication_sync_timeout returned after ${appendMs} ms, replicated`);
 
   // n2: APPEND goes through the fifo as high.
@@ -176,8 +190,8 @@ plugin {
   });
   const ms2 = await until(() => inReplica(n2.replica, m2.id) !== undefined, 10_000, () => r.log(), 20);
   assert.equal(inReplica(n2.replica, m2.id), '.Work Stuff ');
-  // The log line follows the sync's last write.
-  assert.match((await r.waitFor(/user n2: /, 5000, from2)).text, /user n2: incremental sync \(high\) ok/);
+  // The log line follows the sync's last write; a sync the check at start began may come first.
+  await r.waitFor(/user n2: incremental sync \(high\) ok/, 5000, from2);
   figures.push(`IMAP APPEND through the fifo: in the replica ${Date.now() - t0} ms after it was sent (${ms2} ms after APPEND returned)`);
 
   // A flag change over IMAP: low, through the fifo.
@@ -189,7 +203,7 @@ plugin {
     assert.ok(ok);
   });
   await until(() => inReplica(n2.replica, m2.id) === '.Work Stuff FS', 10_000, () => `${inReplica(n2.replica, m2.id)}\n${r.log()}`, 20);
-  assert.match((await r.waitFor(/user n2: /, 5000, from3)).text, /user n2: incremental sync \(low\) ok/);
+  await r.waitFor(/user n2: incremental sync \(low\) ok/, 5000, from3);
   figures.push(`IMAP flag change: in the replica ${Date.now() - t0} ms after the command was sent`);
 
   // Hostile lines on both: logged, and the replicator keeps serving.
@@ -209,7 +223,7 @@ plugin {
     await lmtpDeliver(lmtpPort, 'n2', m4.text);
     await until(() => inReplica(n2.replica, m4.id) !== undefined, 10_000, () => r.log(), 20);
     assert.equal(inReplica(n2.replica, m4.id), 'INBOX ');
-    assert.match((await r.waitFor(/user n2: /, 5000, from4)).text, /user n2: incremental sync \(high\) ok/);
+    await r.waitFor(/user n2: incremental sync \(high\) ok/, 5000, from4);
     figures.push(`LMTP delivery: in the replica ${Date.now() - t0} ms after DATA was sent`);
     // n1's delivery waits for its replication too.
     const m5 = message('lmtp-sync');
@@ -222,5 +236,53 @@ plugin {
   for (const f of figures) t.diagnostic(`${f} (a busy machine)`);
   r.child.kill('SIGTERM');
   assert.equal(await r.exited, 0);
+  replicator = undefined;
   assert.ok(!existsSync(socketPath), 'the socket goes with the replicator');
+  await d.stop();
+  dovecot = undefined;
+});
+
+test("Dovecot's aggregator forwards to the replicator named by its replicator_host", { timeout: 60_000 }, async () => {
+  const socketPath = `${site.dir}/mailferry-notify`;
+  dovecot = await startDovecot({
+    users: ['n1', 'n2'],
+    extraConfig: `mail_location = maildir:${site.dir}/home/%u/Maildir
+mail_plugins = $mail_plugins notify replication
+replicator_host = ${socketPath}
+service aggregator {
+  chroot =
+}
+plugin {
+  mail_replica = mailferry
+}
+`,
+  });
+  const d = dovecot;
+  await giveUsersTimeouts(d);
+  const r = (replicator = startReplicator(site, {
+    replication_max_watched_users: '0',
+    replication_check_interval: '1h',
+    replication_notify_socket: socketPath,
+    ...(ROOT ? { replication_notify_user: 'nobody' } : {}),
+  }));
+  await r.waitFor(/started: 2 users .*Dovecot notify socket/, 20_000);
+  const [n1, n2] = site.users as [typeof site.users[0], typeof site.users[0]];
+  // The first test left both pairs in sync; the check at start finds nothing new.
+  const m1 = message('aggregator-sync');
+  const from1 = r.lines.length;
+  await imap(d, 'n1', d.users.n1!, async (c) => {
+    await c.append('Entwürfe', m1.text);
+  });
+  assert.equal(inReplica(n1.replica, m1.id), '.Entw&APw-rfe ', `in the replica when APPEND returned; log:\n${r.log()}`);
+  await r.waitFor(/user n1: incremental sync \(sync\) ok/, 5000, from1);
+  const m2 = message('aggregator-high');
+  const from2 = r.lines.length;
+  await imap(d, 'n2', d.users.n2!, async (c) => {
+    await c.append('INBOX', m2.text, ['\\Answered']);
+  });
+  await until(() => inReplica(n2.replica, m2.id) === 'INBOX R', 10_000, () => `${inReplica(n2.replica, m2.id)}\n${r.log()}`, 20);
+  await r.waitFor(/user n2: incremental sync \(high\) ok/, 5000, from2);
+  r.child.kill('SIGTERM');
+  assert.equal(await r.exited, 0);
+  replicator = undefined;
 });
