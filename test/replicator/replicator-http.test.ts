@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { chromium, type Browser } from 'playwright-core';
 import { cli } from '../cli/cli-child.js';
+import { parsePrometheus, type Family } from './replicator-http-prometheus.js';
 import { deliver, GID, give, makeReplicaSite, startReplicator, UID, until, type ReplicaSite } from './replica-site.js';
 
 const sites: ReplicaSite[] = [];
@@ -36,73 +37,6 @@ function chromiumPath(): string {
   } catch {
     assert.fail("Chromium is not installed: the status page is tested in it. Install Debian's chromium package (apt-get install chromium; scripts/setup-and-test.sh does) or set MAILFERRY_CHROMIUM to a Chromium binary");
   }
-}
-
-export interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-export interface Family {
-  name: string;
-  type: string;
-  help: string;
-  samples: Sample[];
-}
-
-/**
- * The Prometheus text format (version 0.0.4), strictly: every line a HELP, a TYPE or a sample
- * of the family declared just before (histograms' _bucket, _sum and _count), labels quoted and
- * escaped, values numbers, the text ending with a newline. Throws naming the line otherwise.
- */
-export function parsePrometheus(text: string): Map<string, Family> {
-  assert.ok(text.endsWith('\n'), 'the exposition ends with a newline');
-  const families = new Map<string, Family>();
-  let current: Family | undefined;
-  const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
-  const lines = text.slice(0, -1).split('\n');
-  lines.forEach((line, i) => {
-    const where = `line ${i + 1}: ${JSON.stringify(line)}`;
-    if (line === '') return;
-    let m = new RegExp(`^# HELP (${NAME}) (.*)$`).exec(line);
-    if (m) {
-      assert.ok(!families.has(m[1]!), `${where}: family declared twice`);
-      current = { name: m[1]!, type: 'untyped', help: m[2]!, samples: [] };
-      families.set(current.name, current);
-      return;
-    }
-    m = new RegExp(`^# TYPE (${NAME}) (counter|gauge|histogram|summary|untyped)$`).exec(line);
-    if (m) {
-      assert.equal(m[1], current?.name, `${where}: TYPE for another family than the HELP before it`);
-      current!.type = m[2]!;
-      return;
-    }
-    assert.ok(!line.startsWith('#'), `${where}: a comment that is neither HELP nor TYPE`);
-    m = new RegExp(`^(${NAME})(?:\\{(.*)\\})? (\\S+)(?: (-?\\d+))?$`).exec(line);
-    assert.ok(m, `${where}: not a sample`);
-    const [, name, labelText, valueText] = m;
-    assert.ok(current, `${where}: a sample before any family`);
-    const suffixes = current.type === 'histogram' ? ['_bucket', '_sum', '_count'] : current.type === 'summary' ? ['', '_sum', '_count'] : [''];
-    assert.ok(suffixes.some((s) => name === current!.name + s), `${where}: sample of another family than ${current.name}`);
-    const labels: Record<string, string> = {};
-    if (labelText !== undefined && labelText !== '') {
-      const re = new RegExp(`(${NAME})="((?:[^"\\\\\\n]|\\\\[\\\\"n])*)"(,|$)`, 'y');
-      let at = 0;
-      while (at < labelText.length) {
-        re.lastIndex = at;
-        const l = re.exec(labelText);
-        assert.ok(l, `${where}: bad label at ${labelText.slice(at)}`);
-        assert.ok(!(l[1]! in labels), `${where}: label ${l[1]} twice`);
-        labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_x, c: string) => (c === 'n' ? '\n' : c));
-        at = re.lastIndex;
-      }
-    }
-    const value = valueText === '+Inf' ? Infinity : valueText === '-Inf' ? -Infinity : valueText === 'NaN' ? NaN : Number(valueText);
-    assert.ok(/^(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]Inf|NaN)$/.test(valueText!), `${where}: value is not a number`);
-    current.samples.push({ name: name!, labels, value });
-  });
-  return families;
 }
 
 function sample(families: Map<string, Family>, name: string, labels: Record<string, string> = {}, sampleName = name): number {
