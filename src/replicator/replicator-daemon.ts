@@ -208,6 +208,21 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
     });
   }
 
+  /** A changed notify socket, owner or group is taken up; a socket that cannot be made is logged and left out until the next reload. */
+  private async reloadNotifier(before: Settings): Promise<void> {
+    const keys = ['replication_notify_socket', 'replication_notify_user', 'replication_notify_group'] as const;
+    if (keys.every((k) => before[k] === this.settings[k])) return;
+    await this.notifier?.close();
+    this.notifier = undefined;
+    try {
+      this.notifier = await this.listenForDovecot();
+      if (this.notifier) this.log(`Dovecot notify socket ${this.notifier.socketPath} and fifo ${this.notifier.fifoPath}`);
+      else this.log('no Dovecot notify socket any more');
+    } catch (err) {
+      this.log(`the Dovecot notify socket could not be made: ${(err as Error).message}; none until the next reload`);
+    }
+  }
+
   /** Whether a sync of `user` runs now. */
   isSyncing(user: string): boolean {
     return this.syncing.has(user);
@@ -563,7 +578,9 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
       const old = this.userdb;
       this.userdb = userdb;
       await old.close();
+      const before = this.settings;
       this.settings = settings;
+      await this.reloadNotifier(before);
       const { added, removed } = await this.queue.setUsers(loaded.runs.keys(), Date.now());
       await this.queue.reconfigure(queueTimingOf(settings));
       this.runs = loaded.runs;
