@@ -30,7 +30,10 @@ const HOSTILE = '<script>alert(1)</script>';
 /** The system's Chromium: the test fails, never skips, without it. */
 function chromiumPath(): string {
   const given = process.env.MAILFERRY_CHROMIUM;
-  if (given) return given;
+  if (given) {
+    assert.ok(existsSync(given), `MAILFERRY_CHROMIUM=${given}: no such file; the status page is tested in Chromium (Debian's chromium package: apt-get install chromium; scripts/setup-and-test.sh installs it)`);
+    return given;
+  }
   for (const p of ['/usr/bin/chromium', '/usr/bin/chromium-browser']) if (existsSync(p)) return p;
   try {
     return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim();
