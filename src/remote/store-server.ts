@@ -34,6 +34,8 @@ export interface ServeOptions {
   open(request: OpenRequest): Promise<OpenedForPeer>;
   compress: boolean;
   rawlog?: (line: string) => void;
+  /** The largest frame payload taken from the client (server_max_frame_size). */
+  maxFramePayload?: number;
 }
 
 /** Requests one client may have in flight; more is a client gone wrong. */
@@ -157,7 +159,7 @@ class ServerSave {
 
 /** Serves until the client closes the connection (or breaks the protocol); then closes the store. */
 export async function serveStore(stream: Duplex, options: ServeOptions): Promise<void> {
-  const conn = await WireConnection.open(stream, { label: options.label, compress: options.compress, rawlog: options.rawlog });
+  const conn = await WireConnection.open(stream, { label: options.label, compress: options.compress, rawlog: options.rawlog, maxFramePayload: options.maxFramePayload });
   let opened: OpenedForPeer | undefined;
   let opening = false;
   let maxId = 0;

@@ -21,6 +21,8 @@ export interface ConnectionOptions {
   timeoutMs?: number;
   /** Receives one line per frame (the rawlog). */
   rawlog?: (line: string) => void;
+  /** The largest frame payload taken from the peer (default MAX_FRAME_PAYLOAD): a server's limit on its clients. */
+  maxFramePayload?: number;
 }
 
 export const FEATURE_DEFLATE = 'deflate';
@@ -42,7 +44,7 @@ export class WireConnection {
   private readonly out: Writable;
   private readonly deflate?: DeflateRaw;
   private readonly inflate?: InflateRaw;
-  private readonly decoder = new FrameDecoder();
+  private readonly decoder: FrameDecoder;
   private readonly rawlog?: (line: string) => void;
   private readonly started = Date.now();
   private lastInput = Date.now();
@@ -61,6 +63,7 @@ export class WireConnection {
     this.label = options.label;
     this.rawlog = options.rawlog;
     this.started = started;
+    this.decoder = new FrameDecoder(options.maxFramePayload);
     this.compressed = options.compress && peer.features.includes(FEATURE_DEFLATE);
     if (this.compressed) {
       // Level 3: mail compresses nearly as well as at the default 6 for half the CPU.

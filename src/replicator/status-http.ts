@@ -4,13 +4,15 @@
  * 405, an unknown path 404. Nothing here authenticates: the page names every user, so it
  * listens on a loopback address unless the administrator says otherwise (allowRemote).
  * Bounded: connections, header size and time, URL and search length, and requests worked on at
- * once (each reads the whole queue); a request past those is refused, never queued.
+ * once (each reads the whole queue); a request past those is refused, never queued. On loopback
+ * a request must name the server by an address or `localhost`: a web page whose name was made to
+ * resolve to 127.0.0.1 (DNS rebinding) could otherwise read the page from a browser on the host.
  *
  * It listens before the daemon starts (a port that cannot be had stops the start, not a running
  * daemon) and answers 503 until `attach` hands it the daemon.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { MailferryError } from '../model/errors.js';
 import { isLoopback } from '../server/peer-address.js';
 import type { ReplicationPriority } from './replication-priority.js';
@@ -43,6 +45,13 @@ const MAX_CONNECTIONS = 64;
 const MAX_WORKING = 8;
 const MAX_URL = 2048;
 
+/** A Host header naming an address or localhost, not a name some DNS could point here. */
+function isLocalName(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const name = (host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d*$/, '')).toLowerCase();
+  return isIP(name) !== 0 || name === 'localhost' || name.endsWith('.localhost');
+}
+
 /** What a failure to listen means, as an exit status: a port in use may be free later, a refused one will not. */
 function listenError(err: NodeJS.ErrnoException, where: string, origin: string): MailferryError {
   const what = `${origin} ${where}: cannot listen`;
@@ -68,6 +77,7 @@ export class StatusHttpServer {
 
   private constructor(
     private readonly server: Server,
+    private readonly anyHost: boolean,
     /** `127.0.0.1:9180`, `[::1]:9180`: the address bound, the port chosen when 0 was asked for. */
     readonly address: string,
     processMetrics: boolean,
@@ -105,7 +115,7 @@ export class StatusHttpServer {
       else socket.destroy();
     });
     const address = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
-    const s = new StatusHttpServer(server, address, opts.processMetrics !== false);
+    const s = new StatusHttpServer(server, opts.allowRemote, address, opts.processMetrics !== false);
     opts.log(`status page on ${s.url}, Prometheus metrics on ${s.url}metrics (no authentication${isLoopback(bound.address) ? '' : '; not a loopback address'})`);
     return s;
   }
@@ -136,6 +146,10 @@ export class StatusHttpServer {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       // A body that is never read would hold the connection: it closes after the answer.
       send(405, plain, 'only GET and HEAD\n', { Allow: 'GET, HEAD', Connection: 'close' });
+      return;
+    }
+    if (!this.anyHost && !isLocalName(req.headers.host)) {
+      send(403, plain, 'the status page answers to its address or localhost only\n', { Connection: 'close' });
       return;
     }
     const raw = req.url ?? '/';

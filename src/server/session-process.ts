@@ -104,11 +104,12 @@ export class SessionProcess {
       bytesIn += leftover.length;
       peer.write(leftover);
     }
-    sock.on('data', (c: Buffer) => {
+    const relayIn = (c: Buffer) => {
       bytesIn += c.length;
       last = Date.now();
       if (!peer.write(c)) sock.pause();
-    });
+    };
+    sock.on('data', relayIn);
     peer.on('drain', () => sock.resume());
     peer.on('data', (c: Buffer) => {
       bytesOut += c.length;
@@ -133,7 +134,13 @@ export class SessionProcess {
     clearInterval(idle);
     clearTimeout(max);
     clearTimeout(grace);
-    // What the session wrote last reaches the client before the connection closes.
+    // What the session wrote last reaches the client before the connection closes. What the
+    // client still sends is dropped: left unread (a session that ended on a protocol error
+    // stops reading mid-stream), the client's end of the stream is never seen, and the
+    // connection, its user's turn with it, stayed held until the timeout below.
+    sock.off('data', relayIn);
+    sock.on('data', () => {});
+    sock.resume();
     sock.end();
     const late = setTimeout(() => sock.destroy(), 5000);
     await sockClosed;

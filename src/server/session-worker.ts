@@ -61,10 +61,12 @@ async function serve(msg: ServeMessage): Promise<never> {
   let code = 0;
   let error: string | undefined;
   try {
-    await serveStore(stream, { label: msg.label, compress: msg.compress, open });
+    await serveStore(stream, { label: msg.label, compress: msg.compress, open, maxFramePayload: settings.server_max_frame_size });
   } catch (err) {
     code = exitCodeOf(err);
     error = err instanceof MailferryError ? err.message : `internal error: ${(err as Error)?.stack ?? String(err)}`;
+    // The decoder names the limit's value; the log names the setting that sets it too.
+    if (/ more than the \d+ byte limit$/.test(error)) error += ' (server_max_frame_size)';
   }
   await report({ type: 'done', counts, ...(error !== undefined ? { error } : {}) });
   process.exit(code);

@@ -246,6 +246,18 @@ test('the HTTP server: 503 until the daemon is there; GET and HEAD of three path
     assert.equal((await get(port, `/?q=${'a'.repeat(257)}`)).status, 400);
     assert.equal((await get(port, '/?q=a%0Ab')).status, 400);
     assert.equal((await get(port, `/?x=${'a'.repeat(3000)}`)).status, 414);
+    // A name that resolves here is not enough (DNS rebinding): addresses and localhost only.
+    const named = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path: '/metrics', headers: { host }, agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    for (const host of ['evil.example', 'evil.example:80', '127.0.0.1.nip.io', 'localhost.evil.example']) assert.equal(await named(host), 403, host);
+    for (const host of ['localhost', `localhost:${port}`, '127.0.0.1', '[::1]:80', 'status.localhost']) assert.equal(await named(host), 200, host);
     // A header past the bound is refused by the parser, the server stays up.
     const huge = await new Promise<number>((resolve) => {
       const req = request({ host: '127.0.0.1', port, path: '/', headers: { 'x-big': 'a'.repeat(20_000) } }, (res) => resolve(res.statusCode ?? 0));
