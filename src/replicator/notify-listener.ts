@@ -14,7 +14,8 @@
  *   flood of lines is a handful of queue writes; a sync request goes to the queue at once and
  *   is answered when a sync of that user that started after it ends (`+` when it succeeded),
  *   or with `-` after `syncAnswerMs`. A user the replicator does not serve is answered `-` and
- *   named in the log, never a crash.
+ *   named in the log, never a crash. With a queue shared by several replicators the sync may be
+ *   another's: the queue is asked (`pollMs`) whether a sync that began after the request succeeded.
  * - Bounded: connections, line length, users waiting to be handed over, sync requests waiting.
  *   A bad line closes its connection (as Dovecot's aggregator does) and is logged; on the fifo
  *   it is skipped. Log lines about bad input are limited, so a hostile writer cannot fill the log.
@@ -50,6 +51,17 @@ export interface NotifyTarget {
   isSyncing(user: string): boolean;
   on(event: 'synced', listener: (report: SyncReport) => void): unknown;
   off(event: 'synced', listener: (report: SyncReport) => void): unknown;
+  /**
+   * The queue's record of these users' syncs, for a queue other processes also work from: their
+   * syncs end there, not in this process's `synced` events. `claimedAt` is set while one runs.
+   */
+  syncHistory?(users: string[]): Promise<Map<string, SyncHistory>>;
+}
+
+export interface SyncHistory {
+  /** When the last successful sync was claimed. */
+  lastFastSync?: number;
+  claimedAt?: number;
 }
 
 export interface NotifyListenerOptions {
@@ -69,6 +81,11 @@ export interface NotifyListenerOptions {
   maxGathered?: number;
   /** Sync requests waiting for their answer, at most (a plugin holds one; the aggregator many). */
   maxWaiting?: number;
+  /**
+   * With a queue shared by several replicators: how often the queue is asked whether another
+   * process synced a waiting request's user (undefined: never, every sync is this process's).
+   */
+  pollMs?: number;
 }
 
 export const FIFO_SUFFIX = '-fifo';
@@ -77,7 +94,19 @@ interface Waiter {
   user: string;
   /** A sync was running when the request came: its end is not the answer. */
   skipRunning: boolean;
+  /** The queue's record just after the request was queued, when it is polled. */
+  seen?: SyncHistory;
   answer(ok: boolean): void;
+}
+
+/**
+ * Whether the queue's record shows a successful sync that began after the request: the last
+ * success moved on from the one seen then, and past the sync that was running then, if any.
+ * Only claim times are compared, never this host's clock against another's.
+ */
+export function syncedAfter(seen: SyncHistory, now: SyncHistory): boolean {
+  if (now.lastFastSync === undefined || now.lastFastSync === seen.lastFastSync) return false;
+  return seen.claimedAt === undefined || now.lastFastSync > seen.claimedAt;
 }
 
 /** Lets `burst` complaints of a kind into the log per interval and counts what it kept out. */
@@ -136,6 +165,7 @@ export class NotifyListener {
   private readonly waiters = new Set<Waiter>();
   private fifo: Socket | undefined;
   private fifoRetry: NodeJS.Timeout | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly limiter: LogLimiter;
   private readonly onSynced = (r: SyncReport) => this.synced(r);
@@ -381,16 +411,45 @@ export class NotifyListener {
     timer = setTimeout(() => w.answer(false), this.max.syncAnswerMs);
     timer.unref();
     this.target.notify(r.user, 'sync').then(
-      (known) => {
-        if (known) return;
-        this.unknown(r.user);
-        w.answer(false);
+      async (known) => {
+        if (!known) {
+          this.unknown(r.user);
+          return w.answer(false);
+        }
+        if (this.opts.pollMs === undefined || this.target.syncHistory === undefined) return;
+        try {
+          const history = await this.target.syncHistory([r.user]);
+          if (!this.waiters.has(w) || this.closed) return;
+          w.seen = history.get(r.user) ?? {};
+          this.pollTimer ??= setTimeout(() => void this.poll(), this.opts.pollMs);
+        } catch (err) {
+          // This process's own syncs and the bound still answer it.
+          this.limiter.say('queue', `replication notify: the queue did not say how user ${shownUserName(r.user)}'s syncs went: ${(err as Error).message}`);
+        }
       },
       (err: unknown) => {
         this.limiter.say('queue', `replication notify: the queue did not take a sync request of user ${shownUserName(r.user)}: ${(err as Error)?.message ?? String(err)}`);
         w.answer(false);
       },
     );
+  }
+
+  /** Asks the shared queue about every polled request's user at once, while any wait. */
+  private async poll(): Promise<void> {
+    const polled = [...this.waiters].filter((w) => w.seen !== undefined);
+    if (polled.length > 0 && this.target.syncHistory !== undefined) {
+      try {
+        const history = await this.target.syncHistory([...new Set(polled.map((w) => w.user))]);
+        for (const w of polled) {
+          const now = history.get(w.user);
+          if (now !== undefined && syncedAfter(w.seen!, now)) w.answer(true);
+        }
+      } catch (err) {
+        this.limiter.say('queue', `replication notify: the queue did not say how waiting users' syncs went: ${(err as Error).message}`);
+      }
+    }
+    this.pollTimer = undefined;
+    if (!this.closed && [...this.waiters].some((w) => w.seen !== undefined)) this.pollTimer = setTimeout(() => void this.poll(), this.opts.pollMs);
   }
 
   private synced(report: SyncReport): void {
@@ -420,6 +479,7 @@ export class NotifyListener {
     this.closed = true;
     this.target.off('synced', this.onSynced);
     clearTimeout(this.fifoRetry);
+    clearTimeout(this.pollTimer);
     this.fifo?.destroy();
     this.fifo = undefined;
     if (this.gatherTimer) {

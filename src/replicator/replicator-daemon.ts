@@ -36,8 +36,8 @@ import { FingerprintStore } from './fingerprint-store.js';
 import { fingerprint } from './mail-fingerprint.js';
 import { MailWatcher } from './mail-watcher.js';
 import { backoffDelay } from './next-sync-time.js';
-import { NotifyListener } from './notify-listener.js';
-import { openReplicationQueue, queueTimingOf } from './open-replication-queue.js';
+import { NotifyListener, type SyncHistory } from './notify-listener.js';
+import { isSharedQueue, openReplicationQueue, queueTimingOf } from './open-replication-queue.js';
 import { isRun, loadReplicaUsers, replicaRun, watchPlanOf } from './replica-users.js';
 import { higherPriority, type ReplicationPriority } from './replication-priority.js';
 import type { ReplicationQueue, SyncClaim } from './replication-queue.js';
@@ -205,7 +205,17 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
       uid: s.replication_notify_user === undefined ? undefined : resolveUid(s.replication_notify_user, 'replication_notify_user'),
       gid: s.replication_notify_group === undefined ? undefined : resolveGid(s.replication_notify_group, 'replication_notify_group'),
       log: (line) => this.log(line),
+      // Another replicator may run the sync a request asked for.
+      pollMs: isSharedQueue(s) ? 1000 : undefined,
     });
+  }
+
+  /** The queue's record of these users' syncs (for sync requests whose sync another replicator may run). */
+  async syncHistory(users: string[]): Promise<Map<string, SyncHistory>> {
+    const wanted = new Set(users);
+    const out = new Map<string, SyncHistory>();
+    for (const u of await this.queue.list((name) => wanted.has(name))) out.set(u.user, { lastFastSync: u.lastFastSync, claimedAt: u.claimedAt });
+    return out;
   }
 
   /** A changed notify socket, owner or group is taken up; a socket that cannot be made is logged and left out until the next reload. */

@@ -4,7 +4,8 @@
  * sync requests answered by the right sync (not one that was already running), failures,
  * unknown users and the answer bound; hostile writers (garbage, over-long lines, a flood of
  * connections) are refused and logged while the listener keeps serving; the socket's and the
- * fifo's owner and mode, and files in the way kept, never removed.
+ * fifo's owner and mode, and files in the way kept, never removed. With a queue shared by
+ * several replicators, a request is answered from the queue's record of a sync another ran.
  */
 import { strict as assert } from 'node:assert';
 import { EventEmitter } from 'node:events';
@@ -13,7 +14,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { NotifyListener, type NotifyTarget } from '../../src/replicator/notify-listener.js';
+import { NotifyListener, syncedAfter, type NotifyTarget, type SyncHistory } from '../../src/replicator/notify-listener.js';
 import { NOTIFY_HANDSHAKE } from '../../src/replicator/notify-protocol.js';
 import type { ReplicationPriority } from '../../src/replicator/replication-priority.js';
 import type { SyncReport } from '../../src/replicator/sync-report.js';
@@ -280,4 +281,47 @@ test('closing answers waiting sync requests with -, hands gathered changes to th
   await until(() => c.got() === '-\n', 2000, () => JSON.stringify(c.got()));
   assert.ok(target.told.some(([u, p]) => u === 'bob' && p === 'high'), JSON.stringify(target.told));
   assert.ok(!existsSync(socketPath));
+});
+
+test('with a shared queue, a sync another replicator ran answers the request: one that began after it, not the one running then', async () => {
+  const history = new Map<string, SyncHistory>([['alice', { lastFastSync: 100 }], ['bob', { lastFastSync: 100, claimedAt: 150 }]]);
+  let asked = 0;
+  const target = new (class extends StandIn {
+    async syncHistory(users: string[]): Promise<Map<string, SyncHistory>> {
+      asked++;
+      return new Map(users.filter((u) => history.has(u)).map((u) => [u, { ...history.get(u)! }]));
+    }
+  })();
+  const dir = mkdtempSync(join(tmpdir(), 'mf-notify-'));
+  dirs.push(dir);
+  const socketPath = join(dir, 'replication-notify');
+  const listener = await NotifyListener.listen(target, { socketPath, log: () => {}, pollMs: 30 });
+  try {
+    const a = await client(socketPath);
+    const b = await client(socketPath);
+    a.s.write('alice\tsync\n');
+    b.s.write('bob\tsync\n');
+    await until(() => asked >= 4, 2000, () => `asked ${asked} times`);
+    assert.equal(a.got() + b.got(), '', 'nothing synced since');
+    // bob's running sync ends: it began before the request.
+    history.set('bob', { lastFastSync: 150 });
+    history.set('alice', { lastFastSync: 200 });
+    await until(() => a.got() === '+\n', 2000, () => JSON.stringify(a.got()));
+    await sleep(100);
+    assert.equal(b.got(), '');
+    history.set('bob', { lastFastSync: 400 });
+    await until(() => b.got() === '+\n', 2000, () => JSON.stringify(b.got()));
+    const settled = asked;
+    await sleep(100);
+    assert.equal(asked, settled, 'no polling once nobody waits');
+    a.s.destroy();
+    b.s.destroy();
+  } finally {
+    await listener.close();
+  }
+  assert.ok(!syncedAfter({ lastFastSync: 5 }, { lastFastSync: 5 }));
+  assert.ok(syncedAfter({}, { lastFastSync: 5 }));
+  assert.ok(!syncedAfter({ claimedAt: 7 }, { lastFastSync: 7 }));
+  assert.ok(syncedAfter({ claimedAt: 7, lastFastSync: 1 }, { lastFastSync: 8 }));
+  assert.ok(!syncedAfter({ lastFastSync: 3 }, {}));
 });
