@@ -1,7 +1,8 @@
 /**
  * `mailferry replicator [-u MASK]...`: the replication daemon, in the foreground (logs to
  * stderr, one line per sync); SIGTERM or SIGINT stop it after the running syncs, SIGHUP reloads
- * the configuration and the userdb. Its subcommands speak to a running one over its control
+ * the configuration and the userdb; --http serves its status page and metrics while it runs
+ * (status-http.ts). Its subcommands speak to a running one over its control
  * socket, as `doveadm replicator` does: status [MASK], replicate [-f] [-p PRIORITY] MASK,
  * add MASK, remove MASK, dsync-status.
  */
