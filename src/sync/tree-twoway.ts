@@ -10,7 +10,7 @@
  * - a mailbox only one side has is created on the other with the same GUID and UIDVALIDITY.
  * - two unrelated mailboxes with the same name (both sides auto-created `Sent`) become one:
  *   the numerically larger GUID wins, as in dsync; but not when the other side deleted one of
- *   them (a folder deleted and made again under its old name is a new folder).
+ *   them (a folder deleted and made again under its old name is a new folder), INBOX excepted.
  * - two different mailboxes bound for one name (A renamed a folder to the name B gave a new
  *   one) both survive: the larger GUID keeps the name, the other becomes `name-<guid prefix>`
  *   on both sides, so the sides never fight over the name run after run.
@@ -200,7 +200,10 @@ export function planTreeTwoWay(a: TreeSide, b: TreeSide, mode: 'twoway' | 'onewa
   for (const ma of a.mailboxes) {
     const mb = byNameB.get(mailboxKey(ma.name));
     if (!mb || mb.guid === ma.guid || byGuidB.has(ma.guid) || byGuidA.has(mb.guid)) continue;
-    if (!oneway && (deletedAt(a, mb.guid) !== undefined || deletedAt(b, ma.guid) !== undefined)) continue;
+    // INBOX cannot be deleted, so a delete logged of the other side's INBOX GUID is never the
+    // user's: it is what an interrupted GUID change leaves. Not joining them would leave two
+    // INBOXes that every run tries to create on the other side, and the mail of neither copied.
+    if (!oneway && !isInbox(ma.name) && (deletedAt(a, mb.guid) !== undefined || deletedAt(b, ma.guid) !== undefined)) continue;
     const winner = oneway || isInbox(ma.name) ? ma.guid : ma.guid > mb.guid ? ma.guid : mb.guid;
     if (winner === ma.guid) {
       setGuid.b.push({ type: 'set-guid', name: mb.name, guid: ma.guid });

@@ -7,6 +7,7 @@ import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { MaildirLocation } from '../../config/location.js';
 import { dataError, existsError, fsError, MailferryError, notFoundError, usageError } from '../../model/errors.js';
+import { failpoint } from '../../model/failpoint.js';
 import { ChangeIndex, type IndexedMailbox, type IndexedMessage } from '../index/change-index.js';
 import {
   mailboxKey,
@@ -489,11 +490,14 @@ export class MaildirStore implements MailStore {
     if (update.guid !== undefined && !/^[0-9a-f]{32}$/.test(update.guid)) {
       throw usageError(`invalid mailbox GUID '${update.guid}': expected 32 hex digits`);
     }
-    if (update.guid !== undefined && update.guid !== mailbox.guid) {
-      if (this.index.mailboxByGuid(update.guid)) throw existsError(`mailbox GUID ${update.guid} is already used in ${this.location}`);
-      this.index.setGuid(mailbox.id, update.guid);
-    }
+    const newGuid = update.guid !== undefined && update.guid !== mailbox.guid ? update.guid : undefined;
+    if (newGuid !== undefined && this.index.mailboxByGuid(newGuid)) throw existsError(`mailbox GUID ${newGuid} is already used in ${this.location}`);
+    // The uidlist first: it is what a scan trusts. Killed after the index took the new GUID but
+    // before the uidlist did, the next scan would take the old GUID for a new mailbox and log the
+    // new one as deleted, and a peer holding that GUID could never be joined with this mailbox.
     const written = await updateUidlistHeader(ctx, update);
+    failpoint('set-guid-after-uidlist');
+    if (newGuid !== undefined) this.index.setGuid(mailbox.id, newGuid);
     if (written.uidValidity !== mailbox.uidValidity) this.index.resetMailbox(mailbox.id, written.uidValidity);
     this.index.setUidNext(mailbox.id, nextUidOf(written));
     return this.status(await scanMailbox(ctx), this.subscribedSet());
