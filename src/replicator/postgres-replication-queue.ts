@@ -159,6 +159,8 @@ export class PostgresReplicationQueue implements ReplicationQueue {
     });
     // A session the server drops while idle in the pool is an 'error' event: without a listener it would end the process.
     pool.on('error', () => {});
+    // A session cut off while checked out reports the loss to its statement and again as an 'error' event, which unheard would end the process.
+    pool.on('connect', (client) => client.on('error', () => {}));
     const queue = new PostgresReplicationQueue(pool, target.label, target.masked, opts.schema, opts);
     try {
       await queue.migrate();

@@ -1,0 +1,260 @@
+/**
+ * What only the shared (PostgreSQL) queue does, against a real server on loopback: queue
+ * objects on separate connections claiming at once never hold one user together, under random
+ * interleavings run concurrently; a claim is a lease its queue renews and that comes back to the
+ * others, its priority kept, once its process is gone; replicators listing different users do
+ * not drop each other's; two starting together make the schema once; an unreachable server, a
+ * bad password, a newer schema and connections killed under a running queue.
+ */
+import { strict as assert } from 'node:assert';
+import { connect, createServer, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, test } from 'node:test';
+import fc from 'fast-check';
+import { MailferryError } from '../../src/model/errors.js';
+import { PostgresReplicationQueue } from '../../src/replicator/postgres-replication-queue.js';
+import type { ReplicationPriority } from '../../src/replicator/replication-priority.js';
+import type { ReplicationQueue, SyncClaim } from '../../src/replicator/replication-queue.js';
+import { startPostgres, type Postgres } from '../support/postgres.js';
+
+const DAY = 86_400_000;
+const timing = { fullSyncIntervalMs: DAY, failureBackoffMs: 0 };
+const T0 = 1_700_000_000_000;
+const LEASE_MS = 1000;
+
+let pgsql: Postgres;
+let schemas = 0;
+const opened: ReplicationQueue[] = [];
+const relays: { close(): Promise<void>; restore(): void }[] = [];
+
+before(async () => {
+  pgsql = await startPostgres();
+});
+after(async () => {
+  for (const q of opened) await q.close();
+  for (const r of relays) await r.close();
+  await pgsql.stop();
+});
+
+async function open(schema: string, opts: { leaseMs?: number; log?: (l: string) => void; connect?: string } = {}): Promise<PostgresReplicationQueue> {
+  const q = await PostgresReplicationQueue.open({ connect: opts.connect ?? pgsql.uri, schema, timing, leaseMs: opts.leaseMs ?? LEASE_MS, log: opts.log });
+  opened.push(q);
+  return q;
+}
+
+const users = (n: number) => Array.from({ length: n }, (_, i) => `u${i}`);
+
+async function rejection(p: Promise<unknown>): Promise<MailferryError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof MailferryError, `not a MailferryError: ${String(err)}`);
+    return err;
+  }
+  assert.fail('did not fail');
+}
+
+test('three queues on separate connections, ops interleaved at random and run concurrently: a user is never claimed by two at once, and no change is lost', async () => {
+  type Op = { kind: 'notify'; user: number; priority: ReplicationPriority } | { kind: 'claim' } | { kind: 'complete'; pick: number; fail: boolean };
+  const op: fc.Arbitrary<Op> = fc.oneof(
+    fc.record({ kind: fc.constant('notify' as const), user: fc.nat({ max: 4 }), priority: fc.constantFrom<ReplicationPriority>('low', 'high', 'sync') }),
+    fc.record({ kind: fc.constant('claim' as const) }),
+    fc.record({ kind: fc.constant('complete' as const), pick: fc.nat(), fail: fc.boolean() }),
+  );
+  // Each step gives every process one op; the three run at the same time.
+  const steps = fc.array(fc.tuple(op, op, op), { minLength: 1, maxLength: 30 });
+  const queues = [0, 1, 2].map(() => undefined as PostgresReplicationQueue | undefined);
+  await fc.assert(
+    fc.asyncProperty(steps, async (history) => {
+      const schema = `c${++schemas}`;
+      for (let i = 0; i < 3; i++) queues[i] = await open(schema);
+      const qs = queues as PostgresReplicationQueue[];
+      await qs[0]!.setUsers(users(5), T0);
+      /** user -> the claim running it; a user whose completion was sent may be claimed again before its promise settles. */
+      const running = new Map<string, SyncClaim>();
+      const completing = new Set<string>();
+      const pending = new Set(users(5));
+      let now = T0;
+      for (const step of history) {
+        now += 1;
+        await Promise.all(
+          step.map(async (o, p) => {
+            const q = qs[p]!;
+            if (o.kind === 'notify') {
+              pending.add(`u${o.user}`);
+              await q.notify(`u${o.user}`, o.priority, now);
+            } else if (o.kind === 'claim') {
+              const c = await q.claim(`p${p}`, now);
+              if (!c) return;
+              assert.ok(!running.has(c.user) || completing.has(c.user), `${c.user} claimed by p${p} while ${running.get(c.user)?.owner} syncs it`);
+              running.set(c.user, c);
+              completing.delete(c.user);
+              pending.delete(c.user);
+            } else {
+              const mine = [...running.values()].filter((c) => c.owner === `p${p}` && !completing.has(c.user));
+              if (mine.length === 0) return;
+              const c = mine[o.pick % mine.length]!;
+              completing.add(c.user);
+              if (o.fail) pending.add(c.user);
+              await q.complete(c, o.fail ? { result: 'failed', at: now, error: 'x' } : { result: 'ok', at: now });
+              if (running.get(c.user) === c) {
+                running.delete(c.user);
+                completing.delete(c.user);
+              }
+            }
+          }),
+        );
+      }
+      for (const c of running.values()) await qs[Number(c.owner.slice(1))]!.complete(c, { result: 'ok', at: now });
+      const left = new Set<string>();
+      for (let c = await qs[1]!.claim('end', now + 1); c; c = await qs[1]!.claim('end', now + 1)) left.add(c.user);
+      for (const u of pending) assert.ok(left.has(u), `${u}'s change was lost`);
+      for (const q of qs) await q.close();
+    }),
+    { numRuns: 25 },
+  );
+});
+
+test('a claim is a lease: renewed while its queue lives, given back with its priority when its process is gone; its late completion is not recorded', async () => {
+  const schema = `l${++schemas}`;
+  const alive = await open(schema);
+  const other = await open(schema);
+  await alive.setUsers(['a', 'b'], T0);
+  const first = [await alive.claim('alive', T0), await alive.claim('alive', T0)];
+  for (const c of first) await alive.complete(c!, { result: 'ok', at: T0 });
+  await alive.notify('a', 'high', T0 + 1);
+  const held = await alive.claim('alive', T0 + 2);
+  assert.equal(held?.user, 'a');
+  // Three leases long the living queue keeps renewing: nobody else gets a, nothing is recovered.
+  await sleep(3 * LEASE_MS);
+  assert.equal(await other.recoverClaims(T0 + 3), 0);
+  assert.equal(await other.claim('other', T0 + 3), undefined);
+  assert.equal((await other.list((u) => u === 'a'))[0]?.claimedBy, 'alive');
+
+  // The process dies: its renewals stop, its claim stays in the table.
+  const dying = await open(schema);
+  await dying.notify('b', 'sync', T0 + 4, { full: true });
+  const lost = await dying.claim('dying', T0 + 5);
+  assert.equal(lost?.user, 'b');
+  await dying.close();
+  assert.equal(await other.claim('other', T0 + 6), undefined, 'not before its lease runs out');
+  const due = await other.nextDue();
+  assert.ok(due !== undefined && due <= Date.now() + LEASE_MS, 'the lease end is when the others look again');
+  await sleep(LEASE_MS + 200);
+  const taken = await other.claim('other', T0 + 7);
+  assert.deepEqual([taken?.user, taken?.priority, taken?.full, taken?.forcedFull], ['b', 'sync', true, true], 'the sync runs again as it was asked for');
+
+  // The dead process's completion, had it come late, is not this sync's.
+  await dying.close();
+  const late = await open(schema);
+  await late.complete(lost!, { result: 'failed', at: T0 + 8, error: 'late' });
+  const [b] = await other.list((u) => u === 'b');
+  assert.deepEqual([b?.claimedBy, b?.failures], ['other', 0]);
+  await other.complete(taken!, { result: 'ok', at: T0 + 9 });
+  await alive.complete(held!, { result: 'ok', at: T0 + 9 });
+  assert.equal((await other.counts(T0 + 9)).running, 0);
+});
+
+test('replicators listing different users keep them all; a removed user stays removed whoever lists it', async () => {
+  const schema = `s${++schemas}`;
+  const [one, two] = [await open(schema), await open(schema)];
+  assert.deepEqual(await one.setUsers(['a', 'b', 'c'], T0), { added: 3, removed: 0 });
+  assert.deepEqual(await two.setUsers(['c', 'd'], T0), { added: 1, removed: 0 });
+  assert.equal(await one.removeUsers(['b']), 1);
+  assert.deepEqual(await one.setUsers(['a', 'b'], T0 + 1), { added: 0, removed: 0 });
+  assert.deepEqual((await two.list()).map((u) => u.user), ['a', 'c', 'd']);
+  // The same names from both at once, in opposite orders: no deadlock, each added once.
+  const many = users(300);
+  const [x, y] = await Promise.all([one.setUsers(many, T0 + 2), two.setUsers([...many].reverse(), T0 + 2)]);
+  assert.equal(x.added + y.added, 300);
+});
+
+test('replicators starting together make the schema once; a schema from a newer mailferry is refused (78)', async () => {
+  const schema = `f${++schemas}`;
+  const qs = await Promise.all(Array.from({ length: 5 }, () => open(schema)));
+  await qs[0]!.setUsers(['a'], T0);
+  assert.equal((await qs[4]!.list()).length, 1);
+  await pgsql.query(`UPDATE "${schema}".queue_meta SET value = '99' WHERE key = 'schema_version'`);
+  const err = await rejection(open(schema));
+  assert.equal(err.exitCode, 78);
+  assert.match(err.message, new RegExp(`schema ${schema} was made by a newer mailferry \\(queue schema 99`));
+});
+
+test('an unreachable server is 75 naming host, port and database; a wrong password is 78; neither message shows the password', async () => {
+  const port = await new Promise<number>((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+  const down = await rejection(open('x', { connect: `postgresql://replicator:s3cret-pw@127.0.0.1:${port}/mailq` }));
+  assert.equal(down.exitCode, 75);
+  assert.match(down.message, new RegExp(`^replicator_queue: PostgreSQL at 127\\.0\\.0\\.1:${port}, database mailq: cannot connect: connection refused$`));
+  const wrong = await rejection(open('x', { connect: `host=127.0.0.1 port=${pgsql.port} dbname=postgres user=${pgsql.user} password='s3cret-pw'` }));
+  assert.equal(wrong.exitCode, 78);
+  assert.match(wrong.message, /password authentication failed/);
+  for (const e of [down, wrong]) assert.doesNotMatch(e.message, /s3cret/);
+  const sqliteUri = await rejection(open('x', { connect: 'sqlite:/tmp/q.db' }));
+  assert.equal(sqliteUri.exitCode, 78);
+});
+
+/** A TCP relay to the server that can be cut: every session dropped, new ones refused, until restored. */
+async function relay(port: number) {
+  let down = false;
+  const live = new Set<Socket>();
+  const srv = createServer((client) => {
+    if (down) return void client.destroy();
+    const server = connect(port, '127.0.0.1');
+    for (const s of [client, server]) {
+      live.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        live.delete(s);
+        client.destroy();
+        server.destroy();
+      });
+    }
+    client.pipe(server).pipe(client);
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (srv.address() as { port: number }).port,
+    cut() {
+      down = true;
+      for (const s of live) s.destroy();
+    },
+    restore() {
+      down = false;
+    },
+    close() {
+      down = true;
+      for (const s of live) s.destroy();
+      return new Promise<void>((resolve) => srv.close(() => resolve()));
+    },
+  };
+}
+
+test('the server cut off under a running queue: statements fail with 75 (never a crash), renewals say so once and again when it is back, and the queue goes on', async () => {
+  const r = await relay(pgsql.port);
+  relays.push(r);
+  const lines: string[] = [];
+  const q = await open(`k${++schemas}`, { leaseMs: 600, log: (l) => lines.push(l), connect: `postgresql://${pgsql.user}:${encodeURIComponent(pgsql.password)}@127.0.0.1:${r.port}/postgres` });
+  await q.setUsers(users(3), T0);
+  const c = await q.claim('me', T0);
+  assert.ok(c);
+  r.cut();
+  const err = await rejection(q.counts(T0));
+  assert.equal(err.exitCode, 75);
+  assert.match(err.message, new RegExp(`PostgreSQL at 127\\.0\\.0\\.1:${r.port}, database postgres`));
+  await sleep(600);
+  assert.equal(lines.length, 1, `one line while it is down: ${lines.join(' | ')}`);
+  assert.match(lines[0]!, /running syncs keep their claims only 0\.6 s without it/);
+  r.restore();
+  await sleep(700);
+  assert.match(lines.at(-1)!, /reachable again, claims renewed/);
+  await q.complete(c, { result: 'ok', at: T0 + 1 });
+  const [u0] = await q.list((u) => u === c.user);
+  assert.equal(u0?.claimedBy, undefined, 'the sync was recorded over a new session');
+  assert.equal(u0?.lastSuccess, T0 + 1);
+  await q.close();
+});
