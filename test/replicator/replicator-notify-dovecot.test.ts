@@ -12,6 +12,8 @@
  * - The other way in: Dovecot's own aggregator keeps the plugin's socket and fifo and forwards
  *   to the replicator socket its replicator_host names, the replicator's, in the aggregator's
  *   dialect (VERSION line, U lines, sync requests with ids).
+ * - Restarts: the fifo stays and the next mail process's notices arrive; mail saved while the
+ *   replicator was down is found by the check at its start; the aggregator connects again.
  *
  * The replica is read from disk (Message-ID and flag letters), sharing no code with mailferry.
  */
@@ -238,6 +240,25 @@ plugin {
   assert.equal(await r.exited, 0);
   replicator = undefined;
   assert.ok(!existsSync(socketPath), 'the socket goes with the replicator');
+
+  // A restart: the fifo stayed, the socket comes back, and the next mail process's notices arrive.
+  const again = (replicator = startReplicator(site, {
+    replication_max_watched_users: '0',
+    replication_check_interval: '1h',
+    replication_notify_socket: socketPath,
+    ...(ROOT ? { replication_notify_user: 'nobody' } : {}),
+  }));
+  await again.waitFor(/started: /, 20_000);
+  const m6 = message('after-restart');
+  const from6 = again.lines.length;
+  await imap(d, 'n2', d.users.n2!, async (c) => {
+    await c.append('INBOX', m6.text);
+  });
+  await until(() => inReplica(n2.replica, m6.id) !== undefined, 10_000, () => again.log(), 20);
+  await again.waitFor(/user n2: incremental sync \(high\) ok/, 5000, from6);
+  again.child.kill('SIGTERM');
+  assert.equal(await again.exited, 0);
+  replicator = undefined;
   await d.stop();
   dovecot = undefined;
 });
@@ -284,5 +305,30 @@ plugin {
   await r.waitFor(/user n2: incremental sync \(high\) ok/, 5000, from2);
   r.child.kill('SIGTERM');
   assert.equal(await r.exited, 0);
+  replicator = undefined;
+
+  // Mail that comes while the replicator is down is found by the check at its start; the
+  // aggregator connects again at its next notice (or within 5 s), and sync requests work again.
+  const m3 = message('while-down');
+  await imap(d, 'n2', d.users.n2!, async (c) => {
+    await c.append('INBOX', m3.text);
+  });
+  const back = (replicator = startReplicator(site, {
+    replication_max_watched_users: '0',
+    replication_check_interval: '1h',
+    replication_notify_socket: socketPath,
+    ...(ROOT ? { replication_notify_user: 'nobody' } : {}),
+  }));
+  await back.waitFor(/started: /, 20_000);
+  await until(() => inReplica(n2.replica, m3.id) !== undefined, 15_000, () => back.log(), 20);
+  const m4 = message('after-restart');
+  const from4 = back.lines.length;
+  await imap(d, 'n1', d.users.n1!, async (c) => {
+    await c.append('INBOX', m4.text);
+  });
+  assert.equal(inReplica(n1.replica, m4.id), 'INBOX ', `in the replica when APPEND returned; log:\n${back.log()}`);
+  await back.waitFor(/user n1: incremental sync \(sync\) ok/, 5000, from4);
+  back.child.kill('SIGTERM');
+  assert.equal(await back.exited, 0);
   replicator = undefined;
 });
