@@ -217,6 +217,15 @@ test('the status page in headless Chromium and /metrics of a running replicator'
     assert.ok(sample(second, 'mailferry_replication_syncs_total', { result: 'ok' }) > ok1);
     assert.ok(sample(second, 'mailferry_replication_messages_copied_total') > sample(first, 'mailferry_replication_messages_copied_total'));
     assert.ok(sample(second, 'mailferry_replication_watcher_events_total', { priority: 'high' }) >= 1);
+
+    // A second replicator on the same state directory listens, is refused the queue (75) and
+    // lets its port go; the first one's page goes on.
+    const other = startReplicator(s, {}, ['--http', '127.0.0.1:0']);
+    const otherBase = /(http:\/\/127\.0\.0\.1:\d+\/)/.exec((await other.waitFor(/status page on http/, 15_000)).text)![1]!;
+    assert.equal(await other.exited, 75, other.log());
+    assert.match(other.log(), /another mailferry replicator/);
+    await assert.rejects(fetch(`${otherBase}metrics`), 'its port is closed');
+    assert.equal((await fetch(`${base}status.json`)).status, 200);
   } finally {
     await browser?.close();
     r.child.kill('SIGTERM');
