@@ -55,6 +55,16 @@ export interface PgQueueOptions {
   log?: (line: string) => void;
 }
 
+export interface HeldClaim {
+  owner: string;
+  user: string;
+  priority: ReplicationPriority;
+  full: boolean;
+  since: number;
+  /** Below 0: its process stopped renewing it, and the next claim anywhere gives it back. */
+  leaseLeftMs: number;
+}
+
 interface Row {
   username: string;
   origin: UserOrigin;
@@ -484,6 +494,21 @@ export class PostgresReplicationQueue implements ReplicationQueue {
     const out: ReplicaUserState[] = [];
     for (const r of rows) if (matches === undefined || matches(r.username)) out.push(stateOf(r));
     return out;
+  }
+
+  /** Every claim of the fleet: who holds it (host:pid), what the sync took, and how long its lease has to run (database clock). */
+  async claims(): Promise<HeldClaim[]> {
+    const { rows } = await this.tx('listing claims', (c) =>
+      c.query<Row & { lease_left: number }>(`SELECT *, lease_until - ${DB_NOW} AS lease_left FROM ${this.t} WHERE claimed_by IS NOT NULL ORDER BY claimed_by, claimed_at, username`),
+    );
+    return rows.map((r) => ({
+      owner: r.claimed_by!,
+      user: r.username,
+      priority: priorityOfRank(r.claimed_priority ?? 0),
+      full: Boolean(r.claimed_full) || fullSyncDue({ forceFull: false, lastFullSync: opt(r.last_full_sync) }, r.claimed_at ?? 0, this.timing),
+      since: r.claimed_at ?? 0,
+      leaseLeftMs: r.lease_left,
+    }));
   }
 
   async counts(now: number): Promise<QueueCounts> {

@@ -4,15 +4,21 @@
  * the configuration and the userdb; --http serves its status page and metrics while it runs
  * (status-http.ts). Its subcommands speak to a running one over its control
  * socket, as `doveadm replicator` does: status [MASK], replicate [-f] [-p PRIORITY] MASK,
- * add MASK, remove MASK, dsync-status.
+ * add MASK, remove MASK, dsync-status. With a shared queue (replicator_queue on PostgreSQL) they
+ * ask the queue itself when --queue says so or no replicator answers on the socket, so a fleet
+ * can be looked at from any host.
  */
 import type { Command } from 'commander';
 import type { ControlReply, ControlRequest } from '../../replicator/control-protocol.js';
 import { controlRequest } from '../../replicator/control-client.js';
+import { isSharedQueue, openReplicationQueue } from '../../replicator/open-replication-queue.js';
+import { answerFromQueue, type QueueReply } from '../../replicator/pg-queue-control.js';
+import { replicatorStateDir } from '../../replicator/replicator-paths.js';
 import { parseRequestPriority } from '../../replicator/replication-priority.js';
 import { ReplicatorDaemon } from '../../replicator/replicator-daemon.js';
 import { defaultSocketPath } from '../../replicator/replicator-paths.js';
-import { countLines, userLines, workerLines } from '../../replicator/status-format.js';
+import { countLines, formatSpan, table, userLines, workerLines } from '../../replicator/status-format.js';
+import { MailferryError } from '../../model/errors.js';
 import { startStatusHttp } from '../../replicator/status-http.js';
 import { printJson, printLines } from '../output.js';
 import type { GlobalOptions } from '../run.js';
@@ -28,6 +34,7 @@ interface DaemonCliOptions {
 interface ClientCliOptions {
   socket?: string;
   json?: boolean;
+  queue?: boolean;
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -35,6 +42,7 @@ function collect(value: string, previous: string[] = []): string[] {
 }
 
 const SOCKET_HELP = 'the control socket (default: replicator.sock in replicator_state_dir)';
+const QUEUE_HELP = 'ask the shared queue (replicator_queue on PostgreSQL) directly instead of a replicator\'s socket; done anyway when no replicator answers there';
 
 async function runDaemon(opts: DaemonCliOptions, g: GlobalOptions): Promise<number> {
   const settings = settingsFrom(g);
@@ -88,21 +96,47 @@ async function runDaemon(opts: DaemonCliOptions, g: GlobalOptions): Promise<numb
   });
 }
 
-async function ask(cmd: Command, request: ControlRequest, g: GlobalOptions): Promise<Extract<ControlReply, { ok: true }>> {
+/** A reply, and whether the queue gave it (no replicator's watches or workers in it). */
+type Reply = (Extract<ControlReply, { ok: true }> | QueueReply) & { fromQueue?: boolean };
+
+async function ask(cmd: Command, request: ControlRequest, g: GlobalOptions): Promise<Reply> {
   // --socket may stand before the subcommand (replicator --socket S status) or after it.
   const opts = { ...cmd.parent?.opts<ClientCliOptions>(), ...cmd.opts<ClientCliOptions>() };
-  const socket = opts.socket ?? defaultSocketPath(settingsFrom(g));
-  return controlRequest(socket, request);
+  const settings = settingsFrom(g);
+  if (opts.queue && !isSharedQueue(settings)) throw new MailferryError('usage', '--queue needs a shared queue: set replicator_queue to a postgresql:// URI or libpq key=value string');
+  if (!opts.queue) {
+    try {
+      return await controlRequest(opts.socket ?? defaultSocketPath(settings), request);
+    } catch (err) {
+      // No replicator here: a shared queue can still answer for the fleet.
+      if (!isSharedQueue(settings) || !(err instanceof MailferryError) || !/^no mailferry replicator answers at /.test(err.message)) throw err;
+    }
+  }
+  const queue = await openReplicationQueue(settings, replicatorStateDir(settings));
+  try {
+    return { ...(await answerFromQueue(queue, request, settings)), fromQueue: true };
+  } finally {
+    await queue.close();
+  }
 }
 
-function print(reply: Extract<ControlReply, { ok: true }>, json: boolean | undefined): void {
+function print(reply: Reply, json: boolean | undefined): void {
   if (json) {
     printJson(reply);
     return;
   }
   switch (reply.cmd) {
     case 'status':
-      printLines(countLines(reply.counts, reply.watched, reply.polled));
+      // The queue alone knows nothing of watches: those two lines are a replicator's.
+      printLines(countLines(reply.counts, reply.watched, reply.polled).slice(0, reply.fromQueue ? -2 : undefined));
+      return;
+    case 'claims':
+      printLines(
+        table(
+          ['owner', 'username', 'type', 'priority', 'status'],
+          reply.claims.map((c) => [c.owner, c.user, c.full ? 'full' : 'incremental', c.priority, `Syncing for ${formatSpan(reply.now - c.since)}${c.leaseLeftMs < 0 ? ' (lease ran out)' : ''}`]),
+        ),
+      );
       return;
     case 'status-users':
       printLines(userLines(reply.users, reply.now));
@@ -136,6 +170,7 @@ export function registerReplicatorCommand(program: Command, globals: () => Globa
     .description("the queue's counts; with MASK, each matching user's priority, last syncs, failures and next sync")
     .argument('[mask]', "a user name or mask ('*')")
     .option('--socket <path>', SOCKET_HELP)
+    .option('--queue', QUEUE_HELP)
     .option('--json', 'print the reply as JSON')
     .action(async (mask: string | undefined, opts: ClientCliOptions, cmd: Command) => {
       print(await ask(cmd, mask === undefined ? { cmd: 'status' } : { cmd: 'status', mask }, globals()), opts.json);
@@ -148,6 +183,7 @@ export function registerReplicatorCommand(program: Command, globals: () => Globa
     .option('-f, --full', 'a full sync: compare every mailbox')
     .option('-p, --priority <priority>', 'low, high or sync (default sync)', parseRequestPriority)
     .option('--socket <path>', SOCKET_HELP)
+    .option('--queue', QUEUE_HELP)
     .option('--json', 'print the reply as JSON')
     .action(async (mask: string, opts: ClientCliOptions & { full?: boolean; priority?: ReturnType<typeof parseRequestPriority> }, cmd: Command) => {
       print(await ask(cmd, { cmd: 'replicate', mask, priority: opts.priority ?? 'sync', full: Boolean(opts.full) }, globals()), opts.json);
@@ -158,6 +194,7 @@ export function registerReplicatorCommand(program: Command, globals: () => Globa
     .description('replicate these users too (a mask is looked up in the userdb); they stay until removed')
     .argument('<mask>', 'a user name or mask')
     .option('--socket <path>', SOCKET_HELP)
+    .option('--queue', QUEUE_HELP)
     .option('--json', 'print the reply as JSON')
     .action(async (mask: string, opts: ClientCliOptions, cmd: Command) => {
       print(await ask(cmd, { cmd: 'add', mask }, globals()), opts.json);
@@ -168,6 +205,7 @@ export function registerReplicatorCommand(program: Command, globals: () => Globa
     .description('stop replicating these users; they stay out, across reloads and restarts, until added again')
     .argument('<mask>', 'a user name or mask')
     .option('--socket <path>', SOCKET_HELP)
+    .option('--queue', QUEUE_HELP)
     .option('--json', 'print the reply as JSON')
     .action(async (mask: string, opts: ClientCliOptions, cmd: Command) => {
       print(await ask(cmd, { cmd: 'remove', mask }, globals()), opts.json);
@@ -177,6 +215,7 @@ export function registerReplicatorCommand(program: Command, globals: () => Globa
     .command('dsync-status')
     .description('what each worker does now: the user it syncs, full or incremental, for how long')
     .option('--socket <path>', SOCKET_HELP)
+    .option('--queue', QUEUE_HELP)
     .option('--json', 'print the reply as JSON')
     .action(async (opts: ClientCliOptions, cmd: Command) => {
       print(await ask(cmd, { cmd: 'dsync-status' }, globals()), opts.json);
