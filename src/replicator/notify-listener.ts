@@ -23,7 +23,7 @@
  *   Dovecot's `unix_listener { user = vmail }` makes them: only Dovecot's mail processes write.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, constants, lstatSync, mkdirSync, openSync, closeSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, unlinkSync } from 'node:fs';
 import { connect, createServer, Socket, type Server } from 'node:net';
 import { dirname } from 'node:path';
 import { configError, fsError, MailferryError, tempError } from '../model/errors.js';
@@ -81,6 +81,8 @@ export interface NotifyListenerOptions {
   maxGathered?: number;
   /** Sync requests waiting for their answer, at most (a plugin holds one; the aggregator many). */
   maxWaiting?: number;
+  /** How often the socket's and the fifo's paths are checked for being still this listener's. */
+  guardMs?: number;
   /**
    * With a queue shared by several replicators: how often the queue is asked whether another
    * process synced a waiting request's user (undefined: never, every sync is this process's).
@@ -166,6 +168,10 @@ export class NotifyListener {
   private fifo: Socket | undefined;
   private fifoRetry: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
+  private guardTimer: NodeJS.Timeout | undefined;
+  /** The inodes this listener made or opened, to notice another taking the paths over. */
+  private socketIno: number | undefined;
+  private fifoIno: number | undefined;
   private closed = false;
   private readonly limiter: LogLimiter;
   private readonly onSynced = (r: SyncReport) => this.synced(r);
@@ -230,9 +236,36 @@ export class NotifyListener {
       throw err;
     }
     target.on('synced', listener.onSynced);
+    listener.socketIno = lstatSync(path).ino;
     if (fifoPath !== undefined) listener.openFifo();
+    listener.guardTimer = setInterval(() => listener.guard(), opts.guardMs ?? 10_000);
+    listener.guardTimer.unref();
     return listener;
   }
+
+  /**
+   * A Dovecot whose aggregator still has these names makes its own fifo in place of this one
+   * (its master removes what is there) and leaves the socket: notices would then go past this
+   * replicator without a word. Said in the log, every ten minutes while it lasts.
+   */
+  private guard(): void {
+    const check = (path: string | undefined, ino: number | undefined, what: string) => {
+      if (path === undefined || ino === undefined) return;
+      let now: number | undefined;
+      try {
+        now = lstatSync(path).ino;
+      } catch {
+        now = undefined;
+      }
+      if (now !== ino) {
+        this.guardLimiter.say(what, `replication notify ${what} ${path} is no longer this replicator's (${now === undefined ? 'removed' : 'replaced'}: by Dovecot's aggregator? move its listeners aside); notices through it are not seen`);
+      }
+    };
+    check(this.opts.socketPath, this.socketIno, 'socket');
+    check(this.fifoPath, this.fifoIno, 'fifo');
+  }
+
+  private readonly guardLimiter = new LogLimiter((l) => this.opts.log(l), 600_000, 1);
 
   private static own(path: string, opts: NotifyListenerOptions, mode: number, what: string): void {
     try {
@@ -272,6 +305,7 @@ export class NotifyListener {
     }
     let fifo: Socket;
     try {
+      this.fifoIno = fstatSync(fd).ino;
       fifo = new Socket({ fd, readable: true, writable: false });
     } catch (err) {
       closeSync(fd);
@@ -480,6 +514,7 @@ export class NotifyListener {
     this.target.off('synced', this.onSynced);
     clearTimeout(this.fifoRetry);
     clearTimeout(this.pollTimer);
+    clearInterval(this.guardTimer);
     this.fifo?.destroy();
     this.fifo = undefined;
     if (this.gatherTimer) {

@@ -9,7 +9,8 @@
  */
 import { strict as assert } from 'node:assert';
 import { EventEmitter } from 'node:events';
-import { closeSync, constants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, existsSync, lstatSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -324,4 +325,23 @@ test('with a shared queue, a sync another replicator ran answers the request: on
   assert.ok(!syncedAfter({ claimedAt: 7 }, { lastFastSync: 7 }));
   assert.ok(syncedAfter({ claimedAt: 7, lastFastSync: 1 }, { lastFastSync: 8 }));
   assert.ok(!syncedAfter({ lastFastSync: 3 }, {}));
+});
+
+test("a fifo or socket another takes over (a Dovecot whose aggregator kept these names) is said in the log", async () => {
+  const { listener, socketPath, fifoPath, logs } = await setUp({ guardMs: 30 });
+  try {
+    await sleep(100);
+    assert.deepEqual(logs, []);
+    // As Dovecot's master does with a fifo_listener of the same name: removed and made again.
+    unlinkSync(fifoPath);
+    execFileSync('mkfifo', [fifoPath]);
+    unlinkSync(socketPath);
+    await until(() => logs.length >= 2, 2000, () => logs.join('\n'));
+    assert.ok(logs.some((l) => /notify fifo .*replication-notify-fifo is no longer this replicator's \(replaced: by Dovecot's aggregator\?/.test(l)), logs.join('\n'));
+    assert.ok(logs.some((l) => /notify socket .*replication-notify is no longer this replicator's \(removed/.test(l)), logs.join('\n'));
+    await sleep(150);
+    assert.equal(logs.length, 2, 'said once, not every check');
+  } finally {
+    await listener.close();
+  }
 });
