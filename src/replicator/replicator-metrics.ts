@@ -72,7 +72,8 @@ export class ReplicatorMetrics {
     this.running = new Gauge({ name: 'mailferry_replication_syncs_running', help: 'Syncs running now', registers });
     this.users = new Gauge({ name: 'mailferry_replication_users', help: 'Users the replicator serves, by how their changes are found (watched, or polled by the periodic check)', labelNames: ['watch'], registers });
     this.workers = new Gauge({ name: 'mailferry_replication_workers', help: 'Sync workers, busy or idle', labelNames: ['state'], registers });
-    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'mailferry_' });
+    // Unprefixed, as every exporter names them, so the usual process and Node.js dashboards read them.
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
 
   synced(r: SyncReport): void {

@@ -115,7 +115,8 @@ test('the status page in headless Chromium and /metrics of a running replicator'
       ['mailferry_replication_watcher_events_total', 'counter'],
       ['mailferry_replication_syncs_running', 'gauge'],
       ['mailferry_replication_users', 'gauge'],
-      ['mailferry_process_cpu_seconds_total', 'counter'],
+      ['process_cpu_seconds_total', 'counter'],
+      ['nodejs_eventloop_lag_seconds', 'gauge'],
     ] as const) {
       assert.equal(first.get(name)?.type, type, `${name} is a ${type}`);
     }
