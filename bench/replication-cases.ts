@@ -1,5 +1,5 @@
 /**
- * Case 10: continuous replication, mailferry's replicator against Dovecot 2.3's, on the same
+ * Case 11: continuous replication, mailferry's replicator against Dovecot 2.3's, on the same
  * machine: N accounts (the case-8 accounts, 20 messages in 2 folders each) with empty replicas;
  * once each tool's first full sync of every account is done, a steady stream of deliveries
  * (RATE a second, every account visited once in random order before any twice) and, for each
@@ -423,7 +423,7 @@ const lpad = (s: string, n: number) => (s.length >= n ? s : ' '.repeat(n - s.len
 const x = (r: number | null | undefined) => (r == null ? '-' : `${r.toFixed(2)}x`);
 
 export function formatReplication(s: ReplicationSeriesSummary): string {
-  const lines = [`== case 10: replication of ${s.users} accounts (20 messages each, first synced before the stream), ${s.rate} deliveries/s for ${s.seconds} s | default settings (mail_fsync=optimized) | ${s.repetitions} repetitions, latencies over all of them ==`];
+  const lines = [`== case 11: replication of ${s.users} accounts (20 messages each, first synced before the stream), ${s.rate} deliveries/s for ${s.seconds} s | default settings (mail_fsync=optimized) | ${s.repetitions} repetitions, latencies over all of them ==`];
   if (s.otherCpu && s.otherCpu.seconds > 0.05 * s.otherCpu.wallSeconds) {
     lines.push(`   WARNING: other processes used ${s.otherCpu.seconds} CPU-s during this ${s.otherCpu.wallSeconds} s series (${cpus().length} CPUs): figures are noisy`);
   }

@@ -8,7 +8,9 @@
  *                               or only case 9 (remote: backup and sync over ssh, corpus, 3 repetitions; not in --quick
  *                               unless with --only remote, then 1 repetition), or only case 10 (server: backup over tcps to
  *                               mailferry server and to Dovecot's doveadm server, corpus, 3 repetitions; not in --quick unless
- *                               with --only server, then 1 repetition)
+ *                               with --only server, then 1 repetition), or only case 11 (replication: 100 accounts, mailferry's
+ *                               replicator and Dovecot 2.3's under a stream of deliveries, 10/s for 30 s, 2 repetitions; not in
+ *                               --quick unless with --only replication, then 10 s and 1 repetition)
  *   npm run bench -- --no-wait  do not wait out the slow file creation after a recent run's cleanup
  * Progress goes to stderr, the tables to stdout, everything to bench/results/latest.json.
  */
@@ -24,6 +26,7 @@ import { formatCross, summarizeCross, type CrossSeriesSummary } from './cross-re
 import { IMAP_COMMANDS } from './imap-cases.js';
 import { formatUsers, runUsersSeries, summarizeUsers, USERS_COMMANDS, type UsersSeriesSummary } from './users-cases.js';
 import { usersDataset } from './users-data.js';
+import { formatReplication, replicationAllCorrect, REPLICATION_COMMANDS, runReplicationSeries, summarizeReplication, type ReplicationSeriesSummary } from './replication-cases.js';
 import { formatRemote, remoteAllCorrect, REMOTE_COMMANDS, runRemoteSeries, summarizeRemote, type RemoteSeriesSummary } from './remote-cases.js';
 import { formatServer, runServerSeriesIsolated, serverAllCorrect, SERVER_COMMANDS, summarizeServer, type ServerSeriesSummary } from './server-cases.js';
 import { describeMbsync } from './mbsync.js';
@@ -39,8 +42,8 @@ const valueOf = (flag: string) => (args.includes(flag) ? args[args.indexOf(flag)
 const repsArg = valueOf('--reps') === undefined ? undefined : Number(valueOf('--reps'));
 const only = valueOf('--only');
 const unknown = args.filter((a, i) => !['--quick', '--no-wait', '--reps', '--only'].includes(a) && !['--reps', '--only'].includes(args[i - 1]!));
-if (unknown.length || (repsArg !== undefined && !(repsArg >= 1)) || (only !== undefined && !['corpus', 'big', 'cross', 'users', 'remote', 'server'].includes(only))) {
-  console.error(`usage: node --import tsx bench/run.ts [--quick] [--reps N] [--only corpus|big|cross|users|remote|server] [--no-wait]   (bad: ${unknown.join(' ')})`);
+if (unknown.length || (repsArg !== undefined && !(repsArg >= 1)) || (only !== undefined && !['corpus', 'big', 'cross', 'users', 'remote', 'server', 'replication'].includes(only))) {
+  console.error(`usage: node --import tsx bench/run.ts [--quick] [--reps N] [--only corpus|big|cross|users|remote|server|replication] [--no-wait]   (bad: ${unknown.join(' ')})`);
   process.exit(64);
 }
 
@@ -60,6 +63,8 @@ const usersPlan = only === undefined || only === 'users' ? [quick ? { users: 200
 const remotePlan = only === 'remote' || (only === undefined && !quick) ? [{ data: 'corpus' as const, reps: quick ? 1 : 3 }] : [];
 // Case 10 likewise (about a minute per repetition).
 const serverPlan = only === 'server' || (only === undefined && !quick) ? [{ data: 'corpus' as const, reps: quick ? 1 : 3 }] : [];
+// Case 11 streams deliveries for a fixed time, so --quick runs it only when asked for by --only replication.
+const replicationPlan = only === 'replication' || (only === undefined && !quick) ? [quick ? { users: 100, rate: 10, seconds: 10, reps: 1 } : { users: 100, rate: 10, seconds: 30, reps: 2 }] : [];
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const out = (s = '') => process.stdout.write(`${s}\n`);
@@ -171,6 +176,15 @@ async function main(): Promise<void> {
       ' CPU client = the client process (GNU time); CPU server = the server\'s whole process tree during the run (its master and the per-connection processes it reaps, from /proc);' +
       ' loopback KiB = bytes over the loopback in both directions, headers included, counted in a network namespace of the series\' own (unshare -n); stream in/out = the decrypted bytes mailferry\'s server logs per session.' +
       ' Checked as case 9, and mailferry\'s server must log each session as ok.',
+    'Case 11: continuous replication of 100 accounts (the case-8 accounts, 20 messages in 2 folders, with empty replicas on the same disk) by a long-running replicator;' +
+      ' each tool\'s first full sync of every account is awaited, then RATE deliveries a second for the given time, every account once in random order before any twice.' +
+      ' Dovecot: the reference recipe (dovecot-anchors.md case 4): LMTP into a primary with notify+replication plugins, aggregator and replicator, mail_replica = tcp: to a second instance\'s doveadm server.' +
+      ' mailferry: `mailferry replicator` over a passwd-file userdb of the same accounts with local Maildir replicas, fed once by file delivery (tmp/ then a rename into new/, as an MDA) and once by' +
+      ' the same Dovecot LMTP (without replication) into the same kind of Maildir. Every setting at its default on both sides (mail_fsync=optimized, 10 syncs at once).' +
+      ' Latency = from the delivery returning (the rename; LMTP\'s 250 to DATA) to the replica INBOX holding one more file (inotify on its new/ and cur/, a 20 ms poll behind it); p50/p99 nearest-rank over all arrivals.' +
+      ' CPU = user+system of every process of the replication from cpuacct cgroups, during the stream and 2 s after its last arrival: Dovecot\'s replicator, aggregator and doveadm-server on both ends;' +
+      ' mailferry\'s daemon and its workers. LMTP\'s CPU is counted apart (it is the delivery); the Dovecot masters, auth and log processes are in neither. ms/msg = CPU / messages arrived.' +
+      ' Checked after every run: every account\'s source and replica hold the same messages and flags per folder, 20 + the messages delivered to it.',
     ...(quick ? ['Quick mode: corpus with mail_fsync=never only, cases 4-7 on a third of the corpus; `npm run bench` adds mail_fsync=optimized, the 100k account, and cases 4-7 on the whole corpus.']
       : ['The 100k account runs with mail_fsync=never only: with fsync on, case 1 alone takes minutes per tool and repetition here.']),
     ...refs.notes,
@@ -184,6 +198,7 @@ async function main(): Promise<void> {
   const crossSeries: CrossSeriesSummary[] = [];
   const usersSeries: UsersSeriesSummary[] = [];
   const remoteSeries: RemoteSeriesSummary[] = [];
+  const replicationSeries: ReplicationSeriesSummary[] = [];
   const serverSeries: ServerSeriesSummary[] = [];
   try {
     for (const p of plan) {
@@ -272,6 +287,23 @@ async function main(): Promise<void> {
       out(formatServer(s));
       out();
     }
+    for (const p of replicationPlan) {
+      const ds = await usersDataset(p.users, log);
+      // Each tool's copy of the accounts and their replicas are a file per message.
+      await settleDeletions(env);
+      const foreign = new ForeignCpu();
+      foreign.start();
+      const reps = repsArg ?? p.reps;
+      log(`series case 11, replication of ${p.users} accounts, ${p.rate} deliveries/s for ${p.seconds} s, ${reps} repetitions (mailferry${refs.dovecot ? ', mailferry over Dovecot LMTP, Dovecot' : ''})`);
+      const seriesStart = Date.now();
+      const r = await runReplicationSeries({ ds, reps, rate: p.rate, seconds: p.seconds, dovecot: !!refs.dovecot, log });
+      const s = summarizeReplication(reps, r);
+      s.otherCpu = { seconds: +foreign.stop().toFixed(1), wallSeconds: Math.round((Date.now() - seriesStart) / 1000) };
+      env.otherProcessesCpuSeconds += s.otherCpu.seconds;
+      replicationSeries.push(s);
+      out(formatReplication(s));
+      out();
+    }
   } finally {
     await refs.dovecot?.stop();
   }
@@ -286,8 +318,9 @@ async function main(): Promise<void> {
     'case 8 mailferry': USERS_COMMANDS.mailferry, 'case 8 doveadm': USERS_COMMANDS.doveadm,
     'case 9 mailferry': REMOTE_COMMANDS.mailferry, 'case 9 mailferry dsync_compression=none': REMOTE_COMMANDS['mailferry-nocomp'], 'case 9 doveadm': REMOTE_COMMANDS.doveadm,
     'case 10 mailferry': SERVER_COMMANDS.mailferry, 'case 10 mailferry dsync_compression=none': SERVER_COMMANDS['mailferry-nocomp'], 'case 10 doveadm': SERVER_COMMANDS.doveadm,
+    'case 11 mailferry': REPLICATION_COMMANDS.mailferry, 'case 11 dovecot': REPLICATION_COMMANDS.dovecot,
   };
-  const result = { mode: quick ? 'quick' : 'full', env, notes, commands, series, crossSeries, usersSeries, remoteSeries, serverSeries, wallSeconds: (Date.now() - started) / 1000 };
+  const result = { mode: quick ? 'quick' : 'full', env, notes, commands, series, crossSeries, usersSeries, remoteSeries, serverSeries, replicationSeries, wallSeconds: (Date.now() - started) / 1000 };
   const dir = join(import.meta.dirname, 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
@@ -296,7 +329,8 @@ async function main(): Promise<void> {
     || crossSeries.some((s) => s.rows.some((r) => [r.mailferry, r.ref].some((t) => t && t.correct < t.runs)))
     || usersSeries.some((s) => s.cases.some((c) => [c.mailferry, c.doveadm].some((t) => t && t.correct < t.runs)))
     || remoteSeries.some((s) => !remoteAllCorrect(s))
-    || serverSeries.some((s) => !serverAllCorrect(s));
+    || serverSeries.some((s) => !serverAllCorrect(s))
+    || replicationSeries.some((s) => !replicationAllCorrect(s));
   // A failed repetition's copies stay under bench/data/work/ for inspection.
   if (wrong) {
     out('SOME RUNS WERE WRONG: see the lines marked WRONG; their copies are under bench/data/work/');
