@@ -15,8 +15,9 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import fc from 'fast-check';
 import { NotifyListener, syncedAfter, type NotifyTarget, type SyncHistory } from '../../src/replicator/notify-listener.js';
-import { NOTIFY_HANDSHAKE } from '../../src/replicator/notify-protocol.js';
+import { decodePluginLine, NOTIFY_HANDSHAKE } from '../../src/replicator/notify-protocol.js';
 import type { ReplicationPriority } from '../../src/replicator/replication-priority.js';
 import type { SyncReport } from '../../src/replicator/sync-report.js';
 
@@ -341,6 +342,48 @@ test("a fifo or socket another takes over (a Dovecot whose aggregator kept these
     assert.ok(logs.some((l) => /notify socket .*replication-notify is no longer this replicator's \(removed/.test(l)), logs.join('\n'));
     await sleep(150);
     assert.equal(logs.length, 2, 'said once, not every check');
+  } finally {
+    await listener.close();
+  }
+});
+
+test('random mixtures of good and bad lines on the fifo, cut anywhere: each good line counts, every bad one is skipped, nothing stops the listener', async () => {
+  const { target, listener, fifoPath } = await setUp({ gatherMs: 5 });
+  const users = ['alice', 'bob', 'jürgen müller', 'x@example.org'];
+  const good = fc.record({ user: fc.constantFrom(...users), priority: fc.constantFrom('none', 'low', 'high', 'sync') }).map((r) => Buffer.from(`${r.user}\t${r.priority}`));
+  const bad = fc.oneof(
+    fc.string({ maxLength: 40 }).map((l) => Buffer.from(l)),
+    // Raw bytes, invalid UTF-8 among them.
+    fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
+    fc.constantFrom('alice\tsoon', '../x\thigh', 'a\x01nb\tlow', `${'w'.repeat(9000)}\thigh`, 'alice\thigh\tmore').map((l) => Buffer.from(l)),
+  ).map((b) => Buffer.from(b.filter((c) => c !== 0x0a && c !== 0x0d)));
+  let round = 0;
+  try {
+    await fc.assert(
+      fc.asyncProperty(fc.array(fc.oneof(good, bad), { maxLength: 20 }), async (lines) => {
+        target.told.length = 0;
+        const sentinel = `end-${round++}`;
+        writeFifo(fifoPath, Buffer.concat([...lines.flatMap((l) => [l, Buffer.from('\n')]), Buffer.from(`${sentinel}\thigh\n`)]));
+        await until(() => target.told.some(([u]) => u === sentinel), 3000, () => JSON.stringify(target.told));
+        const expected = new Map<string, string>();
+        const rank = ['none', 'low', 'high', 'sync'];
+        for (const l of lines) {
+          let r;
+          try {
+            r = decodePluginLine(l);
+          } catch {
+            continue;
+          }
+          if (r.priority === 'none') continue;
+          const had = expected.get(r.user);
+          if (had === undefined || rank.indexOf(r.priority) > rank.indexOf(had)) expected.set(r.user, r.priority);
+        }
+        const got = new Map<string, string>();
+        for (const [u, p] of target.told) if (u !== sentinel) got.set(u, rank.indexOf(p) > rank.indexOf(got.get(u) ?? 'none') ? p : (got.get(u) ?? p));
+        assert.deepEqual(got, expected);
+      }),
+      { numRuns: 40 },
+    );
   } finally {
     await listener.close();
   }
