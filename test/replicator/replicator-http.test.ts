@@ -203,6 +203,7 @@ test('the status page in headless Chromium and /metrics of a running replicator'
     // web3's first sync copied its two seeded messages: one message is the new sync.
     const recent = () => page.$$eval('#recent tbody tr', (rows) => rows.map((row) => [...row.querySelectorAll('td')].map((c) => c.textContent ?? '')));
     await eventually(async () => (await recent()).some((c) => c[1] === 'web3' && c[6]!.startsWith('1 message (')), 10_000, async () => `recent syncs shown: ${JSON.stringify(await recent())}`);
+    t.diagnostic(`the page showed the new sync ${Date.now() - r.syncs('web3')[before]!.at} ms after its log line (refreshed every 2 s)`);
     assert.equal(await page.evaluate('window.stillHere'), true, 'the page was not reloaded');
     assert.ok(Number(await page.getAttribute('body', 'data-refreshes')) >= 1);
 
