@@ -15,6 +15,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { isIP, type AddressInfo } from 'node:net';
 import { MailferryError } from '../model/errors.js';
 import { isLoopback } from '../server/peer-address.js';
+import type { ControlReply } from './control-protocol.js';
 import type { ReplicationPriority } from './replication-priority.js';
 import { ReplicatorMetrics, type StatusSource } from './replicator-metrics.js';
 import { SyncHistory } from './status-history.js';
@@ -44,6 +45,7 @@ export interface StatusHttpOptions {
 const MAX_CONNECTIONS = 64;
 const MAX_WORKING = 8;
 const MAX_URL = 2048;
+const ANSWER_TTL_MS = 500;
 
 /** A Host header naming an address or localhost, not a name some DNS could point here. */
 function isLocalName(host: string | undefined): boolean {
@@ -66,8 +68,25 @@ export class StatusHttpServer {
   private readonly history = new SyncHistory();
   private readonly metrics: ReplicatorMetrics;
   private working = 0;
+  /**
+   * The daemon's answers, shared by the requests that come within ANSWER_TTL_MS of each other:
+   * each reads the whole queue, and a dozen open pages refreshing, or several scrapers, would
+   * otherwise read it a dozen times over.
+   */
+  private readonly answers = new Map<string, { at: number; reply: Promise<ControlReply> }>();
   private readonly source: StatusSource = {
-    answer: (r) => (this.daemon === undefined ? Promise.reject(new Error('the replicator is starting')) : this.daemon.answer(r)),
+    answer: (r) => {
+      if (this.daemon === undefined) return Promise.reject(new Error('the replicator is starting'));
+      const key = JSON.stringify(r);
+      const now = Date.now();
+      const had = this.answers.get(key);
+      if (had !== undefined && now - had.at < ANSWER_TTL_MS) return had.reply;
+      const reply = this.daemon.answer(r);
+      this.answers.set(key, { at: now, reply });
+      // A failure is not kept: the next request asks again.
+      reply.catch(() => this.answers.get(key)?.reply === reply && this.answers.delete(key));
+      return reply;
+    },
   };
   private readonly onSynced = (r: SyncReport) => {
     this.history.record(r);
@@ -120,9 +139,15 @@ export class StatusHttpServer {
     return s;
   }
 
+  /** Requests being worked on now. */
+  get inProgress(): number {
+    return this.working;
+  }
+
   /** From now on the page shows this daemon and the metrics follow its syncs and hints. */
   attach(daemon: ObservedDaemon): void {
     this.detach();
+    this.answers.clear();
     this.daemon = daemon;
     daemon.on('synced', this.onSynced);
     daemon.on('hint', this.onHint);

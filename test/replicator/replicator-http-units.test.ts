@@ -270,14 +270,19 @@ test('the HTTP server: 503 until the daemon is there; GET and HEAD of three path
     // Requests worked on at once are bounded: past 8 the answer is 503 at once, not a queue.
     let release!: () => void;
     d.hold = new Promise<void>((r) => (release = r));
+    await new Promise((r) => setTimeout(r, 600));
+    const asked = d.asked;
     const held = Array.from({ length: 8 }, () => get(port, '/status.json'));
-    while (d.asked < 8 * 3) await new Promise((r) => setTimeout(r, 10));
+    while (server.inProgress < 8) await new Promise((r) => setTimeout(r, 10));
     const refused = await get(port, '/');
     assert.equal(refused.status, 503);
     assert.equal(refused.headers['retry-after'], '1');
+    // The eight share one reading of the queue (its three answers).
+    assert.equal(d.asked - asked, 3);
     release();
     d.hold = undefined;
     for (const r of await Promise.all(held)) assert.equal(r.status, 200);
+    assert.equal(server.inProgress, 0);
 
     // A failing daemon answer is a 503 naming it, and the server goes on.
     const failing = { answer: () => Promise.reject(new Error('queue locked')), on: () => undefined, off: () => undefined };
