@@ -14,7 +14,8 @@ import { MailferryError } from '../model/errors.js';
 
 export const HELLO_MAGIC = 'MAILFERRY';
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 0;
+/** 1: full listings may travel as differences from the last one (the listing-delta feature). */
+export const PROTOCOL_MINOR = 1;
 export const PROTOCOL_VERSION = `${PROTOCOL_MAJOR}.${PROTOCOL_MINOR}`;
 /** A hello line is never longer; a peer that sends more without a line end is not one. */
 export const MAX_HELLO_BYTES = 1024;

@@ -30,7 +30,8 @@ import { EAGER_BODY_CREDIT } from './store-server.js';
 import { WireConnection } from './wire-connection.js';
 import { decodeError, encodeError } from './wire-errors.js';
 import { encodeMessage, MessageAssembler, parseObject } from './wire-message.js';
-import { encodeSaveItem, OPS, type OpenRequest, type OpName, type OpReply, type OpRequest, type StoreInfo, type WireSpec } from './wire-ops.js';
+import { ListingCache } from './listing-delta.js';
+import { encodeSaveItem, FEATURE_LISTING_DELTA, OPS, type OpenRequest, type OpName, type OpReply, type OpRequest, type StoreInfo, type WireSpec } from './wire-ops.js';
 
 export interface RemoteStoreOptions {
   /** Names the peer in errors: `remote nas`. */
@@ -179,6 +180,10 @@ export class RemoteStore implements MailStore {
   private readonly ahead = new Map<{ box: string; uid: number }, Promise<Readable>>();
   private lastOpened?: { box: string; uid: number };
   private streak = 0;
+  /** The server sends a mailbox's listing as its difference from the last one (see listing-delta.ts). */
+  private readonly listingDelta: boolean;
+  private readonly listings = new ListingCache();
+  private prefetched?: { listing: Promise<MailboxList>; after: number };
 
   private constructor(
     private readonly conn: WireConnection,
@@ -195,6 +200,7 @@ export class RemoteStore implements MailStore {
     this.ownsSpecialUseNames = info.ownsSpecialUseNames;
     this.nameRules = info.names;
     this.mailboxNameProblem = nameProblemOf(info.names);
+    this.listingDelta = conn.peer.features.includes(FEATURE_LISTING_DELTA);
     const has = new Set(info.optional);
     if (has.has('adoptGuids')) {
       this.adoptGuids = async (name, guids) => void (await this.call('adoptGuids', { name, guids: [...guids] }));
@@ -216,11 +222,28 @@ export class RemoteStore implements MailStore {
 
   /** Handshake, then opens the store on the far side. */
   static async connect(stream: Duplex, options: RemoteStoreOptions): Promise<RemoteStore> {
-    const conn = await WireConnection.open(stream, { label: options.label, compress: options.compress, timeoutMs: options.timeoutMs, rawlog: options.rawlog });
+    const conn = await WireConnection.open(
+      stream,
+      { label: options.label, compress: options.compress, timeoutMs: options.timeoutMs, rawlog: options.rawlog },
+      [FEATURE_LISTING_DELTA],
+    );
     options.onHandshake?.();
     const state = new ClientState(conn, options.label, options.closeReason);
     const info = await state.call('open', options.open);
-    return new RemoteStore(conn, state, info, options);
+    const store = new RemoteStore(conn, state, info, options);
+    store.prefetchList();
+    return store;
+  }
+
+  /**
+   * Every run lists the mailboxes first, and most list their own store before this one: the far
+   * side starts listing as soon as it is open, while we do the rest. The result is used only by a
+   * listMailboxes that no other request came before.
+   */
+  private prefetchList(): void {
+    const listing = this.state.call('listMailboxes', {});
+    listing.catch(() => {});
+    this.prefetched = { listing, after: this.state.requestsSent };
   }
 
   private call<K extends OpName>(op: K, args: OpRequest<K>): Promise<OpReply<K>> {
@@ -245,6 +268,13 @@ export class RemoteStore implements MailStore {
   }
 
   async listMailboxes(): Promise<MailboxList> {
+    const early = this.prefetched;
+    this.prefetched = undefined;
+    if (early && early.after === this.state.requestsSent) {
+      // A failure is asked again, so that it is this call's own.
+      const list = await early.listing.catch(() => undefined);
+      if (list) return list;
+    }
     return this.call('listMailboxes', {});
   }
 
@@ -253,8 +283,10 @@ export class RemoteStore implements MailStore {
   }
 
   async getMessages(name: MailboxName, sinceModseq?: number): Promise<MailboxChanges> {
-    const changes = await this.call('getMessages', { name, since: sinceModseq });
-    this.listed.set(mailboxKey(canonicalName(name)), changes.messages.map((m) => m.uid));
+    const key = mailboxKey(canonicalName(name));
+    const base = this.listingDelta && sinceModseq === undefined ? this.listings.baseFor(key) : undefined;
+    const changes = this.listings.take(key, await this.call('getMessages', { name, since: sinceModseq, base }));
+    this.listed.set(key, changes.messages.map((m) => m.uid));
     return changes;
   }
 
@@ -360,6 +392,7 @@ export class RemoteStore implements MailStore {
   async close(): Promise<void> {
     for (const p of this.ahead.values()) discard(p);
     this.ahead.clear();
+    this.listings.clear();
     await this.state.close(CLOSE_WAIT_MS);
     const err = this.state.closeError;
     await this.options.onClosed?.(err);
@@ -424,7 +457,11 @@ class ClientState {
     }
   }
 
+  /** Requests sent so far. */
+  requestsSent = 0;
+
   call<K extends OpName>(op: K, args: OpRequest<K>, id = this.nextId()): Promise<OpReply<K>> {
+    this.requestsSent++;
     if (this.closed) return Promise.reject(this.closeError ?? tempError(`${this.label}: the connection is closed`));
     const spec = OPS[op];
     const { parts, final } = encodeMessage(spec.request as WireSpec<OpRequest<K>>, args, { op });

@@ -17,7 +17,8 @@ import { ProtocolError } from './protocol-error.js';
 import { WireConnection } from './wire-connection.js';
 import { decodeError, encodeError } from './wire-errors.js';
 import { encodeMessage, MAX_ITEMS, MessageAssembler, parseObject } from './wire-message.js';
-import { isOpName, OPS, OPTIONAL_METHODS, saveItem, type OpenRequest, type OpName, type OpReply, type OpRequest, type SaveItem, type WireSpec } from './wire-ops.js';
+import { ListingMemory } from './listing-delta.js';
+import { FEATURE_LISTING_DELTA, isOpName, OPS, OPTIONAL_METHODS, saveItem, type OpenRequest, type OpName, type OpReply, type OpRequest, type SaveItem, type WireSpec } from './wire-ops.js';
 
 export interface OpenedForPeer {
   store: MailStore;
@@ -159,7 +160,13 @@ class ServerSave {
 
 /** Serves until the client closes the connection (or breaks the protocol); then closes the store. */
 export async function serveStore(stream: Duplex, options: ServeOptions): Promise<void> {
-  const conn = await WireConnection.open(stream, { label: options.label, compress: options.compress, rawlog: options.rawlog, maxFramePayload: options.maxFramePayload });
+  const conn = await WireConnection.open(
+    stream,
+    { label: options.label, compress: options.compress, rawlog: options.rawlog, maxFramePayload: options.maxFramePayload },
+    [FEATURE_LISTING_DELTA],
+  );
+  const listingDelta = conn.peer.features.includes(FEATURE_LISTING_DELTA);
+  const listings = new ListingMemory();
   let opened: OpenedForPeer | undefined;
   let opening = false;
   let maxId = 0;
@@ -243,7 +250,9 @@ export async function serveStore(stream: Duplex, options: ServeOptions): Promise
       }
       case 'getMessages': {
         const q = a as OpRequest<'getMessages'>;
-        return (await store().getMessages(q.name, q.since)) as OpReply<K>;
+        const changes = await store().getMessages(q.name, q.since);
+        if (!listingDelta || q.since !== undefined) return changes as OpReply<K>;
+        return listings.reply(mailboxKey(canonicalName(q.name)), changes, q.base) as OpReply<K>;
       }
       case 'openMessage': {
         const q = a as OpRequest<'openMessage'>;

@@ -98,6 +98,25 @@ export interface SaveItem {
   stream: number;
 }
 
+/**
+ * A full listing (getMessages without `since`) as it travels once both sides name the
+ * {@link FEATURE_LISTING_DELTA} feature: each listing gets an id; a client that holds an earlier
+ * listing of the mailbox names it as `base`, and the reply may then carry only what differs from
+ * it: `messages` the records that are new or changed, `removed` the UIDs no longer there, and
+ * `expunged` the records after the first `keptExpunged` of the base's. The engine lists each
+ * mailbox before and after it changes it, and the second listing was the whole mailbox again.
+ */
+export interface ListingReply extends MailboxChanges {
+  /** This listing's id, when the server keeps it as a base for the next one. */
+  listing?: number;
+  /** The listing this reply is relative to. */
+  base?: number;
+  removed?: number[];
+  keptExpunged?: number;
+}
+
+export const FEATURE_LISTING_DELTA = 'listing-delta';
+
 const name = (o: Obj, path: string, key = 'name') => mailboxName(o[key], `${path}.${key}`);
 const uidList = uid;
 
@@ -130,7 +149,7 @@ export interface OpTypes {
   open: [OpenRequest, StoreInfo];
   listMailboxes: [Record<string, never>, MailboxList];
   mailboxStatus: [NameArg, { status?: MailboxStatus }];
-  getMessages: [NameArg & { since?: number }, MailboxChanges];
+  getMessages: [NameArg & { since?: number; base?: number }, ListingReply];
   openMessage: [NameArg & { uid: number; credit: number }, Record<string, never>];
   messageHashes: [NameArg & { uids: number[] }, { hashes: [number, string][] }];
   adoptGuids: [NameArg & { guids: { uid: number; guid: string }[] }, Record<string, never>];
@@ -202,19 +221,26 @@ export const OPS: { [K in OpName]: { request: WireSpec<OpRequest<K>>; reply: Wir
   },
   getMessages: {
     request: spec(
-      (o, p) => ({ name: name(o, p), since: optional(count)(o.since, `${p}.since`) }),
-      (v) => ({ name: v.name, since: v.since }),
+      (o, p) => ({ name: name(o, p), since: optional(count)(o.since, `${p}.since`), base: optional(uint32)(o.base, `${p}.base`) }),
+      (v) => ({ name: v.name, since: v.since, base: v.base }),
     ),
     reply: spec(
-      (o, p) => ({
-        uidValidity: uid(o.uidValidity, `${p}.uidValidity`),
-        uidNext: uidNext(o.uidNext, `${p}.uidNext`),
-        highestModseq: count(o.highestModseq, `${p}.highestModseq`),
-        incremental: bool(o.incremental, `${p}.incremental`),
-        ...(o.skipped === undefined || o.skipped === null ? {} : { skipped: count(o.skipped, `${p}.skipped`) }),
-        messages: o.messages as MessageMeta[],
-        expunged: o.expunged as ExpungedMessage[],
-      }),
+      (o, p) => {
+        const present = (k: string) => o[k] !== undefined && o[k] !== null;
+        return {
+          uidValidity: uid(o.uidValidity, `${p}.uidValidity`),
+          uidNext: uidNext(o.uidNext, `${p}.uidNext`),
+          highestModseq: count(o.highestModseq, `${p}.highestModseq`),
+          incremental: bool(o.incremental, `${p}.incremental`),
+          ...(present('skipped') ? { skipped: count(o.skipped, `${p}.skipped`) } : {}),
+          messages: o.messages as MessageMeta[],
+          expunged: o.expunged as ExpungedMessage[],
+          ...(present('listing') ? { listing: uint32(o.listing, `${p}.listing`) } : {}),
+          ...(present('base')
+            ? { base: uint32(o.base, `${p}.base`), removed: o.removed as number[], keptExpunged: count(o.keptExpunged ?? 0, `${p}.keptExpunged`) }
+            : {}),
+        };
+      },
       (v) => ({
         uidValidity: v.uidValidity,
         uidNext: v.uidNext,
@@ -223,8 +249,12 @@ export const OPS: { [K in OpName]: { request: WireSpec<OpRequest<K>>; reply: Wir
         skipped: v.skipped,
         messages: v.messages.map(rec.encodeMeta),
         expunged: v.expunged.map(rec.encodeExpunged),
+        listing: v.listing,
+        base: v.base,
+        removed: v.removed,
+        keptExpunged: v.keptExpunged,
       }),
-      { messages: rec.meta, expunged: rec.expunged },
+      { messages: rec.meta, expunged: rec.expunged, removed: uidList },
     ),
   },
   openMessage: {

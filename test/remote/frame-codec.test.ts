@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { MailferryError } from '../../src/model/errors.js';
 import { encodeFrame, FRAME_HEADER_BYTES, FrameDecoder, FrameType, MAX_FRAME_PAYLOAD, type Frame } from '../../src/remote/frame-codec.js';
-import { encodeHello, parseHello, PROTOCOL_MAJOR, splitHello } from '../../src/remote/hello.js';
+import { encodeHello, parseHello, PROTOCOL_MAJOR, PROTOCOL_VERSION, splitHello } from '../../src/remote/hello.js';
 import { ProtocolError } from '../../src/remote/protocol-error.js';
 
 const TYPES = Object.values(FrameType).filter((v): v is FrameType => typeof v === 'number');
@@ -139,7 +139,7 @@ describe('hello line', () => {
     const line = Buffer.from(`MAILFERRY\t${PROTOCOL_MAJOR + 1}.3\tdeflate`);
     assert.throws(
       () => parseHello(line),
-      (e: unknown) => e instanceof MailferryError && e.exitCode === 78 && e.message.includes(`${PROTOCOL_MAJOR + 1}.3`) && e.message.includes(`${PROTOCOL_MAJOR}.0`),
+      (e: unknown) => e instanceof MailferryError && e.exitCode === 78 && e.message.includes(`${PROTOCOL_MAJOR + 1}.3`) && e.message.includes(PROTOCOL_VERSION),
     );
   });
 

@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { PROTOCOL_VERSION } from '../../src/remote/hello.js';
 import { openStore } from '../../src/storage/open-store.js';
 import type { MailStore } from '../../src/storage/store.js';
 import { req } from '../contract/store-contract.js';
@@ -156,7 +157,7 @@ describe('cli: backup and sync with a remote: location (dsync-server as a local 
 
     r = mf(['backup', src, target], script(dir, 'future.sh', `printf 'MAILFERRY\\t2.7\\tdeflate,x\\n'; cat >/dev/null`));
     assert.equal(r.code, 78, r.stderr);
-    assert.match(r.stderr, /protocol 2\.7 and this mailferry speaks 1\.0/);
+    assert.match(r.stderr, new RegExp(`protocol 2\\.7 and this mailferry speaks ${PROTOCOL_VERSION.replace('.', '\\.')}`));
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
 
     // `cat` sends our own hello back: not a store, whatever comes after it.
@@ -281,7 +282,7 @@ describe('cli: backup and sync with a remote: location (dsync-server as a local 
     const r = mf(['-o', 'dsync_compression=none', 'backup', src, `remote:testhost:maildir:${join(dir, 'i-dst')}`], `${SERVER_CMD} -r ${log}`);
     assert.equal(r.code, 0, r.stderr);
     const trace = readFileSync(log, 'utf8');
-    assert.match(trace, /connected: peer speaks 1\.\d \[\]/, 'the client offered no deflate');
+    assert.match(trace, /connected: peer speaks 1\.\d \[listing-delta\]/, 'the client offered no deflate');
     assert.match(trace, /< Request \d+ \{"op":"open"/);
     assert.match(trace, /< Item \d+ /);
     assert.doesNotMatch(trace, /deflate on/);

@@ -1,0 +1,109 @@
+/**
+ * Listings sent as differences: whatever changed between two listings of a mailbox (messages
+ * added, removed, reflagged, renumbered, expunges remembered or forgotten), the client rebuilds
+ * exactly the listing the server's store gave, and the difference carries only what changed.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { hash53, KEPT_LISTINGS, ListingCache, ListingMemory } from '../../src/remote/listing-delta.js';
+import { ProtocolError } from '../../src/remote/protocol-error.js';
+import type { MailboxChanges, MessageMeta, SystemFlag } from '../../src/storage/store.js';
+
+const FLAGS: SystemFlag[] = ['\\Seen', '\\Answered', '\\Flagged', '\\Deleted', '\\Draft'];
+
+const metaArb = (uid: number) =>
+  fc.record({
+    guid: fc.constantFrom('a', 'b', 'c', `1700000000.M${uid}P1.host`, 'ümlaut guid'),
+    flags: fc.subarray(FLAGS),
+    keywords: fc.subarray(['$Forwarded', 'Junk', 'work']),
+    modseq: fc.integer({ min: 1, max: 50 }),
+    receivedDate: fc.constantFrom(1700000000000, 1700000001000),
+    size: fc.integer({ min: 0, max: 5000 }),
+  }).map((m): MessageMeta => ({ uid, ...m }));
+
+const listingArb = fc
+  .uniqueArray(fc.integer({ min: 1, max: 60 }), { maxLength: 30 })
+  .chain((uids) => fc.tuple(...[...uids].sort((a, b) => a - b).map(metaArb)))
+  .chain((messages) =>
+    fc.record({
+      expunged: fc.array(fc.record({ uid: fc.integer({ min: 61, max: 80 }), guid: fc.constantFrom('x', 'y'), modseq: fc.integer({ min: 1, max: 9 }) }), { maxLength: 5 }),
+      highestModseq: fc.integer({ min: 1, max: 100 }),
+    }).map((r): MailboxChanges => ({ uidValidity: 7, uidNext: 100, incremental: false, messages, ...r })),
+  );
+
+/** A later listing: some of the earlier one's messages kept as they were, the rest changed or gone. */
+const pairArb = listingArb.chain((a) =>
+  fc.tuple(fc.constant(a), listingArb, fc.array(fc.boolean(), { minLength: a.messages.length, maxLength: a.messages.length }), fc.boolean()).map(([a, b, keep, keepExpunged]) => {
+    const byUid = new Map(b.messages.map((m) => [m.uid, m]));
+    a.messages.forEach((m, i) => keep[i] && byUid.set(m.uid, m));
+    const messages = [...byUid.values()].sort((x, y) => x.uid - y.uid);
+    return [a, { ...b, messages, expunged: keepExpunged ? [...a.expunged, ...b.expunged] : b.expunged }] as const;
+  }),
+);
+
+describe('listings as differences from the last one', () => {
+  it('the client rebuilds every later listing exactly, from only the records that changed', () => {
+    fc.assert(
+      fc.property(pairArb, ([a, b]) => {
+        const server = new ListingMemory();
+        const client = new ListingCache();
+        assert.equal(client.baseFor('INBOX'), undefined);
+        const first = server.reply('INBOX', a, undefined);
+        assert.equal(first.base, undefined);
+        assert.deepEqual(client.take('INBOX', first), a);
+        const base = client.baseFor('INBOX');
+        assert.equal(base, first.listing);
+        const second = server.reply('INBOX', b, base);
+        assert.equal(second.base, base);
+        assert.deepEqual(client.take('INBOX', second), b);
+        const before = new Map(a.messages.map((m) => [m.uid, JSON.stringify(m)]));
+        const changed = b.messages.filter((m) => before.get(m.uid) !== JSON.stringify(m));
+        assert.deepEqual(second.messages, changed, 'only new or changed records travel');
+        const now = new Set(b.messages.map((m) => m.uid));
+        assert.deepEqual(second.removed, a.messages.filter((m) => !now.has(m.uid)).map((m) => m.uid));
+        // A third listing, unchanged: nothing but the numbers travels.
+        const third = server.reply('INBOX', b, client.baseFor('INBOX'));
+        assert.deepEqual([third.messages, third.removed], [[], []]);
+        assert.deepEqual(client.take('INBOX', third), b);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a base the server no longer holds, or another mailbox, gets the whole listing', () => {
+    const m = (uid: number): MessageMeta => ({ uid, guid: `g${uid}`, flags: [], keywords: [], modseq: uid, receivedDate: 0, size: 10 });
+    const listing: MailboxChanges = { uidValidity: 1, uidNext: 4, highestModseq: 3, incremental: false, messages: [m(1), m(2), m(3)], expunged: [] };
+    const server = new ListingMemory();
+    const client = new ListingCache();
+    const first = client.take('INBOX', server.reply('INBOX', listing, undefined));
+    assert.deepEqual(first, listing);
+    for (let i = 0; i < KEPT_LISTINGS; i++) client.take(`box${i}`, server.reply(`box${i}`, listing, undefined));
+    // INBOX's listing was the oldest of KEPT_LISTINGS + 1: both sides let it go.
+    assert.equal(client.baseFor('INBOX'), undefined);
+    const whole = server.reply('INBOX', listing, 1);
+    assert.equal(whole.base, undefined);
+    assert.equal(whole.messages.length, 3);
+  });
+
+  it('a listing relative to a base the client does not hold, or out of order, is a protocol error', () => {
+    const client = new ListingCache();
+    const reply = { uidValidity: 1, uidNext: 2, highestModseq: 1, incremental: false, messages: [], expunged: [], listing: 5, base: 4, removed: [], keptExpunged: 0 };
+    assert.throws(() => client.take('INBOX', reply), ProtocolError);
+    const m = (uid: number): MessageMeta => ({ uid, guid: `g${uid}`, flags: [], keywords: [], modseq: 1, receivedDate: 0, size: 1 });
+    client.take('INBOX', { ...reply, base: undefined, listing: 4, messages: [m(1)] });
+    assert.throws(() => client.take('INBOX', { ...reply, messages: [m(3), m(2)] }), /ascending UID order/);
+    client.take('INBOX', { ...reply, base: undefined, listing: 4, messages: [m(1)] });
+    assert.throws(() => client.take('INBOX', { ...reply, keptExpunged: 2 }), /keeps 2 expunges/);
+  });
+
+  it('the hash is a safe integer and tells near-identical records apart', () => {
+    const seen = new Set<number>();
+    for (let i = 0; i < 20000; i++) {
+      const h = hash53(`[${i},"1700000000.M${i}P1.host",8,${i},1700000000000,512,[]]`);
+      assert.ok(Number.isSafeInteger(h) && h >= 0);
+      seen.add(h);
+    }
+    assert.equal(seen.size, 20000);
+  });
+});
