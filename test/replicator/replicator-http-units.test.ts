@@ -302,3 +302,31 @@ test('the HTTP server: 503 until the daemon is there; GET and HEAD of three path
   }
   await assert.rejects(get(port, '/'), /ECONNREFUSED/);
 });
+
+test('an address other than loopback: refused without allowRemote (usage or config by origin); with it, served to any host name', async () => {
+  const log: string[] = [];
+  await assert.rejects(StatusHttpServer.listen({ address: { host: '0.0.0.0', port: 0 }, origin: '--http', allowRemote: false, log: (l) => log.push(l), processMetrics: false }), (err: Error & { exitCode?: number }) => {
+    assert.equal(err.exitCode, 64);
+    assert.match(err.message, /^--http 0\.0\.0\.0:0: 0\.0\.0\.0 is not a loopback address/);
+    return true;
+  });
+  await assert.rejects(StatusHttpServer.listen({ address: { host: '0.0.0.0', port: 0 }, origin: 'replication_http', allowRemote: false, log: (l) => log.push(l), processMetrics: false }), { exitCode: 78 });
+  assert.equal(log.length, 0, 'nothing listened');
+  const server = await StatusHttpServer.listen({ address: { host: '0.0.0.0', port: 0 }, origin: '--http', allowRemote: true, log: (l) => log.push(l), processMetrics: false });
+  try {
+    assert.match(log[0]!, /^status page on http:\/\/0\.0\.0\.0:\d+\/, .*\(no authentication; not a loopback address\)$/);
+    server.attach(new FakeDaemon([user('a')]));
+    const port = Number(/:(\d+)$/.exec(server.address)![1]);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/', headers: { host: 'replicator.example.org' }, agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(status, 200, 'behind a proxy the page is asked for by the proxy\'s name');
+  } finally {
+    await server.close();
+  }
+});
