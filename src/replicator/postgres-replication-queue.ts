@@ -21,6 +21,9 @@
  *   latest at its next full sync. `replicator remove` works as with SQLite.
  * - The schema (replicator_queue_schema) is made on first use under an advisory lock, so
  *   replicators starting together do not trip over each other; its version is kept in a row.
+ * - A replicator hears nothing of users other processes queue (their watchers' hints, control
+ *   commands from any host): `nextDue` is never more than a second ahead, so an idle replicator
+ *   looks for work once a second (one indexed query).
  * - Due times are computed by each process from its own settings: replicators sharing a queue
  *   should share replication_full_sync_interval and replication_failure_backoff.
  * - A connection that fails is given up and a new one taken; a statement that failed with the
@@ -42,6 +45,8 @@ const POOL_SIZE = 4;
 const QUERY_TIMEOUT_MS = 30_000;
 /** Waits before trying a statement again whose connection failed. */
 const RETRY_WAITS_MS = [200, 1000];
+/** The longest a replicator waits before it looks for users other processes queued. */
+const POLL_MS = 1000;
 /** Rows read and written per statement when every row is visited (reconfigure). */
 const BATCH = 1000;
 
@@ -479,6 +484,8 @@ export class PostgresReplicationQueue implements ReplicationQueue {
 
   async nextDue(): Promise<number | undefined> {
     // A claim held elsewhere counts as due when its lease runs out: if its process died, that is when it comes back.
+    // And users queued by other processes (their watchers, control commands from any host) are
+    // heard of by nobody here: a replicator with nothing due looks again within POLL_MS.
     const { rows } = await this.tx('reading the next due time', (c) =>
       c.query<{ due: number | null }>(
         `SELECT least(min(next_sync_at) FILTER (WHERE claimed_by IS NULL), min(lease_until) FILTER (WHERE claimed_by IS NOT NULL AND NOT (claim_id = ANY($1::bigint[])))) AS due
@@ -486,7 +493,7 @@ export class PostgresReplicationQueue implements ReplicationQueue {
         [[...this.live]],
       ),
     );
-    return rows[0]?.due ?? undefined;
+    return Math.min(rows[0]?.due ?? Infinity, Date.now() + POLL_MS);
   }
 
   async list(matches?: (user: string) => boolean): Promise<ReplicaUserState[]> {

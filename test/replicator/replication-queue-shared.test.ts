@@ -69,47 +69,51 @@ test('three queues on separate connections, ops interleaved at random and run co
       const schema = `c${++schemas}`;
       for (let i = 0; i < 3; i++) queues[i] = await open(schema);
       const qs = queues as PostgresReplicationQueue[];
-      await qs[0]!.setUsers(users(5), T0);
-      /** user -> the claim running it; a user whose completion was sent may be claimed again before its promise settles. */
-      const running = new Map<string, SyncClaim>();
-      const completing = new Set<string>();
-      const pending = new Set(users(5));
-      let now = T0;
-      for (const step of history) {
-        now += 1;
-        await Promise.all(
-          step.map(async (o, p) => {
-            const q = qs[p]!;
-            if (o.kind === 'notify') {
-              pending.add(`u${o.user}`);
-              await q.notify(`u${o.user}`, o.priority, now);
-            } else if (o.kind === 'claim') {
-              const c = await q.claim(`p${p}`, now);
-              if (!c) return;
-              assert.ok(!running.has(c.user) || completing.has(c.user), `${c.user} claimed by p${p} while ${running.get(c.user)?.owner} syncs it`);
-              running.set(c.user, c);
-              completing.delete(c.user);
-              pending.delete(c.user);
-            } else {
-              const mine = [...running.values()].filter((c) => c.owner === `p${p}` && !completing.has(c.user));
-              if (mine.length === 0) return;
-              const c = mine[o.pick % mine.length]!;
-              completing.add(c.user);
-              if (o.fail) pending.add(c.user);
-              await q.complete(c, o.fail ? { result: 'failed', at: now, error: 'x' } : { result: 'ok', at: now });
-              if (running.get(c.user) === c) {
-                running.delete(c.user);
+      try {
+        await qs[0]!.setUsers(users(5), T0);
+        /** user -> the claim running it; a user whose completion was sent may be claimed again before its promise settles. */
+        const running = new Map<string, SyncClaim>();
+        const completing = new Set<string>();
+        const pending = new Set(users(5));
+        let now = T0;
+        for (const step of history) {
+          now += 1;
+          await Promise.all(
+            step.map(async (o, p) => {
+              const q = qs[p]!;
+              if (o.kind === 'notify') {
+                pending.add(`u${o.user}`);
+                await q.notify(`u${o.user}`, o.priority, now);
+              } else if (o.kind === 'claim') {
+                const c = await q.claim(`p${p}`, now);
+                if (!c) return;
+                assert.ok(!running.has(c.user) || completing.has(c.user), `${c.user} claimed by p${p} while ${running.get(c.user)?.owner} syncs it`);
+                running.set(c.user, c);
                 completing.delete(c.user);
+                pending.delete(c.user);
+              } else {
+                const mine = [...running.values()].filter((c) => c.owner === `p${p}` && !completing.has(c.user));
+                if (mine.length === 0) return;
+                const c = mine[o.pick % mine.length]!;
+                completing.add(c.user);
+                if (o.fail) pending.add(c.user);
+                await q.complete(c, o.fail ? { result: 'failed', at: now, error: 'x' } : { result: 'ok', at: now });
+                if (running.get(c.user) === c) {
+                  running.delete(c.user);
+                  completing.delete(c.user);
+                }
               }
-            }
-          }),
-        );
+            }),
+          );
+        }
+        for (const c of running.values()) await qs[Number(c.owner.slice(1))]!.complete(c, { result: 'ok', at: now });
+        const left = new Set<string>();
+        for (let c = await qs[1]!.claim('end', now + 1); c; c = await qs[1]!.claim('end', now + 1)) left.add(c.user);
+        for (const u of pending) assert.ok(left.has(u), `${u}'s change was lost`);
+      } finally {
+        // Shrinking a failure opens many more: each run gives its sessions back.
+        for (const q of qs) await q.close();
       }
-      for (const c of running.values()) await qs[Number(c.owner.slice(1))]!.complete(c, { result: 'ok', at: now });
-      const left = new Set<string>();
-      for (let c = await qs[1]!.claim('end', now + 1); c; c = await qs[1]!.claim('end', now + 1)) left.add(c.user);
-      for (const u of pending) assert.ok(left.has(u), `${u}'s change was lost`);
-      for (const q of qs) await q.close();
     }),
     { numRuns: 25 },
   );
