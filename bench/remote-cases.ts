@@ -89,8 +89,8 @@ function readFarTime(file: string): FarRun | undefined {
 
 /**
  * ssh's own count at LogLevel VERBOSE (-E FILE): "Transferred: sent N, received M bytes", the
- * encrypted bytes on the wire. sshd 9.2 logs no such line at VERBOSE. mailferry with deflate ends
- * its ssh with SIGTERM once the far side has said goodbye, and ssh then logs nothing: unmeasured.
+ * encrypted bytes on the wire. sshd 9.2 logs no such line at VERBOSE. An ssh ended by a signal
+ * logs nothing either: that run's bytes are shown as unmeasured ("-"), never guessed.
  */
 function readWire(file: string): { sent: number; received: number } | undefined {
   try {
