@@ -5,6 +5,7 @@
  * Until it has authenticated a peer gets nothing but the challenge and one error line, and the
  * whole exchange runs under server_auth_timeout.
  */
+import type { ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TLSSocket } from 'node:tls';
@@ -49,6 +50,8 @@ export interface ServerContext {
   /** Aborted when the server shuts down: waits end, and no new session starts. */
   shutdown: AbortSignal;
   sessions: Set<SessionProcess>;
+  /** A started session process (a spare when one waits). */
+  worker(): ChildProcess;
 }
 
 /** Ends the exchange with one error line (the peer reads it as its reason). */
@@ -232,6 +235,7 @@ export async function handleConnection(raw: Socket, ctx: ServerContext): Promise
       session = new SessionProcess(
         { type: 'serve', account, settings: ctx.settings, label: `client ${rec.peer} (user ${shownUserName(account.user)})`, compress: ctx.compress },
         (line) => ctx.log(`session ${rec.id}: ${line}`),
+        ctx.worker(),
       );
       ctx.sessions.add(session);
       await session.ready;

@@ -13,7 +13,8 @@ import { AuthBackoff } from './auth-backoff.js';
 import { ConnectionTable } from './connection-table.js';
 import { handleConnection, type ServerContext } from './connection.js';
 import type { Log } from './server-log.js';
-import type { SessionProcess } from './session-process.js';
+import { forkSessionWorker, type SessionProcess } from './session-process.js';
+import { SpareWorker } from './spare-worker.js';
 import { TlsAcceptor, type TlsFiles } from './tls-material.js';
 import { UserLocks } from './user-locks.js';
 
@@ -60,6 +61,7 @@ export class MailServer {
   private readonly table: ConnectionTable;
   private readonly backoff: AuthBackoff;
   private readonly locks = new UserLocks();
+  private readonly spares = new SpareWorker(forkSessionWorker);
   private tlsAcceptor?: TlsAcceptor;
   private secret?: Buffer;
   private lastId = 0;
@@ -99,6 +101,9 @@ export class MailServer {
     const kinds = [tls ? 'TLS' : undefined, config.allowPlaintext ? 'plaintext' : undefined].filter(Boolean).join(' and ');
     const auth = [secret ? 'shared secret' : undefined, tls?.clientCa ? 'client certificate' : undefined].filter(Boolean).join(' or ');
     log(`listening on ${server.addresses.join(', ')} (${kinds}; authentication by ${auth}; users from ${accounts.description}) pid=${process.pid}`);
+    // Once the caller has its signal handlers in place: forking takes a while, and a SIGHUP
+    // sent as soon as the line above is read must not find the default action.
+    setImmediate(() => server.spares.prepare());
     server.statusTimer = setInterval(() => server.logStatus(false), STATUS_EVERY_MS);
     server.statusTimer.unref();
     return server;
@@ -143,6 +148,7 @@ export class MailServer {
       nextId: () => ++this.lastId,
       shutdown: this.stopping.signal,
       sessions: this.sessions,
+      worker: () => this.spares.take(),
     };
   }
 
@@ -157,7 +163,11 @@ export class MailServer {
       sock.destroy();
     });
     this.active.add(task);
-    void task.finally(() => this.active.delete(task));
+    void task.finally(() => {
+      this.active.delete(task);
+      // The next session's process starts now, while no client waits for it.
+      if (!this.stopping.signal.aborted) this.spares.prepare();
+    });
   }
 
   /** SIGHUP: the certificate, key, client CA and secret are read again; on any error the old ones stay. */
@@ -206,6 +216,7 @@ export class MailServer {
   /** Stops listening, turns away whoever has not authenticated, and waits for the sessions to end. */
   async drain(): Promise<void> {
     this.stopping.abort(tempError('the server is shutting down; try again later'));
+    this.spares.close();
     // The connections this server handles are its own to wait for, not the listeners' count.
     for (const s of this.servers) s.close();
     const progress = setInterval(() => this.log(`draining: ${this.active.size} connection(s), ${this.sessions.size} session(s) still open`), 10_000);
@@ -224,6 +235,7 @@ export class MailServer {
   async close(): Promise<void> {
     clearInterval(this.statusTimer);
     this.stopping.abort(tempError('the server is shutting down; try again later'));
+    this.spares.close();
     for (const s of this.servers) s.close();
     await this.accounts.close();
   }

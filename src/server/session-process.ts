@@ -38,6 +38,12 @@ function workerPath(): string {
   return fileURLToPath(import.meta.url).replace(/session-process\.(ts|js)$/, (_m, ext: string) => `session-worker.${ext}`);
 }
 
+/** A session process, not yet told whom to serve. */
+export function forkSessionWorker(): ChildProcess {
+  // Its own process group: a Ctrl-C at the server's terminal is the server's to handle.
+  return fork(workerPath(), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc', 'pipe'], detached: true, serialization: 'json' });
+}
+
 export class SessionProcess {
   readonly ready: Promise<void>;
   private readonly child: ChildProcess;
@@ -50,9 +56,9 @@ export class SessionProcess {
   /** What the process said last, for an error when it ends before it is ready. */
   private lastLine = '';
 
-  constructor(msg: ServeMessage, log: (line: string) => void) {
-    // Its own process group: a Ctrl-C at the server's terminal is the server's to handle.
-    this.child = fork(workerPath(), [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc', 'pipe'], detached: true, serialization: 'json' });
+  /** `worker`: a process from forkSessionWorker() (a spare started ahead), else one is started. */
+  constructor(msg: ServeMessage, log: (line: string) => void, worker: ChildProcess = forkSessionWorker()) {
+    this.child = worker;
     const child = this.child;
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
     let partial = '';

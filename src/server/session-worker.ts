@@ -19,6 +19,8 @@ import { countingStore } from './counting-store.js';
 import { noCounts, SESSION_FD, type ServeMessage, type SessionReport } from './session-messages.js';
 
 installSignalCleanup();
+// What ps shows: a spare waiting for a connection, or a session serving one.
+process.title = 'mailferry spare';
 
 function report(r: SessionReport): Promise<void> {
   return new Promise((resolve) => {
@@ -74,6 +76,7 @@ async function serve(msg: ServeMessage): Promise<never> {
 
 process.once('message', (msg: ServeMessage) => {
   if (msg?.type !== 'serve') process.exit(64);
+  process.title = 'mailferry session';
   serve(msg).catch(async (err: unknown) => {
     await report({ type: 'done', counts: noCounts(), error: `internal error: ${(err as Error)?.stack ?? String(err)}` });
     process.exit(exitCodeOf(err));

@@ -106,7 +106,8 @@ function childrenOf(pid: number): number[] {
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(d));
+      // Sessions only: the spare the server keeps started (`mailferry spare`) serves no one.
+      if (ppid === pid && readFileSync(`/proc/${d}/comm`, 'utf8').startsWith('mailferry sess')) out.push(Number(d));
     } catch {
       // gone meanwhile
     }

@@ -103,7 +103,8 @@ function childrenOf(pid: number): number[] {
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === pid && fields[0] !== 'Z') out.push(Number(d));
+      // Sessions only: the spare the server keeps started (`mailferry spare`) serves no one.
+      if (Number(fields[1]) === pid && fields[0] !== 'Z' && readFileSync(`/proc/${d}/comm`, 'utf8').startsWith('mailferry sess')) out.push(Number(d));
     } catch {
       // gone meanwhile
     }
