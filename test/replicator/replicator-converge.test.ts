@@ -10,6 +10,9 @@
  * MAILFERRY_SOAK=1 runs the script for a minute instead of a few seconds.
  */
 import { strict as assert } from 'node:assert';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { QUEUE_FILE } from '../../src/replicator/sqlite-replication-queue.js';
 import { after, test } from 'node:test';
 import { control, deliver, differences, expunge, filesIn, holdings, makeReplicaSite, messageIdOf, setFlags, sleep, startReplicator, until, type ReplicaUser } from './replica-site.js';
 
@@ -68,10 +71,11 @@ function judge(u: ReplicaUser, c: Changes): string[] {
   return out.map((l) => `${u.name}: ${l}`);
 }
 
-test('20 users, changes on both sides while the replicator runs: every pair converges exactly, and a restart after SIGKILL keeps the queue', { timeout: 300_000 }, async (t) => {
+test('20 users, changes on both sides while the replicator runs: every pair converges exactly, and a restart after SIGKILL keeps the queue', { timeout: 300_000 }, async () => {
   const settings = { replication_max_conns: '4', replication_check_interval: '2s' };
   const r = startReplicator(site, settings);
   let before: { users: { user: string; lastFullSync: number }[] };
+  let requested = 0;
   try {
     await r.waitFor(/started: 20 users \(20 new, 0 gone\), 20 watched, 4 workers/, 20_000);
     // Every user's first (full) sync.
@@ -102,6 +106,7 @@ test('20 users, changes on both sides while the replicator runs: every pair conv
     // A request queued just before a SIGKILL: the queue on disk keeps it.
     before = JSON.parse(control(site, ['status', '--json', 'u2']).stdout) as typeof before;
     assert.ok(before.users[0]!.lastFullSync > 0);
+    requested = Date.now();
     const queued = control(site, ['replicate', '-p', 'low', '-f', 'u1?']);
     assert.equal(queued.code, 0, queued.stderr);
     assert.match(queued.stdout, /^queued 10 users: u10 u11 u12 u13 u14 u15 u16 u17 u18 u19$/m);
@@ -112,18 +117,23 @@ test('20 users, changes on both sides while the replicator runs: every pair conv
     r.child.kill('SIGKILL');
   }
 
-  // Everything above must hold. What follows has missed its bound in full-suite runs (users whose
-  // queued syncs had not run 30 s after the restart, once with a claim recovered): known, not yet
-  // understood, so its failure is reported without failing the suite.
-  t.todo('a queued sync after a SIGKILL restart sometimes waits past 30 s in full-suite runs');
+  // The syncs the kill cut short, as the queue on disk holds them.
+  const db = new Database(join(site.dir, 'state', QUEUE_FILE), { readonly: true });
+  const unfinished = db.prepare<[], { user: string }>('SELECT user FROM replica_users WHERE claimed_by IS NOT NULL').all().map((r) => r.user);
+  db.close();
   // Restarted with nothing to watch and no periodic check for an hour: only the queue itself brings the syncs.
   const again = startReplicator(site, { replication_max_conns: '4', replication_check_interval: '1h', replication_max_watched_users: '0' });
   try {
     await again.waitFor(/started: 20 users \(0 new, 0 gone(, \d+ unfinished syncs queued again)?\), 0 watched/, 20_000);
-    await until(() => again.syncs().filter((l) => /full sync \(low\) ok/.test(l.text)).length >= 10, 30_000, () => again.log());
-    const synced = new Set(again.syncs().map((l) => l.text.split(' ')[3]!.replace(/:$/, '')));
-    for (let i = 10; i <= 19; i++) assert.ok(synced.has(`u${i}`), `u${i}'s queued full sync ran after the restart:\n${again.log()}`);
-    assert.ok(!synced.has('u2'), `u2 had nothing queued and nothing changed:\n${again.log()}`);
+    // Some of the queued full syncs may have finished before the kill (the queue recorded them);
+    // every other one, the unfinished ones included, runs after the restart.
+    const fullSyncs = () =>
+      (JSON.parse(control(site, ['status', '--json', 'u1?']).stdout) as { users: { user: string; lastFullSync?: number }[] }).users.filter((u) => (u.lastFullSync ?? 0) >= requested);
+    await until(() => fullSyncs().length === 10, 30_000, () => `${fullSyncs().map((u) => u.user).join(' ')} done of u10-u19:\n${again.log()}`);
+    const synced = () => new Set(again.syncs().map((l) => l.text.split(' ')[3]!.replace(/:$/, '')));
+    await until(() => unfinished.every((u) => synced().has(u)), 30_000, () => `the syncs the kill cut short (${unfinished.join(' ')}) ran again:\n${again.log()}`);
+    assert.equal(again.log().match(/(\d+) unfinished syncs queued again/)?.[1] ?? '0', String(unfinished.length));
+    if (!unfinished.includes('u2')) assert.ok(!synced().has('u2'), `u2 had nothing queued and nothing changed:\n${again.log()}`);
     const status = JSON.parse(control(site, ['status', '--json', 'u2']).stdout) as { users: { user: string; lastFullSync: number; lastSuccess: number }[] };
     assert.equal(status.users.length, 1);
     assert.equal(status.users[0]!.lastFullSync, before.users[0]!.lastFullSync, 'u2 keeps its history across the restart');
