@@ -368,8 +368,10 @@ export class NotifyListener {
         try {
           if (dialect === undefined) {
             if (isHandshake(line)) {
-              decodeHandshake(line);
+              const v = decodeHandshake(line);
               dialect = 'replicator';
+              // A lasting connection, made again only when either side restarts: worth a line.
+              this.limiter.say('aggregator', `replication notify socket: Dovecot's aggregator connected (replicator-notify ${v.major}.${v.minor})`);
               continue;
             }
             dialect = 'plugin';

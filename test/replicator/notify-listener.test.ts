@@ -159,7 +159,7 @@ test('a sync request is answered by the end of a sync that started after it: + w
 });
 
 test("the aggregator's dialect: the handshake, U lines, sync requests answered with their ids in any order", async () => {
-  const { target, listener, socketPath } = await setUp();
+  const { target, listener, socketPath, logs } = await setUp();
   try {
     const c = await client(socketPath);
     c.s.write(`${NOTIFY_HANDSHAKE}\nU\tbob\thigh\nU\talice\tsync\t41\nU\tbob\tsync\t42\n`);
@@ -171,6 +171,7 @@ test("the aggregator's dialect: the handshake, U lines, sync requests answered w
     await sleep(60);
     assert.deepEqual(target.told.filter(([, p]) => p !== 'sync'), [['bob', 'high']]);
     assert.ok(!c.closed(), 'the aggregator keeps its connection');
+    assert.ok(logs.some((l) => /Dovecot's aggregator connected \(replicator-notify 1\.0\)/.test(l)), logs.join('\n'));
     // The aggregator's dialect has no bare plugin lines.
     c.s.write('alice\thigh\n');
     await until(() => c.closed(), 2000, () => 'still open');

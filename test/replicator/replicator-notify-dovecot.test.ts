@@ -295,6 +295,7 @@ plugin {
     await c.append('Entwürfe', m1.text);
   });
   assert.equal(inReplica(n1.replica, m1.id), '.Entw&APw-rfe ', `in the replica when APPEND returned; log:\n${r.log()}`);
+  await r.waitFor(/replication notify socket: Dovecot's aggregator connected \(replicator-notify 1\.0\)/, 5000);
   await r.waitFor(/user n1: incremental sync \(sync\) ok/, 5000, from1);
   const m2 = message('aggregator-high');
   const from2 = r.lines.length;
