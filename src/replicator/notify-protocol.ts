@@ -104,9 +104,16 @@ export function decodePluginLine(line: Uint8Array): NotifyRequest {
   return { user: userOf(f[0]!), priority: priorityOf(f[1]!) };
 }
 
-/** Whether a connection's first line opens the replicator dialect (the aggregator's). */
+/**
+ * Whether a connection's first line opens the replicator dialect (the aggregator's): VERSION and
+ * two fields or more (a wrong one is then refused as such). A user named VERSION sends the
+ * plugin's two fields.
+ */
 export function isHandshake(line: Uint8Array): boolean {
-  return Buffer.from(line.subarray(0, 8)).toString('latin1') === 'VERSION\t';
+  const b = Buffer.from(line.buffer, line.byteOffset, line.byteLength);
+  let tabs = 0;
+  for (let i = b.indexOf(9); i >= 0; i = b.indexOf(9, i + 1)) tabs++;
+  return b.subarray(0, 8).toString('latin1') === 'VERSION\t' && tabs >= 2;
 }
 
 /** `VERSION\treplicator-notify\t<major>\t<minor>`: major 1 is the one there is. */

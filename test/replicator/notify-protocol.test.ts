@@ -48,6 +48,10 @@ test('lines as Dovecot writes them decode to the user and priority', () => {
   assert.deepEqual(decodeHandshake(b(NOTIFY_HANDSHAKE)), { major: 1, minor: 0 });
   assert.ok(isHandshake(b(NOTIFY_HANDSHAKE)));
   assert.ok(!isHandshake(b('VERSION')));
+  // A user named VERSION asks in the plugin's dialect; a wrong VERSION line is still one, to be refused.
+  assert.ok(!isHandshake(b('VERSION\tsync')));
+  assert.deepEqual(decodePluginLine(b('VERSION\tsync')), { user: 'VERSION', priority: 'sync' });
+  assert.ok(isHandshake(b('VERSION\treplicator-notify\t1')));
   assert.equal(encodeSyncReply(true), '+\n');
   assert.equal(encodeSyncReply(false, 7), '-\t7\n');
   assert.equal(encodeReplicatorLine({ user: 'a\tb', priority: 'sync', id: 3 }), 'U\ta\x01tb\tsync\t3\n');
