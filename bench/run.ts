@@ -173,7 +173,8 @@ async function main(): Promise<void> {
       ' mailferry: `mailferry server` (TLS certificate made with openssl, --secret-file, a passwd-file userdb, each session as nobody) and the CLI with `tcps:USER@127.0.0.1:PORT?cafile=CA`,' +
       ' once with deflate (the default) and once with dsync_compression=none on the client; doveadm: Dovecot\'s doveadm service with an inet_listener (ssl = yes) and doveadm_password,' +
       ' `doveadm backup -T 60 -s STATE -u USER tcps:127.0.0.1:PORT`. Every repetition sends as a new user, so each 10a writes into an empty home. mail_fsync=never on both ends of both tools.' +
-      ' CPU client = the client process (GNU time); CPU server = the server\'s whole process tree during the run (its master and the per-connection processes it reaps, from /proc);' +
+      ' CPU client = the client process (GNU time); CPU server = the server\'s whole process tree during the run (its master and the per-connection processes it reaps, from /proc;' +
+      ' mailferry\'s includes starting the spare session process it keeps for the next client, as Dovecot\'s process_min_avail would);' +
       ' loopback KiB = bytes over the loopback in both directions, headers included, counted in a network namespace of the series\' own (unshare -n); stream in/out = the decrypted bytes mailferry\'s server logs per session.' +
       ' Checked as case 9, and mailferry\'s server must log each session as ok.',
     'Case 11: continuous replication of 100 accounts (the case-8 accounts, 20 messages in 2 folders, with empty replicas on the same disk) by a long-running replicator;' +

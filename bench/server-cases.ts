@@ -14,7 +14,7 @@
  *
  * What is measured per run: wall time of the client; its CPU and peak RSS (GNU time); the CPU of
  * the server's whole process tree during the run (its master and the per-connection processes
- * it starts and reaps: server-proc.ts); and the bytes over the loopback (both directions, TCP/IP
+ * it starts and reaps, mailferry's spare for the next session included: server-proc.ts); and the bytes over the loopback (both directions, TCP/IP
  * headers included). For the byte count the series runs in a network namespace of its own
  * (unshare -n, as root), where nothing else uses the loopback; elsewhere it is not counted.
  * mailferry's server also logs the bytes of each session's decrypted stream (in=, out=).
