@@ -5,14 +5,18 @@
  * hints only queue the user; the sync finds out what really changed, and the periodic check
  * catches whatever a watcher misses.
  *
- * Message files are never tracked one by one: chokidar watches the directories (one inotify
- * watch each) and reports a change in `cur/` or `new/` as a raw event of that directory, so its
- * memory is a few entries per folder, not one per message. At most `limit` users are watched;
- * the others are left to the periodic check.
+ * Message files are never tracked one by one, nor listed: chokidar watches the folder
+ * directories (folders made and removed) and leaves `cur/`, `new/` and `tmp/` out, and each
+ * folder's `cur/` and `new/` gets one plain inotify watch (node's fs.watch) whose events are the
+ * hints. chokidar re-lists a directory that changed and stats every entry in it, so when it
+ * watched `cur/` and `new/` each delivery cost a stat of every message of the folder; at 10
+ * deliveries a second over 100 users that was most of the daemon's CPU. So memory is a few
+ * entries per folder and a change costs no system call. At most `limit` users are watched; the
+ * others are left to the periodic check.
  */
 import { FSWatcher } from 'chokidar';
-import { existsSync, type Stats } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { existsSync, readdirSync, watch, type FSWatcher as DirWatcher, type Stats } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { WatchTarget } from './watch-target.js';
 
 export type Hint = 'high' | 'low';
@@ -25,10 +29,86 @@ function maildirIgnored(roots: Set<string>) {
   return (path: string, stats?: Stats): boolean => {
     if (roots.has(path)) return false;
     const base = basename(path);
-    if (MESSAGE_DIRS.has(basename(dirname(path)))) return true;
-    if (base === 'tmp' || MAILDIR_OWN_FILES.test(base)) return true;
+    if (MESSAGE_DIRS.has(base) || MESSAGE_DIRS.has(basename(dirname(path)))) return true;
+    if (MAILDIR_OWN_FILES.test(base)) return true;
     return stats !== undefined && !stats.isDirectory();
   };
+}
+
+/** Folder trees are not this deep; a loop made with bind mounts ends here. */
+const MAX_DEPTH = 40;
+
+/** Every folder directory of a Maildir tree (the root is INBOX's), found by one readdir each. */
+function maildirFolders(root: string): string[] {
+  const out: string[] = [];
+  const visit = (dir: string, depth: number) => {
+    let list;
+    try {
+      list = readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    out.push(dir);
+    if (depth >= MAX_DEPTH) return;
+    for (const e of list) {
+      if (e.isDirectory() && !MESSAGE_DIRS.has(e.name)) visit(join(dir, e.name), depth + 1);
+    }
+  };
+  visit(root, 0);
+  return out;
+}
+
+/**
+ * The inotify watches of one user's `cur/` and `new/` directories: new/ changing is new mail,
+ * cur/ changing a flag change or an expunge. A directory not there (yet) is skipped; a watch
+ * that cannot be made for want of inotify watches is the user's failure.
+ */
+class MessageDirWatches {
+  private readonly dirs = new Map<string, DirWatcher>();
+
+  constructor(private readonly onHint: (hint: Hint) => void, private readonly onError: (error: Error) => void) {}
+
+  get size(): number {
+    return this.dirs.size;
+  }
+
+  folder(dir: string): void {
+    for (const sub of ['new', 'cur'] as const) this.add(join(dir, sub), sub === 'new' ? 'high' : 'low');
+  }
+
+  forget(dir: string): void {
+    for (const path of [...this.dirs.keys()]) {
+      if (path === dir || path.startsWith(`${dir}/`)) {
+        this.dirs.get(path)!.close();
+        this.dirs.delete(path);
+      }
+    }
+  }
+
+  private add(path: string, hint: Hint): void {
+    if (this.dirs.has(path)) return;
+    let w: DirWatcher;
+    try {
+      w = watch(path, { persistent: false }, () => this.onHint(hint));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      // Told after the watch that is being set up is complete, so the failure can undo all of it.
+      queueMicrotask(() => this.onError(err as Error));
+      return;
+    }
+    // The directory removed (its folder deleted): chokidar reports the folder; the watch is done.
+    w.on('error', () => {
+      w.close();
+      if (this.dirs.get(path) === w) this.dirs.delete(path);
+    });
+    this.dirs.set(path, w);
+  }
+
+  close(): void {
+    for (const w of this.dirs.values()) w.close();
+    this.dirs.clear();
+  }
 }
 
 function mboxIgnored(roots: Set<string>) {
@@ -41,6 +121,7 @@ function mboxIgnored(roots: Set<string>) {
 
 export class MailWatcher {
   private readonly watchers = new Map<string, FSWatcher[]>();
+  private readonly messageDirs = new Map<string, MessageDirWatches>();
   /** What each user's watch covers, and what did not exist yet when it began. */
   private readonly targets = new Map<string, WatchTarget[]>();
   private readonly missing = new Map<string, WatchTarget[]>();
@@ -84,19 +165,35 @@ export class MailWatcher {
     const maildirs = targets.filter((t) => t.kind === 'maildir');
     const mboxes = targets.filter((t) => t.kind === 'mbox');
     const watchers: FSWatcher[] = [];
+    let failed = false;
+    // Out of inotify watches, a directory gone unreadable: this user falls back to the periodic check.
+    const fail = (err: unknown) => {
+      if (failed) return;
+      failed = true;
+      void this.unwatch(user);
+      this.onFailure(user, err instanceof Error ? err : new Error(String(err)));
+    };
     const common = { ignoreInitial: true, followSymlinks: false, ignorePermissionErrors: true, depth: 40, atomic: false } as const;
     if (maildirs.length > 0) {
       const paths = maildirs.flatMap((t) => [t.root, ...(t.inbox ? [t.inbox] : [])]);
+      const dirs = new MessageDirWatches((hint) => this.onHint(user, hint), (err) => fail(err));
+      this.messageDirs.set(user, dirs);
       const w = new FSWatcher({ ...common, ignored: maildirIgnored(new Set(paths)) });
-      w.on('raw', (_event, _path, details: unknown) => {
+      // A folder's cur/ or new/ made after the folder was seen (mkdir of the folder, then of them).
+      w.on('raw', (_event, path: string, details: unknown) => {
         const watched = (details as { watchedPath?: unknown } | undefined)?.watchedPath;
-        const dir = typeof watched === 'string' ? basename(watched) : '';
-        if (dir === 'new') this.onHint(user, 'high');
-        else if (dir === 'cur') this.onHint(user, 'low');
+        if (typeof watched === 'string' && (path === 'cur' || path === 'new')) dirs.folder(watched);
       });
-      w.on('addDir', () => this.onHint(user, 'low'));
-      w.on('unlinkDir', () => this.onHint(user, 'low'));
+      w.on('addDir', (path: string) => {
+        for (const f of maildirFolders(path)) dirs.folder(f);
+        this.onHint(user, 'low');
+      });
+      w.on('unlinkDir', (path: string) => {
+        dirs.forget(path);
+        this.onHint(user, 'low');
+      });
       w.add(paths);
+      for (const p of paths) for (const f of maildirFolders(p)) dirs.folder(f);
       watchers.push(w);
     }
     if (mboxes.length > 0) {
@@ -107,13 +204,7 @@ export class MailWatcher {
       w.add(paths);
       watchers.push(w);
     }
-    for (const w of watchers) {
-      w.on('error', (err: unknown) => {
-        // Out of inotify watches, a directory gone unreadable: this user falls back to the periodic check.
-        void this.unwatch(user);
-        this.onFailure(user, err instanceof Error ? err : new Error(String(err)));
-      });
-    }
+    for (const w of watchers) w.on('error', (err: unknown) => fail(err));
     this.watchers.set(user, watchers);
     this.targets.set(user, [...targets]);
     return true;
@@ -133,6 +224,8 @@ export class MailWatcher {
     const ws = this.watchers.get(user);
     this.missing.delete(user);
     this.targets.delete(user);
+    this.messageDirs.get(user)?.close();
+    this.messageDirs.delete(user);
     if (ws === undefined) return;
     this.watchers.delete(user);
     await Promise.all(ws.map((w) => w.close()));
