@@ -27,7 +27,13 @@
  * - Due times are computed by each process from its own settings: replicators sharing a queue
  *   should share replication_full_sync_interval and replication_failure_backoff.
  * - A connection that fails is given up and a new one taken; a statement that failed with the
- *   connection is tried again twice, then the error (75) goes to the caller, which tries later.
+ *   connection is tried again twice. A database still out of reach is logged once (and its
+ *   return once): meanwhile changes (`notify`) and sync results (`complete`) are kept in memory
+ *   and handed over when it is back (a result whose claim ran out of lease meanwhile and was
+ *   taken by another replicator is not recorded: that sync runs again there), `claim` finds nothing and `nextDue` asks for a growing wait (1 s
+ *   doubling to 30 s), so the daemon neither stops nor spins; reads (list, counts) fail with 75.
+ *   A process that ends during an outage loses what it kept; the periodic check of the next
+ *   start finds those changes again, and unrecorded syncs run again.
  */
 import pg from 'pg';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -45,6 +51,8 @@ const POOL_SIZE = 4;
 const QUERY_TIMEOUT_MS = 30_000;
 /** Waits before trying a statement again whose connection failed. */
 const RETRY_WAITS_MS = [200, 1000];
+/** While the database is out of reach, the longest wait between two looks. */
+const MAX_OUTAGE_WAIT_MS = 30_000;
 /** The longest a replicator waits before it looks for users other processes queued. */
 const POLL_MS = 1000;
 /** Rows read and written per statement when every row is visited (reconfigure). */
@@ -132,7 +140,12 @@ export class PostgresReplicationQueue implements ReplicationQueue {
   private readonly live = new Set<number>();
   private readonly claimIds = new WeakMap<SyncClaim, number>();
   private renewTimer: NodeJS.Timeout | undefined;
-  private renewFailing = false;
+  /** Set while the database cannot be reached: since when, and the wait nextDue asks for before the next look. */
+  private down: { since: number; waitMs: number } | undefined;
+  /** Changes and sync results that came while the database was unreachable, handed over when it is back. */
+  private readonly heldNotes = new Map<string, { priority: ReplicationPriority; at: number; full: boolean }>();
+  private readonly heldResults: { claim: SyncClaim; outcome: SyncOutcome }[] = [];
+  private handingOver: Promise<void> | undefined;
   private lastRecovery = 0;
   private closed = false;
 
@@ -332,6 +345,24 @@ export class PostgresReplicationQueue implements ReplicationQueue {
   }
 
   async notify(user: string, priority: ReplicationPriority, now: number, options: { full?: boolean } = {}): Promise<boolean> {
+    try {
+      // While the database is out of reach changes are kept at once; the hand-over finds out when it is back.
+      if (this.down === undefined) return await this.notifyNow(user, priority, now, Boolean(options.full));
+    } catch (err) {
+      if (!this.unreachable(err)) throw err;
+    }
+    // Kept, as the change would be in the queue: it is handed over when the database is back.
+    const had = this.heldNotes.get(user);
+    this.heldNotes.set(user, {
+      priority: had && priorityRank(had.priority) >= priorityRank(priority) ? had.priority : priority,
+      at: had ? Math.min(had.at, now) : now,
+      full: Boolean(options.full) || (had?.full ?? false),
+    });
+    return true;
+  }
+
+  private async notifyNow(user: string, priority: ReplicationPriority, now: number, full: boolean): Promise<boolean> {
+    const options = { full };
     return this.tx('queueing a change', async (c) => {
       const r = await this.rowForUpdate(c, user);
       if (r === undefined || r.removed) return false;
@@ -352,8 +383,19 @@ export class PostgresReplicationQueue implements ReplicationQueue {
   }
 
   async claim(owner: string, now: number): Promise<SyncClaim | undefined> {
-    // Claims left by processes that are gone come back before the next user is chosen, at most once a second.
-    if (Date.now() - this.lastRecovery >= Math.min(1000, this.leaseMs / 3)) await this.recoverExpired();
+    try {
+      if (this.down !== undefined) await this.handOver();
+      return await this.claimNow(owner, now);
+    } catch (err) {
+      // Nothing can be claimed from a database out of reach; nextDue says when to look again.
+      if (this.unreachable(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private async claimNow(owner: string, now: number): Promise<SyncClaim | undefined> {
+    // Claims left by processes that are gone come back before the next user is chosen (an indexed read when there are none).
+    await this.recoverExpired();
     return this.tx('claiming a user', async (c) => {
       const r = (
         await c.query<Row>(
@@ -402,6 +444,16 @@ export class PostgresReplicationQueue implements ReplicationQueue {
   }
 
   async complete(claim: SyncClaim, outcome: SyncOutcome): Promise<void> {
+    try {
+      if (this.down === undefined) return await this.completeNow(claim, outcome);
+    } catch (err) {
+      if (!this.unreachable(err)) throw err;
+    }
+    // The claim stays this process's (its lease renewed once the database is back) until the result is recorded.
+    this.heldResults.push({ claim, outcome });
+  }
+
+  private async completeNow(claim: SyncClaim, outcome: SyncOutcome): Promise<void> {
     const id = this.claimIds.get(claim);
     await this.tx('recording a sync', async (c) => {
       const r = await this.rowForUpdate(c, claim.user);
@@ -464,7 +516,7 @@ export class PostgresReplicationQueue implements ReplicationQueue {
     });
   }
 
-  /** Pushes the lease of every claim still running here forward; a failure is logged once, and its end. */
+  /** Pushes the lease of every claim still running here forward, and hands over what waited for the database. */
   private async renew(): Promise<void> {
     if (this.closed) return;
     try {
@@ -472,17 +524,72 @@ export class PostgresReplicationQueue implements ReplicationQueue {
         const ids = [...this.live];
         await this.tx('renewing claims', (c) => c.query(`UPDATE ${this.t} SET lease_until = ${DB_NOW} + $2 WHERE claim_id = ANY($1::bigint[])`, [ids, this.leaseMs]));
       }
+      await this.handOver();
       if (Date.now() - this.lastRecovery >= this.leaseMs / 3) await this.recoverExpired();
-      if (this.renewFailing) this.log(`${this.description}: reachable again, claims renewed`);
-      this.renewFailing = false;
     } catch (err) {
-      if (this.closed) return;
-      if (!this.renewFailing) this.log(`${(err as Error).message}; running syncs keep their claims only ${this.leaseMs / 1000} s without it, trying again every ${Math.max(0.1, this.leaseMs / 3000)} s`);
-      this.renewFailing = true;
+      if (!this.closed && !this.unreachable(err)) this.log(`${(err as Error).message}`);
     }
   }
 
+  /**
+   * True (and logged once, when it starts) when `err` means the database is out of reach; the
+   * caller keeps what it can. Anything else (a refused login, a missing privilege) is the
+   * caller's to report.
+   */
+  private unreachable(err: unknown): boolean {
+    if (!(err instanceof MailferryError) || err.kind !== 'tempfail' || this.closed) return false;
+    if (this.down === undefined) {
+      this.down = { since: Date.now(), waitMs: 1000 };
+      this.log(`${err.message}; trying again with growing waits (30 s at most), changes and sync results kept until it is back; running syncs keep their claims ${this.leaseMs / 1000} s without it`);
+    }
+    return true;
+  }
+
+  /** Changes and results kept while the database was out of reach, recorded now; the end of the outage logged. */
+  private handOver(): Promise<void> {
+    if (this.handingOver !== undefined) return this.handingOver;
+    if (this.down === undefined && this.heldNotes.size === 0 && this.heldResults.length === 0) return Promise.resolve();
+    const run = (async () => {
+      if (this.down !== undefined) await this.tx('reaching the database', (c) => c.query('SELECT 1'));
+      const results = this.heldResults.length;
+      const notes = this.heldNotes.size;
+      while (this.heldResults.length > 0) {
+        const { claim, outcome } = this.heldResults[0]!;
+        await this.completeNow(claim, outcome);
+        this.heldResults.shift();
+      }
+      for (const [user, n] of [...this.heldNotes]) {
+        await this.notifyNow(user, n.priority, n.at, n.full);
+        // A change that came meanwhile is kept for the next hand-over.
+        if (this.heldNotes.get(user) === n) this.heldNotes.delete(user);
+      }
+      if (this.down !== undefined) {
+        this.log(`${this.description}: reachable again after ${((Date.now() - this.down.since) / 1000).toFixed(1)} s; ${notes} changes and ${results} sync results kept meanwhile handed over`);
+        this.down = undefined;
+      }
+    })();
+    this.handingOver = run;
+    const done = () => {
+      if (this.handingOver === run) this.handingOver = undefined;
+    };
+    run.then(done, done);
+    return run;
+  }
+
   async nextDue(): Promise<number | undefined> {
+    try {
+      if (this.down !== undefined) await this.handOver();
+      return await this.nextDueNow();
+    } catch (err) {
+      if (!this.unreachable(err)) throw err;
+      // The daemon sleeps until this: a growing wait, so an outage is not a busy loop.
+      const wait = this.down!.waitMs;
+      this.down!.waitMs = Math.min(MAX_OUTAGE_WAIT_MS, wait * 2);
+      return Date.now() + wait;
+    }
+  }
+
+  private async nextDueNow(): Promise<number | undefined> {
     // A claim held elsewhere counts as due when its lease runs out: if its process died, that is when it comes back.
     // And users queued by other processes (their watchers, control commands from any host) are
     // heard of by nobody here: a replicator with nothing due looks again within POLL_MS.

@@ -7,7 +7,7 @@
  * bad password, a newer schema and connections killed under a running queue.
  */
 import { strict as assert } from 'node:assert';
-import { connect, createServer, type Socket } from 'node:net';
+import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
@@ -16,6 +16,7 @@ import { PostgresReplicationQueue } from '../../src/replicator/postgres-replicat
 import type { ReplicationPriority } from '../../src/replicator/replication-priority.js';
 import type { ReplicationQueue, SyncClaim } from '../../src/replicator/replication-queue.js';
 import { startPostgres, type Postgres } from '../support/postgres.js';
+import { relay } from './pg-relay.js';
 
 const DAY = 86_400_000;
 const timing = { fullSyncIntervalMs: DAY, failureBackoffMs: 0 };
@@ -202,43 +203,7 @@ test('an unreachable server is 75 naming host, port and database; a wrong passwo
   assert.equal(sqliteUri.exitCode, 78);
 });
 
-/** A TCP relay to the server that can be cut: every session dropped, new ones refused, until restored. */
-async function relay(port: number) {
-  let down = false;
-  const live = new Set<Socket>();
-  const srv = createServer((client) => {
-    if (down) return void client.destroy();
-    const server = connect(port, '127.0.0.1');
-    for (const s of [client, server]) {
-      live.add(s);
-      s.on('error', () => {});
-      s.on('close', () => {
-        live.delete(s);
-        client.destroy();
-        server.destroy();
-      });
-    }
-    client.pipe(server).pipe(client);
-  });
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (srv.address() as { port: number }).port,
-    cut() {
-      down = true;
-      for (const s of live) s.destroy();
-    },
-    restore() {
-      down = false;
-    },
-    close() {
-      down = true;
-      for (const s of live) s.destroy();
-      return new Promise<void>((resolve) => srv.close(() => resolve()));
-    },
-  };
-}
-
-test('the server cut off under a running queue: statements fail with 75 (never a crash), renewals say so once and again when it is back, and the queue goes on', async () => {
+test('the server cut off under a running queue: reads fail with 75 (never a crash), changes and sync results are kept and handed over when it is back, claims wait, one line for the outage and one for its end', async () => {
   const r = await relay(pgsql.port);
   relays.push(r);
   const lines: string[] = [];
@@ -250,15 +215,33 @@ test('the server cut off under a running queue: statements fail with 75 (never a
   const err = await rejection(q.counts(T0));
   assert.equal(err.exitCode, 75);
   assert.match(err.message, new RegExp(`PostgreSQL at 127\\.0\\.0\\.1:${r.port}, database postgres`));
+  assert.equal(await q.notify('u1', 'high', T0 + 1), true, 'a change is kept');
+  await q.complete(c, { result: 'ok', at: T0 + 2 });
+  assert.equal(await q.claim('me', T0 + 3), undefined, 'nothing is claimed from a database out of reach');
+  const asked = Date.now();
+  const due = (await q.nextDue())!;
+  const asked2 = Date.now();
+  const due2 = (await q.nextDue())!;
+  assert.ok(due - asked >= 1000 && due2 - asked2 >= 2000 && due2 - asked2 <= 30_000 + 5000, `the next look comes after a growing wait: ${due - asked}, ${due2 - asked2}`);
   await sleep(600);
   assert.equal(lines.length, 1, `one line while it is down: ${lines.join(' | ')}`);
-  assert.match(lines[0]!, /running syncs keep their claims only 0\.6 s without it/);
+  assert.match(lines[0]!, /cannot connect|connection was lost|terminated/);
+  assert.match(lines[0]!, /changes and sync results kept until it is back; running syncs keep their claims 0\.6 s without it/);
   r.restore();
-  await sleep(700);
-  assert.match(lines.at(-1)!, /reachable again, claims renewed/);
-  await q.complete(c, { result: 'ok', at: T0 + 1 });
-  const [u0] = await q.list((u) => u === c.user);
-  assert.equal(u0?.claimedBy, undefined, 'the sync was recorded over a new session');
-  assert.equal(u0?.lastSuccess, T0 + 1);
+  await until(() => lines.length > 1, 5000);
+  assert.match(lines[1]!, /reachable again after \d+\.\d s; 1 changes and 1 sync results kept meanwhile handed over$/);
+  const [done] = await q.list((u) => u === c.user);
+  assert.deepEqual([done?.claimedBy, done?.lastSuccess], [undefined, T0 + 2], 'the sync was recorded when the server came back');
+  const [changed] = await q.list((u) => u === 'u1');
+  assert.equal(changed?.priority, 'high', 'the change made during the outage is queued');
+  assert.equal(lines.length, 2);
   await q.close();
 });
+
+async function until(done: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > end) assert.fail(`not within ${ms} ms`);
+    await sleep(50);
+  }
+}

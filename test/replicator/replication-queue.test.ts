@@ -289,8 +289,11 @@ function cases(b: Backend): void {
     if (b.shared) {
       assert.equal(await q.recoverClaims(T0 + 9), 0, 'a claim whose lease still runs is left to its owner');
       await b.outliveLeases();
-    }
-    assert.equal(await q.recoverClaims(T0 + 9), 1);
+      // The queue's own timer may have given it back first.
+      assert.ok((await q.recoverClaims(T0 + 9)) <= 1);
+    } else assert.equal(await q.recoverClaims(T0 + 9), 1);
+    const [a] = await q.list((u) => u === 'a');
+    assert.deepEqual([a?.claimedBy, a?.priority], [undefined, 'high'], "the dead process's claim is given back with its priority");
     const claims = await drain(q, T0 + 10);
     assert.deepEqual(claims.map((x) => [x.user, x.priority, x.full]), [['c', 'sync', true], ['a', 'high', false], ['b', 'low', false]]);
     await q.close();

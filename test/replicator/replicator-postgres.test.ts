@@ -15,6 +15,7 @@ import { after, before, test } from 'node:test';
 import { PostgresReplicationQueue } from '../../src/replicator/postgres-replication-queue.js';
 import { cli } from '../cli/cli-child.js';
 import { startPostgres, type Postgres } from '../support/postgres.js';
+import { relay } from './pg-relay.js';
 import { deliver, differences, expunge, filesIn, holdings, makeReplicaSite, messageIdOf, setFlags, sleep, startReplicator, SYNC_LINE, until, type Replicator, type ReplicaUser } from './replica-site.js';
 
 const SCHEMA = 'fleet';
@@ -228,5 +229,46 @@ test('two replicators on one PostgreSQL queue: no user synced by two at once, a 
   } finally {
     a.child.kill('SIGKILL');
     (bAfterKill ?? b).child.kill('SIGKILL');
+  }
+});
+
+test('a replicator whose database goes away keeps running, says so once, keeps the changes it saw, and goes on when it is back', { timeout: 120_000 }, async (t) => {
+  const cutOff = await relay(pgsql.port);
+  const small = makeReplicaSite({ users: 3, prefix: 'o' });
+  const d = startReplicator(small, {
+    replicator_queue: `postgresql://${pgsql.user}:${encodeURIComponent(pgsql.password)}@127.0.0.1:${cutOff.port}/postgres`,
+    replicator_queue_schema: 'outage',
+    replication_claim_lease: '1s',
+    replication_check_interval: '1s',
+  });
+  try {
+    await d.waitFor(/started: 3 users/, 20_000);
+    await until(() => new Set(spans(d, 'd').map((s) => s.user)).size === 3, 30_000, () => d.log());
+    const from = d.lines.length;
+    cutOff.cut();
+    const cutAt = Date.now();
+    const o1 = small.users[0]!;
+    const id = deliver(o1.source, '', 'outage');
+    small.delivered.get(o1.name)!.add(id);
+    await d.waitFor(/PostgreSQL at 127\.0\.0\.1:\d+, database postgres: .*trying again with growing waits/, 15_000, from);
+    await sleep(3000);
+    assert.equal(d.child.exitCode, null, `the replicator ended:\n${d.log()}`);
+    assert.ok(!holdings(o1.replica).byId.has(id));
+    cutOff.restore();
+    const back = Date.now();
+    await d.waitFor(/reachable again after \d+\.\d s; \d+ changes and \d+ sync results kept meanwhile handed over/, 20_000, from);
+    await until(() => holdings(o1.replica).byId.has(id), 40_000, () => d.log());
+    const took = Date.now() - back;
+    assert.deepEqual(differences(holdings(o1.source), holdings(o1.replica)), []);
+    const about = d.lines.slice(from).filter((l) => !SYNC_LINE.test(l.text)).map((l) => l.text);
+    assert.equal(about.length, 2, `one line when the database went away, one when it came back:\n${about.join('\n')}`);
+    assert.doesNotMatch(d.log(), new RegExp(pgsql.password));
+    t.diagnostic(`cut off for ${back - cutAt} ms; the message delivered meanwhile reached the replica ${took} ms after the database came back`);
+    d.child.kill('SIGTERM');
+    assert.equal(await d.exited, 0, d.log());
+  } finally {
+    d.child.kill('SIGKILL');
+    await cutOff.close();
+    small.stop();
   }
 });
