@@ -67,6 +67,8 @@ export interface ReplicationSample {
   lmtpCpuSeconds: number | undefined;
   otherCpuSeconds: number | undefined;
   streamSeconds: number;
+  /** Syncs the replicator ran during the stream (mailferry logs each; Dovecot's does not). */
+  streamSyncs: number | undefined;
   /** False when no cpuacct cgroup could be made here (the CPU figures are then missing). */
   cpuMeasured: boolean;
   problems: string[];
@@ -108,11 +110,14 @@ function messagesIn(root: string): number {
 }
 
 const SYNC_LINE = /^mailferry: replicator: user (\S+): (?:full|incremental) sync \(\w+\) ok/;
+const SYNC_DONE = /^mailferry: replicator: user \S+: (?:full|incremental) sync /;
 
 /** The replicator under test, whichever it is: started, its first syncs awaited, stopped. */
 interface Running {
   /** True once every account's first sync is done (besides every replica holding its messages). */
   firstSyncsDone(): boolean;
+  /** Syncs finished so far (undefined when the tool does not say). */
+  syncs(): number | undefined;
   stop(): Promise<void>;
   log(): string;
 }
@@ -120,9 +125,12 @@ interface Running {
 function startMailferry(opts: { dir: string; usersFile: string; users: number; cpu: CpuGroups }): Running {
   const args = [CLI, '-c', '', '-o', `userdb=passwd-file:${opts.usersFile}`, '-o', `replicator_state_dir=${join(opts.dir, 'state')}`,
     'replicator', '--socket', join(opts.dir, 'replicator.sock')];
-  const argv = [...opts.cpu.prefix('repl'), process.execPath, ...args];
+  // MAILFERRY_BENCH_CPU_PROF=DIR profiles the daemon and its workers (fork passes node's flags on; bench/cpuprofile-top.ts reads the files).
+  const prof = process.env.MAILFERRY_BENCH_CPU_PROF;
+  const argv = [...opts.cpu.prefix('repl'), process.execPath, ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), ...args];
   const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const synced = new Set<string>();
+  let syncs = 0;
   const lines: string[] = [];
   let partial = '';
   const onText = (b: Buffer) => {
@@ -133,6 +141,7 @@ function startMailferry(opts: { dir: string; usersFile: string; users: number; c
       if (lines.length < 5000) lines.push(line);
       const m = SYNC_LINE.exec(line);
       if (m) synced.add(m[1]!);
+      if (SYNC_DONE.test(line)) syncs++;
     }
   };
   child.stdout!.on('data', onText);
@@ -145,6 +154,7 @@ function startMailferry(opts: { dir: string; usersFile: string; users: number; c
       if (child.exitCode !== null) throw new Error(`mailferry replicator exited (${child.exitCode}): ${lines.slice(-5).join(' / ')}`);
       return synced.size >= opts.users;
     },
+    syncs: () => syncs,
     async stop() {
       child.kill('SIGTERM');
       const t = setTimeout(kill, 70_000);
@@ -185,7 +195,7 @@ export async function runReplicationSeries(opts: {
       samples.push(s);
       const st = latencyStats(s.latenciesMs);
       log(`  replication rep ${rep + 1}/${opts.reps} ${tool.padEnd(14)} first syncs ${s.initialSeconds.toFixed(1)} s; ${s.latenciesMs.length}/${s.deliveries} arrived,` +
-        ` p50 ${fmt(st.p50, 1)} ms p99 ${fmt(st.p99, 1)} ms max ${fmt(st.max, 1)} ms; CPU ${fmt(s.cpuSeconds, 2)} s (${fmt(perMessageMs(s), 1)} ms/msg)` +
+        ` p50 ${fmt(st.p50, 1)} ms p99 ${fmt(st.p99, 1)} ms max ${fmt(st.max, 1)} ms; CPU ${fmt(s.cpuSeconds, 2)} s (${fmt(perMessageMs(s), 1)} ms/msg)${s.streamSyncs === undefined ? '' : `, ${s.streamSyncs} syncs`}` +
         `${s.problems.length ? `  WRONG: ${s.problems.join('; ').slice(0, 400)}` : ''}`);
     }
   }
@@ -244,14 +254,14 @@ async function runOne(o: {
       await primary.start(join(base, 'run', tool === 'dovecot' ? 'replicator-doveadm' : 'lmtp'));
       if (tool === 'dovecot') {
         const conf = primary.conf;
-        running = { firstSyncsDone: () => dovecotQueueEmpty(conf, ds.users), stop: async () => {}, log: () => '' };
+        running = { firstSyncsDone: () => dovecotQueueEmpty(conf, ds.users), syncs: () => undefined, stop: async () => {}, log: () => '' };
       }
     }
     running ??= startMailferry({ dir, usersFile, users: ds.users, cpu });
     // The first full sync of every account, before the stream.
     const deadline = Date.now() + FIRST_SYNC_TIMEOUT_MS;
     for (;;) {
-      if (Array.from({ length: ds.users }, (_, i) => i + 1).every((k) => messagesIn(replicaRoot(k)) >= MESSAGES_PER_USER) && running.firstSyncsDone()) break;
+      if (running.firstSyncsDone() && Array.from({ length: ds.users }, (_, i) => i + 1).every((k) => messagesIn(replicaRoot(k)) >= MESSAGES_PER_USER)) break;
       if (Date.now() > deadline) throw new Error(`${tool}: the first syncs were not done within ${FIRST_SYNC_TIMEOUT_MS / 1000} s${tool === 'dovecot' ? ` (doveadm replicator status: ${lastStatus.slice(0, 300)})` : ''}`);
       await sleep(250);
     }
@@ -260,6 +270,7 @@ async function runOne(o: {
     // Let the last first-sync's writes and watcher echoes pass.
     await sleep(2000);
     cpu.mark(['repl', 'lmtp', 'other']);
+    const syncsBefore = running.syncs();
 
     const count = Math.round(o.rate * o.seconds);
     const users = deliveryOrder(ds.users, count, 100 + o.rep);
@@ -310,6 +321,8 @@ async function runOne(o: {
     const streamSeconds = (performance.now() - streamStart) / 1000;
     // Whatever the replication still does for the stream counts too.
     await sleep(2000);
+    const syncsAfter = running.syncs();
+    const streamSyncs = syncsBefore === undefined || syncsAfter === undefined ? undefined : syncsAfter - syncsBefore;
     const cpuSeconds = cpu.since('repl'), lmtpCpuSeconds = cpu.since('lmtp'), otherCpuSeconds = cpu.since('other');
     const latenciesMs = probe.arrivals.filter((a) => a.latencyMs !== undefined).map((a) => a.latencyMs!);
     const lost = probe.arrivals.filter((a) => a.latencyMs === undefined).length - failedDeliveries;
@@ -327,7 +340,7 @@ async function runOne(o: {
     if (wrong > 3) problems.push(`... ${wrong} accounts wrong in all`);
     return {
       tool, rep: o.rep, deliveries: count - failedDeliveries, latenciesMs, lost: Math.max(0, lost), failedDeliveries, initialSeconds, initialCpuSeconds,
-      cpuSeconds, lmtpCpuSeconds, otherCpuSeconds, streamSeconds, cpuMeasured: cpu.available, problems,
+      cpuSeconds, lmtpCpuSeconds, otherCpuSeconds, streamSeconds, streamSyncs, cpuMeasured: cpu.available, problems,
     };
   } catch (e) {
     problems.push((e as Error).message.slice(0, 500));
@@ -335,7 +348,7 @@ async function runOne(o: {
     if (log) problems.push(`log: ${log.slice(0, 500)}`);
     return {
       tool, rep: o.rep, deliveries: 0, latenciesMs: [], lost: 0, failedDeliveries: 0, initialSeconds: (Date.now() - started) / 1000, initialCpuSeconds: undefined,
-      cpuSeconds: undefined, lmtpCpuSeconds: undefined, otherCpuSeconds: undefined, streamSeconds: 0, cpuMeasured: cpu.available, problems,
+      cpuSeconds: undefined, lmtpCpuSeconds: undefined, otherCpuSeconds: undefined, streamSeconds: 0, streamSyncs: undefined, cpuMeasured: cpu.available, problems,
     };
   } finally {
     await running?.stop();
