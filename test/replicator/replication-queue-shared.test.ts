@@ -7,11 +7,17 @@
  * bad password, a newer schema and connections killed under a running queue.
  */
 import { strict as assert } from 'node:assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
+import { applySetting, DEFAULT_SETTINGS } from '../../src/config/settings.js';
 import { MailferryError } from '../../src/model/errors.js';
+import { isSharedQueue, openReplicationQueue } from '../../src/replicator/open-replication-queue.js';
+import { SqliteReplicationQueue } from '../../src/replicator/sqlite-replication-queue.js';
 import { PostgresReplicationQueue } from '../../src/replicator/postgres-replication-queue.js';
 import type { ReplicationPriority } from '../../src/replicator/replication-priority.js';
 import type { ReplicationQueue, SyncClaim } from '../../src/replicator/replication-queue.js';
@@ -245,3 +251,36 @@ async function until(done: () => boolean, ms: number): Promise<void> {
     await sleep(50);
   }
 }
+
+test('replicator_queue chooses: sqlite (the default) in the state directory, PostgreSQL by URI or key=value; bad values are 78 naming the setting', async () => {
+  const settings = (extra: Record<string, string>) => {
+    const s = { ...DEFAULT_SETTINGS };
+    for (const [k, v] of Object.entries(extra)) applySetting(s, k, v, '-o');
+    return s;
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'mailferry-queue-'));
+  try {
+    const local = await openReplicationQueue(settings({}), dir);
+    assert.ok(local instanceof SqliteReplicationQueue);
+    assert.equal(isSharedQueue(settings({})), false);
+    await local.close();
+    const kv = `host=127.0.0.1 port=${pgsql.port} dbname=postgres user=${pgsql.user} password='${pgsql.password}'`;
+    const shared = await openReplicationQueue(settings({ replicator_queue: kv, replicator_queue_schema: `o${++schemas}`, replication_claim_lease: '5s' }), dir);
+    opened.push(shared);
+    assert.ok(shared instanceof PostgresReplicationQueue);
+    assert.match(shared.description, /^replicator queue host=127\.0\.0\.1 port=\d+ dbname=postgres user=\S+ password=\*{4} \(schema o\d+\)$/);
+    await shared.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  for (const [key, value, why] of [
+    ['replicator_queue', ' ', /invalid replicator_queue/],
+    ['replicator_queue_schema', 'Fleet-1', /expected a lower-case SQL name/],
+    ['replication_claim_lease', '0.1s', /at least 300 ms/],
+  ] as const) {
+    assert.throws(() => settings({ [key]: value }), (err: unknown) => err instanceof MailferryError && err.exitCode === 78 && why.test(err.message));
+  }
+  const typo = await rejection(openReplicationQueue(settings({ replicator_queue: 'mysql://x@h/db' }), '/nonexistent'));
+  assert.equal(typo.exitCode, 78);
+  assert.match(typo.message, /^replicator_queue: 'mysql' databases are not supported/);
+});
