@@ -141,6 +141,10 @@ test('a claim is a lease: renewed while its queue lives, given back with its pri
   assert.equal(await other.recoverClaims(T0 + 3), 0);
   assert.equal(await other.claim('other', T0 + 3), undefined);
   assert.equal((await other.list((u) => u === 'a'))[0]?.claimedBy, 'alive');
+  // What dsync-status shows of the fleet: every claim, its owner, what the sync took, its lease.
+  const fleet = await other.claims();
+  assert.deepEqual(fleet.map((c) => [c.owner, c.user, c.priority, c.full, c.since]), [['alive', 'a', 'high', false, T0 + 2]]);
+  assert.ok(fleet[0]!.leaseLeftMs > 0 && fleet[0]!.leaseLeftMs <= LEASE_MS, `lease left ${fleet[0]!.leaseLeftMs} ms`);
 
   // The process dies: its renewals stop, its claim stays in the table.
   const dying = await open(schema);
