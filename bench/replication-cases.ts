@@ -123,7 +123,8 @@ interface Running {
 }
 
 function startMailferry(opts: { dir: string; usersFile: string; users: number; cpu: CpuGroups }): Running {
-  const args = [CLI, '-c', '', '-o', `userdb=passwd-file:${opts.usersFile}`, '-o', `replicator_state_dir=${join(opts.dir, 'state')}`,
+  // MAILFERRY_BENCH_REPLICATOR_CLI=PATH runs another build's CLI (a change to the replicator measured against this one).
+  const args = [process.env.MAILFERRY_BENCH_REPLICATOR_CLI ?? CLI, '-c', '', '-o', `userdb=passwd-file:${opts.usersFile}`, '-o', `replicator_state_dir=${join(opts.dir, 'state')}`,
     'replicator', '--socket', join(opts.dir, 'replicator.sock')];
   // MAILFERRY_BENCH_CPU_PROF=DIR profiles the daemon and its workers (fork passes node's flags on; bench/cpuprofile-top.ts reads the files).
   const prof = process.env.MAILFERRY_BENCH_CPU_PROF;
