@@ -155,7 +155,13 @@ test('two replicators on one PostgreSQL queue: no user synced by two at once, a 
     await until(() => killed!.users.every((u) => finished(u) !== undefined), LEASE_S * 1000 + 20_000, () => b.log());
     const takenOver = Math.max(...killed.users.map((u) => finished(u)!.at)) - killed.at;
     const pending = () => site.users.flatMap((u) => judge(u, c));
-    await until(() => pending().length === 0, CONVERGE_MS, () => pending().slice(0, 20).join('\n'), 250);
+    // On failure: what both replicators logged about the users that differ.
+    const story = () => {
+      const who = new Set(pending().map((l) => l.split(':')[0]!));
+      const about = (r: Replicator, name: string) => r.lines.filter((l) => [...who].some((u) => l.text.includes(`user ${u}:`))).map((l) => `${name} ${l.at - started}: ${l.text}`);
+      return [...pending().slice(0, 20), `killed at ${killed!.at - started}`, ...about(a, 'a'), ...about(b, 'b')].join('\n');
+    };
+    await until(() => pending().length === 0, CONVERGE_MS, story, 250);
     const took = Date.now() - scriptEnd;
     await sleep(2500);
     assert.deepEqual(pending(), [], 'still equal after the last hints were synced');
