@@ -26,6 +26,8 @@ export interface ConnectionOptions {
 }
 
 export const FEATURE_DEFLATE = 'deflate';
+/** How long a write that found the peer gone waits for the stream's end before it fails the connection. */
+const PEER_GONE_WAIT_MS = 3000;
 /** Output is written at the latest when this much is waiting. */
 const OUTPUT_BATCH_BYTES = 256 * 1024;
 
@@ -52,6 +54,7 @@ export class WireConnection {
   private queued: Buffer[] = [];
   private queuedBytes = 0;
   private timer?: NodeJS.Timeout;
+  private peerGone?: NodeJS.Timeout;
   private closedWith: { err: Error | undefined } | undefined;
   private pendingInput: Buffer;
   private drainWait: Promise<void> | undefined;
@@ -78,7 +81,14 @@ export class WireConnection {
       this.out = stream;
     }
     this.pendingInput = rest;
-    stream.on('error', (err) => this.fail(tempError(`${this.label}: connection failed: ${err.message}`, err)));
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      const failed = () => this.fail(tempError(`${this.label}: connection failed: ${err.message}`, err));
+      // A write that finds the peer gone comes before the end of what it sent, and, for a
+      // command, before the news of how the command ended: the end is waited for a moment, so
+      // the error says that (killed by a signal, its exit status) rather than EPIPE.
+      if ((err.code === 'EPIPE' || err.code === 'ECONNRESET') && !this.peerGone) this.peerGone = setTimeout(failed, PEER_GONE_WAIT_MS);
+      else if (!this.peerGone) failed();
+    });
     stream.on('close', () => this.close(undefined));
     const timeoutMs = options.timeoutMs ?? 0;
     if (timeoutMs > 0) {
@@ -264,6 +274,7 @@ export class WireConnection {
   private close(err: Error | undefined): void {
     if (this.closedWith) return;
     this.closedWith = { err };
+    clearTimeout(this.peerGone);
     if (this.timer) clearInterval(this.timer);
     for (const w of this.closeWaiters.splice(0)) w();
     this.inflate?.destroy();
