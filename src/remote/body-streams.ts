@@ -20,6 +20,7 @@ export class IncomingBody extends Readable {
   private granted: number;
   private received = 0;
   private finished = false;
+  private ended = false;
   /**
    * The credit kept open, half of which is the low mark: the first credit given (most mail fits
    * in it, and then takes no Credit frame at all), the whole window once more was needed.
@@ -39,6 +40,16 @@ export class IncomingBody extends Readable {
     // A body opened but not read yet fails when the connection does; its reader, once it reads,
     // sees the error. Until then no listener exists, and an unheard error would end the process.
     this.on('error', () => {});
+  }
+
+  /** Bytes arrived so far; the whole body's once it ended. */
+  get bytesReceived(): number {
+    return this.received;
+  }
+
+  /** The sender's End came and matched what arrived. */
+  get complete(): boolean {
+    return this.ended;
   }
 
   /** True while we gave credit the peer has not used: we are waiting for it. */
@@ -61,6 +72,7 @@ export class IncomingBody extends Readable {
     const bytes = count(o.bytes, `${this.what} end.bytes`);
     if (bytes !== this.received) throw new ProtocolError(`${this.what}: said it sent ${bytes} bytes, but ${this.received} arrived`);
     this.finished = true;
+    this.ended = true;
     this.onDone();
     this.push(null);
   }
@@ -115,6 +127,8 @@ export class OutgoingBody {
   private credit: number;
   private cancelled = false;
   private wake?: () => void;
+  /** The byte count of the End sent, once the whole body went out. */
+  sentBytes: number | undefined;
 
   constructor(
     private readonly conn: WireConnection,
@@ -156,6 +170,7 @@ export class OutgoingBody {
         if (this.stopped) return;
       }
       this.conn.send(FrameType.End, this.id, Buffer.from(JSON.stringify({ bytes: total })));
+      this.sentBytes = total;
     } catch (err) {
       if (this.stopped) return;
       this.onSourceError(err);

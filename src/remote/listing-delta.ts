@@ -6,10 +6,10 @@
  * difference is computed from what the store lists, not from its modseqs, so it is exact for
  * any store: a record is left out only when its UID, length and hash are all unchanged.
  */
-import type { ExpungedMessage, MailboxChanges, MessageMeta } from '../storage/store.js';
+import type { ExpungedMessage, MailboxChanges, MessageMeta, SavedMessage, SystemFlag } from '../storage/store.js';
 import { ProtocolError } from './protocol-error.js';
 import type { ListingReply } from './wire-ops.js';
-import { encodeExpunged, encodeMeta } from './wire-records.js';
+import { encodeExpunged, encodeMeta, meta } from './wire-records.js';
 
 /** Listings each side keeps as bases: the engine lists a mailbox again before it moves on to the next. */
 export const KEPT_LISTINGS = 4;
@@ -56,10 +56,70 @@ function fingerprintOf(id: number, changes: MailboxChanges): Fingerprint | undef
   return { id, uids, lengths, hashes, expunged };
 }
 
+/**
+ * A saved message as both sides know it once its save succeeded, without asking the store:
+ * what the client sent (flags, keywords, date, the body's byte count) and what the store
+ * answered (UID, GUID, modseq). Both sides take these into their last listing of the mailbox,
+ * so the listing after a save does not bring them back; where the store lists a message
+ * otherwise (its own size, keywords in another order), the next difference carries it.
+ */
+export function savedRecord(saved: SavedMessage, sent: { flags: readonly SystemFlag[]; keywords: readonly string[]; receivedDate: number; size: number }): MessageMeta {
+  // Through the wire form and back, as a listed record would come: flags in their canonical order.
+  return meta(encodeMeta({ uid: saved.uid, guid: saved.guid, modseq: saved.modseq, flags: [...sent.flags], keywords: [...sent.keywords], receivedDate: sent.receivedDate, size: sent.size }), 'saved record');
+}
+
+/** Merges records into a UID-sorted list; undefined when a UID is taken already or the list is out of order. */
+function mergeByUid<T>(list: readonly T[], uidOf: (t: T) => number, added: readonly T[]): T[] | undefined {
+  const extra = [...added].sort((a, b) => uidOf(a) - uidOf(b));
+  const out: T[] = [];
+  let j = 0;
+  for (let i = 0; i < list.length; i++) {
+    const u = uidOf(list[i]!);
+    if (i > 0 && u <= uidOf(list[i - 1]!)) return undefined;
+    while (j < extra.length && uidOf(extra[j]!) < u) out.push(extra[j++]!);
+    if (j < extra.length && uidOf(extra[j]!) === u) return undefined;
+    out.push(list[i]!);
+  }
+  while (j < extra.length) {
+    if (out.length > 0 && uidOf(extra[j]!) <= uidOf(out[out.length - 1]!)) return undefined;
+    out.push(extra[j++]!);
+  }
+  return out;
+}
+
 /** The server's side: the last listings sent on one connection, by mailbox. */
 export class ListingMemory {
   private lastId = 0;
   private readonly byMailbox = new Map<string, Fingerprint>();
+
+  /**
+   * Messages just saved to `mailbox` join its last listing; false (and the listing forgotten)
+   * when they cannot, or when there is none. The client is told which, and does the same.
+   */
+  saved(mailbox: string, records: readonly MessageMeta[] | undefined): boolean {
+    const prior = this.byMailbox.get(mailbox);
+    if (!prior) return false;
+    const rows = records && mergeByUid(
+      [...prior.uids].map((uid, i) => ({ uid, length: prior.lengths[i]!, hash: prior.hashes[i]! })),
+      (r) => r.uid,
+      records.map((m) => {
+        const text = JSON.stringify(encodeMeta(m));
+        return { uid: m.uid, length: text.length, hash: hash53(text) };
+      }),
+    );
+    if (!rows) {
+      this.byMailbox.delete(mailbox);
+      return false;
+    }
+    this.byMailbox.set(mailbox, {
+      id: prior.id,
+      uids: Uint32Array.from(rows, (r) => r.uid),
+      lengths: Uint32Array.from(rows, (r) => r.length),
+      hashes: Float64Array.from(rows, (r) => r.hash),
+      expunged: prior.expunged,
+    });
+    return true;
+  }
 
   /**
    * The reply to a full listing of `mailbox`: relative to `base` when that is the listing last
@@ -103,7 +163,7 @@ export class ListingMemory {
 
 /** The client's side: the listings it was given, to rebuild the next ones from. */
 export class ListingCache {
-  private readonly byMailbox = new Map<string, { id: number; changes: MailboxChanges }>();
+  private readonly byMailbox = new Map<string, { readonly id: number; changes: MailboxChanges }>();
 
   /** The base to name when asking for a full listing of `mailbox`. */
   baseFor(mailbox: string): number | undefined {
@@ -128,6 +188,15 @@ export class ListingCache {
       }
     }
     return whole;
+  }
+
+  /** Messages just saved join the last listing of `mailbox` when the server says it took them too; else it is forgotten. */
+  saved(mailbox: string, records: readonly MessageMeta[] | undefined): void {
+    const prior = this.byMailbox.get(mailbox);
+    if (!prior) return;
+    const messages = records && mergeByUid(prior.changes.messages, (m) => m.uid, records);
+    if (!messages) this.byMailbox.delete(mailbox);
+    else prior.changes = { ...prior.changes, messages };
   }
 
   /** Forgets every listing (the connection is over). */

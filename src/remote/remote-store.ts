@@ -17,6 +17,7 @@ import {
   type MailboxStatus,
   type MailboxUpdate,
   type MailStore,
+  type MessageMeta,
   type PairState,
   type SavedMessage,
   type SaveRequest,
@@ -30,7 +31,7 @@ import { EAGER_BODY_CREDIT } from './store-server.js';
 import { WireConnection } from './wire-connection.js';
 import { decodeError, encodeError } from './wire-errors.js';
 import { encodeMessage, MessageAssembler, parseObject } from './wire-message.js';
-import { ListingCache } from './listing-delta.js';
+import { ListingCache, savedRecord } from './listing-delta.js';
 import { encodeSaveItem, FEATURE_LISTING_DELTA, OPS, type OpenRequest, type OpName, type OpReply, type OpRequest, type StoreInfo, type WireSpec } from './wire-ops.js';
 
 export interface RemoteStoreOptions {
@@ -84,6 +85,8 @@ const CLOSE_WAIT_MS = 60_000;
 interface Pending {
   op: OpName;
   asm: MessageAssembler;
+  /** Runs on the decoded reply as its frame arrives, in the order replies come (see call). */
+  then?: (value: unknown) => unknown;
   resolve(value: unknown): void;
   reject(err: Error): void;
 }
@@ -95,6 +98,8 @@ class ClientSave {
   private done = false;
   localError: unknown;
   private readonly iterator: AsyncIterator<SaveRequest>;
+  /** What was sent of each message, in order: the saved messages' records (see records). */
+  private readonly sent: { flags: SaveRequest['flags']; keywords: SaveRequest['keywords']; receivedDate: number; copy: boolean; stream: number }[] = [];
 
   constructor(
     private readonly client: RemoteStore,
@@ -136,7 +141,9 @@ class ClientSave {
           return;
         }
         this.wanted--;
-        this.client.sendItem(this.id, next.value, (err) => this.fail(err));
+        const req = next.value;
+        const stream = this.client.sendItem(this.id, req, (err) => this.fail(err));
+        this.sent.push({ flags: req.flags, keywords: req.keywords, receivedDate: req.receivedDate, copy: req.copyOf !== undefined, stream });
       }
     } finally {
       this.pumping = false;
@@ -148,6 +155,28 @@ class ClientSave {
     this.done = true;
     this.localError = err;
     this.client.sendFrame(FrameType.Error, this.id, encodeError(err));
+  }
+
+  /** The saved messages' records as the server built them too (savedRecord), when every body went out whole. */
+  records(saved: readonly SavedMessage[], sizeOf: (stream: number) => number | undefined): MessageMeta[] | undefined {
+    if (saved.length !== this.sent.length) return undefined;
+    const out: MessageMeta[] = [];
+    try {
+      for (let i = 0; i < saved.length; i++) {
+        const s = this.sent[i]!;
+        const size = sizeOf(s.stream);
+        if (s.copy || size === undefined) return undefined;
+        out.push(savedRecord(saved[i]!, { flags: s.flags, keywords: s.keywords, receivedDate: s.receivedDate, size }));
+      }
+    } catch {
+      return undefined;
+    }
+    return out;
+  }
+
+  /** The body streams of this save. */
+  streams(): number[] {
+    return this.sent.map((s) => s.stream);
   }
 
   finish(): void {
@@ -255,8 +284,8 @@ export class RemoteStore implements MailStore {
     this.conn.send(type, id, payload);
   }
 
-  sendItem(saveId: number, req: SaveRequest, onError: (err: unknown) => void): void {
-    this.state.sendItem(saveId, req, onError);
+  sendItem(saveId: number, req: SaveRequest, onError: (err: unknown) => void): number {
+    return this.state.sendItem(saveId, req, onError);
   }
 
   locally<T>(work: () => Promise<T>): Promise<T> {
@@ -285,7 +314,7 @@ export class RemoteStore implements MailStore {
   async getMessages(name: MailboxName, sinceModseq?: number): Promise<MailboxChanges> {
     const key = mailboxKey(canonicalName(name));
     const base = this.listingDelta && sinceModseq === undefined ? this.listings.baseFor(key) : undefined;
-    const changes = this.listings.take(key, await this.call('getMessages', { name, since: sinceModseq, base }));
+    const changes = await this.state.call('getMessages', { name, since: sinceModseq, base }, undefined, (reply) => this.listings.take(key, reply));
     this.listed.set(key, changes.messages.map((m) => m.uid));
     return changes;
   }
@@ -337,15 +366,22 @@ export class RemoteStore implements MailStore {
     const id = this.state.nextId();
     const save = new ClientSave(this, id, messages);
     this.state.saves.set(id, save);
+    const key = mailboxKey(canonicalName(name));
     try {
-      const { saved } = await this.state.call('saveMessages', { name }, id);
+      const { saved } = await this.state.call('saveMessages', { name }, id, (reply) => {
+        // In the order of the replies, as the server did it: the saved messages join the last listing, or it is forgotten.
+        this.listings.saved(key, reply.listed ? save.records(reply.saved, (s) => this.state.bodyBytes.get(s)) : undefined);
+        return reply;
+      });
       if (save.localError !== undefined) throw save.localError;
       return saved;
     } catch (err) {
+      this.listings.saved(key, undefined);
       throw save.localError ?? this.state.localBodyError(id) ?? err;
     } finally {
       this.state.saves.delete(id);
       save.finish();
+      for (const s of save.streams()) this.state.bodyBytes.delete(s);
       this.state.endSave(id);
     }
   }
@@ -411,6 +447,8 @@ class ClientState {
   /** Save bodies the server has not asked for yet (the store may link instead of reading). */
   private readonly deferred = new Map<number, { saveId: number; body: SaveRequest['body']; onError: (err: unknown) => void }>();
   private readonly bodyErrors = new Map<number, unknown>();
+  /** Save bodies sent whole, by stream: their byte counts, until their save ends. */
+  readonly bodyBytes = new Map<number, number>();
   readonly saves = new Map<number, ClientSave>();
   private localWork = 0;
   private readonly slotWaiters: (() => void)[] = [];
@@ -460,13 +498,18 @@ class ClientState {
   /** Requests sent so far. */
   requestsSent = 0;
 
-  call<K extends OpName>(op: K, args: OpRequest<K>, id = this.nextId()): Promise<OpReply<K>> {
+  /**
+   * `then` runs on the reply when its frame arrives, before any later frame: state kept along
+   * the replies (a mailbox's last listing) follows them in the order the server sent them,
+   * whatever order the callers' continuations run in. A throw there fails the connection.
+   */
+  call<K extends OpName>(op: K, args: OpRequest<K>, id = this.nextId(), then?: (reply: OpReply<K>) => OpReply<K>): Promise<OpReply<K>> {
     this.requestsSent++;
     if (this.closed) return Promise.reject(this.closeError ?? tempError(`${this.label}: the connection is closed`));
     const spec = OPS[op];
     const { parts, final } = encodeMessage(spec.request as WireSpec<OpRequest<K>>, args, { op });
     return new Promise<OpReply<K>>((resolve, reject) => {
-      this.pending.set(id, { op, asm: new MessageAssembler(spec.reply.chunked, `reply to ${op}`), resolve: resolve as (v: unknown) => void, reject });
+      this.pending.set(id, { op, asm: new MessageAssembler(spec.reply.chunked, `reply to ${op}`), then: then as Pending['then'], resolve: resolve as (v: unknown) => void, reject });
       for (const p of parts) this.conn.send(FrameType.Part, id, p);
       this.conn.send(FrameType.Request, id, final);
     });
@@ -487,13 +530,14 @@ class ClientState {
     return body;
   }
 
-  sendItem(saveId: number, req: SaveRequest, onError: (err: unknown) => void): void {
+  sendItem(saveId: number, req: SaveRequest, onError: (err: unknown) => void): number {
     const stream = this.nextId();
     const item = { uid: req.uid, guid: req.guid, flags: req.flags, keywords: req.keywords, receivedDate: req.receivedDate, copyOf: req.copyOf, stream };
     this.conn.send(FrameType.Item, saveId, Buffer.from(JSON.stringify(encodeSaveItem(item))));
     const entry = { saveId, body: req.body, onError };
     if (req.copyOf === undefined) this.startBody(stream, entry, EAGER_BODY_CREDIT);
     else this.deferred.set(stream, entry);
+    return stream;
   }
 
   private startBody(stream: number, entry: { saveId: number; body: SaveRequest['body']; onError: (err: unknown) => void }, credit: number): void {
@@ -513,6 +557,7 @@ class ClientState {
       const out = new OutgoingBody(this.conn, stream, source, credit, failed);
       this.outgoing.set(stream, out);
       await out.run();
+      if (out.sentBytes !== undefined) this.bodyBytes.set(stream, out.sentBytes);
       this.outgoing.delete(stream);
       this.slotWaiters.shift()?.();
     })();
@@ -543,7 +588,8 @@ class ClientState {
         const p = this.pending.get(frame.id);
         if (!p) return this.staleOrUnknown(frame);
         // A reply that does not decode fails the connection, and this request with it.
-        const value = p.asm.finish(OPS[p.op].reply as WireSpec<unknown>, parseObject(frame.payload, `reply to ${p.op}`));
+        const decoded = p.asm.finish(OPS[p.op].reply as WireSpec<unknown>, parseObject(frame.payload, `reply to ${p.op}`));
+        const value = p.then ? p.then(decoded) : decoded;
         this.pending.delete(frame.id);
         p.resolve(value);
         return;

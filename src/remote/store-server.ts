@@ -9,7 +9,7 @@
 import type { Duplex, Readable } from 'node:stream';
 import { MailferryError, usageError } from '../model/errors.js';
 import { canonicalName } from '../model/mailbox-name.js';
-import { mailboxKey, type MailStore, type SaveRequest } from '../storage/store.js';
+import { mailboxKey, type MailStore, type MessageMeta, type SavedMessage, type SaveRequest } from '../storage/store.js';
 import { IncomingBody, OutgoingBody } from './body-streams.js';
 import { FrameType, readU32Payload, u32Payload, type Frame } from './frame-codec.js';
 import { nameRulesOf } from './name-rules.js';
@@ -17,7 +17,7 @@ import { ProtocolError } from './protocol-error.js';
 import { WireConnection } from './wire-connection.js';
 import { decodeError, encodeError } from './wire-errors.js';
 import { encodeMessage, MAX_ITEMS, MessageAssembler, parseObject } from './wire-message.js';
-import { ListingMemory } from './listing-delta.js';
+import { ListingMemory, savedRecord } from './listing-delta.js';
 import { FEATURE_LISTING_DELTA, isOpName, OPS, OPTIONAL_METHODS, saveItem, type OpenRequest, type OpName, type OpReply, type OpRequest, type SaveItem, type WireSpec } from './wire-ops.js';
 
 export interface OpenedForPeer {
@@ -63,7 +63,7 @@ export const EAGER_BODY_CREDIT = 64 * 1024;
  * the middle of a write, where they would wait for a lock the save keeps until it ends.
  */
 class ServerSave {
-  private readonly queue: SaveItem[] = [];
+  private readonly queue: { item: SaveItem; body: IncomingBody }[] = [];
   private ended = false;
   private error: Error | undefined;
   private wake?: () => void;
@@ -75,6 +75,12 @@ class ServerSave {
   private taken = 0;
   private readonly heldOpens: (() => Promise<void>)[] = [];
   readonly bodies = new Map<number, IncomingBody>();
+  /**
+   * What the client sent of each message the store took, in order, and the byte count of each
+   * body that came whole, by stream: the saved messages' records (see savedRecords).
+   */
+  private readonly sent: SaveItem[] = [];
+  private readonly sizes = new Map<number, number>();
 
   constructor(
     private readonly conn: WireConnection,
@@ -86,8 +92,9 @@ class ServerSave {
   item(item: SaveItem): void {
     if (this.ended) throw new ProtocolError(`save ${this.id}: a message after the end`);
     if (++this.received > this.pulled) throw new ProtocolError(`save ${this.id}: more messages than were asked for`);
-    this.bodies.set(item.stream, this.newBody(item));
-    this.queue.push(item);
+    const body = this.newBody(item);
+    this.bodies.set(item.stream, body);
+    this.queue.push({ item, body });
     this.wake?.();
   }
 
@@ -132,11 +139,12 @@ class ServerSave {
       this.wake = undefined;
       this.pulling = false;
       if (this.error) throw this.error;
-      const item = this.queue.shift();
-      if (!item) return;
+      const next = this.queue.shift();
+      if (!next) return;
+      const { item, body } = next;
       this.taken++;
       if (!this.ended && this.pulled - this.taken <= SAVE_PULL_AHEAD - SAVE_PULL_STEP) this.pull(SAVE_PULL_AHEAD - (this.pulled - this.taken));
-      const body = this.bodies.get(item.stream)!;
+      this.sent.push(item);
       yield {
         uid: item.uid,
         guid: item.guid,
@@ -147,6 +155,29 @@ class ServerSave {
         body: () => body,
       };
     }
+  }
+
+  /** A body came whole: its byte count, and the save holds it no longer. */
+  bodyDone(stream: number, body: IncomingBody): void {
+    this.bodies.delete(stream);
+    if (body.complete) this.sizes.set(stream, body.bytesReceived);
+  }
+
+  /** The records of the saved messages, when each is known whole (not a copy, its body complete). */
+  savedRecords(saved: readonly SavedMessage[]): MessageMeta[] | undefined {
+    if (saved.length !== this.sent.length) return undefined;
+    const out: MessageMeta[] = [];
+    try {
+      for (let i = 0; i < saved.length; i++) {
+        const item = this.sent[i]!;
+        const size = this.sizes.get(item.stream);
+        if (item.copyOf !== undefined || size === undefined) return undefined;
+        out.push(savedRecord(saved[i]!, { flags: item.flags, keywords: item.keywords, receivedDate: item.receivedDate, size }));
+      }
+    } catch {
+      return undefined;
+    }
+    return out;
   }
 
   /** Bodies the store did not read to the end are cancelled; opens still held run now. */
@@ -284,15 +315,18 @@ export async function serveStore(stream: Duplex, options: ServeOptions): Promise
         const save = new ServerSave(conn, id, mailboxKey(canonicalName(q.name)), (item) => {
           newId(item.stream);
           // A body the store may link instead of reading (a renumbering) gets no credit until read.
-          const body = new IncomingBody(conn, item.stream, item.copyOf === undefined ? EAGER_BODY_CREDIT : 0, `message body ${item.stream}`, () =>
-            incoming.delete(item.stream),
-          );
+          const body: IncomingBody = new IncomingBody(conn, item.stream, item.copyOf === undefined ? EAGER_BODY_CREDIT : 0, `message body ${item.stream}`, () => {
+            incoming.delete(item.stream);
+            save.bodyDone(item.stream, body);
+          });
           incoming.set(item.stream, body);
           return body;
         });
         saves.set(id, save);
         try {
-          return { saved: await store().saveMessages(q.name, save.requests()) } as OpReply<K>;
+          const saved = await store().saveMessages(q.name, save.requests());
+          const listed = listingDelta && listings.saved(mailboxKey(canonicalName(q.name)), save.savedRecords(saved));
+          return { saved, ...(listed ? { listed } : {}) } as OpReply<K>;
         } finally {
           saves.delete(id);
           save.finish();

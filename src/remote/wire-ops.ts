@@ -153,7 +153,7 @@ export interface OpTypes {
   openMessage: [NameArg & { uid: number; credit: number }, Record<string, never>];
   messageHashes: [NameArg & { uids: number[] }, { hashes: [number, string][] }];
   adoptGuids: [NameArg & { guids: { uid: number; guid: string }[] }, Record<string, never>];
-  saveMessages: [NameArg, { saved: SavedMessage[] }];
+  saveMessages: [NameArg, { saved: SavedMessage[]; listed?: boolean }];
   updateFlags: [NameArg & { updates: FlagUpdate[] }, Record<string, never>];
   expunge: [NameArg & { uids: number[] }, Record<string, never>];
   createMailbox: [NameArg & { guid?: string; uidValidity?: number; specialUse?: string[] }, { status: MailboxStatus }];
@@ -278,7 +278,12 @@ export const OPS: { [K in OpName]: { request: WireSpec<OpRequest<K>>; reply: Wir
   },
   saveMessages: {
     request: nameOnly,
-    reply: spec((o) => ({ saved: o.saved as SavedMessage[] }), (v) => ({ saved: v.saved.map(rec.encodeSaved) }), { saved: rec.saved }),
+    // listed: the server took the saved messages into its last listing of the mailbox (see listing-delta.ts).
+    reply: spec(
+      (o, p) => ({ saved: o.saved as SavedMessage[], ...(o.listed === true ? { listed: bool(o.listed, `${p}.listed`) } : {}) }),
+      (v) => ({ saved: v.saved.map(rec.encodeSaved), listed: v.listed }),
+      { saved: rec.saved },
+    ),
   },
   updateFlags: {
     request: spec(

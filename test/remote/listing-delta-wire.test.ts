@@ -78,6 +78,36 @@ describe('listings as differences over the wire (in-process pipe)', () => {
     assert.ok(sizes[2]! < sizes[1]!, `the third, nothing having changed, is smaller still (${sizes[2]} bytes)`);
   });
 
+  it('messages saved through the connection join the last listing on both sides: the listing after a save does not bring them back', async () => {
+    const location = `maildir:${join(dir, 'saved')}`;
+    const lines: string[] = [];
+    const { store: remote } = await connectInProcess(location, { compress: false, rawlog: (l) => lines.push(l) });
+    const box = ['Work', 'Q3 2024'];
+    await remote.createMailbox(box);
+    assert.equal((await remote.getMessages(box)).messages.length, 0);
+    const bodies = corpusMessages(200);
+    // Some with flags in no particular order, some with keywords the store may keep otherwise: those travel again, the rest not.
+    await remote.saveMessages(box, bodies.map((b, i) => req(b, { flags: i % 3 ? ['\\Seen', '\\Answered'] : [], keywords: i % 50 === 0 ? ['zeta', 'alpha'] : [] })));
+    const after = await remote.getMessages(box);
+    // The far store read by a second, local instance at the same moment.
+    const truth = await local(location);
+    try {
+      assert.deepEqual(after, await truth.getMessages(box));
+      const uids = after.messages.map((m) => m.uid);
+      await remote.saveMessages(box, corpusMessages(205).slice(200).map((b) => req(b)));
+      await remote.expunge(box, [uids[5]!]);
+      assert.deepEqual(await remote.getMessages(box), await truth.getMessages(box));
+    } finally {
+      await truth.close();
+    }
+    await remote.close();
+    const sizes = lines.filter((l) => / < Reply \d+ \{"uidValidity"/.test(l)).map((l) => Number(/\((\d+) bytes\)$/.exec(l)?.[1] ?? l.length));
+    assert.equal(sizes.length, 3);
+    const whole = JSON.stringify(after.messages.map((m) => [m.uid, m.guid, 0, m.modseq, m.receivedDate, m.size, m.keywords])).length;
+    assert.ok(sizes[1]! < whole / 10, `the listing after saving 200 messages is ${sizes[1]} bytes, where the whole listing is about ${whole}`);
+    assert.ok(sizes[2]! < whole / 10, `and after 5 more and an expunge ${sizes[2]} bytes`);
+  });
+
   it('a two-way sync with a remote side sends about half the listing bytes, and both sides end alike', async () => {
     const aLoc = `maildir:${join(dir, 'sync-a')}`;
     const bLoc = `maildir:${join(dir, 'sync-b')}`;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { hash53, KEPT_LISTINGS, ListingCache, ListingMemory } from '../../src/remote/listing-delta.js';
+import { hash53, KEPT_LISTINGS, ListingCache, ListingMemory, savedRecord } from '../../src/remote/listing-delta.js';
 import { ProtocolError } from '../../src/remote/protocol-error.js';
 import type { MailboxChanges, MessageMeta, SystemFlag } from '../../src/storage/store.js';
 
@@ -66,6 +66,30 @@ describe('listings as differences from the last one', () => {
         const third = server.reply('INBOX', b, client.baseFor('INBOX'));
         assert.deepEqual([third.messages, third.removed], [[], []]);
         assert.deepEqual(client.take('INBOX', third), b);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('saved messages joined to both sides\' last listing rebuild the next one exactly; a UID already listed makes both forget it', () => {
+    fc.assert(
+      fc.property(pairArb, fc.uniqueArray(fc.integer({ min: 1, max: 60 }), { maxLength: 8 }), ([a, b], savedUids) => {
+        const server = new ListingMemory();
+        const client = new ListingCache();
+        client.take('INBOX', server.reply('INBOX', a, undefined));
+        const records = savedUids.map((uid) => savedRecord({ uid, guid: `saved-${uid}`, modseq: 60 + uid }, { flags: ['\\Seen', '\\Answered'], keywords: ['k'], receivedDate: 1700000000000, size: uid * 10 }));
+        const taken = server.saved('INBOX', records);
+        client.saved('INBOX', taken ? records : undefined);
+        assert.equal(taken, !savedUids.some((u) => a.messages.some((m) => m.uid === u)));
+        assert.equal(client.baseFor('INBOX') !== undefined, taken);
+        // The store then lists b, with some of the saved messages as saved and others otherwise.
+        const byUid = new Map(b.messages.map((m) => [m.uid, m]));
+        records.forEach((r, i) => byUid.set(r.uid, i % 2 ? r : { ...r, size: r.size + 1 }));
+        const next = { ...b, messages: [...byUid.values()].sort((x, y) => x.uid - y.uid) };
+        const reply = server.reply('INBOX', next, client.baseFor('INBOX'));
+        assert.equal(reply.base !== undefined, taken);
+        assert.deepEqual(client.take('INBOX', reply), next);
+        if (taken) assert.ok(reply.messages.every((m) => !records.some((r, i) => i % 2 === 1 && r.uid === m.uid && JSON.stringify(byUid.get(m.uid)) === JSON.stringify(r))), 'a saved message listed as saved does not travel');
       }),
       { numRuns: 300 },
     );
