@@ -102,7 +102,6 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
   private pumping = false;
   private pumpAgain = false;
   private checking: Promise<void> | undefined;
-  private reloading = false;
   private stopping = false;
   private abandoned = false;
   private active = 0;
@@ -563,49 +562,54 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
   // ---- reload and stop ----
 
   /** SIGHUP: the configuration and the userdb read again; on any error the old ones stay in force. */
-  async reload(): Promise<void> {
-    if (this.reloading || this.stopping) return;
-    this.reloading = true;
+  reload(): Promise<void> {
+    if (this.reloadDone !== undefined || this.stopping) return this.reloadDone ?? Promise.resolve();
+    this.reloadDone = this.reloadNow().finally(() => {
+      this.reloadDone = undefined;
+    });
+    return this.reloadDone;
+  }
+
+  /** The reload under way: a stop waits for it, or the reload would open watches and timers after the stop closed them. */
+  private reloadDone: Promise<void> | undefined;
+
+  private async reloadNow(): Promise<void> {
+    let settings: Settings;
+    let userdb: UserDb | undefined;
     try {
-      let settings: Settings;
-      let userdb: UserDb | undefined;
-      try {
-        settings = this.opts.loadSettings();
-        userdb = await openUserDb(settings);
-        if (userdb === undefined) throw configError('no userdb is configured any more');
-      } catch (err) {
-        this.log(`reload failed: ${(err as Error).message}; the configuration in force stays`);
-        return;
-      }
-      let loaded;
-      try {
-        loaded = await loadReplicaUsers(this.opts.selection, userdb, settings, (l) => this.log(l));
-      } catch (err) {
-        await userdb.close();
-        this.log(`reload failed: ${(err as Error).message}; the users in force stay`);
-        return;
-      }
-      const old = this.userdb;
-      this.userdb = userdb;
-      await old.close();
-      const before = this.settings;
-      this.settings = settings;
-      await this.reloadNotifier(before);
-      const { added, removed } = await this.queue.setUsers(loaded.runs.keys(), Date.now());
-      await this.queue.reconfigure(queueTimingOf(settings));
-      this.runs = loaded.runs;
-      await this.lookUpAddedUsers();
-      this.fingerprints.retain(new Set(this.runs.keys()));
-      this.pool.setSettings(settings);
-      this.pool.resize(replicatorSettingsOf(settings).maxConns);
-      this.watcher.setLimit(replicatorSettingsOf(settings).maxWatchedUsers);
-      this.planWatches();
-      this.armCheck();
-      this.log(`reloaded: ${this.runs.size} users (${added} new, ${removed} gone), ${this.watcher.size} watched, ${this.pool.size} workers`);
-      this.kick();
-    } finally {
-      this.reloading = false;
+      settings = this.opts.loadSettings();
+      userdb = await openUserDb(settings);
+      if (userdb === undefined) throw configError('no userdb is configured any more');
+    } catch (err) {
+      this.log(`reload failed: ${(err as Error).message}; the configuration in force stays`);
+      return;
     }
+    let loaded;
+    try {
+      loaded = await loadReplicaUsers(this.opts.selection, userdb, settings, (l) => this.log(l));
+    } catch (err) {
+      await userdb.close();
+      this.log(`reload failed: ${(err as Error).message}; the users in force stay`);
+      return;
+    }
+    const old = this.userdb;
+    this.userdb = userdb;
+    await old.close();
+    const before = this.settings;
+    this.settings = settings;
+    await this.reloadNotifier(before);
+    const { added, removed } = await this.queue.setUsers(loaded.runs.keys(), Date.now());
+    await this.queue.reconfigure(queueTimingOf(settings));
+    this.runs = loaded.runs;
+    await this.lookUpAddedUsers();
+    this.fingerprints.retain(new Set(this.runs.keys()));
+    this.pool.setSettings(settings);
+    this.pool.resize(replicatorSettingsOf(settings).maxConns);
+    this.watcher.setLimit(replicatorSettingsOf(settings).maxWatchedUsers);
+    this.planWatches();
+    this.armCheck();
+    this.log(`reloaded: ${this.runs.size} users (${added} new, ${removed} gone), ${this.watcher.size} watched, ${this.pool.size} workers`);
+    this.kick();
   }
 
   /** Stops taking work, lets running syncs finish (bounded), keeps the queue; a second call ends them at once. */
@@ -628,6 +632,7 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
   }
 
   private async shutdown(): Promise<void> {
+    await this.reloadDone?.catch(() => {});
     for (const t of [this.wakeTimer, this.hintTimer]) if (t) clearTimeout(t);
     if (this.checkTimer) clearInterval(this.checkTimer);
     await this.watcher.close();

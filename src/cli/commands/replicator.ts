@@ -54,9 +54,17 @@ async function runDaemon(opts: DaemonCliOptions, g: GlobalOptions): Promise<numb
   // The daemon opens no store itself (its workers do, and clean up after themselves): a signal
   // here means stop after the running syncs, or reload, not exit at once.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeAllListeners(signal);
+  // Handlers from the start: a SIGHUP while the userdb is read would otherwise end the process.
+  // A signal that comes before the daemon runs is acted on once it does.
+  let early: { stop?: string; reload?: boolean } = {};
+  let onStop: (signal: string) => void = (signal) => (early.stop ??= signal);
+  let onReload: () => void = () => (early.reload = true);
+  process.on('SIGTERM', () => onStop('SIGTERM'));
+  process.on('SIGINT', () => onStop('SIGINT'));
+  process.on('SIGHUP', () => onReload());
   // Listening first: an address that cannot be had stops the start before any sync runs.
   const http = await startStatusHttp(opts.http, settings.replication_http, Boolean(opts.httpAllowRemote), log);
-  const daemon = await ReplicatorDaemon.start({
+  const running = await ReplicatorDaemon.start({
     settings,
     loadSettings: () => settingsFrom(g),
     selection: opts.user?.length ? { kind: 'names', masks: opts.user } : { kind: 'all' },
@@ -68,11 +76,11 @@ async function runDaemon(opts: DaemonCliOptions, g: GlobalOptions): Promise<numb
     await http?.close();
     throw err;
   });
-  http?.attach(daemon);
+  http?.attach(running);
   return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
+    onStop = (signal: string) => {
       log(`${signal}: stopping (again to end the running syncs now)`);
-      daemon
+      running
         .stop()
         .then(
           () => 0,
@@ -87,12 +95,14 @@ async function runDaemon(opts: DaemonCliOptions, g: GlobalOptions): Promise<numb
           resolve(code);
         });
     };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
+    onReload = () => {
       log('SIGHUP: reloading the configuration and the userdb');
-      daemon.reload().catch((err: unknown) => log(`reload failed: ${(err as Error)?.message ?? String(err)}`));
-    });
+      running.reload().catch((err: unknown) => log(`reload failed: ${(err as Error)?.message ?? String(err)}`));
+    };
+    const pending = early;
+    early = {};
+    if (pending.stop !== undefined) onStop(pending.stop);
+    else if (pending.reload) onReload();
   });
 }
 
