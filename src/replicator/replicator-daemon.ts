@@ -183,7 +183,7 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
     const counts = await this.queue.counts(now);
     this.log(
       `started: ${counts.total} users (${added} new, ${removed} gone${loaded.skipped ? `, ${loaded.skipped} noreplicate` : ''}${loaded.failed ? `, ${loaded.failed} left out` : ''}${released ? `, ${released} unfinished syncs queued again` : ''}), ` +
-        `${this.watcher.size} watched, ${this.pool.size} workers; queue in ${this.stateDir}, control socket ${this.opts.socketPath}` +
+        `${this.watcher.size} watched, ${this.pool.size} workers; ${this.queue.description}, control socket ${this.opts.socketPath}` +
         (this.notifier ? `, Dovecot notify socket ${this.notifier.socketPath} and fifo ${this.notifier.fifoPath}` : ''),
     );
     this.armCheck();
@@ -358,16 +358,18 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
         // Its sync records the fingerprint it leaves when it ends.
         if (this.syncing.has(user)) continue;
         let changed = plan.polled;
+        let fp: Awaited<ReturnType<typeof fingerprint>> | undefined;
         if (plan.targets.length > 0) {
-          const fp = await fingerprint(plan.targets);
+          fp = await fingerprint(plan.targets);
           const old = this.fingerprints.get(user);
           if (old === undefined || old.fresh || old.value !== fp.value) changed = true;
           // A watched user's second change in the same clock tick is seen by the watcher, not by mtimes.
           if (this.watcher.has(user)) fp.fresh = false;
-          if (this.plans.has(user) && !this.syncing.has(user)) this.fingerprints.set(user, fp);
         }
         if (changed && this.opts.debug) this.log(`check: user ${user}: ${plan.polled ? 'its mail is not on this machine' : 'its mail changed'}`);
         if (changed && (await this.queue.notify(user, 'low', Date.now()))) queued++;
+        // Recorded only once the queue has the change: a queue that failed to take it sees it again at the next check.
+        if (fp !== undefined && this.plans.has(user) && !this.syncing.has(user)) this.fingerprints.set(user, fp);
       }
     };
     try {
