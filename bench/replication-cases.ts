@@ -234,6 +234,7 @@ async function runOne(o: {
   }).join(''));
   const instances: DovecotInstance[] = [];
   let running: Running | undefined;
+  let probe: ArrivalProbe | undefined;
   const problems: string[] = [];
   const started = Date.now();
   cpu.mark(['repl']);
@@ -279,7 +280,8 @@ async function runOne(o: {
     const busy = new Set<number>();
     const delivered = new Map<number, number>();
     let failedDeliveries = 0;
-    const probe = new ArrivalProbe(ARRIVAL_TIMEOUT_MS, (a) => busy.delete(Number(a.user.slice(1))));
+    const arrivals = new ArrivalProbe(ARRIVAL_TIMEOUT_MS, (a) => busy.delete(Number(a.user.slice(1))));
+    probe = arrivals;
     const streamStart = performance.now();
     const inFlight: Promise<void>[] = [];
     for (let i = 0; i < count; i++) {
@@ -306,27 +308,27 @@ async function runOne(o: {
         writeFileSync(t, body);
         give(t);
         renameSync(t, join(home(k), 'Maildir', 'new', name));
-        probe.delivered(i, u, inbox, base);
+        arrivals.delivered(i, u, inbox, base);
       } else {
-        inFlight.push(lmtpDeliver(lmtpPort, u, body).then(() => probe.delivered(i, u, inbox, base), (e: Error) => {
+        inFlight.push(lmtpDeliver(lmtpPort, u, body).then(() => arrivals.delivered(i, u, inbox, base), (e: Error) => {
           failedDeliveries++;
           delivered.set(k, delivered.get(k)! - 1);
           if (problems.length < 3) problems.push(e.message);
-          probe.failed(i, u);
+          arrivals.failed(i, u);
         }));
       }
     }
     await Promise.all(inFlight);
-    while (probe.inFlight > 0) await sleep(20);
-    probe.close();
+    while (arrivals.inFlight > 0) await sleep(20);
+    arrivals.close();
     const streamSeconds = (performance.now() - streamStart) / 1000;
     // Whatever the replication still does for the stream counts too.
     await sleep(2000);
     const syncsAfter = running.syncs();
     const streamSyncs = syncsBefore === undefined || syncsAfter === undefined ? undefined : syncsAfter - syncsBefore;
     const cpuSeconds = cpu.since('repl'), lmtpCpuSeconds = cpu.since('lmtp'), otherCpuSeconds = cpu.since('other');
-    const latenciesMs = probe.arrivals.filter((a) => a.latencyMs !== undefined).map((a) => a.latencyMs!);
-    const lost = probe.arrivals.filter((a) => a.latencyMs === undefined).length - failedDeliveries;
+    const latenciesMs = arrivals.arrivals.filter((a) => a.latencyMs !== undefined).map((a) => a.latencyMs!);
+    const lost = arrivals.arrivals.filter((a) => a.latencyMs === undefined).length - failedDeliveries;
     if (lost > 0) problems.push(`${lost} message(s) not in the replica within ${ARRIVAL_TIMEOUT_MS / 1000} s`);
     // Both sides of every account, from disk.
     let wrong = 0;
@@ -352,9 +354,11 @@ async function runOne(o: {
       cpuSeconds: undefined, lmtpCpuSeconds: undefined, otherCpuSeconds: undefined, streamSeconds: 0, streamSyncs: undefined, cpuMeasured: cpu.available, problems,
     };
   } finally {
+    // A run that failed mid-stream leaves its probe's timer and watches behind otherwise, and the benchmark would never exit.
+    probe?.close();
     await running?.stop();
     for (const d of instances.reverse()) await d.stop();
-    cpu.remove();
+    await cpu.remove();
     // A few sockets, configurations and logs, kept when the run went wrong (as the mail under bench/data/work/ is).
     if (problems.length === 0) rmSync(tmp, { recursive: true, force: true });
   }

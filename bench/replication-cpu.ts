@@ -70,12 +70,21 @@ export class CpuGroups {
     return now === undefined || then === undefined || !Number.isFinite(then) ? undefined : (now - then) / 1e9;
   }
 
-  /** Removes the groups (they must be empty: call after every process in them ended). */
-  remove(): void {
+  /**
+   * Removes the groups once empty: a stopped Dovecot's master is gone before its config, log
+   * and auth processes are, so a group still busy is tried again for up to 5 s.
+   */
+  async remove(): Promise<void> {
     for (const dir of this.made.reverse()) {
-      try {
-        rmdirSync(dir);
-      } catch { /* a process still in it; left for the next run's cleanup */ }
+      for (let tries = 0; ; tries++) {
+        try {
+          rmdirSync(dir);
+          break;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EBUSY' || tries >= 50) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
     }
     this.made.length = 0;
   }
