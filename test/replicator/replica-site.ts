@@ -313,3 +313,52 @@ export function isSocket(path: string): { socket: boolean; mode: number } {
   const st = statSync(path);
   return { socket: st.isSocket(), mode: st.mode & 0o777 };
 }
+
+export function randomInt(n: number): number {
+  return Math.floor(Math.random() * n);
+}
+
+/** What a change script did: the messages it expunged, and how many changes it made. */
+export interface Changes {
+  expunged: Set<string>;
+  ops: number;
+}
+
+/** One change a mail client or delivery agent makes on one side of one user's pair. */
+export function change(site: ReplicaSite, u: ReplicaUser, side: 'source' | 'replica', c: Changes): void {
+  const root = side === 'source' ? u.source : u.replica;
+  const folder = u.folders[randomInt(u.folders.length)]!;
+  const roll = randomInt(10);
+  c.ops++;
+  if (roll < 4) {
+    // The replica side gets its folders from the first sync; until then deliveries go to the source.
+    try {
+      site.delivered.get(u.name)!.add(deliver(root, folder, `${u.name}-${side}`));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return;
+  }
+  const files = filesIn(root, folder);
+  if (files.length === 0) return;
+  const path = files[randomInt(files.length)]!;
+  const id = messageIdOf(path);
+  if (id === undefined) return;
+  if (roll < 8) setFlags(path, ['', 'S', 'FS', 'RS', 'F', 'DS'][randomInt(6)]!);
+  else if (expunge(path)) c.expunged.add(id);
+}
+
+/** Where a pair is not exactly what the script made: different sides, a message lost, one from nowhere. */
+export function judge(site: ReplicaSite, u: ReplicaUser, c: Changes): string[] {
+  const a = holdings(u.source);
+  const b = holdings(u.replica);
+  const out = differences(a, b);
+  for (const id of site.delivered.get(u.name)!) {
+    // An expunge racing a sync's rename of the same file may miss; then the message is on both sides.
+    if (c.expunged.has(id)) {
+      if (a.byId.has(id) !== b.byId.has(id)) out.push(`${id}, expunged, is on one side only`);
+    } else if (!a.byId.has(id) || !b.byId.has(id)) out.push(`${id} lost (${a.byId.has(id) ? 'in the replica' : 'in the source'})`);
+  }
+  for (const id of new Set([...a.byId.keys(), ...b.byId.keys()])) if (!site.delivered.get(u.name)!.has(id)) out.push(`${id} came from nowhere`);
+  return out.map((l) => `${u.name}: ${l}`);
+}

@@ -12,9 +12,9 @@
 import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { QUEUE_FILE } from '../../src/replicator/sqlite-replication-queue.js';
 import { after, test } from 'node:test';
-import { control, deliver, differences, expunge, filesIn, holdings, makeReplicaSite, messageIdOf, setFlags, sleep, startReplicator, until, type ReplicaUser } from './replica-site.js';
+import { QUEUE_FILE } from '../../src/replicator/sqlite-replication-queue.js';
+import { change, type Changes, control, differences, holdings, judge, makeReplicaSite, randomInt, sleep, startReplicator, until } from './replica-site.js';
 
 const SOAK = process.env.MAILFERRY_SOAK === '1';
 const SCRIPT_MS = SOAK ? 60_000 : 5_000;
@@ -23,53 +23,6 @@ const CONVERGE_MS = 30_000;
 
 const site = makeReplicaSite({ users: 20 });
 after(() => site.stop());
-
-function randomInt(n: number): number {
-  return Math.floor(Math.random() * n);
-}
-
-interface Changes {
-  expunged: Set<string>;
-  ops: number;
-}
-
-/** One change a mail client or delivery agent makes on one side of one user's pair. */
-function change(u: ReplicaUser, side: 'source' | 'replica', c: Changes): void {
-  const root = side === 'source' ? u.source : u.replica;
-  const folder = u.folders[randomInt(u.folders.length)]!;
-  const roll = randomInt(10);
-  c.ops++;
-  if (roll < 4) {
-    // The replica side gets its folders from the first sync; until then deliveries go to the source.
-    try {
-      site.delivered.get(u.name)!.add(deliver(root, folder, `${u.name}-${side}`));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    return;
-  }
-  const files = filesIn(root, folder);
-  if (files.length === 0) return;
-  const path = files[randomInt(files.length)]!;
-  const id = messageIdOf(path);
-  if (id === undefined) return;
-  if (roll < 8) setFlags(path, ['', 'S', 'FS', 'RS', 'F', 'DS'][randomInt(6)]!);
-  else if (expunge(path)) c.expunged.add(id);
-}
-
-function judge(u: ReplicaUser, c: Changes): string[] {
-  const a = holdings(u.source);
-  const b = holdings(u.replica);
-  const out = differences(a, b);
-  for (const id of site.delivered.get(u.name)!) {
-    // An expunge racing a sync's rename of the same file may miss; then the message is on both sides.
-    if (c.expunged.has(id)) {
-      if (a.byId.has(id) !== b.byId.has(id)) out.push(`${id}, expunged, is on one side only`);
-    } else if (!a.byId.has(id) || !b.byId.has(id)) out.push(`${id} lost (${a.byId.has(id) ? 'in the replica' : 'in the source'})`);
-  }
-  for (const id of new Set([...a.byId.keys(), ...b.byId.keys()])) if (!site.delivered.get(u.name)!.has(id)) out.push(`${id} came from nowhere`);
-  return out.map((l) => `${u.name}: ${l}`);
-}
 
 test('20 users, changes on both sides while the replicator runs: every pair converges exactly, and a restart after SIGKILL keeps the queue', { timeout: 300_000 }, async () => {
   const settings = { replication_max_conns: '4', replication_check_interval: '2s' };
@@ -89,11 +42,11 @@ test('20 users, changes on both sides while the replicator runs: every pair conv
     const started = Date.now();
     while (Date.now() - started < SCRIPT_MS) {
       const u = site.users[randomInt(site.users.length)]!;
-      change(u, Math.random() < 0.6 ? 'source' : 'replica', c);
+      change(site, u, Math.random() < 0.6 ? 'source' : 'replica', c);
       await sleep(randomInt(15));
     }
     const stopped = Date.now();
-    const pending = () => site.users.flatMap((u) => judge(u, c));
+    const pending = () => site.users.flatMap((u) => judge(site, u, c));
     const took = await until(() => pending().length === 0, CONVERGE_MS, () => pending().slice(0, 20).join('\n'), 250);
     // Still equal once the replicator has had time for the syncs its last hints asked for.
     await sleep(2500);

@@ -16,7 +16,7 @@ import { PostgresReplicationQueue } from '../../src/replicator/postgres-replicat
 import { cli } from '../cli/cli-child.js';
 import { startPostgres, type Postgres } from '../support/postgres.js';
 import { relay } from './pg-relay.js';
-import { deliver, differences, expunge, filesIn, holdings, makeReplicaSite, messageIdOf, setFlags, sleep, startReplicator, SYNC_LINE, until, type Replicator, type ReplicaUser } from './replica-site.js';
+import { change, type Changes, deliver, differences, holdings, judge, makeReplicaSite, randomInt, type Replicator, sleep, startReplicator, SYNC_LINE, until } from './replica-site.js';
 
 const SCHEMA = 'fleet';
 const LEASE_S = 2;
@@ -33,53 +33,6 @@ after(async () => {
   await pgsql?.stop();
   site.stop();
 });
-
-function randomInt(n: number): number {
-  return Math.floor(Math.random() * n);
-}
-
-interface Changes {
-  expunged: Set<string>;
-  ops: number;
-}
-
-/** One change a mail client or delivery agent makes on one side of one user's pair. */
-function change(u: ReplicaUser, side: 'source' | 'replica', c: Changes): void {
-  const root = side === 'source' ? u.source : u.replica;
-  const folder = u.folders[randomInt(u.folders.length)]!;
-  const roll = randomInt(10);
-  c.ops++;
-  if (roll < 4) {
-    try {
-      site.delivered.get(u.name)!.add(deliver(root, folder, `${u.name}-${side}`));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-    return;
-  }
-  const files = filesIn(root, folder);
-  if (files.length === 0) return;
-  const path = files[randomInt(files.length)]!;
-  const id = messageIdOf(path);
-  if (id === undefined) return;
-  if (roll < 8) setFlags(path, ['', 'S', 'FS', 'RS', 'F', 'DS'][randomInt(6)]!);
-  else if (expunge(path)) c.expunged.add(id);
-}
-
-/** Where a pair is not exactly what the script made: different sides, a message lost, one from nowhere. */
-function judge(u: ReplicaUser, c: Changes): string[] {
-  const a = holdings(u.source);
-  const b = holdings(u.replica);
-  const out = differences(a, b);
-  for (const id of site.delivered.get(u.name)!) {
-    // An expunge racing a sync's rename of the same file may miss; then the message is on both sides.
-    if (c.expunged.has(id)) {
-      if (a.byId.has(id) !== b.byId.has(id)) out.push(`${id}, expunged, is on one side only`);
-    } else if (!a.byId.has(id) || !b.byId.has(id)) out.push(`${id} lost (${a.byId.has(id) ? 'in the replica' : 'in the source'})`);
-  }
-  for (const id of new Set([...a.byId.keys(), ...b.byId.keys()])) if (!site.delivered.get(u.name)!.has(id)) out.push(`${id} came from nowhere`);
-  return out.map((l) => `${u.name}: ${l}`);
-}
 
 /** Each daemon's syncs as spans [start, end] in wall time, from its log: the line's arrival less the time the line gives. */
 function spans(r: Replicator, name: string): { user: string; from: number; to: number; who: string }[] {
@@ -135,7 +88,7 @@ test('two replicators on one PostgreSQL queue: no user synced by two at once, a 
     const aPid = a.child.pid!;
     while (Date.now() - started < SCRIPT_MS) {
       const u = site.users[randomInt(site.users.length)]!;
-      change(u, Math.random() < 0.6 ? 'source' : 'replica', c);
+      change(site, u, Math.random() < 0.6 ? 'source' : 'replica', c);
       if (killed === undefined && Date.now() - started > SCRIPT_MS / 3) {
         // a is killed while it holds a claim: a sync cut off in the middle.
         const held = await pgsql.query(`SELECT username FROM ${SCHEMA}.replica_users WHERE claimed_by = $1`, [`${hostname()}:${aPid}`]);
@@ -156,7 +109,7 @@ test('two replicators on one PostgreSQL queue: no user synced by two at once, a 
     const finished = (u: string) => b.syncs(u, fromKill < 0 ? b.lines.length : fromKill).find((l) => / ok in /.test(l.text));
     await until(() => killed!.users.every((u) => finished(u) !== undefined), LEASE_S * 1000 + 20_000, () => b.log());
     const takenOver = Math.max(...killed.users.map((u) => finished(u)!.at)) - killed.at;
-    const pending = () => site.users.flatMap((u) => judge(u, c));
+    const pending = () => site.users.flatMap((u) => judge(site, u, c));
     // On failure: what both replicators logged about the users that differ.
     const story = () => {
       const who = new Set(pending().map((l) => l.split(':')[0]!));
