@@ -5,10 +5,8 @@
  */
 import type { Settings } from '../config/settings.js';
 import type { QueueTiming } from './next-sync-time.js';
-import { PostgresReplicationQueue } from './postgres-replication-queue.js';
 import type { ReplicationQueue } from './replication-queue.js';
 import { replicatorSettingsOf } from './replicator-settings.js';
-import { SqliteReplicationQueue } from './sqlite-replication-queue.js';
 
 export function queueTimingOf(settings: Settings): QueueTiming {
   const { fullSyncIntervalMs, failureBackoffMs } = replicatorSettingsOf(settings);
@@ -26,8 +24,13 @@ function logLine(line: string): void {
   process.stderr.write(`mailferry: replicator: ${line.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1))}\n`);
 }
 
+/** Each kind is loaded only when chosen: the PostgreSQL client is no start-up cost of a host that does not use it. */
 export async function openReplicationQueue(settings: Settings, stateDir: string, log: (line: string) => void = logLine): Promise<ReplicationQueue> {
-  if (!isSharedQueue(settings)) return SqliteReplicationQueue.open(stateDir, queueTimingOf(settings));
+  if (!isSharedQueue(settings)) {
+    const { SqliteReplicationQueue } = await import('./sqlite-replication-queue.js');
+    return SqliteReplicationQueue.open(stateDir, queueTimingOf(settings));
+  }
+  const { PostgresReplicationQueue } = await import('./postgres-replication-queue.js');
   return PostgresReplicationQueue.open({
     connect: settings.replicator_queue,
     schema: settings.replicator_queue_schema ?? 'mailferry',

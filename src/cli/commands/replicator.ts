@@ -12,14 +12,12 @@ import type { Command } from 'commander';
 import type { ControlReply, ControlRequest } from '../../replicator/control-protocol.js';
 import { controlRequest } from '../../replicator/control-client.js';
 import { isSharedQueue, openReplicationQueue } from '../../replicator/open-replication-queue.js';
-import { answerFromQueue, type QueueReply } from '../../replicator/pg-queue-control.js';
+import type { QueueReply } from '../../replicator/pg-queue-control.js';
 import { replicatorStateDir } from '../../replicator/replicator-paths.js';
 import { parseRequestPriority } from '../../replicator/replication-priority.js';
-import { ReplicatorDaemon } from '../../replicator/replicator-daemon.js';
 import { defaultSocketPath } from '../../replicator/replicator-paths.js';
 import { countLines, formatSpan, table, userLines, workerLines } from '../../replicator/status-format.js';
 import { MailferryError } from '../../model/errors.js';
-import { startStatusHttp } from '../../replicator/status-http.js';
 import { printJson, printLines } from '../output.js';
 import type { GlobalOptions } from '../run.js';
 import { settingsFrom } from '../settings.js';
@@ -63,6 +61,8 @@ async function runDaemon(opts: DaemonCliOptions, g: GlobalOptions): Promise<numb
   process.on('SIGINT', () => onStop('SIGINT'));
   process.on('SIGHUP', () => onReload());
   // Listening first: an address that cannot be had stops the start before any sync runs.
+  // The daemon's modules (the watcher, the queues, the metrics) load only for the daemon, not for every run of the CLI.
+  const [{ ReplicatorDaemon }, { startStatusHttp }] = await Promise.all([import('../../replicator/replicator-daemon.js'), import('../../replicator/status-http.js')]);
   const http = await startStatusHttp(opts.http, settings.replication_http, Boolean(opts.httpAllowRemote), log);
   const running = await ReplicatorDaemon.start({
     settings,
@@ -124,6 +124,7 @@ async function ask(cmd: Command, request: ControlRequest, g: GlobalOptions): Pro
   }
   const queue = await openReplicationQueue(settings, replicatorStateDir(settings));
   try {
+    const { answerFromQueue } = await import('../../replicator/pg-queue-control.js');
     return { ...(await answerFromQueue(queue, request, settings)), fromQueue: true };
   } finally {
     await queue.close();
