@@ -3,8 +3,9 @@
 # it: Dovecot (with LMTP, for the replicator's notify tests), GNU mailutils' imap4d (an IMAP server without UIDPLUS), PostgreSQL and OpenSSH's
 # server and client, and openssl, from Debian's packages (the tests start their own instances on
 # loopback, use doveadm as an independent reader, reach remote locations through a throwaway sshd
-# and make the certificates of mailferry server's TLS tests with openssl), the npm
-# dependencies (better-sqlite3 builds from source against Node's own headers), then `npm test`.
+# and make the certificates of mailferry server's TLS tests with openssl; Chromium shows them the
+# replicator's status page), the npm dependencies (better-sqlite3 builds from source against
+# Node's own headers; again whenever package-lock.json changed since), then `npm test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,8 @@ if ! command -v doveadm >/dev/null 2>&1 || [ ! -x /usr/lib/dovecot/imap ] || [ !
 fi
 
 export npm_config_nodedir="${npm_config_nodedir:-/usr}"
-if [ ! -d node_modules ] || ! node -e "require('better-sqlite3')" >/dev/null 2>&1; then
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
+  || ! node -e "require('better-sqlite3')" >/dev/null 2>&1; then
   npm ci --no-audit --no-fund --foreground-scripts=false
 fi
 npm test
