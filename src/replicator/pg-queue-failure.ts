@@ -5,19 +5,7 @@
  * server and database (`label`), never the password. Pure.
  */
 import { MailferryError, type ErrorKind } from '../model/errors.js';
-
-const NETWORK_CODES: Record<string, string> = {
-  ECONNREFUSED: 'connection refused',
-  ECONNRESET: 'connection reset',
-  ETIMEDOUT: 'connection timed out',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  EHOSTDOWN: 'host down',
-  ENOTFOUND: 'host name not found',
-  EAI_AGAIN: 'host name lookup failed for now',
-  ENOENT: 'no server socket there',
-  EPIPE: 'connection closed',
-};
+import { PG_NETWORK_CODES } from '../config/pg-network-codes.js';
 
 /** SQLSTATE classes of a server that is going away, overloaded or cut off: the same statement may work a moment later. */
 const TEMPORARY_CLASSES = ['08', '53', '57', '58'];
@@ -29,7 +17,7 @@ type Failure = { code?: string; message?: string };
 /** True when running the transaction again may succeed: the connection, not the statement, failed. */
 export function isRetryable(err: unknown): boolean {
   const { code = '', message = '' } = (err ?? {}) as Failure;
-  if (RACE_CODES.includes(code) || NETWORK_CODES[code] !== undefined) return true;
+  if (RACE_CODES.includes(code) || PG_NETWORK_CODES[code] !== undefined) return true;
   if (/^[0-9A-Z]{5}$/.test(code)) return TEMPORARY_CLASSES.includes(code.slice(0, 2));
   return /terminated|not queryable|ended|closed|timeout/i.test(message);
 }
@@ -53,7 +41,7 @@ export function queueFailure(err: unknown, label: string, what: string): Mailfer
     if (TEMPORARY_CLASSES.includes(cls) || cls === '40' || cls === '54' || cls === '55' || cls === 'XX') return make('tempfail', `${what}: ${message}; trying again later`);
     return make('config', `${what}: ${message}`);
   }
-  const network = NETWORK_CODES[code];
+  const network = PG_NETWORK_CODES[code];
   if (network) return make('tempfail', `cannot connect: ${network}`);
   if (/timeout expired/i.test(message)) return make('tempfail', 'cannot connect: no answer (connect_timeout)');
   if (/Query read timeout/i.test(message)) return make('tempfail', `${what}: no answer in time`);

@@ -12,6 +12,7 @@ import { MailferryError, type ErrorKind } from '../../model/errors.js';
 import type { PgSettings } from './sql-connect.js';
 import type { QueryContext, SqlConnection, SqlRow } from './sql-connection.js';
 import type { BoundQuery } from './sql-query.js';
+import { PG_NETWORK_CODES } from '../pg-network-codes.js';
 
 /** Rows a cursor fetches per round trip. */
 export const CURSOR_BATCH = 500;
@@ -23,19 +24,6 @@ const INDETERMINATE_DATATYPE = '42P18';
 const TEXT_TYPES = { getTypeParser: () => (value: string) => value } as unknown as pg.CustomTypesConfig;
 
 type Failure = { code?: string; message?: string };
-
-const NETWORK_CODES: Record<string, string> = {
-  ECONNREFUSED: 'connection refused',
-  ECONNRESET: 'connection reset',
-  ETIMEDOUT: 'connection timed out',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  EHOSTDOWN: 'host down',
-  ENOTFOUND: 'host name not found',
-  EAI_AGAIN: 'host name lookup failed for now',
-  ENOENT: 'no server socket there',
-  EPIPE: 'connection closed',
-};
 
 export class PgConnection implements SqlConnection {
   readonly dialect = 'pg' as const;
@@ -167,7 +155,7 @@ export class PgConnection implements SqlConnection {
       if (cls === '22' && ctx.user !== undefined) return make('data', `${this.source} ${ctx.what}: user ${ctx.user}: ${message}`);
       return make('config', `${this.source} ${ctx.what}: ${message}`);
     }
-    const network = NETWORK_CODES[code];
+    const network = PG_NETWORK_CODES[code];
     if (network) return make('tempfail', `${at}: cannot connect: ${network}; run again when it is reachable`);
     if (/timeout expired/i.test(message)) return make('tempfail', `${at}: no answer within ${this.settings.connectTimeoutMs / 1000} s (connect_timeout); run again when it is reachable`);
     if (/Query read timeout/i.test(message)) return make('tempfail', `${at}: no answer to ${ctx.what} within ${QUERY_TIMEOUT_MS / 1000} s; run again later`);
