@@ -93,13 +93,14 @@ export class ListingMemory {
   private readonly byMailbox = new Map<string, Fingerprint>();
 
   /**
-   * Messages just saved to `mailbox` join its last listing; false (and the listing forgotten)
-   * when they cannot, or when there is none. The client is told which, and does the same.
+   * Messages just saved to `mailbox` join its last listing; false when they cannot (the
+   * listing stays as it was: the next difference carries them) or there is none. The client is
+   * told which, and does the same.
    */
   saved(mailbox: string, records: readonly MessageMeta[] | undefined): boolean {
     const prior = this.byMailbox.get(mailbox);
-    if (!prior) return false;
-    const rows = records && mergeByUid(
+    if (!prior || !records) return false;
+    const rows = mergeByUid(
       [...prior.uids].map((uid, i) => ({ uid, length: prior.lengths[i]!, hash: prior.hashes[i]! })),
       (r) => r.uid,
       records.map((m) => {
@@ -107,10 +108,7 @@ export class ListingMemory {
         return { uid: m.uid, length: text.length, hash: hash53(text) };
       }),
     );
-    if (!rows) {
-      this.byMailbox.delete(mailbox);
-      return false;
-    }
+    if (!rows) return false;
     this.byMailbox.set(mailbox, {
       id: prior.id,
       uids: Uint32Array.from(rows, (r) => r.uid),
@@ -190,10 +188,14 @@ export class ListingCache {
     return whole;
   }
 
-  /** Messages just saved join the last listing of `mailbox` when the server says it took them too; else it is forgotten. */
-  saved(mailbox: string, records: readonly MessageMeta[] | undefined): void {
+  /**
+   * Messages just saved join the last listing of `mailbox` when the server says it took them
+   * (`listed`); when it did but they cannot join here, the listing is forgotten, as the two no
+   * longer agree. When the server did not, the listing stays as it was, as the server's does.
+   */
+  saved(mailbox: string, listed: boolean, records: readonly MessageMeta[] | undefined): void {
     const prior = this.byMailbox.get(mailbox);
-    if (!prior) return;
+    if (!prior || !listed) return;
     const messages = records && mergeByUid(prior.changes.messages, (m) => m.uid, records);
     if (!messages) this.byMailbox.delete(mailbox);
     else prior.changes = { ...prior.changes, messages };

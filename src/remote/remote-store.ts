@@ -369,14 +369,13 @@ export class RemoteStore implements MailStore {
     const key = mailboxKey(canonicalName(name));
     try {
       const { saved } = await this.state.call('saveMessages', { name }, id, (reply) => {
-        // In the order of the replies, as the server did it: the saved messages join the last listing, or it is forgotten.
-        this.listings.saved(key, reply.listed ? save.records(reply.saved, (s) => this.state.bodyBytes.get(s)) : undefined);
+        // In the order of the replies, as the server did it: the saved messages join the last listing, or not, as there.
+        this.listings.saved(key, reply.listed === true, reply.listed ? save.records(reply.saved, (s) => this.state.bodyBytes.get(s)) : undefined);
         return reply;
       });
       if (save.localError !== undefined) throw save.localError;
       return saved;
     } catch (err) {
-      this.listings.saved(key, undefined);
       throw save.localError ?? this.state.localBodyError(id) ?? err;
     } finally {
       this.state.saves.delete(id);
