@@ -295,18 +295,25 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
   }
 
   /**
-   * A change seen for `user`. Hints gather until the user's mail has been quiet for a moment
-   * (or a second at most has passed since the first), as Dovecot's plugin gathers them for half a
-   * second: a delivery of a thousand messages, or a client setting flags on all of them, is one
-   * sync, not one a message.
+   * A change seen for `user`. An idle user's first change goes to the queue at once: waiting
+   * for quiet would add its wait to every delivery's way to the replica. The changes that follow
+   * it (or come while the user's sync runs) gather until the user's mail has been quiet for a
+   * moment (or a second at most has passed since the first of them), as Dovecot's plugin gathers
+   * them for half a second: a delivery of a thousand messages, or a client setting flags on all
+   * of them, is a sync or two, not one a message.
    */
   private hint(user: string, priority: ReplicationPriority): void {
     if (this.opts.debug) this.log(`watch: user ${user}: ${priority}`);
     this.emit('hint', user, priority);
     const now = Date.now();
     const had = this.hints.get(user);
-    if (had === undefined) this.hints.set(user, { priority, first: now, last: now });
+    if (had === undefined && !this.syncing.has(user)) {
+      // 'none': handed over; the entry only marks the window in which more changes gather.
+      this.hints.set(user, { priority: 'none', first: now, last: now });
+      void this.handOver([[user, { priority, first: now }]]);
+    } else if (had === undefined) this.hints.set(user, { priority, first: now, last: now });
     else {
+      if (had.priority === 'none') had.first = now;
       had.priority = higherPriority(had.priority, priority);
       had.last = now;
     }
@@ -319,14 +326,19 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
     const now = Date.now();
     const ready = [...this.hints].filter(([, h]) => all || now - h.last >= HINT_QUIET_MS || now - h.first >= HINT_MAX_WAIT_MS);
     for (const [user] of ready) this.hints.delete(user);
+    await this.handOver(ready.filter(([, h]) => h.priority !== 'none'));
+    if (this.hints.size > 0 && !all) this.hintTimer = setTimeout(() => void this.flushHints(), HINT_TICK_MS);
+  }
+
+  private async handOver(changes: [string, { priority: ReplicationPriority; first: number }][]): Promise<void> {
+    if (changes.length === 0) return;
     try {
-      for (const [user, h] of ready) await this.queue.notify(user, h.priority, h.first);
+      for (const [user, h] of changes) await this.queue.notify(user, h.priority, h.first);
     } catch (err) {
       // The periodic check finds these users' changes again.
-      this.log(`the queue did not take ${ready.length} users' changes: ${(err as Error).message}`);
+      this.log(`the queue did not take ${changes.length} users' changes: ${(err as Error).message}`);
     }
-    if (this.hints.size > 0 && !all) this.hintTimer = setTimeout(() => void this.flushHints(), HINT_TICK_MS);
-    if (ready.length > 0) this.kick();
+    this.kick();
   }
 
   /** Queues `user` at `priority` (full: a full sync); false when the replicator does not serve the user. */
@@ -459,6 +471,11 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
     // Stopped before it finished: the claim is given back (releaseClaims at the end of stop).
     if (this.abandoned) return;
     const { outcome, result } = outcomeOf(reply, end);
+    // A sync that saw mail change under it is queued again, unless the watcher's hints of those
+    // changes are still gathering: they queue the user once the mail is quiet, so a storm of
+    // changes is a few syncs, not one sync after another for as long as it lasts.
+    const pending = this.hints.get(claim.user);
+    if (outcome.result === 'ok' && outcome.again && pending !== undefined && pending.priority !== 'none') outcome.again = false;
     await this.queue.complete(claim, outcome);
     if (result === 'gone') {
       this.runs.delete(claim.user);
