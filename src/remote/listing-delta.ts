@@ -168,15 +168,22 @@ export class ListingCache {
     return this.byMailbox.get(mailbox)?.id;
   }
 
-  /** The whole listing a reply stands for; kept as the next base when the server keeps it too. */
-  take(mailbox: string, reply: ListingReply): MailboxChanges {
+  /**
+   * The whole listing a reply stands for; kept as the next base when the server keeps it too.
+   * `asked`: the base the request named (a reply may only build on that one), and whether it
+   * asked for the whole mailbox: the reply to a listing of changes since a modseq is no listing
+   * either side keeps, so it leaves the kept one as it was.
+   */
+  take(mailbox: string, reply: ListingReply, asked: { base: number | undefined; whole: boolean }): MailboxChanges {
     const { listing, base, removed, keptExpunged, ...changes } = reply;
     let whole: MailboxChanges = changes;
     if (base !== undefined) {
+      if (base !== asked.base) throw new ProtocolError(`a listing relative to listing ${base}, which the request did not name`);
       const prior = this.byMailbox.get(mailbox);
       if (!prior || prior.id !== base) throw new ProtocolError(`a listing relative to listing ${base}, which this side does not hold`);
       whole = { ...changes, ...rebuild(prior.changes, changes.messages, removed ?? [], changes.expunged, keptExpunged ?? 0) };
     }
+    if (!asked.whole) return whole;
     this.byMailbox.delete(mailbox);
     if (listing !== undefined) {
       this.byMailbox.set(mailbox, { id: listing, changes: whole });

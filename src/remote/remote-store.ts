@@ -314,7 +314,8 @@ export class RemoteStore implements MailStore {
   async getMessages(name: MailboxName, sinceModseq?: number): Promise<MailboxChanges> {
     const key = mailboxKey(canonicalName(name));
     const base = this.listingDelta && sinceModseq === undefined ? this.listings.baseFor(key) : undefined;
-    const changes = await this.state.call('getMessages', { name, since: sinceModseq, base }, undefined, (reply) => this.listings.take(key, reply));
+    const asked = { base, whole: this.listingDelta && sinceModseq === undefined };
+    const changes = await this.state.call('getMessages', { name, since: sinceModseq, base }, undefined, (reply) => this.listings.take(key, reply, asked));
     this.listed.set(key, changes.messages.map((m) => m.uid));
     return changes;
   }

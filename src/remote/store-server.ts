@@ -41,8 +41,10 @@ export interface ServeOptions {
 
 /** Requests one client may have in flight; more is a client gone wrong. */
 export const MAX_IN_FLIGHT = 1024;
+/** Bytes of flags and keywords a save keeps to join its records to the listing (a peer may send 1 MB of keywords a message). */
+const SAVED_RECORDS_BUDGET = 8 * 1024 * 1024;
 /** Messages of a save pulled ahead of the store, each with up to {@link EAGER_BODY_CREDIT} of its body. */
-export const SAVE_PULL_AHEAD = 16;
+export const SAVE_PULL_AHEAD = 64;
 /**
  * Pulls go out in steps of this many messages, once that many of those asked for were taken by
  * the store: a Pull per message was a write (and a wakeup of the client) per message on both
@@ -77,9 +79,13 @@ class ServerSave {
   readonly bodies = new Map<number, IncomingBody>();
   /**
    * What the client sent of each message the store took, in order, and the byte count of each
-   * body that came whole, by stream: the saved messages' records (see savedRecords).
+   * body that came whole, by stream: the saved messages' records (see savedRecords). Kept only
+   * for a client that joins saves to its listings, and only up to SAVED_RECORDS_BUDGET bytes of
+   * flags and keywords: past that (undefined) the save's records are not known, and the next
+   * listing of the mailbox travels whole.
    */
-  private readonly sent: SaveItem[] = [];
+  private sent: SaveItem[] | undefined;
+  private sentBytes = 0;
   private readonly sizes = new Map<number, number>();
 
   constructor(
@@ -87,7 +93,10 @@ class ServerSave {
     readonly id: number,
     readonly mailbox: string,
     private readonly newBody: (item: SaveItem) => IncomingBody,
-  ) {}
+    keepRecords: boolean,
+  ) {
+    if (keepRecords) this.sent = [];
+  }
 
   item(item: SaveItem): void {
     if (this.ended) throw new ProtocolError(`save ${this.id}: a message after the end`);
@@ -144,7 +153,11 @@ class ServerSave {
       const { item, body } = next;
       this.taken++;
       if (!this.ended && this.pulled - this.taken <= SAVE_PULL_AHEAD - SAVE_PULL_STEP) this.pull(SAVE_PULL_AHEAD - (this.pulled - this.taken));
-      this.sent.push(item);
+      if (this.sent !== undefined) {
+        this.sentBytes += 64 + item.flags.length * 16 + item.keywords.reduce((n, k) => n + 16 + k.length, 0);
+        if (this.sentBytes > SAVED_RECORDS_BUDGET) this.sent = undefined;
+        else this.sent.push(item);
+      }
       yield {
         uid: item.uid,
         guid: item.guid,
@@ -165,11 +178,12 @@ class ServerSave {
 
   /** The records of the saved messages, when each is known whole (not a copy, its body complete). */
   savedRecords(saved: readonly SavedMessage[]): MessageMeta[] | undefined {
-    if (saved.length !== this.sent.length) return undefined;
+    const sent = this.sent;
+    if (sent === undefined || saved.length !== sent.length) return undefined;
     const out: MessageMeta[] = [];
     try {
       for (let i = 0; i < saved.length; i++) {
-        const item = this.sent[i]!;
+        const item = sent[i]!;
         const size = this.sizes.get(item.stream);
         if (item.copyOf !== undefined || size === undefined) return undefined;
         out.push(savedRecord(saved[i]!, { flags: item.flags, keywords: item.keywords, receivedDate: item.receivedDate, size }));
@@ -321,7 +335,7 @@ export async function serveStore(stream: Duplex, options: ServeOptions): Promise
           });
           incoming.set(item.stream, body);
           return body;
-        });
+        }, listingDelta);
         saves.set(id, save);
         try {
           const saved = await store().saveMessages(q.name, save.requests());

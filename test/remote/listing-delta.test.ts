@@ -42,6 +42,9 @@ const pairArb = listingArb.chain((a) =>
   }),
 );
 
+/** What a request for a whole listing named: the base it builds on. */
+const wholeAsked = (base: number | undefined) => ({ base, whole: true });
+
 describe('listings as differences from the last one', () => {
   it('the client rebuilds every later listing exactly, from only the records that changed', () => {
     fc.assert(
@@ -51,21 +54,22 @@ describe('listings as differences from the last one', () => {
         assert.equal(client.baseFor('INBOX'), undefined);
         const first = server.reply('INBOX', a, undefined);
         assert.equal(first.base, undefined);
-        assert.deepEqual(client.take('INBOX', first), a);
+        assert.deepEqual(client.take('INBOX', first, wholeAsked(undefined)), a);
         const base = client.baseFor('INBOX');
         assert.equal(base, first.listing);
         const second = server.reply('INBOX', b, base);
         assert.equal(second.base, base);
-        assert.deepEqual(client.take('INBOX', second), b);
+        assert.deepEqual(client.take('INBOX', second, wholeAsked(base)), b);
         const before = new Map(a.messages.map((m) => [m.uid, JSON.stringify(m)]));
         const changed = b.messages.filter((m) => before.get(m.uid) !== JSON.stringify(m));
         assert.deepEqual(second.messages, changed, 'only new or changed records travel');
         const now = new Set(b.messages.map((m) => m.uid));
         assert.deepEqual(second.removed, a.messages.filter((m) => !now.has(m.uid)).map((m) => m.uid));
         // A third listing, unchanged: nothing but the numbers travels.
-        const third = server.reply('INBOX', b, client.baseFor('INBOX'));
+        const thirdBase = client.baseFor('INBOX');
+        const third = server.reply('INBOX', b, thirdBase);
         assert.deepEqual([third.messages, third.removed], [[], []]);
-        assert.deepEqual(client.take('INBOX', third), b);
+        assert.deepEqual(client.take('INBOX', third, wholeAsked(thirdBase)), b);
       }),
       { numRuns: 300 },
     );
@@ -76,7 +80,7 @@ describe('listings as differences from the last one', () => {
       fc.property(pairArb, fc.uniqueArray(fc.integer({ min: 1, max: 60 }), { maxLength: 8 }), fc.boolean(), ([a, b], savedUids, known) => {
         const server = new ListingMemory();
         const client = new ListingCache();
-        client.take('INBOX', server.reply('INBOX', a, undefined));
+        client.take('INBOX', server.reply('INBOX', a, undefined), wholeAsked(undefined));
         const records = savedUids.map((uid) => savedRecord({ uid, guid: `saved-${uid}`, modseq: 60 + uid }, { flags: ['\\Seen', '\\Answered'], keywords: ['k'], receivedDate: 1700000000000, size: uid * 10 }));
         // Unknown records (a copy within the mailbox, a body not seen whole) join nowhere.
         const taken = server.saved('INBOX', known ? records : undefined);
@@ -87,9 +91,10 @@ describe('listings as differences from the last one', () => {
         const byUid = new Map(b.messages.map((m) => [m.uid, m]));
         records.forEach((r, i) => byUid.set(r.uid, i % 2 ? r : { ...r, size: r.size + 1 }));
         const next = { ...b, messages: [...byUid.values()].sort((x, y) => x.uid - y.uid) };
-        const reply = server.reply('INBOX', next, client.baseFor('INBOX'));
+        const nextBase = client.baseFor('INBOX');
+        const reply = server.reply('INBOX', next, nextBase);
         assert.notEqual(reply.base, undefined);
-        assert.deepEqual(client.take('INBOX', reply), next);
+        assert.deepEqual(client.take('INBOX', reply, wholeAsked(nextBase)), next);
         if (taken) assert.ok(reply.messages.every((m) => !records.some((r, i) => i % 2 === 1 && r.uid === m.uid && JSON.stringify(byUid.get(m.uid)) === JSON.stringify(r))), 'a saved message listed as saved does not travel');
       }),
       { numRuns: 300 },
@@ -101,9 +106,9 @@ describe('listings as differences from the last one', () => {
     const listing: MailboxChanges = { uidValidity: 1, uidNext: 4, highestModseq: 3, incremental: false, messages: [m(1), m(2), m(3)], expunged: [] };
     const server = new ListingMemory();
     const client = new ListingCache();
-    const first = client.take('INBOX', server.reply('INBOX', listing, undefined));
+    const first = client.take('INBOX', server.reply('INBOX', listing, undefined), wholeAsked(undefined));
     assert.deepEqual(first, listing);
-    for (let i = 0; i < KEPT_LISTINGS; i++) client.take(`box${i}`, server.reply(`box${i}`, listing, undefined));
+    for (let i = 0; i < KEPT_LISTINGS; i++) client.take(`box${i}`, server.reply(`box${i}`, listing, undefined), wholeAsked(undefined));
     // INBOX's listing was the oldest of KEPT_LISTINGS + 1: both sides let it go.
     assert.equal(client.baseFor('INBOX'), undefined);
     const whole = server.reply('INBOX', listing, 1);
@@ -114,12 +119,32 @@ describe('listings as differences from the last one', () => {
   it('a listing relative to a base the client does not hold, or out of order, is a protocol error', () => {
     const client = new ListingCache();
     const reply = { uidValidity: 1, uidNext: 2, highestModseq: 1, incremental: false, messages: [], expunged: [], listing: 5, base: 4, removed: [], keptExpunged: 0 };
-    assert.throws(() => client.take('INBOX', reply), ProtocolError);
+    assert.throws(() => client.take('INBOX', reply, wholeAsked(4)), ProtocolError);
     const m = (uid: number): MessageMeta => ({ uid, guid: `g${uid}`, flags: [], keywords: [], modseq: 1, receivedDate: 0, size: 1 });
-    client.take('INBOX', { ...reply, base: undefined, listing: 4, messages: [m(1)] });
-    assert.throws(() => client.take('INBOX', { ...reply, messages: [m(3), m(2)] }), /ascending UID order/);
-    client.take('INBOX', { ...reply, base: undefined, listing: 4, messages: [m(1)] });
-    assert.throws(() => client.take('INBOX', { ...reply, keptExpunged: 2 }), /keeps 2 expunges/);
+    client.take('INBOX', { ...reply, base: undefined, listing: 4, messages: [m(1)] }, wholeAsked(undefined));
+    assert.throws(() => client.take('INBOX', { ...reply, messages: [m(3), m(2)] }, wholeAsked(4)), /ascending UID order/);
+    client.take('INBOX', { ...reply, base: undefined, listing: 4, messages: [m(1)] }, wholeAsked(undefined));
+    assert.throws(() => client.take('INBOX', { ...reply, keptExpunged: 2 }, wholeAsked(4)), /keeps 2 expunges/);
+    // A difference from a base the request did not name (a server answering another request's way).
+    client.take('INBOX', { ...reply, base: undefined, listing: 4, messages: [m(1)] }, wholeAsked(undefined));
+    assert.throws(() => client.take('INBOX', { ...reply, listing: 6 }, wholeAsked(undefined)), /which the request did not name/);
+  });
+
+  it("the reply to a listing of changes since a modseq leaves the kept listing as it was, so a whole listing in flight still builds on it", () => {
+    const m = (uid: number): MessageMeta => ({ uid, guid: `g${uid}`, flags: [], keywords: [], modseq: uid, receivedDate: 0, size: 10 });
+    const a: MailboxChanges = { uidValidity: 1, uidNext: 4, highestModseq: 3, incremental: false, messages: [m(1), m(2), m(3)], expunged: [] };
+    const b: MailboxChanges = { ...a, uidNext: 5, highestModseq: 4, messages: [m(1), m(2), m(3), m(4)] };
+    const server = new ListingMemory();
+    const client = new ListingCache();
+    client.take('INBOX', server.reply('INBOX', a, undefined), wholeAsked(undefined));
+    const base = client.baseFor('INBOX');
+    // Asked first and answered last: a whole listing relative to the kept one...
+    const slow = server.reply('INBOX', b, base);
+    // ...overtaken by the answer to `changes since modseq 3`, which names no listing.
+    const since: MailboxChanges = { ...b, incremental: true, messages: [m(4)] };
+    assert.deepEqual(client.take('INBOX', since, { base: undefined, whole: false }), since);
+    assert.equal(client.baseFor('INBOX'), base);
+    assert.deepEqual(client.take('INBOX', slow, wholeAsked(base)), b);
   });
 
   it('the hash is a safe integer and tells near-identical records apart', () => {
