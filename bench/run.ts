@@ -166,8 +166,8 @@ async function main(): Promise<void> {
       ' mailferry runs `remote:LOGIN@127.0.0.1:maildir:DST` with dsync_remote_cmd running its dsync-server through that sshd, once with its default deflate and once with' +
       ' dsync_compression=none on both ends; doveadm runs `remote:LOGIN@127.0.0.1` with dsync_remote_cmd running `doveadm dsync-server -u alice` (the far DST as mail_location), its stream uncompressed.' +
       ' CPU local = the tool process and its waited children (the ssh client) by GNU time; CPU far = GNU time around the far command (sshd\'s own session process is in neither);' +
-      ' ssh KiB = the ssh client\'s "Transferred:" count (encrypted bytes on the wire, -E FILE at LogLevel VERBOSE); "-" where none was logged: mailferry with deflate ends its ssh' +
-      ' with SIGTERM at the end, and then far CPU may be missing too (the far GNU time ends with the connection). /dv = mailferry over doveadm (wall; CPU of both ends together).' +
+      ' ssh KiB = the ssh client\'s "Transferred:" count (encrypted bytes on the wire, -E FILE at LogLevel VERBOSE); "-" where none was logged (an ssh ended by a signal),' +
+      ' and then far CPU may be missing too (the far GNU time ends with the connection). /dv = mailferry over doveadm (wall; CPU of both ends together).' +
       ' Checked after every run: tallies and `mailferry mailbox status` of both sides, and every body at every UID alike on both sides (doveadm alone may differ in carriage returns, counted and shown).',
     'Case 10: backup of the corpus over TLS (tcps:) to a long-running server on 127.0.0.1, as sites run dsync between hosts without ssh: 10a into an empty far Maildir, 10b the same backup again.' +
       ' mailferry: `mailferry server` (TLS certificate made with openssl, --secret-file, a passwd-file userdb, each session as nobody) and the CLI with `tcps:USER@127.0.0.1:PORT?cafile=CA`,' +
