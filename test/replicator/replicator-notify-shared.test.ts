@@ -72,7 +72,13 @@ test("a request is answered + when the other replicator of a shared queue ran th
       const c = (JSON.parse(out.stdout) as { counts: Record<string, number> }).counts;
       return c.sync! + c.high! + c.low! + c.failedDue! + c.fullDue! + c.running! === 0;
     };
-    await until(idle, 30_000, () => `${a.log()}\n---\n${b.log()}`);
+    // Idle and still idle a moment later: the check at start may queue a user just after its
+    // first sync ended, and that sync of a's would otherwise be taken for the request's.
+    const settled = async () => idle() && (await new Promise((r) => setTimeout(r, 1500)), idle());
+    const deadline = Date.now() + 30_000;
+    while (!(await settled())) {
+      if (Date.now() > deadline) assert.fail(`not idle within 30 s:\n${a.log()}\n---\n${b.log()}`);
+    }
 
     // a's only worker takes the hanging user.
     const home = join(site.dir, 'home', 's1');
