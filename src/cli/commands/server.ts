@@ -6,7 +6,6 @@
  * sessions finish, a second one stops them too. Logs one line per connection on stderr.
  */
 import type { Command } from 'commander';
-import { MailServer } from '../../server/mail-server.js';
 import { stderrLog } from '../../server/server-log.js';
 import { serverConfigFrom, type ServerCliOptions } from '../../server/server-options.js';
 import type { GlobalOptions } from '../run.js';
@@ -35,6 +34,8 @@ export function registerServerCommand(program: Command, globals: () => GlobalOpt
       for (const sig of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.removeAllListeners(sig);
       const log = stderrLog;
       process.on('uncaughtException', (err) => log(`internal error (the server goes on): ${err.stack ?? String(err)}`));
+      // The server's modules (TLS, sessions, the connection table) load only for `mailferry server`.
+      const { MailServer } = await import('../../server/mail-server.js');
       const server = await MailServer.start(config, log);
       await new Promise<void>((resolve) => {
         let stops = 0;
