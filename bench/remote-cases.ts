@@ -22,7 +22,6 @@
  * what the case must produce, `mailferry mailbox status` of both sides with scratch indexes
  * (UIDVALIDITY, UIDNEXT, mailbox GUID), and the body of every message, by UID, alike on both sides.
  */
-import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -31,10 +30,11 @@ import { startSshd, type Sshd } from '../test/support/sshd.js';
 import { applyChanges, applyDelta, planChanges } from './changes.js';
 import { checkPair } from './check.js';
 import type { Dataset } from './data.js';
-import { listMessages, mailboxDirs, readUidlist, tally, type Tally } from './maildir-files.js';
+import { tally, type Tally } from './maildir-files.js';
 import { flushDisks, median, sleep, timeCommand, type Timed } from './measure.js';
 import { CLI } from './tools.js';
 import { DATA_DIR, warmCache, workCopy } from './workspace.js';
+import { compareBodies } from './uid-bodies.js';
 
 export type RemoteTool = 'mailferry' | 'mailferry-nocomp' | 'doveadm';
 type Op = 'backup' | 'sync';
@@ -99,50 +99,6 @@ function readWire(file: string): { sent: number; received: number } | undefined 
   } catch {
     return undefined;
   }
-}
-
-/** UID -> SHA-1 and path of the message file, per mailbox. */
-function uidBodies(root: string): Map<string, { sha1: string; path: string }> {
-  const out = new Map<string, { sha1: string; path: string }>();
-  for (const [name, dir] of mailboxDirs(root)) {
-    const files = new Map(listMessages(dir).map((m) => [m.basename, join(dir, m.sub, m.file)]));
-    for (const [uid, base] of readUidlist(dir)) {
-      const f = files.get(base);
-      if (f) out.set(`${name} ${uid}`, { sha1: createHash('sha1').update(readFileSync(f)).digest('hex'), path: f });
-    }
-  }
-  return out;
-}
-
-const withoutCr = (path: string) => readFileSync(path).toString('latin1').replace(/\r/g, '');
-
-/**
- * Every message's body at the same UID on both sides, and as many bodies as the tally says.
- * With `crTolerated`, a body that differs only in its carriage returns is counted in `crAltered`
- * instead of being a problem: doveadm's dsync stream shortens runs of CRs before a line feed
- * (a corpus spam has "\r\r\r\n" lines; they arrive as "\r\r\n"), which would otherwise leave
- * doveadm with no correct run to time. mailferry gets no such allowance.
- */
-function compareBodies(src: string, dst: string, expected: Tally, crTolerated: boolean): { problems: string[]; crAltered: number } {
-  const a = uidBodies(src), b = uidBodies(dst);
-  const problems: string[] = [];
-  let crAltered = 0;
-  const want = Object.values(expected).reduce((n, c) => n + (c.messages ?? 0), 0);
-  if (a.size !== want) problems.push(`source has ${a.size} messages listed in dovecot-uidlist, expected ${want}`);
-  if (b.size !== want) problems.push(`destination has ${b.size} messages listed in dovecot-uidlist, expected ${want}`);
-  let bad = 0;
-  for (const [k, h] of a) {
-    const other = b.get(k);
-    if (other?.sha1 === h.sha1) continue;
-    if (other && crTolerated && withoutCr(other.path) === withoutCr(h.path)) {
-      crAltered++;
-      continue;
-    }
-    if (++bad <= 3) problems.push(`${k}: ${other ? 'another body on the destination' : 'missing on the destination'}`);
-  }
-  for (const k of b.keys()) if (!a.has(k) && ++bad <= 3) problems.push(`${k}: only on the destination`);
-  if (bad > 3) problems.push(`... ${bad} UIDs differ in all`);
-  return { problems, crAltered };
 }
 
 interface Pair { dir: string; src: string; dst: string; idx: [string, string]; expected: Tally; broken: boolean; state: string }

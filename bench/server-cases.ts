@@ -34,7 +34,7 @@ import { checkPair } from './check.js';
 import type { Dataset } from './data.js';
 import { tally, type Tally } from './maildir-files.js';
 import { flushDisks, median, sleep, timeCommand, type Timed } from './measure.js';
-import { compareBodies } from './server-bodies.js';
+import { compareBodies } from './uid-bodies.js';
 import { startDoveadmServer, type DoveadmServer } from './server-dovecot.js';
 import { loopbackBytes, processTree, settleTree, treeCpuSeconds } from './server-proc.js';
 import { CLI } from './tools.js';

@@ -1,6 +1,6 @@
 /**
- * Every message's body at the same UID on both sides of a run, as bench/remote-cases.ts checks
- * case 9: the Maildir files listed in dovecot-uidlist, by mailbox and UID, byte for byte.
+ * Every message's body at the same UID on both sides of a run, as cases 9 and 10 check them:
+ * the Maildir files listed in dovecot-uidlist, by mailbox and UID, byte for byte.
  * doveadm's dsync stream shortens runs of CRs before a line feed (a corpus spam has "\r\r\r\n"
  * lines), so with `crTolerated` a body differing only there is counted, not a problem;
  * mailferry gets no such allowance.
