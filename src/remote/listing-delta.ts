@@ -9,6 +9,7 @@
 import type { ExpungedMessage, MailboxChanges, MessageMeta, SavedMessage, SystemFlag } from '../storage/store.js';
 import { ProtocolError } from './protocol-error.js';
 import type { ListingReply } from './wire-ops.js';
+import { MAX_ITEMS } from './wire-message.js';
 import { encodeExpunged, encodeMeta, meta } from './wire-records.js';
 
 /** Listings each side keeps as bases: the engine lists a mailbox again before it moves on to the next. */
@@ -237,5 +238,7 @@ function rebuild(
     if (!gone.has(m.uid)) messages.push(m);
   }
   while (c < changed.length) messages.push(changed[c++]!);
+  // Each reply is held to MAX_ITEMS as it arrives; what a run of differences builds is held to it too.
+  if (messages.length + keptExpunged + expunged.length > MAX_ITEMS) throw new ProtocolError(`a listing of more than ${MAX_ITEMS} records`);
   return { messages, expunged: [...prior.expunged.slice(0, keptExpunged), ...expunged] };
 }
