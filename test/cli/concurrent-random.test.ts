@@ -39,14 +39,14 @@ const side = fc.constantFrom<Side>('a', 'b');
 const folder = fc.nat({ max: FOLDERS.length - 1 });
 const pause = fc.nat({ max: 40 });
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('deliver' as const), side, folder, count: fc.integer({ min: 1, max: 5 }), pause }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('flags' as const), side, folder, pick: fc.nat(), letters: fc.subarray(['F', 'R', 'S', 'T']).map((l) => l.join('')), pause }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('expunge' as const), side, folder, pick: fc.nat(), pause }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('deliver' as const), side, folder, count: fc.integer({ min: 1, max: 5 }), pause }, { noNullPrototype: true }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('flags' as const), side, folder, pick: fc.nat(), letters: fc.subarray(['F', 'R', 'S', 'T']).map((l) => l.join('')), pause }, { noNullPrototype: true }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('expunge' as const), side, folder, pick: fc.nat(), pause }, { noNullPrototype: true }) },
 );
 const schedule = fc.record({
-  runs: fc.array(fc.record({ reverse: fc.boolean(), at: fc.nat({ max: 1000 }) }), { minLength: 2, maxLength: 4 }),
+  runs: fc.array(fc.record({ reverse: fc.boolean(), at: fc.nat({ max: 1000 }) }, { noNullPrototype: true }), { minLength: 2, maxLength: 4 }),
   ops: fc.array(op, { minLength: 5, maxLength: 30 }),
-});
+}, { noNullPrototype: true });
 
 /** Message files of one folder as a MUA lists them: racing a sync's own renames is the point. */
 function filesIn(dir: string): string[] {

@@ -17,7 +17,7 @@ const frameArb = fc.record({
   type: fc.constantFrom(...TYPES),
   id: fc.nat({ max: 0xffffffff }),
   payload: fc.uint8Array({ maxLength: 3000 }).map((a) => Buffer.from(a)),
-});
+}, { noNullPrototype: true });
 
 /** Cuts `bytes` at the given offsets. */
 function splitAt(bytes: Buffer, cuts: number[]): Buffer[] {

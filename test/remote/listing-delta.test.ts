@@ -20,16 +20,16 @@ const metaArb = (uid: number) =>
     modseq: fc.integer({ min: 1, max: 50 }),
     receivedDate: fc.constantFrom(1700000000000, 1700000001000),
     size: fc.integer({ min: 0, max: 5000 }),
-  }).map((m): MessageMeta => ({ uid, ...m }));
+  }, { noNullPrototype: true }).map((m): MessageMeta => ({ uid, ...m }));
 
 const listingArb = fc
   .uniqueArray(fc.integer({ min: 1, max: 60 }), { maxLength: 30 })
   .chain((uids) => fc.tuple(...[...uids].sort((a, b) => a - b).map(metaArb)))
   .chain((messages) =>
     fc.record({
-      expunged: fc.array(fc.record({ uid: fc.integer({ min: 61, max: 80 }), guid: fc.constantFrom('x', 'y'), modseq: fc.integer({ min: 1, max: 9 }) }), { maxLength: 5 }),
+      expunged: fc.array(fc.record({ uid: fc.integer({ min: 61, max: 80 }), guid: fc.constantFrom('x', 'y'), modseq: fc.integer({ min: 1, max: 9 }) }, { noNullPrototype: true }), { maxLength: 5 }),
       highestModseq: fc.integer({ min: 1, max: 100 }),
-    }).map((r): MailboxChanges => ({ uidValidity: 7, uidNext: 100, incremental: false, messages, ...r })),
+    }, { noNullPrototype: true }).map((r): MailboxChanges => ({ uidValidity: 7, uidNext: 100, incremental: false, messages, ...r })),
   );
 
 /** A later listing: some of the earlier one's messages kept as they were, the rest changed or gone. */

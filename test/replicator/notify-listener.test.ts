@@ -351,7 +351,7 @@ test("a fifo or socket another takes over (a Dovecot whose aggregator kept these
 test('random mixtures of good and bad lines on the fifo, cut anywhere: each good line counts, every bad one is skipped, nothing stops the listener', async () => {
   const { target, listener, fifoPath } = await setUp({ gatherMs: 5 });
   const users = ['alice', 'bob', 'jürgen müller', 'x@example.org'];
-  const good = fc.record({ user: fc.constantFrom(...users), priority: fc.constantFrom('none', 'low', 'high', 'sync') }).map((r) => Buffer.from(`${r.user}\t${r.priority}`));
+  const good = fc.record({ user: fc.constantFrom(...users), priority: fc.constantFrom('none', 'low', 'high', 'sync') }, { noNullPrototype: true }).map((r) => Buffer.from(`${r.user}\t${r.priority}`));
   const bad = fc.oneof(
     fc.string({ maxLength: 40 }).map((l) => Buffer.from(l)),
     // Raw bytes, invalid UTF-8 among them.

@@ -108,7 +108,7 @@ const userName = fc
   .filter((u) => !/[\u0000-\u001f\u007f/]/.test(u) && u !== '.' && u !== '..' && Buffer.byteLength(u) <= 255);
 
 test('valid requests go through encode and decode unchanged, in both dialects', () => {
-  const request = fc.record({ user: userName, priority: fc.constantFrom('none' as const, 'low' as const, 'high' as const, 'sync' as const), id: fc.integer({ min: 0, max: 0xffffffff }) });
+  const request = fc.record({ user: userName, priority: fc.constantFrom('none' as const, 'low' as const, 'high' as const, 'sync' as const), id: fc.integer({ min: 0, max: 0xffffffff }) }, { noNullPrototype: true });
   fc.assert(
     fc.property(request, ({ user, priority, id }) => {
       const plugin = encodePluginLine({ user, priority });

@@ -64,9 +64,9 @@ async function rejection(p: Promise<unknown>): Promise<MailferryError> {
 test('three queues on separate connections, ops interleaved at random and run concurrently: a user is never claimed by two at once, and no change is lost', async () => {
   type Op = { kind: 'notify'; user: number; priority: ReplicationPriority } | { kind: 'claim' } | { kind: 'complete'; pick: number; fail: boolean };
   const op: fc.Arbitrary<Op> = fc.oneof(
-    fc.record({ kind: fc.constant('notify' as const), user: fc.nat({ max: 4 }), priority: fc.constantFrom<ReplicationPriority>('low', 'high', 'sync') }),
-    fc.record({ kind: fc.constant('claim' as const) }),
-    fc.record({ kind: fc.constant('complete' as const), pick: fc.nat(), fail: fc.boolean() }),
+    fc.record({ kind: fc.constant('notify' as const), user: fc.nat({ max: 4 }), priority: fc.constantFrom<ReplicationPriority>('low', 'high', 'sync') }, { noNullPrototype: true }),
+    fc.record({ kind: fc.constant('claim' as const) }, { noNullPrototype: true }),
+    fc.record({ kind: fc.constant('complete' as const), pick: fc.nat(), fail: fc.boolean() }, { noNullPrototype: true }),
   );
   // Each step gives every process one op; the three run at the same time.
   const steps = fc.array(fc.tuple(op, op, op), { minLength: 1, maxLength: 30 });

@@ -132,7 +132,7 @@ function cases(b: Backend): void {
 
   test('coalescing: any stream of changes leaves one entry a user, at the highest priority it carried', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.record({ user: fc.nat({ max: 4 }), priority, dt: fc.nat({ max: 5000 }) }), { minLength: 1, maxLength: 200 }), async (events) => {
+      fc.asyncProperty(fc.array(fc.record({ user: fc.nat({ max: 4 }), priority, dt: fc.nat({ max: 5000 }) }, { noNullPrototype: true }), { minLength: 1, maxLength: 200 }), async (events) => {
         const q = await syncedQueue(b, users(5));
         let now = T0 + 1000;
         const want = new Map<string, ReplicationPriority>();
@@ -227,9 +227,9 @@ function cases(b: Backend): void {
   test('one sync per user: under any interleaving of changes, claims by several workers and completions, a user is never claimed twice at once, and a change made during a sync is never lost', async () => {
     type Op = { kind: 'notify'; user: number; priority: ReplicationPriority } | { kind: 'claim'; worker: number } | { kind: 'complete'; pick: number; fail: boolean };
     const op: fc.Arbitrary<Op> = fc.oneof(
-      fc.record({ kind: fc.constant('notify' as const), user: fc.nat({ max: 3 }), priority }),
-      fc.record({ kind: fc.constant('claim' as const), worker: fc.nat({ max: 2 }) }),
-      fc.record({ kind: fc.constant('complete' as const), pick: fc.nat(), fail: fc.boolean() }),
+      fc.record({ kind: fc.constant('notify' as const), user: fc.nat({ max: 3 }), priority }, { noNullPrototype: true }),
+      fc.record({ kind: fc.constant('claim' as const), worker: fc.nat({ max: 2 }) }, { noNullPrototype: true }),
+      fc.record({ kind: fc.constant('complete' as const), pick: fc.nat(), fail: fc.boolean() }, { noNullPrototype: true }),
     );
     await fc.assert(
       fc.asyncProperty(fc.array(op, { maxLength: 120 }), async (ops) => {

@@ -221,7 +221,7 @@ test('control requests: every well-formed request parses; any other line is refu
     assert.throws(() => parseRequest(bad), (e: Error) => !e.message.includes('\n'), bad);
   }
   fc.assert(
-    fc.property(fc.oneof(fc.string(), fc.json(), fc.record({ cmd: fc.constantFrom('status', 'replicate', 'add', 'remove', 'dsync-status', 'x'), mask: fc.oneof(fc.string(), fc.integer(), fc.constant(null)), priority: fc.string(), full: fc.anything() }).map((o) => JSON.stringify(o))), (line) => {
+    fc.property(fc.oneof(fc.string(), fc.json(), fc.record({ cmd: fc.constantFrom('status', 'replicate', 'add', 'remove', 'dsync-status', 'x'), mask: fc.oneof(fc.string(), fc.integer(), fc.constant(null)), priority: fc.string(), full: fc.anything() }, { noNullPrototype: true }).map((o) => JSON.stringify(o))), (line) => {
       try {
         const r = parseRequest(line);
         assert.ok(['status', 'replicate', 'add', 'remove', 'dsync-status'].includes(r.cmd));

@@ -54,7 +54,7 @@ describe('mailferry server against hostile clients', { timeout: 300_000 }, () =>
 
   const frame = fc.oneof(
     // Any type, id and payload (most types are unknown or not a client's to send).
-    fc.record({ type: fc.nat(12), id: fc.nat(), payload: fc.uint8Array({ maxLength: 300 }) }).map(({ type, id, payload }) => {
+    fc.record({ type: fc.nat(12), id: fc.nat(), payload: fc.uint8Array({ maxLength: 300 }) }, { noNullPrototype: true }).map(({ type, id, payload }) => {
       const b = Buffer.alloc(9 + payload.length);
       b.writeUInt8(type, 0);
       b.writeUInt32BE(id, 1);
@@ -84,7 +84,7 @@ describe('mailferry server against hostile clients', { timeout: 300_000 }, () =>
     hello: fc.constantFrom('MAILFERRY\t1.0\t\n', 'MAILFERRY\t1.0\tdeflate\n', 'MAILFERRY\t9.0\t\n', 'SSH-2.0-OpenSSH\n', ''),
     before: fc.oneof(fc.constant(Buffer.alloc(0)), fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a)), fc.string({ maxLength: 100 }).map((s) => Buffer.from(`{"auth":1,"user":${JSON.stringify(s)}\n`))),
     frames: fc.array(frame, { maxLength: 6 }),
-  });
+  }, { noNullPrototype: true });
 
   it('fuzzed clients: each gets a clean end and a log line; the server stays up and serves a normal client', async (t) => {
     const mark = server.lines.length;

@@ -219,7 +219,7 @@ const sourceArb: fc.Arbitrary<MailboxSide> = fc
   .record({
     uidValidity: fc.integer({ min: 1, max: 0xffffffff }),
     messages: fc.uniqueArray(
-      fc.record({ uid: fc.integer({ min: 1, max: 40 }), guid: hex, flags: flagsArb, keywords: keywordsArb }),
+      fc.record({ uid: fc.integer({ min: 1, max: 40 }), guid: hex, flags: flagsArb, keywords: keywordsArb }, { noNullPrototype: true }),
       { selector: (m) => m.uid, maxLength: 15 },
     ),
     slack: fc.nat(4),
@@ -248,20 +248,20 @@ type DestOp =
   | { op: 'newGuid'; i: number };
 
 const opArb: fc.Arbitrary<DestOp> = fc.oneof(
-  fc.record({ op: fc.constant('drop' as const), i: fc.nat() }),
+  fc.record({ op: fc.constant('drop' as const), i: fc.nat() }, { noNullPrototype: true }),
   // Weighted up: the drifts a patch (not a rebuild) can repair.
-  { arbitrary: fc.record({ op: fc.constant('flags' as const), i: fc.nat(), flags: flagsArb, keywords: keywordsArb }), weight: 8 },
+  { arbitrary: fc.record({ op: fc.constant('flags' as const), i: fc.nat(), flags: flagsArb, keywords: keywordsArb }, { noNullPrototype: true }), weight: 8 },
   // Same number of flags (or keywords), one of them different: only a set comparison sees it.
-  { arbitrary: fc.record({ op: fc.constant('replaceOne' as const), i: fc.nat(), keyword: fc.boolean(), at: fc.nat(), by: fc.nat() }), weight: 4 },
-  fc.record({ op: fc.constant('extraAbove' as const), gap: fc.nat(3), flags: flagsArb }),
-  { arbitrary: fc.record({ op: fc.constant('extraBelow' as const), uid: fc.integer({ min: 1, max: 45 }) }), weight: 5 },
+  { arbitrary: fc.record({ op: fc.constant('replaceOne' as const), i: fc.nat(), keyword: fc.boolean(), at: fc.nat(), by: fc.nat() }, { noNullPrototype: true }), weight: 4 },
+  fc.record({ op: fc.constant('extraAbove' as const), gap: fc.nat(3), flags: flagsArb }, { noNullPrototype: true }),
+  { arbitrary: fc.record({ op: fc.constant('extraBelow' as const), uid: fc.integer({ min: 1, max: 45 }) }, { noNullPrototype: true }), weight: 5 },
   // A backup taken earlier: nothing at or above `to`, UIDNEXT `to`. This is what makes plans
   // that save without rebuilding.
-  { arbitrary: fc.record({ op: fc.constant('rewind' as const), to: fc.integer({ min: 1, max: 45 }) }), weight: 6 },
-  fc.record({ op: fc.constant('bumpUidNext' as const), by: fc.integer({ min: 1, max: 5 }) }),
-  fc.record({ op: fc.constant('uidValidity' as const), delta: fc.integer({ min: 1, max: 1000 }) }),
-  fc.record({ op: fc.constant('swapGuids' as const), i: fc.nat(), j: fc.nat() }),
-  fc.record({ op: fc.constant('newGuid' as const), i: fc.nat() }),
+  { arbitrary: fc.record({ op: fc.constant('rewind' as const), to: fc.integer({ min: 1, max: 45 }) }, { noNullPrototype: true }), weight: 6 },
+  fc.record({ op: fc.constant('bumpUidNext' as const), by: fc.integer({ min: 1, max: 5 }) }, { noNullPrototype: true }),
+  fc.record({ op: fc.constant('uidValidity' as const), delta: fc.integer({ min: 1, max: 1000 }) }, { noNullPrototype: true }),
+  fc.record({ op: fc.constant('swapGuids' as const), i: fc.nat(), j: fc.nat() }, { noNullPrototype: true }),
+  fc.record({ op: fc.constant('newGuid' as const), i: fc.nat() }, { noNullPrototype: true }),
 );
 
 /** A destination that starts as an exact copy of the source, then drifts. Always store-consistent: UIDNEXT > every UID. */

@@ -51,7 +51,7 @@ function arbitraryCase(size: number): fc.Arbitrary<Case> {
     subset.map((s) => [s, s] as const),
   );
   const uidValidity = fc.constantFrom<[number, number]>([1000, 1000], [1000, 2000], [2000, 1000]);
-  return fc.record({ sets, uidValidity, mboxFirst: fc.boolean() }).map(({ sets: [inA, inB], uidValidity, mboxFirst }) => ({ inA: [...inA], inB: [...inB], uidValidity, mboxFirst }));
+  return fc.record({ sets, uidValidity, mboxFirst: fc.boolean() }, { noNullPrototype: true }).map(({ sets: [inA, inB], uidValidity, mboxFirst }) => ({ inA: [...inA], inB: [...inB], uidValidity, mboxFirst }));
 }
 
 async function runCase(mail: readonly Buffer[], c: Case): Promise<void> {

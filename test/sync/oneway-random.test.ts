@@ -44,11 +44,11 @@ const LETTER: Record<SystemFlag, string> = { '\\Draft': 'D', '\\Flagged': 'F', '
 const side = fc.constantFrom<Side>('A', 'B');
 const index = fc.nat({ max: 30 });
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('deliver' as const), side, box: index, viaDisk: fc.boolean() }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('expunge' as const), side, box: index, msg: index, viaDisk: fc.boolean() }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('deliver' as const), side, box: index, viaDisk: fc.boolean() }, { noNullPrototype: true }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('expunge' as const), side, box: index, msg: index, viaDisk: fc.boolean() }, { noNullPrototype: true }) },
   {
     weight: 3,
-    arbitrary: fc.record({ kind: fc.constant('flags' as const), side, box: index, msg: index, flags: fc.subarray([...SYSTEM_FLAGS]), keywords: fc.subarray(['$Junk', 'work']), viaDisk: fc.boolean() }),
+    arbitrary: fc.record({ kind: fc.constant('flags' as const), side, box: index, msg: index, flags: fc.subarray([...SYSTEM_FLAGS]), keywords: fc.subarray(['$Junk', 'work']), viaDisk: fc.boolean() }, { noNullPrototype: true }),
   },
 );
 

@@ -53,14 +53,14 @@ const keywords = fc.oneof(
 );
 
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('save' as const), side, box: index, flags, keywords }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('flags' as const), side, box: index, msg: index, flags, viaDisk: fc.boolean() }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('keywords' as const), side, box: index, msg: index, keywords }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('expunge' as const), side, box: index, msg: index, viaDisk: fc.boolean() }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('sync' as const), reverse: fc.boolean(), full: fc.boolean() }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('create' as const), side, name: index }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('rename' as const), side, box: index, name: index }) },
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), side, box: index }) },
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('save' as const), side, box: index, flags, keywords }, { noNullPrototype: true }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('flags' as const), side, box: index, msg: index, flags, viaDisk: fc.boolean() }, { noNullPrototype: true }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('keywords' as const), side, box: index, msg: index, keywords }, { noNullPrototype: true }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('expunge' as const), side, box: index, msg: index, viaDisk: fc.boolean() }, { noNullPrototype: true }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('sync' as const), reverse: fc.boolean(), full: fc.boolean() }, { noNullPrototype: true }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('create' as const), side, name: index }, { noNullPrototype: true }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('rename' as const), side, box: index, name: index }, { noNullPrototype: true }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), side, box: index }, { noNullPrototype: true }) },
 );
 
 function mailboxDir(root: string, name: MailboxName): string {

@@ -287,12 +287,12 @@ type TreeOp =
   | { op: 'toggleSubscribed'; i: number };
 
 const treeOpArb: fc.Arbitrary<TreeOp> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('rename' as const), i: fc.nat(), to: nameArb }) },
-  fc.record({ op: fc.constant('delete' as const), i: fc.nat() }),
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('create' as const), name: nameArb, subscribed: fc.boolean() }) },
-  fc.record({ op: fc.constant('newGuid' as const), i: fc.nat() }),
-  fc.record({ op: fc.constant('swapGuids' as const), i: fc.nat(), j: fc.nat() }),
-  fc.record({ op: fc.constant('toggleSubscribed' as const), i: fc.nat() }),
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('rename' as const), i: fc.nat(), to: nameArb }, { noNullPrototype: true }) },
+  fc.record({ op: fc.constant('delete' as const), i: fc.nat() }, { noNullPrototype: true }),
+  { weight: 2, arbitrary: fc.record({ op: fc.constant('create' as const), name: nameArb, subscribed: fc.boolean() }, { noNullPrototype: true }) },
+  fc.record({ op: fc.constant('newGuid' as const), i: fc.nat() }, { noNullPrototype: true }),
+  fc.record({ op: fc.constant('swapGuids' as const), i: fc.nat(), j: fc.nat() }, { noNullPrototype: true }),
+  fc.record({ op: fc.constant('toggleSubscribed' as const), i: fc.nat() }, { noNullPrototype: true }),
 );
 
 /** A destination that starts as the source and drifts by store-legal operations. */

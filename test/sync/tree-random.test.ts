@@ -48,12 +48,12 @@ const side = fc.constantFrom<Side>('A', 'B');
 const index = fc.nat({ max: 30 });
 const viaDisk = fc.boolean();
 const treeOp: fc.Arbitrary<TreeOp> = fc.oneof(
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('create' as const), side, name: index, viaDisk }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('rename' as const), side, box: index, name: index, viaDisk }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('delete' as const), side, box: index, viaDisk }) },
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('deliver' as const), side, box: index, viaDisk }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('flags' as const), side, box: index, msg: index, flags: fc.subarray([...SYSTEM_FLAGS]), viaDisk }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('expunge' as const), side, box: index, msg: index, viaDisk }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('create' as const), side, name: index, viaDisk }, { noNullPrototype: true }) },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('rename' as const), side, box: index, name: index, viaDisk }, { noNullPrototype: true }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('delete' as const), side, box: index, viaDisk }, { noNullPrototype: true }) },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('deliver' as const), side, box: index, viaDisk }, { noNullPrototype: true }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('flags' as const), side, box: index, msg: index, flags: fc.subarray([...SYSTEM_FLAGS]), viaDisk }, { noNullPrototype: true }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('expunge' as const), side, box: index, msg: index, viaDisk }, { noNullPrototype: true }) },
 );
 
 const pick = <T>(xs: readonly T[], i: number): T | undefined => (xs.length === 0 ? undefined : xs[i % xs.length]);

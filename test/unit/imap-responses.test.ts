@@ -16,7 +16,7 @@ import type { RawUntagged } from '../../src/storage/imap/imap-session.js';
 const attribute = fc.letrec((tie) => ({
   node: fc.oneof(
     { depthSize: 'small' },
-    fc.record({ type: fc.constantFrom('ATOM', 'STRING', 'LITERAL', 'NUMBER'), value: fc.oneof(fc.string(), fc.integer(), fc.constant(null)) }),
+    fc.record({ type: fc.constantFrom('ATOM', 'STRING', 'LITERAL', 'NUMBER'), value: fc.oneof(fc.string(), fc.integer(), fc.constant(null)) }, { noNullPrototype: true }),
     fc.array(tie('node'), { maxLength: 6 }),
     fc.constant(undefined),
     fc.constant(null),

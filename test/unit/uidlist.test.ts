@@ -116,7 +116,7 @@ const entryArb = fc.record({
   size: fc.option(fc.nat(), { nil: undefined }),
   vsize: fc.option(fc.nat(), { nil: undefined }),
   extra: fc.array(fc.tuple(fc.constantFrom('P', 'O', 'X'), token), { maxLength: 3 }),
-});
+}, { noNullPrototype: true });
 
 test('format then parse round-trips', () => {
   fc.assert(
