@@ -12,17 +12,17 @@ import { applyChanges, applyDelta, planChanges, type ChangePlan } from './change
 import { checkPair } from './check.js';
 import type { Dataset } from './data.js';
 import { tally, type Tally } from './maildir-files.js';
-import { flushDisks, sleep } from './measure.js';
+import { flushDisks, nodeStartSeconds, sleep } from './measure.js';
 import type { Fsync, Op, PairContext, Tool } from './tools.js';
 import { DATA_DIR, warmCache, workCopy } from './workspace.js';
 
-export interface CaseDef { id: string; title: string; op: Op; reference: string }
+export interface CaseDef { id: string; title: string; op: Op; reference: string; /** Nothing to do: measured against `node -e 0` too. */ noop?: boolean }
 
 export const CASES: CaseDef[] = [
   { id: '1', title: 'backup -> empty Maildir', op: 'backup', reference: 'doveadm backup' },
-  { id: '2a', title: 'backup again, nothing changed', op: 'backup', reference: 'doveadm backup' },
-  { id: '2b', title: 'sync in-sync pair (1st sync after backup)', op: 'sync', reference: 'doveadm sync' },
-  { id: '2c', title: 'sync in-sync pair again', op: 'sync', reference: 'doveadm sync' },
+  { id: '2a', title: 'backup again, nothing changed', op: 'backup', reference: 'doveadm backup' , noop: true },
+  { id: '2b', title: 'sync in-sync pair (1st sync after backup)', op: 'sync', reference: 'doveadm sync' , noop: true },
+  { id: '2c', title: 'sync in-sync pair again', op: 'sync', reference: 'doveadm sync' , noop: true },
   { id: '3', title: 'sync after 1% changes on each side', op: 'sync', reference: 'doveadm sync' },
 ];
 
@@ -36,6 +36,8 @@ export interface Sample {
   /** Runs it took: more than 1 when the tool exited 2 ("run again"); seconds is their sum. */
   attempts: number;
   problems: string[];
+  /** `node -e 0` timed just before this run (no-op cases of mailferry only). */
+  nodeStartSeconds?: number;
 }
 
 /**
@@ -94,6 +96,7 @@ export async function runSeries(
         // it from memory for both tools, whichever runs first.
         if (c.id === '1') warmCache(ds.master);
         flushDisks();
+        const nodeStart = c.noop && tool.id === 'mailferry' ? await nodeStartSeconds() : undefined;
         const t = await tool.run(c.op, d.src, d.dst, fsync, d.ctx);
         // Exit 2 means "done, but not everything: run again" for both tools (doveadm gives it when
         // its state points into a rotated transaction log, e.g. in case 3 after a big first copy).
@@ -109,7 +112,7 @@ export async function runSeries(
         if (problems.length === 0) problems.push(...checkPair(d.src, d.dst, d.expected, d.idx));
         if (problems.length > 0) d.broken = true;
         const note = attempts > 1 ? ` (exit 2, ${attempts} runs)` : '';
-        samples.push({ caseId: c.id, tool: tool.id, rep, seconds: t.seconds, rssKb: t.rssKb, code: t.code, attempts, problems });
+        samples.push({ caseId: c.id, tool: tool.id, rep, seconds: t.seconds, rssKb: t.rssKb, code: t.code, attempts, problems, nodeStartSeconds: nodeStart });
         log(`  ${ds.name} fsync=${fsync} rep ${rep + 1}/${reps} case ${c.id.padEnd(2)} ${tool.id.padEnd(9)} ${t.seconds.toFixed(3).padStart(8)} s` +
           `  ${((t.rssKb ?? 0) / 1024).toFixed(0).padStart(4)} MB${note}${problems.length ? `  WRONG: ${problems.join('; ').slice(0, 300)}` : ''}`);
       }

@@ -14,7 +14,7 @@ import { seedAccount, startImapServer, type ImapServer } from './imap-server.js'
 import { messageCounts, systemFlagCounts } from './mailbox-counts.js';
 import { tally } from './maildir-files.js';
 import { doveadmToMbox, mailferryToMbox, mboxCaseSource, type CaseRun } from './mbox-cases.js';
-import { flushDisks, sleep, type Timed } from './measure.js';
+import { flushDisks, sleep, type Timed, nodeStartSeconds } from './measure.js';
 import { DATA_DIR, warmCache, workCopy } from './workspace.js';
 
 export type CrossTool = 'mailferry' | 'doveadm' | 'mbsync';
@@ -38,6 +38,8 @@ export interface CrossSample {
   code: number;
   attempts: number;
   problems: string[];
+  /** `node -e 0` timed just before this run (case 7, mailferry only). */
+  nodeStartSeconds?: number;
 }
 
 export interface CrossSeriesResult {
@@ -102,6 +104,7 @@ export async function runCrossSeries(o: CrossOptions): Promise<CrossSeriesResult
   /** Runs one timed attempt (again while it exits 2, as cases.ts does), checks it, records it. */
   const timed = async (caseId: CrossCaseDef['id'], tool: CrossTool, rep: number, go: () => Promise<CaseRun>): Promise<boolean> => {
     flushDisks();
+    const nodeStart = caseId === '7' && tool === 'mailferry' ? await nodeStartSeconds() : undefined;
     const first = await go();
     const t: Timed = first.timed;
     let attempts = 1;
@@ -115,7 +118,7 @@ export async function runCrossSeries(o: CrossOptions): Promise<CrossSeriesResult
     if (problems.length === 0) {
       try { problems.push(...first.check()); } catch (e) { problems.push((e as Error).message.split('\n')[0]!); }
     }
-    samples.push({ caseId, tool, rep, seconds: t.seconds, cpuSeconds: t.cpuSeconds, rssKb: t.rssKb, code: t.code, attempts, problems });
+    samples.push({ caseId, tool, rep, seconds: t.seconds, cpuSeconds: t.cpuSeconds, rssKb: t.rssKb, code: t.code, attempts, problems, nodeStartSeconds: nodeStart });
     o.log(`  cross ${o.ds.name} rep ${rep + 1}/${o.reps} case ${caseId} ${tool.padEnd(9)} ${t.seconds.toFixed(3).padStart(8)} s  cpu ${(t.cpuSeconds ?? NaN).toFixed(2).padStart(6)} s` +
       `  ${((t.rssKb ?? 0) / 1024).toFixed(0).padStart(4)} MB${attempts > 1 ? ` (exit 2, ${attempts} runs)` : ''}${problems.length ? `  WRONG: ${problems.join('; ').slice(0, 300)}` : ''}`);
     return problems.length === 0;

@@ -6,7 +6,7 @@
 import { cpus } from 'node:os';
 import { CROSS_CASES, type CrossSample, type CrossSeriesResult, type CrossTool } from './cross-cases.js';
 import type { Dataset } from './data.js';
-import { median } from './measure.js';
+import { beyondNodeStart, formatBeyondNodeStart, median, type BeyondNodeStart } from './measure.js';
 import type { ToolSummary } from './report.js';
 
 /** A reference tool's summary, with the median CPU seconds that matter in these cases. */
@@ -14,7 +14,7 @@ export interface CrossToolSummary extends ToolSummary {
   medianCpuSeconds: number | null;
 }
 
-export interface CrossRow { id: string; title: string; reference: CrossTool; mailferry?: CrossToolSummary; ref?: CrossToolSummary; ratio: number | null; cpuRatio: number | null }
+export interface CrossRow extends Partial<BeyondNodeStart> { id: string; title: string; reference: CrossTool; mailferry?: CrossToolSummary; ref?: CrossToolSummary; ratio: number | null; cpuRatio: number | null }
 
 export interface CrossSeriesSummary {
   dataset: string; messages: number; folders: number; repetitions: number; rows: CrossRow[]; notes: string[];
@@ -44,7 +44,9 @@ export function summarizeCross(ds: Dataset, reps: number, r: CrossSeriesResult):
       const rf = summarize(r.samples, ref, c.id, r.messages);
       const ratio = mf?.medianSeconds && rf?.medianSeconds ? mf.medianSeconds / rf.medianSeconds : null;
       const cpuRatio = mf?.medianCpuSeconds && rf?.medianCpuSeconds ? mf.medianCpuSeconds / rf.medianCpuSeconds : null;
-      rows.push({ id: c.id, title: c.title, reference: ref, mailferry: mf, ref: rf, ratio, cpuRatio });
+      const good = r.samples.filter((x) => x.tool === 'mailferry' && x.caseId === c.id && x.problems.length === 0);
+      const node = c.id === '7' ? beyondNodeStart(good.map((x) => x.seconds), good.flatMap((x) => (x.nodeStartSeconds === undefined ? [] : [x.nodeStartSeconds]))) : {};
+      rows.push({ id: c.id, title: c.title, reference: ref, mailferry: mf, ref: rf, ratio, cpuRatio, ...node });
     }
   }
   return { dataset: ds.name, messages: r.messages, folders: r.folders, repetitions: reps, rows, notes: r.notes };
@@ -72,6 +74,7 @@ export function formatCross(s: CrossSeriesSummary): string {
       lpad(cpu(r.mailferry), 9), lpad(cpu(r.ref), 8), lpad(x(r.cpuRatio), 10), lpad(mb(r.mailferry), 10), lpad(mb(r.ref), 8),
       lpad(rate(r.mailferry), 9), lpad(rate(r.ref), 9), lpad(ok(r.mailferry), 11), lpad(ok(r.ref), 5)].join(' '));
   }
+  lines.push(...formatBeyondNodeStart(s.rows.filter((r, i) => s.rows.findIndex((o) => o.id === r.id) === i)));
   const seen = new Set<string>();
   for (const r of s.rows) {
     for (const [name, t] of [['mailferry', r.mailferry], [r.reference, r.ref]] as const) {

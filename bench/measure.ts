@@ -76,6 +76,31 @@ export function median(xs: number[]): number {
   return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
 }
 
+/**
+ * `node -e 0` timed exactly as a tool run is (same spawn, same GNU time wrapper), just before a
+ * no-op mailferry run: Node's own start-up on this machine at this moment, which no change to
+ * mailferry can remove. What mailferry spends beyond it is what is ours to cut.
+ */
+export async function nodeStartSeconds(): Promise<number> {
+  return (await timeCommand(process.execPath, ['-e', '0'])).seconds;
+}
+
+/** A no-op case's median `node -e 0` and mailferry's median time beyond it, in ms (null without both). */
+export interface BeyondNodeStart { nodeStartMs: number | null; beyondNodeStartMs: number | null }
+
+export function beyondNodeStart(mailferrySeconds: number[], nodeSeconds: number[]): BeyondNodeStart {
+  if (mailferrySeconds.length === 0 || nodeSeconds.length === 0) return { nodeStartMs: null, beyondNodeStartMs: null };
+  const node = median(nodeSeconds) * 1000;
+  return { nodeStartMs: +node.toFixed(1), beyondNodeStartMs: +(median(mailferrySeconds) * 1000 - node).toFixed(1) };
+}
+
+/** The line printed under a table for its no-op cases. */
+export function formatBeyondNodeStart(rows: { id: string; nodeStartMs?: number | null; beyondNodeStartMs?: number | null }[]): string[] {
+  const shown = rows.filter((r) => r.nodeStartMs != null && r.beyondNodeStartMs != null);
+  if (shown.length === 0) return [];
+  return [`   no-op cases, median ms: ${shown.map((r) => `${r.id} node -e 0 ${r.nodeStartMs!.toFixed(1)}, mailferry beyond it ${r.beyondNodeStartMs!.toFixed(1)}`).join('; ')}`];
+}
+
 /** Flush dirty pages so one tool's writeback does not land in the other's timed run. */
 export function flushDisks(): void {
   spawnSync('sync');

@@ -8,7 +8,7 @@
 import { cpus } from 'node:os';
 import { CASES, type Sample } from './cases.js';
 import type { Dataset } from './data.js';
-import { median } from './measure.js';
+import { beyondNodeStart, formatBeyondNodeStart, median, type BeyondNodeStart } from './measure.js';
 import type { Fsync, Tool } from './tools.js';
 
 export interface ToolSummary {
@@ -24,7 +24,7 @@ export interface ToolSummary {
   problems: string[];
 }
 
-export interface CaseSummary { id: string; title: string; reference: string; mailferry?: ToolSummary; doveadm?: ToolSummary; ratio: number | null }
+export interface CaseSummary extends Partial<BeyondNodeStart> { id: string; title: string; reference: string; mailferry?: ToolSummary; doveadm?: ToolSummary; ratio: number | null }
 
 export interface SeriesSummary {
   dataset: string; messages: number; bytes: number; folders: number; fsync: Fsync; repetitions: number;
@@ -56,7 +56,10 @@ export function summarizeSeries(ds: Dataset, fsync: Fsync, reps: number, samples
       const mf = summarize(samples, 'mailferry', c.id, ds.messages);
       const dv = summarize(samples, 'doveadm', c.id, ds.messages);
       const ratio = mf?.medianSeconds && dv?.medianSeconds ? mf.medianSeconds / dv.medianSeconds : null;
-      return { id: c.id, title: c.id === '3' ? `sync after 1% changes on each side (${changesPerSide}+${changesPerSide})` : c.title, reference: c.reference, mailferry: mf, doveadm: dv, ratio };
+      // Node's start-up from the same repetitions as the runs that count (correct ones).
+      const good = samples.filter((x) => x.tool === 'mailferry' && x.caseId === c.id && x.problems.length === 0);
+      const node = c.noop ? beyondNodeStart(good.map((x) => x.seconds), good.flatMap((x) => (x.nodeStartSeconds === undefined ? [] : [x.nodeStartSeconds]))) : {};
+      return { id: c.id, title: c.id === '3' ? `sync after 1% changes on each side (${changesPerSide}+${changesPerSide})` : c.title, reference: c.reference, mailferry: mf, doveadm: dv, ratio, ...node };
     }),
   };
 }
@@ -86,6 +89,7 @@ export function formatSeries(s: SeriesSummary, doveadmMissing: boolean): string 
       lpad(rate(c.mailferry), 9), lpad(rate(c.doveadm), 9), lpad(ok(c.mailferry), 11), lpad(ok(c.doveadm), 5),
     ].join(' '));
   }
+  lines.push(...formatBeyondNodeStart(s.cases));
   for (const c of s.cases) {
     for (const [name, t] of [['mailferry', c.mailferry], ['doveadm', c.doveadm]] as const) {
       if (t && t.ranAgain) lines.push(`   case ${c.id} ${name} exited 2 ("run again") in ${t.ranAgain}/${t.runs} repetitions and was run again; its time is the sum of the runs`);

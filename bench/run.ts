@@ -131,7 +131,8 @@ async function main(): Promise<void> {
       ' and an empty destination; message files are hard links into the master, metadata files are copies.',
     'Case 1 includes building each tool\'s index: doveadm writes dovecot.index*/dovecot.list.index* into both Maildirs as it goes, mailferry builds mailferry.index.sqlite in both.',
     'Cases run in order on the pair the previous case left; the tools alternate (order swapped every repetition); `sync` runs before each timed process, and each starts >= 2.5 s after the last write (as a periodic sync would).',
-    `Times are of the tool process alone (spawn to exit). mailferry's include Node startup (${env.nodeStartupMs} ms for \`node -e 0\` here); doveadm's include its userdb lookup at the private Dovecot's auth socket.`,
+    `Times are of the tool process alone (spawn to exit). mailferry's include Node startup (${env.nodeStartupMs} ms for \`node -e 0\` here); doveadm's include its userdb lookup at the private Dovecot's auth socket.` +
+      ' Beside each no-op case (2a-2c, 7, 8b, 8c) `node -e 0` is timed the same way just before each mailferry run; the line under the table (and beyondNodeStartMs of the case in the JSON) is mailferry\'s median beyond its median.',
     'Both tools run stateful: mailferry keeps its sync state in the stores (its default); doveadm gets `-s STATE` from its previous run on the pair (\'\' first).' +
       ' Without -s, doveadm\'s fast mode missed a mailbox in case 3 where both sides had made equally many changes (a limit documented in doveadm-sync(1)).',
     'A tool that exits 2 ("done, but run again"; both tools define it) is run again at once, up to 3 runs, and the case costs the sum; the table says when.',

@@ -27,7 +27,7 @@ import { checkPair } from './check.js';
 import { listMessages, mailboxDirs, readUidlist, tally, tallyText } from './maildir-files.js';
 import { DovecotInstance } from './dovecot-instance.js';
 import { groupName, mailOwner, userNameOf } from './mail-owner.js';
-import { flushDisks, median, sleep, timeCommand, type Timed } from './measure.js';
+import { beyondNodeStart, flushDisks, formatBeyondNodeStart, median, nodeStartSeconds, sleep, timeCommand, type BeyondNodeStart, type Timed } from './measure.js';
 import { CLI } from './tools.js';
 import { userName, type UsersDataset } from './users-data.js';
 import { DATA_DIR, warmCache, workCopy } from './workspace.js';
@@ -57,6 +57,8 @@ export interface UsersSample {
   code: number;
   attempts: number;
   problems: string[];
+  /** `node -e 0` timed just before this run (8b and 8c, mailferry only). */
+  nodeStartSeconds?: number;
 }
 
 /** A Dovecot that only answers userdb lookups and iteration from USERS, for doveadm -A. */
@@ -246,6 +248,7 @@ export async function runUsersSeries(opts: {
           // The VM pages out cold page cache: read the master in, so both tools read it from memory.
           if (c.id === '8a') warmCache(ds.homes);
           flushDisks();
+          const nodeStart = c.id !== '8a' && tool === 'mailferry' ? await nodeStartSeconds() : undefined;
           const t = await run(tool);
           // Exit 2 is "done, but run again" for both tools; the case then costs both runs.
           let attempts = 1;
@@ -258,7 +261,7 @@ export async function runUsersSeries(opts: {
           const problems = t.code === 0 ? [] : [`exit ${t.code}: ${(t.stderr.trim() || t.stdout.trim()).split('\n').slice(-2).join(' / ').slice(0, 300)}`];
           if (problems.length === 0) problems.push(...checkCopy(dir, ds, want, sample, join(dir, 'check')));
           if (problems.length > 0) broken.add(tool);
-          samples.push({ caseId: c.id, tool, rep, seconds: t.seconds, cpuSeconds: t.cpuSeconds, rssKb: t.rssKb, code: t.code, attempts, problems });
+          samples.push({ caseId: c.id, tool, rep, seconds: t.seconds, cpuSeconds: t.cpuSeconds, rssKb: t.rssKb, code: t.code, attempts, problems, nodeStartSeconds: nodeStart });
           log(`  users=${ds.users} rep ${rep + 1}/${reps} case ${c.id} ${tool.padEnd(9)} ${t.seconds.toFixed(3).padStart(8)} s  CPU ${(t.cpuSeconds ?? NaN).toFixed(2).padStart(6)} s` +
             `${attempts > 1 ? ` (exit 2, ${attempts} runs)` : ''}${problems.length ? `  WRONG: ${problems.join('; ').slice(0, 400)}` : ''}`);
         }
@@ -284,7 +287,7 @@ export interface UsersToolSummary {
   problems: string[];
 }
 
-export interface UsersCaseSummary { id: string; title: string; mailferry?: UsersToolSummary; doveadm?: UsersToolSummary; ratio: number | null; cpuRatio: number | null }
+export interface UsersCaseSummary extends Partial<BeyondNodeStart> { id: string; title: string; mailferry?: UsersToolSummary; doveadm?: UsersToolSummary; ratio: number | null; cpuRatio: number | null }
 
 export interface UsersSeriesSummary {
   users: number; messages: number; messagesPerUser: number; repetitions: number; jobs: number; deepChecked: number;
@@ -316,7 +319,9 @@ export function summarizeUsers(ds: UsersDataset, reps: number, r: UsersSeriesRes
       const doveadm = summarize(r.samples, 'doveadm', c.id, ds.users);
       const ratio = mailferry?.medianSeconds && doveadm?.medianSeconds ? mailferry.medianSeconds / doveadm.medianSeconds : null;
       const cpuRatio = mailferry?.medianCpuSeconds && doveadm?.medianCpuSeconds ? mailferry.medianCpuSeconds / doveadm.medianCpuSeconds : null;
-      return { id: c.id, title: c.title, mailferry, doveadm, ratio, cpuRatio };
+      const good = r.samples.filter((x) => x.tool === 'mailferry' && x.caseId === c.id && x.problems.length === 0);
+      const node = c.id === '8a' ? {} : beyondNodeStart(good.map((x) => x.seconds), good.flatMap((x) => (x.nodeStartSeconds === undefined ? [] : [x.nodeStartSeconds])));
+      return { id: c.id, title: c.title, mailferry, doveadm, ratio, cpuRatio, ...node };
     }),
   };
 }
@@ -342,6 +347,7 @@ export function formatUsers(s: UsersSeriesSummary, doveadmMissing: boolean): str
       lpad(cpuS(c.mailferry), 9), lpad(cpuS(c.doveadm), 9), lpad(x(c.cpuRatio), 10), lpad(ms(c.mailferry), 11), lpad(ms(c.doveadm), 11),
       lpad(mb(c.mailferry), 10), lpad(mb(c.doveadm), 10), lpad(ok(c.mailferry), 11), lpad(ok(c.doveadm), 5)].join(' '));
   }
+  lines.push(...formatBeyondNodeStart(s.cases));
   for (const c of s.cases) {
     for (const [name, t] of [['mailferry', c.mailferry], ['doveadm', c.doveadm]] as const) {
       if (t && t.ranAgain) lines.push(`   case ${c.id} ${name} exited 2 ("run again") in ${t.ranAgain}/${t.runs} repetitions and was run again; its time is the sum of the runs`);
