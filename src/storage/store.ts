@@ -92,6 +92,14 @@ export interface MailboxChanges {
   skipped?: number;
 }
 
+/** Some of a mailbox's messages, see {@link MailStore.getMessagesOf}. */
+export interface MessagesOf {
+  uidValidity: number;
+  uidNext: number;
+  highestModseq: number;
+  messages: MessageMeta[];
+}
+
 export interface SaveRequest {
   /**
    * Wanted UID; honoured when it is at or above UIDNEXT, otherwise the next free UID is used.
@@ -210,6 +218,14 @@ export interface MailStore {
    * (expunges included, each with its GUID). Sorted by UID.
    */
   getMessages(name: MailboxName, sinceModseq?: number): Promise<MailboxChanges>;
+
+  /**
+   * The current records of the messages at these UIDs and of every copy of these GUIDs, sorted
+   * by UID, with the mailbox's numbers as of that reading: what an incremental sync plans from,
+   * so a change to a 100,000-message mailbox costs a look at the changed messages, not at all of
+   * them. Optional: without it the engine filters a whole listing.
+   */
+  getMessagesOf?(name: MailboxName, which: { uids: ReadonlySet<number>; guids: ReadonlySet<string> }): Promise<MessagesOf>;
 
   /** The raw message as stored (Maildir and mbox keep LF line ends). Rejects with NotFound for an unknown UID. */
   openMessage(name: MailboxName, uid: number): Promise<Readable>;

@@ -16,6 +16,7 @@ import {
   type CreateMailboxOptions,
   type FlagUpdate,
   type MailboxChanges,
+  type MessagesOf,
   type MailboxList,
   type MailboxName,
   type MailboxStatus,
@@ -262,6 +263,12 @@ export class MaildirStore implements MailStore {
       expunged: this.index.expungesSince(mailbox.id, sinceModseq),
       incremental: true,
     };
+  }
+
+  async getMessagesOf(name: MailboxName, which: { uids: ReadonlySet<number>; guids: ReadonlySet<string> }): Promise<MessagesOf> {
+    const { mailbox } = await this.open(name);
+    const messages = this.index.messages(mailbox.id).filter((m) => which.uids.has(m.uid) || which.guids.has(m.guid)).map(toMeta);
+    return { uidValidity: mailbox.uidValidity, uidNext: mailbox.uidNext, highestModseq: mailbox.highestModseq, messages };
   }
 
   /**
