@@ -18,6 +18,7 @@ import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
 import { NameTranslation, specialUsePairsFor, translatedFilter } from './special-use-names.js';
 import { translatedList, translatedStore } from './translated-store.js';
 import { withFlagChangeTimes } from './flag-change-times.js';
+import { changedListings } from './incremental.js';
 import { flagConflicts, flagsNeedingBase, isEmptyTwoWay, planTwoWay, type MergeMode, type SideActions, type SyncSide, type TwoWayPlan } from './twoway-plan.js';
 
 export interface SyncOptions {
@@ -33,6 +34,12 @@ export interface SyncOptions {
   messageFilter?: MessageFilter;
   /** A pair state given by the caller (`-s`), used instead of what the indexes remember. */
   state?: PairState;
+  /**
+   * List every changed mailbox whole instead of reading only what changed since the last
+   * proven sync (incremental.ts); what `-f` does for changed mailboxes, without comparing the
+   * unchanged ones. For checking the incremental path against the whole comparison.
+   */
+  noIncremental?: boolean;
   onEvent?: (event: SyncEvent) => void;
 }
 
@@ -183,6 +190,9 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
   const holdable = withoutUnholdable(unholdable);
   const wanted = (m: MailboxStatus) => included(m) && holdable(m);
   const stateA = options.state ?? (mode === 'oneway' ? await onewayState(a, b) : await a.getPairState(b.storeId));
+  // B's record of the pair, read once and only when a mailbox changed: see incrementalBasis.
+  let stateB: Promise<PairState> | undefined;
+  const peerState = () => (stateB ??= b.getPairState(a.storeId));
   const tree = planTreeTwoWay(
     { mailboxes: listA.mailboxes.filter(wanted), changes: listA.changes },
     { mailboxes: listB.mailboxes.filter(wanted), changes: listB.changes },
@@ -230,7 +240,8 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
       emit({ type: 'skipped-mailbox', name: boxA.name });
       continue;
     }
-    const { outcome, proven } = await syncMailbox({ store: a, peer: b, name: boxA.name, peerName: boxB.name }, boxA, before, mode, options, result, emit);
+    const basis = await incrementalBasis(a, b, boxA, boxB, before, mode, options, peerState);
+    const { outcome, proven } = await syncMailbox({ store: a, peer: b, name: boxA.name, peerName: boxB.name }, boxA, before, mode, options, result, emit, basis);
     if (outcome === 'changed') result.changedDuringSync = true;
     if (outcome === 'incomplete') result.incomplete = true;
     // An incomplete mailbox is never recorded as in sync: every run looks at it again.
@@ -262,6 +273,37 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
     result.state = newStateA;
   }
   return result;
+}
+
+/**
+ * The pair state a changed mailbox may be synced from incrementally (incremental.ts), or
+ * undefined when anything casts doubt on it; the mailbox is then listed and compared whole,
+ * exactly as before there was an incremental path. Doubts: `-f`; a one-way run or a message
+ * filter (both leave differences behind on purpose, so no state proves the sides equal); a
+ * state given by the caller (`-s`: nothing proves it was recorded by a run that checked it);
+ * no state or another UIDVALIDITY on either side (a first sync, a rebuilt mailbox); a side
+ * that hands out its own UIDs or whose GUIDs are not native (messages are matched by header
+ * hash, which looks at every message); and the two stores disagreeing on the state (B's was
+ * not written, or was written by another run): only a state both recorded is taken.
+ */
+async function incrementalBasis(
+  a: MailStore,
+  b: MailStore,
+  boxA: MailboxStatus,
+  boxB: MailboxStatus,
+  before: PairState[string] | undefined,
+  mode: MergeMode,
+  options: SyncOptions,
+  peerState: () => Promise<PairState>,
+): Promise<PairState[string] | undefined> {
+  if (options.full || options.state || options.messageFilter || options.noIncremental || mode !== 'twoway' || !before) return undefined;
+  if (before.uidValidity !== boxA.uidValidity || before.peerUidValidity !== boxB.uidValidity || before.uidValidity !== before.peerUidValidity) return undefined;
+  if (a.assignsOwnUids || b.assignsOwnUids || !a.nativeGuids || !b.nativeGuids || a.adoptGuids || b.adoptGuids) return undefined;
+  const theirs = (await peerState())[boxB.guid];
+  if (!theirs) return undefined;
+  const m = mirror(theirs);
+  if (!unchangedSince(before, m, { uidValidity: m.peerUidValidity, uidNext: m.peerUidNext, highestModseq: m.peerHighestModseq })) return undefined;
+  return before;
 }
 
 /** How far each side's UIDs went when the other side last saw each mailbox (A's pair state). */
@@ -301,6 +343,7 @@ async function syncMailbox(
   options: SyncOptions,
   result: SyncResult,
   emit: (e: SyncEvent) => void,
+  basis?: PairState[string],
 ): Promise<{ outcome: 'ok' | 'changed' | 'incomplete'; proven: { a: Status; b: Status } }> {
   const numbers = (x: Status): Status => ({ uidValidity: x.uidValidity, uidNext: x.uidNext, highestModseq: x.highestModseq });
   const outcome = (ok: boolean, checked?: { ra: Status; rb: Status }) => ({
@@ -309,7 +352,9 @@ async function syncMailbox(
   });
   const sideB: Bound = { store: sideA.peer, peer: sideA.store, name: sideA.peerName, peerName: sideA.name };
   const equalUids = !sideA.store.assignsOwnUids && !sideB.store.assignsOwnUids;
-  let [ma, mb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
+  // Only what changed since the last proven sync where that state is trusted, else everything.
+  const changed = basis && (await changedListings(sideA, sideB, basis));
+  let [ma, mb] = changed ? [changed.ma, changed.mb] : [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
   const provenSince = {
     a: before && before.uidValidity === ma.uidValidity ? before.highestModseq : undefined,
     b: before && before.peerUidValidity === mb.uidValidity ? before.peerHighestModseq : undefined,
@@ -376,8 +421,10 @@ async function syncMailbox(
     const st = await s.store.mailboxStatus(s.name);
     if (st && st.uidNext < plan.uidNext && (mode === 'twoway' || s === sideB)) await s.store.updateMailbox(s.name, { minUidNext: plan.uidNext });
   }
-  // Planning again must find nothing: otherwise someone changed the mailbox meanwhile.
-  const [ra, rb] = [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
+  // Planning again must find nothing: otherwise someone changed the mailbox meanwhile. After an
+  // incremental plan, the same reading of changes since the last proven sync is enough.
+  const rechanged = changed && (await changedListings(sideA, sideB, basis!));
+  const [ra, rb] = rechanged ? [rechanged.ma, rechanged.mb] : [await sideA.store.getMessages(sideA.name), await sideB.store.getMessages(sideB.name)];
   // One way, by the same watermark the plan kept B's deletions by.
   const again = filtered(planTwoWay(side(ra, undefined, sideA.store, before?.uidNext), side(rb, undefined, sideB.store), mode, equalUids), options.messageFilter);
   if (!isEmptyTwoWay(again) && (mode === 'twoway' || again.b.saves.length > 0)) ok = false;

@@ -24,6 +24,7 @@ export function translatedStore(inner: MailStore, t: NameTranslation): MailStore
       return s && { ...s, name };
     },
     getMessages: (name, since) => inner.getMessages(own(name), since),
+    getMessagesOf: inner.getMessagesOf && ((name, which) => inner.getMessagesOf!(own(name), which)),
     openMessage: (name, uid) => inner.openMessage(own(name), uid),
     messageHashes: (name, uids) => inner.messageHashes(own(name), uids),
     adoptGuids: inner.adoptGuids && ((name, guids) => inner.adoptGuids!(own(name), guids)),
