@@ -1,12 +1,14 @@
 /**
  * APPEND of several messages in one command where the server offers MULTIAPPEND (RFC 3502),
  * one per command otherwise; imapflow's append() sends one message per round trip and returns
- * only one UID. The UIDs come from APPENDUID (UIDPLUS); without it the caller finds the
+ * only one UID. Where the server offers LITERAL+ the bodies follow the command without waiting
+ * for its "+" (literal-plus.ts). The UIDs come from APPENDUID (UIDPLUS); without it the caller finds the
  * messages through the pending-append journal.
  */
 import type { ImapFlow } from 'imapflow';
 import { encodeMutf7 } from '../../model/mutf7.js';
 import { formatInternalDate } from './internal-date.js';
+import { withLiteralPlus } from './literal-plus.js';
 import { raw } from './imap-session.js';
 import { parseUidSet } from './uid-set.js';
 
@@ -29,6 +31,7 @@ export async function appendBatch(client: ImapFlow, path: string, items: readonl
       { type: 'LITERAL', value: it.wire, isLiteral8: binary && it.wire.includes(0) },
     );
   }
+  withLiteralPlus(client, attrs);
   const r = await raw(client).exec('APPEND', attrs, {});
   const section = r.response.attributes?.[0]?.section;
   r.next();
