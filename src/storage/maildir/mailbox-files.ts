@@ -127,8 +127,11 @@ export function exists(path: string): boolean {
  * The last uidlists read, by path, with their text: a scan that finds a change reads the uidlist
  * up to three times (first look, second look, under the lock), and a 100k-entry one takes tens
  * of milliseconds to parse. Reading is cheap; only text identical to the cached one is reused.
+ * Held weakly: while a scan uses a parsed uidlist a second read finds it, but once nothing uses
+ * it the collector may take it with its text (a million-line uidlist is over 100 MB of both).
  */
-const parsedUidlists = new Map<string, { text: string; uidlist: Uidlist }>();
+const parsedUidlists = new Map<string, WeakRef<Uidlist>>();
+const uidlistTexts = new WeakMap<Uidlist, string>();
 const PARSED_UIDLISTS_KEPT = 8;
 
 export function readUidlist(dir: string, warn: (msg: string) => void): UidlistRead {
@@ -136,8 +139,8 @@ export function readUidlist(dir: string, warn: (msg: string) => void): UidlistRe
   const bytes = readFileIfExists(path);
   if (bytes === undefined) return { state: 'missing' };
   const text = bytes.toString('utf8');
-  const cached = parsedUidlists.get(path);
-  if (cached && cached.text === text) return { state: 'ok', uidlist: cached.uidlist };
+  const cached = parsedUidlists.get(path)?.deref();
+  if (cached && uidlistTexts.get(cached) === text) return { state: 'ok', uidlist: cached };
   // Dovecot always ends the header with '\n'. A file without one was cut inside its header;
   // the part left can still parse ("3 V1 N4" without G), and trusting it would drop the
   // mailbox GUID and every UID. Treated as corrupt, it is rebuilt from the change index.
@@ -151,7 +154,8 @@ export function readUidlist(dir: string, warn: (msg: string) => void): UidlistRe
     Object.freeze(uidlist.entries);
     Object.freeze(uidlist);
     parsedUidlists.delete(path);
-    parsedUidlists.set(path, { text, uidlist });
+    parsedUidlists.set(path, new WeakRef(uidlist));
+    uidlistTexts.set(uidlist, text);
     if (parsedUidlists.size > PARSED_UIDLISTS_KEPT) parsedUidlists.delete(parsedUidlists.keys().next().value!);
     return { state: 'ok', uidlist };
   } catch (err) {

@@ -15,6 +15,7 @@ import { failpoint } from '../../model/failpoint.js';
 import type { MailboxName } from '../store.js';
 import { Dotlock } from './dotlock.js';
 import { generateBasename, lettersToFlags, FLAG_LETTERS } from './filename.js';
+import { indexRow, keywordList } from './index-row.js';
 import {
   afterOwnRewrite,
   cleanStaleTmp,
@@ -326,15 +327,12 @@ function diffWithIndex(
         continue; // Gone since listing; the next scan records it properly.
       }
       const size = f.parsed.size ?? st.size;
-      changes.push({
-        kind: 'add',
-        message: { uid: e.uid, guid, file: f.file, flagLetters, keywords: [...fileKeywords], receivedDate: st.mtimeMs, size },
-      });
+      changes.push({ kind: 'add', message: indexRow(e.uid, guid, f.file, flagLetters, keywordList([...fileKeywords]), st.mtimeMs, size) });
       continue;
     }
     // Keywords past the 26 a filename can carry live only in the index; keep them.
     const extra = row.keywords.filter((k) => !representable.has(k));
-    const keywords = extra.length === 0 ? [...fileKeywords] : [...new Set([...fileKeywords, ...extra])];
+    const keywords = keywordList(extra.length === 0 ? [...fileKeywords] : [...new Set([...fileKeywords, ...extra])]);
     const flagsChanged = row.flagLetters !== flagLetters || !sameSet(row.keywords, keywords);
     if (flagsChanged || row.file !== f.file) {
       changes.push({

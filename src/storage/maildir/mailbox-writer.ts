@@ -29,6 +29,7 @@ import { Dotlock } from './dotlock.js';
 import { chownFd, chownPath, ownerFor, type Owner } from './ownership.js';
 import { flagsToLetters, formatMaildirFilename, isValidBasename, lettersToFlags, parseMaildirFilename, withSizes } from './filename.js';
 import { formatKeywordsFile } from './keywords-file.js';
+import { indexRow, keywordList } from './index-row.js';
 import { KEYWORDS_FILENAME, listMessageFiles, OWN_TMP_SUFFIX, readKeywords, readUidlist, UIDLIST_FILENAME } from './mailbox-files.js';
 import { newBasename, systemLetters, type ScanContext } from './mailbox-scan.js';
 import { formatUidlist, formatUidlistEntries, nextUidOf, parseUidlist, type Uidlist, type UidlistEntry } from './uidlist.js';
@@ -270,7 +271,7 @@ export async function saveMessages(
       guid: req.guid !== undefined && req.guid !== '' && !/[ \r\n]/.test(req.guid) ? req.guid : basename,
       file,
       flagLetters: systemLetters(letters),
-      keywords: [...new Set(req.keywords)],
+      keywords: keywordList([...new Set(req.keywords)]),
       receivedDate: req.receivedDate,
       size: sizes.size,
     });
@@ -338,15 +339,7 @@ async function commitSaves(ctx: ScanContext, mailbox: IndexedMailbox, batch: Pen
   failpoint('save-before-index');
   const changes: MessageChange[] = batch.map((p, i) => ({
     kind: 'add',
-    message: {
-      uid: uids[i]!,
-      guid: p.guid,
-      file: p.file,
-      flagLetters: p.flagLetters,
-      keywords: p.keywords,
-      receivedDate: p.receivedDate,
-      size: p.size,
-    },
+    message: indexRow(uids[i]!, p.guid, p.file, p.flagLetters, p.keywords, p.receivedDate, p.size),
   }));
   const modseqs = ctx.index.applyChanges(mailbox.id, changes);
   ctx.index.clearPendingSaves(mailbox.id, batch.map((p) => p.basename));
@@ -378,7 +371,7 @@ export async function updateFlags(ctx: ScanContext, mailbox: IndexedMailbox, upd
     }
     const same = row.flagLetters === flagLetters && row.keywords.length === keywords.length && keywords.every((k) => row.keywords.includes(k));
     if (!same || file !== row.file) {
-      changes.push({ kind: 'update', message: { ...row, file, flagLetters, keywords }, bumpModseq: !same });
+      changes.push({ kind: 'update', message: { ...row, file, flagLetters, keywords: keywordList(keywords) }, bumpModseq: !same });
     }
   }
   if (changes.length > 0) ctx.index.applyChanges(mailbox.id, changes);

@@ -35,6 +35,7 @@ import { deleteMailboxDir, removeMailboxFiles, type RemovedMailbox } from './mai
 import { foreignEntryOf } from './foreign-root.js';
 import { Dotlock } from './dotlock.js';
 import { FLAG_LETTERS } from './filename.js';
+import { NO_KEYWORDS } from './index-row.js';
 import { flagChangeTimes } from './flag-change-times.js';
 import { canonicalName, isInbox, isMaildir, MaildirLayout } from './layout.js';
 import { ensureMaildirDirs, fingerprint, readUidlistGuid, requireMaildir, UIDLIST_FILENAME } from './mailbox-files.js';
@@ -65,10 +66,27 @@ const LETTER_TO_FLAG = new Map<string, SystemFlag>(
   (Object.entries(FLAG_LETTERS) as [SystemFlag, string][]).map(([flag, letter]) => [letter, flag]),
 );
 
+/**
+ * A mailbox has a handful of distinct flag sets: each is built once and shared, frozen, by every
+ * listed message that has it (a listing of a million messages otherwise held a million arrays).
+ */
+const flagSets = new Map<string, SystemFlag[]>();
+
+function flagsOf(letters: string): SystemFlag[] {
+  let flags = flagSets.get(letters);
+  if (!flags) {
+    flags = [...letters].map((c) => LETTER_TO_FLAG.get(c)).filter((f): f is SystemFlag => f !== undefined);
+    flags.sort((a, b) => SYSTEM_FLAGS.indexOf(a) - SYSTEM_FLAGS.indexOf(b));
+    Object.freeze(flags);
+    // Letters come from file names: a hostile mailbox could hold many distinct strings.
+    if (flagSets.size < 1024) flagSets.set(letters, flags);
+  }
+  return flags;
+}
+
 function toMeta(m: IndexedMessage): MessageMeta {
-  const flags = [...m.flagLetters].map((c) => LETTER_TO_FLAG.get(c)).filter((f): f is SystemFlag => f !== undefined);
-  flags.sort((a, b) => SYSTEM_FLAGS.indexOf(a) - SYSTEM_FLAGS.indexOf(b));
-  return { uid: m.uid, guid: m.guid, flags, keywords: [...m.keywords], modseq: m.modseq, receivedDate: m.receivedDate, size: m.size };
+  const keywords = m.keywords.length === 0 ? NO_KEYWORDS : [...m.keywords];
+  return { uid: m.uid, guid: m.guid, flags: flagsOf(m.flagLetters), keywords, modseq: m.modseq, receivedDate: m.receivedDate, size: m.size };
 }
 
 export class MaildirStore implements MailStore {
