@@ -31,7 +31,8 @@
  *   return once): meanwhile changes (`notify`) and sync results (`complete`) are kept in memory
  *   and handed over when it is back (a result whose claim ran out of lease meanwhile and was
  *   taken by another replicator is not recorded: that sync runs again there), `claim` finds nothing and `nextDue` asks for a growing wait (1 s
- *   doubling to 30 s), so the daemon neither stops nor spins; reads (list, counts) fail with 75.
+ *   doubling to 30 s), so the daemon neither stops nor spins, and it is told (onReachable) when the renewals
+ *   find the database back; reads (list, counts) fail with 75.
  *   A process that ends during an outage loses what it kept; the periodic check of the next
  *   start finds those changes again, and unrecorded syncs run again.
  */
@@ -66,6 +67,11 @@ export interface PgQueueOptions {
   leaseMs: number;
   /** One line about the queue's own troubles (renewals that fail, and their end). */
   log?: (line: string) => void;
+  /**
+   * Told when the database is reachable again and what was kept meanwhile is handed over: the
+   * renewals notice within a third of a lease, while the daemon may be in an outage's long wait.
+   */
+  onReachable?: () => void;
 }
 
 export interface HeldClaim {
@@ -136,6 +142,7 @@ export class PostgresReplicationQueue implements ReplicationQueue {
   private timing: QueueTiming;
   private readonly leaseMs: number;
   private readonly log: (line: string) => void;
+  private readonly onReachable: () => void;
   /** Claims handed out here and not yet completed or released: the ones this process renews. */
   private readonly live = new Set<number>();
   private readonly claimIds = new WeakMap<SyncClaim, number>();
@@ -162,6 +169,7 @@ export class PostgresReplicationQueue implements ReplicationQueue {
     this.timing = opts.timing;
     this.leaseMs = opts.leaseMs;
     this.log = opts.log ?? (() => {});
+    this.onReachable = opts.onReachable ?? (() => {});
   }
 
   /** Connects, makes the schema when it is not there yet, and starts renewing claims. Unreachable: 75, naming host and database. */
@@ -396,35 +404,59 @@ export class PostgresReplicationQueue implements ReplicationQueue {
   private async claimNow(owner: string, now: number): Promise<SyncClaim | undefined> {
     // Claims left by processes that are gone come back before the next user is chosen (an indexed read when there are none).
     await this.recoverExpired();
-    return this.tx('claiming a user', async (c) => {
-      const r = (
-        await c.query<Row>(
-          `SELECT * FROM ${this.t} WHERE claimed_by IS NULL AND NOT removed AND next_sync_at <= $1
-           ORDER BY next_sync_at, priority DESC, username LIMIT 1 FOR UPDATE SKIP LOCKED`,
-          [now],
-        )
-      ).rows[0];
-      if (r === undefined) return undefined;
-      const state = stateOf(r);
-      const claim: SyncClaim = {
-        user: r.username,
-        owner,
-        claimedAt: now,
-        priority: state.priority,
-        full: fullSyncDue(state, now, this.timing),
-        forcedFull: state.forceFull,
-        failures: r.failures,
-      };
-      const { rows } = await c.query<{ claim_id: number }>(
-        `UPDATE ${this.t} SET claimed_by = $2, claimed_at = $3, claimed_priority = priority, claimed_full = force_full, priority = 0, force_full = false,
-          claim_id = nextval('${this.seq}'), lease_until = ${DB_NOW} + $4 WHERE username = $1 RETURNING claim_id`,
-        [r.username, owner, now, this.leaseMs],
-      );
-      const id = rows[0]!.claim_id;
-      this.claimIds.set(claim, id);
-      this.live.add(id);
-      return claim;
-    });
+    // The claim is renewed from the moment it is written (a renewal or recovery between the COMMIT
+    // and this function's return must see it as this process's), and forgotten if that COMMIT is
+    // not known to have happened: one whose answer was lost may still stand on the server, and if
+    // it stayed here it would be renewed for ever with no sync behind it, the user never synced
+    // again. Forgotten, its lease runs out and it comes back, to this process or another.
+    let taken: number | undefined;
+    const forget = () => {
+      if (taken !== undefined) this.live.delete(taken);
+      taken = undefined;
+    };
+    try {
+      return await this.tx('claiming a user', async (c) => {
+        forget();
+        return this.takeDue(c, owner, now, (id) => {
+          taken = id;
+          this.live.add(id);
+        });
+      });
+    } catch (err) {
+      forget();
+      throw err;
+    }
+  }
+
+  /** The user due first marked as claimed by `owner` in `c`'s transaction; `written` is told the claim's id before the COMMIT. */
+  private async takeDue(c: pg.PoolClient, owner: string, now: number, written: (id: number) => void): Promise<SyncClaim | undefined> {
+    const r = (
+      await c.query<Row>(
+        `SELECT * FROM ${this.t} WHERE claimed_by IS NULL AND NOT removed AND next_sync_at <= $1
+         ORDER BY next_sync_at, priority DESC, username LIMIT 1 FOR UPDATE SKIP LOCKED`,
+        [now],
+      )
+    ).rows[0];
+    if (r === undefined) return undefined;
+    const state = stateOf(r);
+    const claim: SyncClaim = {
+      user: r.username,
+      owner,
+      claimedAt: now,
+      priority: state.priority,
+      full: fullSyncDue(state, now, this.timing),
+      forcedFull: state.forceFull,
+      failures: r.failures,
+    };
+    const { rows } = await c.query<{ claim_id: number }>(
+      `UPDATE ${this.t} SET claimed_by = $2, claimed_at = $3, claimed_priority = priority, claimed_full = force_full, priority = 0, force_full = false,
+        claim_id = nextval('${this.seq}'), lease_until = ${DB_NOW} + $4 WHERE username = $1 RETURNING claim_id`,
+      [r.username, owner, now, this.leaseMs],
+    );
+    const id = rows[0]!.claim_id;
+    this.claimIds.set(claim, id);
+    written(id);
+    return claim;
   }
 
   /** A claim's pending work back in the row: its priority (kept from when it was raised, or the claim's time) and a forced full sync. */
@@ -566,6 +598,7 @@ export class PostgresReplicationQueue implements ReplicationQueue {
       if (this.down !== undefined) {
         this.log(`${this.description}: reachable again after ${((Date.now() - this.down.since) / 1000).toFixed(1)} s; ${notes} changes and ${results} sync results kept meanwhile handed over`);
         this.down = undefined;
+        this.onReachable();
       }
     })();
     this.handingOver = run;

@@ -4,7 +4,8 @@
  * interleavings run concurrently; a claim is a lease its queue renews and that comes back to the
  * others, its priority kept, once its process is gone; replicators listing different users do
  * not drop each other's; two starting together make the schema once; an unreachable server, a
- * bad password, a newer schema and connections killed under a running queue.
+ * bad password, a newer schema and connections killed under a running queue, one of them just as
+ * a claim's COMMIT reached the server.
  */
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -246,6 +247,35 @@ test('the server cut off under a running queue: reads fail with 75 (never a cras
   assert.equal(changed?.priority, 'high', 'the change made during the outage is queued');
   assert.equal(lines.length, 2);
   await q.close();
+});
+
+test('a claim whose COMMIT reached the server but whose answer was lost is not held by its own process: it comes back within a lease, its priority kept', async () => {
+  const r = await relay(pgsql.port);
+  relays.push(r);
+  const schema = `k${++schemas}`;
+  const lines: string[] = [];
+  const q = await open(schema, { leaseMs: 600, log: (l) => lines.push(l), connect: `postgresql://${pgsql.user}:${encodeURIComponent(pgsql.password)}@127.0.0.1:${r.port}/postgres` });
+  await q.setUsers(['a'], T0);
+  await q.notify('a', 'high', T0);
+  const sprung = r.cutAfter(/claim_id = nextval/, /COMMIT/);
+  assert.equal(await q.claim('me', T0 + 1), undefined, 'the claim is not known to have been taken');
+  await sprung;
+  const held = await pgsql.query(`SELECT claimed_by FROM ${schema}.replica_users WHERE username = 'a'`);
+  assert.equal((held.rows[0] as { claimed_by: string | null }).claimed_by, 'me', 'the server took the claim');
+  r.restore();
+  // The queue's own renewal finds the database back first (it says so once it renewed what it holds).
+  await until(() => lines.some((l) => /reachable again/.test(l)), 5000);
+  // Nobody runs that sync: its lease must run out, renewed by no one, and the user come back.
+  let again: SyncClaim | undefined;
+  const end = Date.now() + 5 * 600;
+  while (again === undefined && Date.now() < end) {
+    again = await q.claim('me', T0 + 2);
+    if (again === undefined) await sleep(100);
+  }
+  assert.deepEqual([again?.user, again?.priority], ['a', 'high'], 'the user is claimed again, as it was asked for');
+  await q.complete(again!, { result: 'ok', at: T0 + 3 });
+  const [a] = await q.list((u) => u === 'a');
+  assert.deepEqual([a?.claimedBy, a?.lastSuccess], [undefined, T0 + 3]);
 });
 
 async function until(done: () => boolean, ms: number): Promise<void> {
