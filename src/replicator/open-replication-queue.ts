@@ -25,7 +25,8 @@ function logLine(line: string): void {
 }
 
 /** Each kind is loaded only when chosen: the PostgreSQL client is no start-up cost of a host that does not use it. */
-export async function openReplicationQueue(settings: Settings, stateDir: string, log: (line: string) => void = logLine): Promise<ReplicationQueue> {
+/** `onReachable`: a shared queue's database is back after an outage (work may be due that nobody was told of). */
+export async function openReplicationQueue(settings: Settings, stateDir: string, log: (line: string) => void = logLine, onReachable?: () => void): Promise<ReplicationQueue> {
   if (!isSharedQueue(settings)) {
     const { SqliteReplicationQueue } = await import('./sqlite-replication-queue.js');
     return SqliteReplicationQueue.open(stateDir, queueTimingOf(settings));
@@ -37,5 +38,6 @@ export async function openReplicationQueue(settings: Settings, stateDir: string,
     timing: queueTimingOf(settings),
     leaseMs: (settings.replication_claim_lease ?? 60) * 1000,
     log,
+    onReachable,
   });
 }

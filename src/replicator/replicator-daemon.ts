@@ -138,12 +138,13 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
     try {
       const unlock = acquireDaemonLock(stateDir);
       undo.push(unlock);
-      const queue = await openReplicationQueue(settings, stateDir);
+      let daemon: ReplicatorDaemon | undefined;
+      // The hand-over after an outage queued users: they run now, not at the end of the outage's last wait.
+      const queue = await openReplicationQueue(settings, stateDir, undefined, () => daemon?.kick());
       undo.push(() => queue.close());
       const fingerprints = FingerprintStore.open(stateDir);
       undo.push(() => fingerprints.close());
       const pool = new SyncWorkerPool(replicatorSettingsOf(settings).maxConns, settings, { verbose: opts.verbose, debug: opts.debug });
-      let daemon: ReplicatorDaemon | undefined;
       const watcher = new MailWatcher(
         replicatorSettingsOf(settings).maxWatchedUsers,
         (user, hint) => daemon?.hint(user, hint),
