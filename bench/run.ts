@@ -11,6 +11,11 @@
  *                               with --only server, then 1 repetition), or only case 11 (replication: 100 accounts, mailferry's
  *                               replicator and Dovecot 2.3's under a stream of deliveries, 10/s for 30 s, 2 repetitions; not in
  *                               --quick unless with --only replication, then 10 s and 1 repetition)
+ *                               Or only the cost curve (curve: sync of the 100k account after 10, 100, 1,000 and
+ *                               10,000 changes per side, mailferry and doveadm, one run per point; in the full run, not
+ *                               in --quick), or only the million-message case (million: backup, sync and sync again of
+ *                               1,000,000 generated messages by mailferry, peak RSS; only with --only million, see its
+ *                               note; MAILFERRY_BENCH_MILLION_MESSAGES=N for another size)
  *   npm run bench -- --no-wait  do not wait out the slow file creation after a recent run's cleanup
  * Progress goes to stderr, the tables to stdout, everything to bench/results/latest.json.
  */
@@ -30,6 +35,8 @@ import { formatReplication, replicationAllCorrect, REPLICATION_COMMANDS, runRepl
 import { formatRemote, remoteAllCorrect, REMOTE_COMMANDS, runRemoteSeries, summarizeRemote, type RemoteSeriesSummary } from './remote-cases.js';
 import { formatServer, runServerSeriesIsolated, serverAllCorrect, SERVER_COMMANDS, summarizeServer, type ServerSeriesSummary } from './server-cases.js';
 import { describeMbsync } from './mbsync.js';
+import { CURVE_COMMANDS, formatCurve, runCurve, type CurveSummary } from './curve-cases.js';
+import { formatMillion, MILLION_COMMANDS, millionMessages, runMillion, type MillionSummary } from './million-cases.js';
 import { MBOX_COMMANDS } from './mbox-cases.js';
 import { formatSeries, summarizeSeries, type SeriesSummary } from './report.js';
 import { CLI, doveadmTool, findReferences, mailferry, type Fsync, type Tool } from './tools.js';
@@ -42,8 +49,8 @@ const valueOf = (flag: string) => (args.includes(flag) ? args[args.indexOf(flag)
 const repsArg = valueOf('--reps') === undefined ? undefined : Number(valueOf('--reps'));
 const only = valueOf('--only');
 const unknown = args.filter((a, i) => !['--quick', '--no-wait', '--reps', '--only'].includes(a) && !['--reps', '--only'].includes(args[i - 1]!));
-if (unknown.length || (repsArg !== undefined && !(repsArg >= 1)) || (only !== undefined && !['corpus', 'big', 'cross', 'users', 'remote', 'server', 'replication'].includes(only))) {
-  console.error(`usage: node --import tsx bench/run.ts [--quick] [--reps N] [--only corpus|big|cross|users|remote|server|replication] [--no-wait]   (bad: ${unknown.join(' ')})`);
+if (unknown.length || (repsArg !== undefined && !(repsArg >= 1)) || (only !== undefined && !['corpus', 'big', 'cross', 'users', 'remote', 'server', 'replication', 'curve', 'million'].includes(only))) {
+  console.error(`usage: node --import tsx bench/run.ts [--quick] [--reps N] [--only corpus|big|cross|users|remote|server|replication|curve|million] [--no-wait]   (bad: ${unknown.join(' ')})`);
   process.exit(64);
 }
 
@@ -65,6 +72,11 @@ const remotePlan = only === 'remote' || (only === undefined && !quick) ? [{ data
 const serverPlan = only === 'server' || (only === undefined && !quick) ? [{ data: 'corpus' as const, reps: quick ? 1 : 3 }] : [];
 // Case 11 streams deliveries for a fixed time, so --quick runs it only when asked for by --only replication.
 const replicationPlan = only === 'replication' || (only === undefined && !quick) ? [quick ? { users: 100, rate: 10, seconds: 10, reps: 1 } : { users: 100, rate: 10, seconds: 30, reps: 2 }] : [];
+
+// The cost curve needs the 100k account and about 4 minutes, so --quick runs it only when asked for by --only curve.
+const curvePlan = only === 'curve' || (only === undefined && !quick) ? [{ data: 'big' as const }] : [];
+// The million-message case takes many minutes and a million files: only when asked for (its note says why).
+const millionPlan = only === 'million' ? [{ messages: millionMessages() }] : [];
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const out = (s = '') => process.stdout.write(`${s}\n`);
@@ -187,6 +199,12 @@ async function main(): Promise<void> {
       ' CPU = user+system of every process of the replication from cpuacct cgroups, during the stream and 2 s after its last arrival: Dovecot\'s replicator, aggregator and doveadm-server on both ends;' +
       ' mailferry\'s daemon and its workers. LMTP\'s CPU is counted apart (it is the delivery); the Dovecot masters, auth and log processes are in neither. ms/msg = CPU / messages arrived.' +
       ' Checked after every run: every account\'s source and replica hold the same messages and flags per folder, 20 + the messages delivered to it.',
+    'Cost curve: a two-way sync of the 100k account after N changes on each side (N = 10, 100, 1,000, 10,000: new mail, flag changes and expunges as in case 3), mail_fsync=never, one run per point.' +
+      ' Each tool first backs up and syncs its own pair once; every point then syncs fresh copies of that pair (message files hard-linked, the rest, the tool\'s index among them, copied; doveadm with the state string of that first sync).' +
+      ' Checked after every point as case 3 is. Time should grow with N, not with the account.',
+    'Million: 1,000,000 generated messages of a few hundred bytes in 6 folders (one holds 700,000), built once by bench/million-data.ts; mailferry alone backs it up into an empty Maildir, syncs the pair and syncs it again, mail_fsync=never, one run each.' +
+      ' Its goal is a peak RSS under 1 GB; RSS bytes / message is peak RSS over the messages, Node\'s own start included. Checked after every run as the other cases are.' +
+      ' It runs only with --only million: writing and checking a million files takes many minutes on this disk.',
     ...(quick ? ['Quick mode: corpus with mail_fsync=never only, cases 4-7 on a third of the corpus; `npm run bench` adds mail_fsync=optimized, the 100k account, and cases 4-7 on the whole corpus.']
       : ['The 100k account runs with mail_fsync=never only: with fsync on, case 1 alone takes minutes per tool and repetition here.']),
     ...refs.notes,
@@ -202,6 +220,8 @@ async function main(): Promise<void> {
   const remoteSeries: RemoteSeriesSummary[] = [];
   const replicationSeries: ReplicationSeriesSummary[] = [];
   const serverSeries: ServerSeriesSummary[] = [];
+  const curveSeries: CurveSummary[] = [];
+  const millionSeries: MillionSummary[] = [];
   try {
     for (const p of plan) {
       const ds = await dataset(p.data, log);
@@ -306,6 +326,34 @@ async function main(): Promise<void> {
       out(formatReplication(s));
       out();
     }
+    for (const p of curvePlan) {
+      const ds = await dataset(p.data, log);
+      // Each point copies both sides of a pair and adds mail: files are created.
+      await settleDeletions(env);
+      const foreign = new ForeignCpu();
+      foreign.start();
+      log(`series cost curve on ${p.data}, one run per point (${tools.map((t) => t.id).join(', ')})`);
+      const seriesStart = Date.now();
+      const s = await runCurve({ ds, tools, log });
+      s.otherCpu = { seconds: +foreign.stop().toFixed(1), wallSeconds: Math.round((Date.now() - seriesStart) / 1000) };
+      env.otherProcessesCpuSeconds += s.otherCpu.seconds;
+      curveSeries.push(s);
+      out(formatCurve(s));
+      out();
+    }
+    for (const p of millionPlan) {
+      await settleDeletions(env);
+      const foreign = new ForeignCpu();
+      foreign.start();
+      log(`series million: ${p.messages} messages, backup, sync and sync again (mailferry)`);
+      const seriesStart = Date.now();
+      const s = await runMillion({ messages: p.messages, log });
+      s.otherCpu = { seconds: +foreign.stop().toFixed(1), wallSeconds: Math.round((Date.now() - seriesStart) / 1000) };
+      env.otherProcessesCpuSeconds += s.otherCpu.seconds;
+      millionSeries.push(s);
+      out(formatMillion(s));
+      out();
+    }
   } finally {
     await refs.dovecot?.stop();
   }
@@ -321,8 +369,9 @@ async function main(): Promise<void> {
     'case 9 mailferry': REMOTE_COMMANDS.mailferry, 'case 9 mailferry dsync_compression=none': REMOTE_COMMANDS['mailferry-nocomp'], 'case 9 doveadm': REMOTE_COMMANDS.doveadm,
     'case 10 mailferry': SERVER_COMMANDS.mailferry, 'case 10 mailferry dsync_compression=none': SERVER_COMMANDS['mailferry-nocomp'], 'case 10 doveadm': SERVER_COMMANDS.doveadm,
     'case 11 mailferry': REPLICATION_COMMANDS.mailferry, 'case 11 dovecot': REPLICATION_COMMANDS.dovecot,
+    'curve mailferry': CURVE_COMMANDS.mailferry, 'curve doveadm': CURVE_COMMANDS.doveadm, 'million mailferry': MILLION_COMMANDS.mailferry,
   };
-  const result = { mode: quick ? 'quick' : 'full', env, notes, commands, series, crossSeries, usersSeries, remoteSeries, serverSeries, replicationSeries, wallSeconds: (Date.now() - started) / 1000 };
+  const result = { mode: quick ? 'quick' : 'full', env, notes, commands, series, crossSeries, usersSeries, remoteSeries, serverSeries, replicationSeries, curve: curveSeries, million: millionSeries, wallSeconds: (Date.now() - started) / 1000 };
   const dir = join(import.meta.dirname, 'results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
@@ -332,7 +381,9 @@ async function main(): Promise<void> {
     || usersSeries.some((s) => s.cases.some((c) => [c.mailferry, c.doveadm].some((t) => t && t.correct < t.runs)))
     || remoteSeries.some((s) => !remoteAllCorrect(s))
     || serverSeries.some((s) => !serverAllCorrect(s))
-    || replicationSeries.some((s) => !replicationAllCorrect(s));
+    || replicationSeries.some((s) => !replicationAllCorrect(s))
+    || curveSeries.some((s) => !s.allCorrect)
+    || millionSeries.some((s) => !s.allCorrect);
   // A failed repetition's copies stay under bench/data/work/ for inspection.
   if (wrong) {
     out('SOME RUNS WERE WRONG: see the lines marked WRONG; their copies are under bench/data/work/');
