@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the test suite with node's test runner: builds first (the CLI tests run dist/),
+// Runs the test suite with node's test runner: builds first (the CLI tests run dist/, the bundle),
 // then every *.test.ts under test/ (`--unit` for test/unit only). Extra arguments are
 // passed through as file filters: `npm test -- maildir` runs files whose path contains "maildir".
 import { spawnSync } from 'node:child_process';
@@ -21,8 +21,11 @@ function walk(dir) {
   return out;
 }
 
-const build = spawnSync('npx', ['--no-install', 'tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
-if (build.status !== 0) process.exit(build.status ?? 1);
+// As `npm run build`: typecheck, then bundle dist/ (scripts/build.mjs).
+for (const [cmd, argv] of [['npx', ['--no-install', 'tsc', '-p', 'tsconfig.build.json']], [process.execPath, ['scripts/build.mjs']]]) {
+  const build = spawnSync(cmd, argv, { stdio: 'inherit' });
+  if (build.status !== 0) process.exit(build.status ?? 1);
+}
 
 let files = walk(unitOnly ? 'test/unit' : 'test').sort();
 if (filters.length > 0) files = files.filter((f) => filters.some((x) => f.includes(x)));

@@ -9,8 +9,6 @@ import { PasswdUserDb } from './passwd-userdb.js';
 import { StaticUserDb } from './static-userdb.js';
 import type { UserDb } from './userdb.js';
 
-const SQL_MODULE = './sql-userdb.js';
-
 export const USERDB_DRIVERS = ['passwd-file', 'passwd', 'sql', 'static'];
 
 /** `where` names the file or option the setting came from, for messages. */
@@ -32,7 +30,7 @@ export async function openUserDb(settings: Settings, where = 'userdb'): Promise<
       if (!connect || !user_query) {
         throw new MailferryError('config', `${where}: the sql userdb needs a [userdb] table with connect and user_query (and iterate_query for -A)`);
       }
-      const { openSqlUserDb } = (await import(SQL_MODULE)) as { openSqlUserDb(c: object): Promise<UserDb> };
+      const { openSqlUserDb } = await import('./sql-userdb.js');
       return openSqlUserDb({ connect, user_query, iterate_query, source: where === 'userdb' ? '[userdb]' : `${where} [userdb]` });
     }
     default:
