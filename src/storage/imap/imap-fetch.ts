@@ -1,10 +1,12 @@
 /**
  * UID FETCH through imapflow's command primitive, for what its fetch() does not ask for:
  * Dovecot's X-GUID, CHANGEDSINCE with VANISHED in one round trip, and header fields and
- * bodies of many messages in one command.
+ * bodies of many messages in one command. The answers are decoded by fetch-line.ts where it
+ * takes them (fast-fetch.ts), by imapflow's parser otherwise.
  */
 import type { ImapFlow } from 'imapflow';
 import { sizeError, sizeProblem, wireCap } from './body-size.js';
+import { fastFetch } from './fast-fetch.js';
 import { parseFetchBody, parseFetchMeta, vanishedSets, type FetchedMeta } from './fetch-response.js';
 import { raw, type RawAttribute } from './imap-session.js';
 import { countCrlf } from './line-ends.js';
@@ -47,7 +49,7 @@ export async function fetchMeta(client: ImapFlow, set: string, q: MetaQuery): Pr
   const vanished: number[] = [];
   const r = await raw(client).exec('UID FETCH', attrs, {
     untagged: {
-      FETCH: (u) => {
+      FETCH: fastFetch(client, (u) => {
         const m = parseFetchMeta(u);
         if (!m) return;
         // A server whose index is broken lists two messages under one UID. A UID names one
@@ -57,7 +59,7 @@ export async function fetchMeta(client: ImapFlow, set: string, q: MetaQuery): Pr
           seen.add(m.uid);
           messages.push(m);
         }
-      },
+      }),
       VANISHED: (u) => {
         for (const s of vanishedSets(u)) vanished.push(...parseUidSet(s));
       },
@@ -91,14 +93,14 @@ export async function fetchBodies(client: ImapFlow, sizes: ReadonlyMap<number, n
     const r = await raw(client).exec('UID FETCH', [{ type: 'SEQUENCE', value: set }, [atom('UID'), { type: 'ATOM', value: 'BODY.PEEK', section: [] }]], {
       onSend: cap.onSend,
       untagged: {
-        FETCH: (u) => {
+        FETCH: fastFetch(client, (u) => {
           const got = parseFetchBody(u);
           const size = got && sizes.get(got.uid);
           // The first answer per UID, as in fetchMeta.
           if (!got || size === undefined || bodies.has(got.uid)) return;
           const problem = sizeProblem(size, got.body.length, got.body.length - countCrlf(got.body));
           bodies.set(got.uid, problem ? sizeError(where, got.uid, problem) : got.body);
-        },
+        }),
       },
     });
     r.next();
