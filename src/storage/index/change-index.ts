@@ -404,6 +404,22 @@ export class ChangeIndex {
     return rows.slice();
   }
 
+  /**
+   * The messages at these UIDs and every message with these GUIDs, by UID: what an incremental
+   * sync reads. From the kept rows when this connection has them; otherwise SQLite picks them
+   * out, so a mailbox of 100,000 messages is not turned into 100,000 objects for a few.
+   */
+  messagesOf(mailboxId: number, uids: ReadonlySet<number>, guids: ReadonlySet<string>): IndexedMessage[] {
+    const version = this.db.pragma('data_version', { simple: true }) as number;
+    const cached = version === this.cachedVersion ? this.cachedRows.get(mailboxId) : undefined;
+    if (cached) return cached.filter((m) => uids.has(m.uid) || guids.has(m.guid));
+    return (
+      this.rawStmt(
+        `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ? AND (uid IN (SELECT value FROM json_each(?)) OR guid IN (SELECT value FROM json_each(?))) ORDER BY uid`,
+      ).all(mailboxId, JSON.stringify([...uids]), JSON.stringify([...guids])) as RawMessageRow[]
+    ).map(rawMessage);
+  }
+
   message(mailboxId: number, uid: number): IndexedMessage | undefined {
     const row = this.stmt('SELECT * FROM messages WHERE mailbox_id = ? AND uid = ?').get(mailboxId, uid) as
       | MessageRow

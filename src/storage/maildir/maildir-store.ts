@@ -285,7 +285,7 @@ export class MaildirStore implements MailStore {
 
   async getMessagesOf(name: MailboxName, which: { uids: ReadonlySet<number>; guids: ReadonlySet<string> }): Promise<MessagesOf> {
     const { mailbox } = await this.open(name);
-    const messages = this.index.messages(mailbox.id).filter((m) => which.uids.has(m.uid) || which.guids.has(m.guid)).map(toMeta);
+    const messages = this.index.messagesOf(mailbox.id, which.uids, which.guids).map(toMeta);
     return { uidValidity: mailbox.uidValidity, uidNext: mailbox.uidNext, highestModseq: mailbox.highestModseq, messages };
   }
 
