@@ -3,10 +3,10 @@
  * users of the userdb.
  */
 import type { Command } from 'commander';
-import { backupJob, type BackupCliOptions } from '../jobs/backup-job.js';
+import type { BackupCliOptions } from '../jobs/backup-job.js';
 import type { GlobalOptions } from '../run.js';
 import { settingsFrom } from '../settings.js';
-import { addUserOptions, runForUsers, usersRequested, type UserCliOptions } from '../users-command.js';
+import { addUserOptions, usersRequested, type UserCliOptions } from '../users-command.js';
 import { addPairOptions } from './pair.js';
 
 /** Sets process.exitCode to 2 when a side changed during the run or a message was refused. */
@@ -21,9 +21,12 @@ export function registerBackupCommand(program: Command, globals: () => GlobalOpt
     const g = globals();
     const settings = settingsFrom(g);
     if (usersRequested(opts)) {
+      // The users runner (worker processes, userdbs) loads only for a run over users.
+      const { runForUsers } = await import('../run-for-users.js');
       process.exitCode = await runForUsers('backup', a, b, opts, g, settings);
       return;
     }
+    const { backupJob } = await import('../jobs/backup-job.js');
     const outcome = await backupJob(a, b, opts, { settings, verbose: Boolean(g.verbose), debug: Boolean(g.debug), prefix: 'mailferry: ', oneOfMany: false });
     if (outcome.exitCode !== 0) process.exitCode = outcome.exitCode;
   });

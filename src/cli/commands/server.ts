@@ -6,8 +6,7 @@
  * sessions finish, a second one stops them too. Logs one line per connection on stderr.
  */
 import type { Command } from 'commander';
-import { stderrLog } from '../../server/server-log.js';
-import { serverConfigFrom, type ServerCliOptions } from '../../server/server-options.js';
+import type { ServerCliOptions } from '../../server/server-options.js';
 import type { GlobalOptions } from '../run.js';
 import { settingsFrom } from '../settings.js';
 
@@ -29,13 +28,15 @@ export function registerServerCommand(program: Command, globals: () => GlobalOpt
     .option('--force-plaintext', 'allow plaintext on any address (the network in between must be trusted)')
     .action(async (template: string | undefined, opts: ServerCliOptions) => {
       const settings = settingsFrom(globals());
+      // The server's modules (its options, TLS, sessions, the connection table) load only for `mailferry server`.
+      const [{ serverConfigFrom }, { stderrLog }, { MailServer }] = await Promise.all([
+        import('../../server/server-options.js'), import('../../server/server-log.js'), import('../../server/mail-server.js'),
+      ]);
       const config = serverConfigFrom(opts, template, settings);
       // This command handles its own signals: SIGHUP reloads, SIGTERM drains.
       for (const sig of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.removeAllListeners(sig);
       const log = stderrLog;
       process.on('uncaughtException', (err) => log(`internal error (the server goes on): ${err.stack ?? String(err)}`));
-      // The server's modules (TLS, sessions, the connection table) load only for `mailferry server`.
-      const { MailServer } = await import('../../server/mail-server.js');
       const server = await MailServer.start(config, log);
       await new Promise<void>((resolve) => {
         let stops = 0;

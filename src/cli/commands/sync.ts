@@ -4,10 +4,10 @@
  */
 import type { Command } from 'commander';
 import { usageError } from '../../model/errors.js';
-import { syncJob, type SyncCliOptions } from '../jobs/sync-job.js';
+import type { SyncCliOptions } from '../jobs/sync-job.js';
 import type { GlobalOptions } from '../run.js';
 import { settingsFrom } from '../settings.js';
-import { addUserOptions, runForUsers, usersRequested, type UserCliOptions } from '../users-command.js';
+import { addUserOptions, usersRequested, type UserCliOptions } from '../users-command.js';
 import { addPairOptions } from './pair.js';
 
 export function registerSyncCommand(program: Command, globals: () => GlobalOptions): void {
@@ -24,9 +24,12 @@ export function registerSyncCommand(program: Command, globals: () => GlobalOptio
     const settings = settingsFrom(g);
     if (usersRequested(opts)) {
       if (opts.state !== undefined) throw usageError('-s STATE belongs to one account; it cannot be given with -u MASK, -A or -F');
+      // The users runner (worker processes, userdbs) loads only for a run over users.
+      const { runForUsers } = await import('../run-for-users.js');
       process.exitCode = await runForUsers('sync', a, b, opts, g, settings);
       return;
     }
+    const { syncJob } = await import('../jobs/sync-job.js');
     const outcome = await syncJob(a, b, opts, { settings, verbose: Boolean(g.verbose), debug: Boolean(g.debug), prefix: 'mailferry: ', oneOfMany: false });
     if (outcome.exitCode !== 0) process.exitCode = outcome.exitCode;
   });
