@@ -17,6 +17,7 @@
 import { FSWatcher } from 'chokidar';
 import { existsSync, readdirSync, watch, type FSWatcher as DirWatcher, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import type { MessageChange } from './own-writes.js';
 import type { WatchTarget } from './watch-target.js';
 
 export type Hint = 'high' | 'low';
@@ -66,7 +67,7 @@ function maildirFolders(root: string): string[] {
 class MessageDirWatches {
   private readonly dirs = new Map<string, DirWatcher>();
 
-  constructor(private readonly onHint: (hint: Hint) => void, private readonly onError: (error: Error) => void) {}
+  constructor(private readonly onHint: (hint: Hint, change: MessageChange) => void, private readonly onError: (error: Error) => void) {}
 
   get size(): number {
     return this.dirs.size;
@@ -89,7 +90,8 @@ class MessageDirWatches {
     if (this.dirs.has(path)) return;
     let w: DirWatcher;
     try {
-      w = watch(path, { persistent: false }, () => this.onHint(hint));
+      // The file named, so the daemon can tell a sync's own writes from other changes (own-writes.ts).
+      w = watch(path, { persistent: false }, (_event, name) => this.onHint(hint, { dir: path, name: typeof name === 'string' ? name : undefined }));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return;
@@ -128,7 +130,8 @@ export class MailWatcher {
 
   constructor(
     private limit: number,
-    private readonly onHint: (user: string, hint: Hint) => void,
+    /** `change`: the message file an event of a `cur/` or `new/` named; none for folders and mbox files. */
+    private readonly onHint: (user: string, hint: Hint, change?: MessageChange) => void,
     private readonly onFailure: (user: string, error: Error) => void,
   ) {}
 
@@ -176,7 +179,7 @@ export class MailWatcher {
     const common = { ignoreInitial: true, followSymlinks: false, ignorePermissionErrors: true, depth: 40, atomic: false } as const;
     if (maildirs.length > 0) {
       const paths = maildirs.flatMap((t) => [t.root, ...(t.inbox ? [t.inbox] : [])]);
-      const dirs = new MessageDirWatches((hint) => this.onHint(user, hint), (err) => fail(err));
+      const dirs = new MessageDirWatches((hint, change) => this.onHint(user, hint, change), (err) => fail(err));
       this.messageDirs.set(user, dirs);
       const w = new FSWatcher({ ...common, ignored: maildirIgnored(new Set(paths)) });
       // A folder's cur/ or new/ made after the folder was seen (mkdir of the folder, then of them).

@@ -24,8 +24,11 @@ function logLine(line: string): void {
   process.stderr.write(`mailferry: replicator: ${line.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1))}\n`);
 }
 
-/** Each kind is loaded only when chosen: the PostgreSQL client is no start-up cost of a host that does not use it. */
-/** `onReachable`: a shared queue's database is back after an outage (work may be due that nobody was told of). */
+/**
+ * Each kind is loaded only when chosen: the PostgreSQL client is no start-up cost of a host that
+ * does not use it. `onReachable`: a shared queue's database is back after an outage (work may be
+ * due that nobody was told of).
+ */
 export async function openReplicationQueue(settings: Settings, stateDir: string, log: (line: string) => void = logLine, onReachable?: () => void): Promise<ReplicationQueue> {
   if (!isSharedQueue(settings)) {
     const { SqliteReplicationQueue } = await import('./sqlite-replication-queue.js');

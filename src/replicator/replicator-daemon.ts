@@ -16,6 +16,10 @@
  * - With replication_notify_socket, Dovecot 2.3's replication plugin (or its aggregator) tells
  *   it of changes through that socket and the fifo beside it (notify-listener.ts).
  *
+ * - A change the watcher sees while a user's sync runs is not queued when the pair agrees on every
+ *   message such changes name once the sync ended: those were the sync's own writes into the
+ *   watched Maildirs, and another sync would find nothing to do (own-writes.ts).
+ *
  * Listeners may follow `synced` (every sync, as logged) and `hint` events; `notify` is the way
  * in for other sources of changes (such as Dovecot's replication notify socket).
  */
@@ -35,6 +39,7 @@ import { acquireDaemonLock } from './daemon-lock.js';
 import { FingerprintStore } from './fingerprint-store.js';
 import { fingerprint } from './mail-fingerprint.js';
 import { MailWatcher } from './mail-watcher.js';
+import { pairAgreesOn, type MessageChange } from './own-writes.js';
 import { backoffDelay } from './next-sync-time.js';
 import { NotifyListener, type SyncHistory } from './notify-listener.js';
 import { isSharedQueue, openReplicationQueue, queueTimingOf } from './open-replication-queue.js';
@@ -73,6 +78,19 @@ const HINT_TICK_MS = 50;
 const MAX_SLEEP_MS = 60_000;
 /** Users fingerprinted at once by the periodic check. */
 const CHECK_PARALLEL = 4;
+/** Message files kept per running sync for judging its own writes; beyond, its changes are simply queued. */
+const MAX_CHANGES_KEPT = 10_000;
+
+/** The changes seen while a user's sync runs, judged when it ends (own-writes.ts). */
+interface DuringSync {
+  priority: ReplicationPriority;
+  first: number | undefined;
+  last: number;
+  changes: MessageChange[];
+  /** A change that names no message file, came after the sync's end, or one too many: the user is queued again. */
+  unjudged: boolean;
+  ended: boolean;
+}
 
 interface LookUpFailure {
   gone: boolean;
@@ -88,7 +106,8 @@ function kindOfExit(code: number): MailferryError['kind'] {
   return kinds[code] ?? 'tempfail';
 }
 
-type DaemonEvents = { synced: [SyncReport]; hint: [string, ReplicationPriority] };
+/** `sync-ended`: a sync's worker answered; the changes seen while it ran are judged next. */
+type DaemonEvents = { synced: [SyncReport]; hint: [string, ReplicationPriority]; 'sync-ended': [string] };
 
 export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
   private settings: Settings;
@@ -108,6 +127,10 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
   private readonly inFlight = new Set<Promise<void>>();
   /** Users whose sync runs now. */
   private readonly syncing = new Set<string>();
+  /** Their changes, from the claim until the sync's end is judged. */
+  private readonly duringSync = new Map<string, DuringSync>();
+  /** Syncs whose changes were all found to be their own writes, and so not queued again (for tests and the bench). */
+  ownWritesDropped = 0;
   private stoppedPromise: Promise<void> | undefined;
 
   private constructor(
@@ -147,7 +170,7 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
       const pool = new SyncWorkerPool(replicatorSettingsOf(settings).maxConns, settings, { verbose: opts.verbose, debug: opts.debug });
       const watcher = new MailWatcher(
         replicatorSettingsOf(settings).maxWatchedUsers,
-        (user, hint) => daemon?.hint(user, hint),
+        (user, hint, change) => daemon?.hint(user, hint, change),
         (user, err) => daemon?.watchFailed(user, err),
       );
       undo.push(() => watcher.close());
@@ -303,10 +326,19 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
    * them for half a second: a delivery of a thousand messages, or a client setting flags on all
    * of them, is a sync or two, not one a message.
    */
-  private hint(user: string, priority: ReplicationPriority): void {
-    if (this.opts.debug) this.log(`watch: user ${user}: ${priority}`);
+  private hint(user: string, priority: ReplicationPriority, change?: MessageChange): void {
+    if (this.opts.debug) this.log(`watch: user ${user}: ${priority}${change ? ` ${change.dir}/${change.name ?? '?'}` : ''}`);
     this.emit('hint', user, priority);
     const now = Date.now();
+    const during = this.duringSync.get(user);
+    if (during !== undefined) {
+      during.priority = higherPriority(during.priority, priority);
+      during.first ??= now;
+      during.last = now;
+      if (change === undefined || during.ended || during.changes.length >= MAX_CHANGES_KEPT) during.unjudged = true;
+      else during.changes.push(change);
+      return;
+    }
     const had = this.hints.get(user);
     if (had === undefined && !this.syncing.has(user)) {
       // 'none': handed over; the entry only marks the window in which more changes gather.
@@ -418,9 +450,13 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
           if (claim === undefined) break;
           this.active++;
           this.syncing.add(claim.user);
+          // Changes gathered before the claim are on disk before the sync lists the mail: it sees them.
+          this.hints.delete(claim.user);
+          this.duringSync.set(claim.user, { priority: 'none', first: undefined, last: 0, changes: [], unjudged: false, ended: false });
           const p = this.runClaim(claim)
             .catch((err: unknown) => this.log(`user ${claim.user}: the sync could not be recorded: ${(err as Error)?.message ?? String(err)}`))
             .finally(() => {
+            this.duringSync.delete(claim.user);
             this.syncing.delete(claim.user);
             this.active--;
             this.inFlight.delete(p);
@@ -472,6 +508,7 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
     // Stopped before it finished: the claim is given back (releaseClaims at the end of stop).
     if (this.abandoned) return;
     const { outcome, result } = outcomeOf(reply, end);
+    await this.judgeChangesDuring(claim.user, reply.exitCode === 0);
     // A sync that saw mail change under it is queued again, unless the watcher's hints of those
     // changes are still gathering: they queue the user once the mail is quiet, so a storm of
     // changes is a few syncs, not one sync after another for as long as it lasts.
@@ -502,6 +539,41 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
     };
     this.log(reportLine(report));
     this.emit('synced', report);
+  }
+
+  /**
+   * The changes seen while `user`'s sync ran: dropped when they were its own writes (the pair
+   * agrees on every message they name, own-writes.ts says why that loses nothing), else they
+   * gather as any change does and queue the user once the mail is quiet. Changes that come
+   * while this is judged are never dropped.
+   */
+  private async judgeChangesDuring(user: string, synced: boolean): Promise<void> {
+    const during = this.duringSync.get(user);
+    if (during === undefined) return;
+    this.emit('sync-ended', user);
+    // The sync's reply came on its own channel: the watcher's events of its last writes, queued by
+    // the kernel before it, are delivered by the next look at the event loop's descriptors.
+    await new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
+    during.ended = true;
+    if (during.first === undefined) {
+      this.duringSync.delete(user);
+      return;
+    }
+    const targets = this.plans.get(user)?.targets ?? [];
+    const own = synced && !during.unjudged && (await pairAgreesOn(targets, during.changes).catch(() => false)) && !during.unjudged;
+    this.duringSync.delete(user);
+    if (own) {
+      this.ownWritesDropped++;
+      if (this.opts.debug) this.log(`watch: user ${user}: ${during.changes.length} changes during the sync were its own writes`);
+      return;
+    }
+    const had = this.hints.get(user);
+    if (had === undefined || had.priority === 'none') this.hints.set(user, { priority: during.priority, first: during.first, last: Math.max(during.last, had?.last ?? 0) });
+    else {
+      had.priority = higherPriority(had.priority, during.priority);
+      had.first = Math.min(had.first, during.first);
+    }
+    this.hintTimer ??= setTimeout(() => void this.flushHints(), HINT_TICK_MS);
   }
 
   // ---- control ----
