@@ -46,8 +46,12 @@ class Reader {
 }
 
 /** ATOM-CHAR without brackets: what a key or an atom value may hold here (a flag's `\` is taken apart). */
+const ATOM = new Uint8Array(256);
+for (let c = 0x21; c < 0x7f; c++) ATOM[c] = 1;
+for (const c of [LPAREN, RPAREN, LBRACE, DQUOTE, BACKSLASH, 0x25 /* % */, 0x2a /* * */, RBRACKET, LBRACKET]) ATOM[c] = 0;
+
 function atomChar(c: number): boolean {
-  return c > 0x20 && c < 0x7f && c !== LPAREN && c !== RPAREN && c !== LBRACE && c !== DQUOTE && c !== BACKSLASH && c !== 0x25 /* % */ && c !== 0x2a /* * */ && c !== RBRACKET && c !== LBRACKET;
+  return ATOM[c] === 1;
 }
 
 function digits(r: Reader, end: number): number | undefined {

@@ -167,6 +167,14 @@ export async function refreshMailbox(ctx: ImapContext, name: MailboxName, opts: 
       const present = new Set(fetched.map((m) => m.uid));
       gone = rows.map(serverUidOf).filter((u) => !present.has(u));
     }
+    // The view of a mailbox this session keeps selected is as old as its SELECT: our own
+    // APPENDs since moved UIDNEXT and HIGHESTMODSEQ on. What the listing just saw is newer, and
+    // never ahead of the server, so the next look asks only for what changed after it (a
+    // mailbox uploaded to was otherwise listed whole again by every look that followed).
+    for (const m of fetched) {
+      if (server.m > 0 && m.modseq !== undefined && m.modseq > server.m) server.m = m.modseq;
+      if (m.uid >= server.n) server.n = m.uid + 1;
+    }
     const fresh = fetched.filter((m) => !byServerUid.has(m.uid));
     const pending = ctx.pending.of(known.guid);
     // Without a usable X-GUID a new message is known by its header hash.

@@ -37,7 +37,8 @@ interface Item extends PendingAppend {
 async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(typeof c === 'string' ? Buffer.from(c) : (c as Buffer));
-  return Buffer.concat(chunks);
+  // Most bodies arrive in one chunk (a file read whole): Buffer.concat would copy it anyway.
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
 }
 
 export async function saveImapMessages(
