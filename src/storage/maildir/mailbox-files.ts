@@ -3,7 +3,7 @@
  * `dovecot-uidlist` and `dovecot-keywords`, and a fingerprint of their mtimes that tells a
  * later scan whether anything can have changed.
  */
-import { closeSync, mkdirSync, readSync, readdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, opendirSync, readSync, readdirSync, statSync, unlinkSync, writeFileSync, type Dir } from 'node:fs';
 import { hostname } from 'node:os';
 import { direntKind, entryKind, openFileSync, readFileIfExists, refusalOf, refusedError } from '../safe-fs.js';
 import { processAlive } from '../process-alive.js';
@@ -82,36 +82,55 @@ export function listMessageFiles(dir: string, warn: (msg: string) => void = () =
   const duplicates: MessageFile[] = [];
   const skipped: string[] = [];
   for (const sub of ['new', 'cur']) {
-    let entries;
+    // Entry by entry rather than one array of the whole directory: a million-message cur/ read
+    // at once held a million Dirent objects beside the listing built from them.
+    let entries: Dir;
     try {
-      entries = readdirSync(join(dir, sub), { withFileTypes: true });
+      entries = opendirSync(join(dir, sub), { bufferSize: 1024 });
     } catch (err) {
       throw fsError(err, `reading ${join(dir, sub)}`);
     }
-    for (const dirent of entries) {
-      const name = dirent.name;
-      if (name.startsWith('.')) continue;
-      const kind = direntKind(dirent);
-      if (kind !== 'file') {
-        // A link could name any file of the machine (/etc/shadow); a FIFO would block the reader.
-        warnOnce(warn, `skipping ${join(dir, sub, name)}: it ${refusalOf(kind)}`);
-        skipped.push(`${sub}/${name}`);
-        continue;
-      }
-      if (unusableFileName(name)) {
-        warnOnce(warn, `skipping ${JSON.stringify(join(dir, sub, name))}: a line break in a file name cannot be kept in dovecot-uidlist; rename the file`);
-        skipped.push(`${sub}/${name}`);
-        continue;
-      }
-      const entry: MessageFile = { file: `${sub}/${name}`, parsed: parseMaildirFilename(name) };
-      const seen = byBasename.get(entry.parsed.basename);
-      if (seen === undefined) byBasename.set(entry.parsed.basename, entry);
-      else if (seen.file.startsWith('new/') && sub === 'cur' && !exists(join(dir, seen.file))) {
-        byBasename.set(entry.parsed.basename, entry);
-      } else duplicates.push(entry);
+    try {
+      listEntries(dir, sub, entries, byBasename, duplicates, skipped, warn);
+    } finally {
+      entries.closeSync();
     }
   }
   return { byBasename, duplicates, skipped };
+}
+
+function listEntries(
+  dir: string, sub: string, entries: Dir, byBasename: Map<string, MessageFile>, duplicates: MessageFile[], skipped: string[], warn: (msg: string) => void,
+): void {
+  for (;;) {
+    let dirent;
+    try {
+      dirent = entries.readSync();
+    } catch (err) {
+      throw fsError(err, `reading ${join(dir, sub)}`);
+    }
+    if (dirent === null) return;
+    const name = dirent.name;
+    if (name.startsWith('.')) continue;
+    const kind = direntKind(dirent);
+    if (kind !== 'file') {
+      // A link could name any file of the machine (/etc/shadow); a FIFO would block the reader.
+      warnOnce(warn, `skipping ${join(dir, sub, name)}: it ${refusalOf(kind)}`);
+      skipped.push(`${sub}/${name}`);
+      continue;
+    }
+    if (unusableFileName(name)) {
+      warnOnce(warn, `skipping ${JSON.stringify(join(dir, sub, name))}: a line break in a file name cannot be kept in dovecot-uidlist; rename the file`);
+      skipped.push(`${sub}/${name}`);
+      continue;
+    }
+    const entry: MessageFile = { file: `${sub}/${name}`, parsed: parseMaildirFilename(name) };
+    const seen = byBasename.get(entry.parsed.basename);
+    if (seen === undefined) byBasename.set(entry.parsed.basename, entry);
+    else if (seen.file.startsWith('new/') && sub === 'cur' && !exists(join(dir, seen.file))) {
+      byBasename.set(entry.parsed.basename, entry);
+    } else duplicates.push(entry);
+  }
 }
 
 export function exists(path: string): boolean {

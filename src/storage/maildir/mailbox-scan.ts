@@ -235,9 +235,9 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
   }
 
   cleanStaleTmp(ctx.dir, ctx.warn);
-  let read = readUidlist(ctx.dir, ctx.warn);
-  let listing = listMessageFiles(ctx.dir, ctx.warn);
-  let uidlist: Uidlist;
+  let read: ReturnType<typeof readUidlist> | undefined = readUidlist(ctx.dir, ctx.warn);
+  let listing: FileListing | undefined = listMessageFiles(ctx.dir, ctx.warn);
+  let uidlist: Uidlist | undefined;
   // A file renamed while we listed can look missing. Whether it is gone is decided only by the
   // listing taken under the uidlist lock in rewriteUidlist, never by this one.
   // What this session may take as "unchanged since we looked": after our own rewrite, the
@@ -272,7 +272,12 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
   // and knows its copy is incomplete.
   skippedEntries.set(ctx.dir, listing.skipped);
   const trusted = fp.safe && listing.skipped.length === 0;
-  ctx.index.applyChanges(mailbox.id, changes, { uidNext: nextUidOf(uidlist), fingerprint: trusted ? fp.value : null });
+  const uidNext = nextUidOf(uidlist);
+  // The directory listing and the parsed uidlist are the largest things a scan of a big mailbox
+  // holds (a few hundred bytes a message): they go before the index takes the changes and
+  // builds its rows, not after.
+  read = listing = uidlist = undefined;
+  ctx.index.applyChanges(mailbox.id, changes, { uidNext, fingerprint: trusted ? fp.value : null });
   // Across runs only the fingerprint seen first is known to match what the index now holds.
   ctx.scannedThisSession.set(guid, seen);
   return ctx.index.mailboxByGuid(guid)!;
