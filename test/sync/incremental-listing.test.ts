@@ -10,6 +10,7 @@ import { describe, it } from 'node:test';
 import type { MailboxName, MailStore } from '../../src/storage/store.js';
 import { runSync, type SyncOptions } from '../../src/sync/sync.js';
 import { message, req } from '../contract/store-contract.js';
+import { ForeignStore } from '../support/foreign-store.js';
 import { contents, INBOX, openMaildir, tempRoots } from './maildir-pair.js';
 
 const SUB: MailboxName = ['Sub box'];
@@ -130,6 +131,28 @@ describe('incremental sync', () => {
       await assertEqual(a, b);
     } finally {
       await done();
+    }
+  });
+
+  it('lists whole against a store that hands out its own UIDs and has no native GUIDs', async () => {
+    const roots = await tempRoots('incr-foreign');
+    const a = openMaildir(roots.a);
+    const b = ForeignStore.open(roots.b);
+    try {
+      await a.saveMessages(INBOX, Array.from({ length: 20 }, (_, i) => req(message(`f${i}`))));
+      await runSync(a, b);
+      await a.saveMessages(INBOX, [req(message('new-a'))]);
+      await b.saveMessages(INBOX, [req(message('new-b'))]);
+      const { counts, result } = await syncCounting(a, b);
+      assert.equal(counts.partial, 0, 'messages matched by header hash are never read in part');
+      assert.ok(counts.whole >= 2);
+      assert.equal(result.saved, 2);
+      const guids = async (s: MailStore) => (await s.getMessages(INBOX)).messages.map((m) => m.guid).sort();
+      assert.deepEqual(await guids(b), await guids(a));
+    } finally {
+      await a.close();
+      await b.close();
+      await rm(roots.dir, { recursive: true, force: true });
     }
   });
 
