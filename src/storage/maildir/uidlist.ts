@@ -99,6 +99,9 @@ function parseHeader(line: string, file: string): Omit<Uidlist, 'entries'> {
   return header;
 }
 
+/** Shared by every entry without extension fields (most of them): frozen, as it is shared. */
+const NO_EXTRA = Object.freeze([]) as unknown as [string, string][];
+
 /**
  * The common line, `<uid> :<filename>` with no extension fields, without regular expressions:
  * a 100k-message uidlist is read on every scan of a changed mailbox. Anything else (or anything
@@ -121,7 +124,7 @@ function parsePlainEntry(line: string, version: 1 | 3): UidlistEntry | undefined
   const colon = line.indexOf(':', i);
   const basename = colon < 0 ? line.slice(i) : line.slice(i, colon);
   if (basename === '' || basename.charCodeAt(0) === 32 || line.includes('/', i)) return undefined;
-  return { uid, basename, extra: [] };
+  return { uid, basename, extra: NO_EXTRA };
 }
 
 /** Returns the entry, or a reason why the line is unusable. */
