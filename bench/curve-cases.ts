@@ -10,7 +10,7 @@
  * (dovecot-anchors.md: on this ext4, creating files is several times slower for minutes after a
  * deletion). Every point's result is checked as the other cases check theirs (check.ts).
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { grantDovecotAccess } from '../test/support/dovecot.js';
 import { applyChanges, applyDelta, planChanges } from './changes.js';
@@ -19,7 +19,7 @@ import type { Dataset } from './data.js';
 import { tally } from './maildir-files.js';
 import { flushDisks, sleep, type Timed } from './measure.js';
 import type { PairContext, Tool } from './tools.js';
-import { DATA_DIR, warmCache, workCopy } from './workspace.js';
+import { DATA_DIR, retireWork, warmCache, workCopy } from './workspace.js';
 
 export const CURVE_POINTS = [10, 100, 1_000, 10_000];
 
@@ -72,7 +72,10 @@ export async function runCurve(opts: { ds: Dataset; tools: Tool[]; points?: numb
   const { ds, tools, log } = opts;
   const points = opts.points ?? CURVE_POINTS;
   const base = tally(ds.master);
-  const work = join(DATA_DIR, 'work', 'curve');
+  // A directory of its own, not under work/: the curve runs for minutes, and another run of the
+  // bench that starts or ends meanwhile moves work/ to the trash (workspace.ts).
+  const work = join(DATA_DIR, 'work-curve');
+  if (existsSync(work)) log(`  curve: bench/data/work-curve/ left by an earlier run: ${retireWork(work, 'quick')}`);
   const prepareSeconds: Record<string, number> = {};
   const pairs = new Map<Tool['id'], { src: string; dst: string; ctx: PairContext }>();
   for (const tool of tools) {
@@ -91,25 +94,50 @@ export async function runCurve(opts: { ds: Dataset; tools: Tool[]; points?: numb
     pairs.set(tool.id, pair);
   }
 
-  const out: CurvePoint[] = [];
+  // Every point's pair is copied, and synced once untimed on its own, before any point is timed:
+  // the copy has new directories (new inodes and mtimes), which either tool would otherwise take
+  // for a changed mailbox and read whole, as no real incremental run does. Then the changes, then
+  // the timed syncs.
+  type Run = { src: string; dst: string; dir: string; ctx: PairContext; expected?: ReturnType<typeof tally> };
+  const runs = new Map<string, Run>();
   for (const n of points) {
-    const plan = planChanges(ds.master, n / ds.messages, 11);
-    const point: CurvePoint = { changesPerSide: plan.perSide, ratio: null };
     for (const tool of tools) {
       const pair = pairs.get(tool.id)!;
       const dir = join(work, tool.id, `p${n}`);
       mkdirSync(dir, { recursive: true });
       const owner = await ownerOf(dir, tool);
-      const src = join(dir, 'src'), dst = join(dir, 'dst');
-      workCopy(pair.src, src, owner);
-      workCopy(pair.dst, dst, owner);
-      const expected = applyDelta(base, applyChanges(src, plan.src), applyChanges(dst, plan.dst));
-      await sleep(SETTLE_MS);
+      const r: Run = { src: join(dir, 'src'), dst: join(dir, 'dst'), dir, ctx: { ...pair.ctx } };
+      workCopy(pair.src, r.src, owner);
+      workCopy(pair.dst, r.dst, owner);
+      runs.set(`${tool.id} ${n}`, r);
+    }
+  }
+  await sleep(SETTLE_MS);
+  for (const n of points) {
+    for (const tool of tools) {
+      const r = runs.get(`${tool.id} ${n}`)!;
+      const t = await runUntilDone(tool, 'sync', r.src, r.dst, r.ctx);
+      if (t.code !== 0) throw new Error(`curve: ${tool.id}'s untimed sync of its copied pair failed (exit ${t.code}): ${t.stderr.trim().split('\n').slice(-2).join(' / ')}`);
+    }
+  }
+  const plans = new Map(points.map((n) => [n, planChanges(ds.master, n / ds.messages, 11)]));
+  for (const n of points) {
+    for (const tool of tools) {
+      const r = runs.get(`${tool.id} ${n}`)!;
+      r.expected = applyDelta(base, applyChanges(r.src, plans.get(n)!.src), applyChanges(r.dst, plans.get(n)!.dst));
+    }
+  }
+  await sleep(SETTLE_MS);
+
+  const out: CurvePoint[] = [];
+  for (const n of points) {
+    const point: CurvePoint = { changesPerSide: plans.get(n)!.perSide, ratio: null };
+    for (const tool of tools) {
+      const { src, dst, dir, ctx, expected } = runs.get(`${tool.id} ${n}`)!;
       flushDisks();
-      // The state string of the pair's last sync: every point starts from the same one.
-      const t = await runUntilDone(tool, 'sync', src, dst, { ...pair.ctx });
+      const t = await runUntilDone(tool, 'sync', src, dst, ctx);
       const problems = tool.okCodes.includes(t.code) ? [] : [`exit ${t.code}: ${t.stderr.trim().split('\n').slice(-2).join(' / ')}`];
-      if (problems.length === 0) problems.push(...checkPair(src, dst, expected, [join(dir, 'check-index-src'), join(dir, 'check-index-dst')]));
+      if (problems.length === 0) problems.push(...checkPair(src, dst, expected!, [join(dir, 'check-index-src'), join(dir, 'check-index-dst')]));
       const run: CurveRun = {
         seconds: +t.seconds.toFixed(3), cpuSeconds: t.cpuSeconds === undefined ? null : +t.cpuSeconds.toFixed(2),
         rssMb: t.rssKb === undefined ? null : Math.round(t.rssKb / 1024), attempts: t.attempts, correct: problems.length === 0, problems,
@@ -122,6 +150,8 @@ export async function runCurve(opts: { ds: Dataset; tools: Tool[]; points?: numb
     out.push(point);
   }
   const allCorrect = out.every((p) => [p.mailferry, p.doveadm].every((r) => r === undefined || r.correct));
+  // A wrong point's copies stay for inspection.
+  if (allCorrect) log(`  curve copies: ${retireWork(work, 'quick')}`);
   return { data: ds.name, messages: ds.messages, points: out, prepareSeconds, allCorrect };
 }
 

@@ -7,14 +7,14 @@
  * MAILFERRY_BENCH_MILLION_MESSAGES=N runs it on an account of N messages instead (built once and
  * cached as the 1M one is), for trying a change on 100k before spending minutes on 1M.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkPair } from './check.js';
 import { tally } from './maildir-files.js';
 import { flushDisks, sleep, timeCommand } from './measure.js';
 import { millionDataset } from './million-data.js';
 import { CLI } from './tools.js';
-import { DATA_DIR, warmCache, workCopy } from './workspace.js';
+import { DATA_DIR, retireWork, warmCache, workCopy } from './workspace.js';
 
 export const MILLION_GOAL_MB = 1024;
 
@@ -56,7 +56,10 @@ export async function runMillion(opts: { messages: number; log: (s: string) => v
   const ds = millionDataset(opts.messages, opts.log);
   const expected = tally(ds.master);
   const largest = Object.entries(expected).map(([name, t]) => ({ name, messages: t.messages ?? 0 })).sort((a, b) => b.messages - a.messages)[0]!;
-  const dir = join(DATA_DIR, 'work', ds.name);
+  // A directory of its own, not under work/: another run of the bench that starts or ends while
+  // this one runs moves work/ to the trash (workspace.ts).
+  const dir = join(DATA_DIR, `work-${ds.name}`);
+  if (existsSync(dir)) opts.log(`  million: bench/data/work-${ds.name}/ left by an earlier run: ${retireWork(dir, 'quick')}`);
   mkdirSync(dir, { recursive: true });
   const src = join(dir, 'src'), dst = join(dir, 'dst');
   const t0 = Date.now();
@@ -88,9 +91,12 @@ export async function runMillion(opts: { messages: number; log: (s: string) => v
       `${attempts > 1 ? ` (exit 2, ${attempts} runs)` : ''}${problems.length ? `  WRONG: ${problems.join('; ').slice(0, 300)}` : ''}`);
     if (problems.length > 0) break;
   }
+  const allCorrect = runs.length === RUNS.length && runs.every((r) => r.correct);
+  // A wrong run's copies stay for inspection.
+  if (allCorrect) opts.log(`  million copies: ${retireWork(dir, 'quick')}`);
   return {
     data: ds.name, messages: ds.messages, bytes: ds.bytes, largestMailbox: largest, runs,
-    wallSeconds: Math.round((Date.now() - started) / 1000), goalMb: MILLION_GOAL_MB, allCorrect: runs.length === RUNS.length && runs.every((r) => r.correct),
+    wallSeconds: Math.round((Date.now() - started) / 1000), goalMb: MILLION_GOAL_MB, allCorrect,
   };
 }
 
