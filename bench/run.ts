@@ -200,7 +200,7 @@ async function main(): Promise<void> {
       ' mailferry\'s daemon and its workers. LMTP\'s CPU is counted apart (it is the delivery); the Dovecot masters, auth and log processes are in neither. ms/msg = CPU / messages arrived.' +
       ' Checked after every run: every account\'s source and replica hold the same messages and flags per folder, 20 + the messages delivered to it.',
     'Cost curve: a two-way sync of the 100k account after N changes on each side (N = 10, 100, 1,000, 10,000: new mail, flag changes and expunges as in case 3), mail_fsync=never, one run per point.' +
-      ' Each tool first backs up and syncs its own pair once; every point then syncs fresh copies of that pair (message files hard-linked, the rest, the tool\'s index among them, copied; doveadm with the state string of that first sync).' +
+      ' Each tool first backs up and syncs its own pair once; every point then gets fresh copies of that pair (message files hard-linked, the rest, the tool\'s index among them, copied; doveadm with the state string of that first sync), synced once untimed so the tool has seen the copy\'s new directories, then changed, then timed.' +
       ' Checked after every point as case 3 is. Time should grow with N, not with the account.',
     'Million: 1,000,000 generated messages of a few hundred bytes in 6 folders (one holds 700,000), built once by bench/million-data.ts; mailferry alone backs it up into an empty Maildir, syncs the pair and syncs it again, mail_fsync=never, one run each.' +
       ' Its goal is a peak RSS under 1 GB; RSS bytes / message is peak RSS over the messages, Node\'s own start included. Checked after every run as the other cases are.' +
