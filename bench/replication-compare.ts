@@ -3,13 +3,16 @@
  * change to the replicator is measured against the build before it in the same minutes of a
  * machine others also use; Dovecot's replicator once beside them with --dovecot. Each run's line
  * is case 11's; then the medians per build: CPU per message, latency, syncs per delivery.
- * Nothing is written under bench/results.
+ * Nothing is written under bench/results; the runs' copies are left under bench/data/work/.
  *
  *   node --import tsx bench/replication-compare.ts A/dist/cli/main.js B/dist/cli/main.js [--reps N] [--seconds S] [--users 100] [--dovecot]
  */
+import { existsSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
 import { median } from './measure.js';
 import { latencyStats, runReplicationSeries, type ReplicationSample } from './replication-cases.js';
 import { usersDataset } from './users-data.js';
+import { DATA_DIR } from './workspace.js';
 
 const args = process.argv.slice(2);
 const value = (flag: string, dflt: number) => {
@@ -28,10 +31,17 @@ const rate = 10;
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 const ds = await usersDataset(users, log);
+// Every run works in the same directory: each one's copies are moved aside (a rename, not a deletion, which would slow the next copies).
+let runNo = 0;
+const setAside = () => {
+  const series = join(DATA_DIR, 'work', `replication-${users}`);
+  if (existsSync(series)) renameSync(series, join(DATA_DIR, 'work', `compare-${process.pid}-${++runNo}`));
+};
 const runs: Record<string, ReplicationSample[]> = { A: [], B: [], dovecot: [] };
 if (args.includes('--dovecot')) {
   const r = await runReplicationSeries({ ds, reps: 1, rate, seconds, dovecot: true, log, tools: ['dovecot'] });
   runs.dovecot!.push(...r.samples);
+  setAside();
 }
 for (let rep = 0; rep < reps; rep++) {
   for (const [name, cli] of (rep % 2 === 0 ? [['A', clis[0]!], ['B', clis[1]!]] : [['B', clis[1]!], ['A', clis[0]!]]) as [string, string][]) {
@@ -39,6 +49,7 @@ for (let rep = 0; rep < reps; rep++) {
     log(`${name}: ${cli}`);
     const r = await runReplicationSeries({ ds, reps: 1, rate, seconds, dovecot: false, log, tools: ['mailferry-file'] });
     runs[name]!.push(...r.samples);
+    setAside();
   }
 }
 const fmt = (v: number | null | undefined, d: number) => (v == null || !Number.isFinite(v) ? '-' : v.toFixed(d));

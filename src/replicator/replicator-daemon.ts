@@ -456,7 +456,9 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
           const p = this.runClaim(claim)
             .catch((err: unknown) => this.log(`user ${claim.user}: the sync could not be recorded: ${(err as Error)?.message ?? String(err)}`))
             .finally(() => {
-            this.duringSync.delete(claim.user);
+            // Not judged (the run ended early): its changes are queued as any change is.
+            const during = this.duringSync.get(claim.user);
+            if (during !== undefined) this.gatherAfterSync(claim.user, during);
             this.syncing.delete(claim.user);
             this.active--;
             this.inFlight.delete(p);
@@ -567,6 +569,17 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
       if (this.opts.debug) this.log(`watch: user ${user}: ${during.changes.length} changes during the sync were its own writes`);
       return;
     }
+    // Stopping, nothing gathers any more: the queue takes them for the next start.
+    if (this.stopping) {
+      this.duringSync.delete(user);
+      await this.handOver([[user, { priority: during.priority, first: during.first }]]);
+    } else this.gatherAfterSync(user, during);
+  }
+
+  /** The changes seen during a sync join the user's gathering hints, to be queued once the mail is quiet. */
+  private gatherAfterSync(user: string, during: DuringSync): void {
+    this.duringSync.delete(user);
+    if (during.first === undefined) return;
     const had = this.hints.get(user);
     if (had === undefined || had.priority === 'none') this.hints.set(user, { priority: during.priority, first: during.first, last: Math.max(during.last, had?.last ?? 0) });
     else {
