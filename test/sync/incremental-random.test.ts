@@ -10,8 +10,8 @@
  * and not deliberately expunged is lost, and the incremental copy must really have read
  * changes only (counted through a wrapper of its stores).
  *
- * INCREMENTAL_RANDOM_RUNS (default 40, a few seconds) and INCREMENTAL_RANDOM_SEED widen or
- * reproduce a search.
+ * INCREMENTAL_RANDOM_RUNS (default 40, a few seconds; 400 with MAILFERRY_SOAK=1) and
+ * INCREMENTAL_RANDOM_SEED widen or reproduce a search.
  */
 import assert from 'node:assert/strict';
 import { cpSync } from 'node:fs';
@@ -246,7 +246,7 @@ it('random histories end the same whether synced incrementally or compared whole
   await fc.assert(
     fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 20 }), (ops) => runHistory(ops)),
     {
-      numRuns: Number(process.env.INCREMENTAL_RANDOM_RUNS ?? 40),
+      numRuns: Number(process.env.INCREMENTAL_RANDOM_RUNS ?? (process.env.MAILFERRY_SOAK === '1' ? 400 : 40)),
       ...(process.env.INCREMENTAL_RANDOM_SEED ? { seed: Number(process.env.INCREMENTAL_RANDOM_SEED) } : {}),
       includeErrorInReport: true,
     },
