@@ -516,17 +516,20 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
     // changes is a few syncs, not one sync after another for as long as it lasts.
     const pending = this.hints.get(claim.user);
     if (outcome.result === 'ok' && outcome.again && pending !== undefined && pending.priority !== 'none') outcome.again = false;
-    await this.queue.complete(claim, outcome);
-    if (result === 'gone') {
-      this.runs.delete(claim.user);
-      this.plans.delete(claim.user);
-      await this.watcher.unwatch(claim.user);
-    } else if (result !== 'failed' && this.watcher.has(claim.user)) {
+    // Done before the claim is given up, so that once another replicator may take the user, all
+    // that is left of this sync is its log line (the line marks the sync's end for whoever reads it).
+    if (result !== 'gone' && result !== 'failed' && this.watcher.has(claim.user)) {
       // A first sync made the replica: it is watched from now on.
       await this.watcher.refresh(claim.user);
       // The sync's own writes are in the fingerprint now; a change the watcher misses after this still moves it.
       const plan = this.plans.get(claim.user);
       if (plan !== undefined && plan.targets.length > 0) this.fingerprints.set(claim.user, { ...(await fingerprint(plan.targets)), fresh: false });
+    }
+    await this.queue.complete(claim, outcome);
+    if (result === 'gone') {
+      this.runs.delete(claim.user);
+      this.plans.delete(claim.user);
+      await this.watcher.unwatch(claim.user);
     }
     const report: SyncReport = {
       user: claim.user,
