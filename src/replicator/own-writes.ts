@@ -11,7 +11,9 @@
  * later change to one side makes that message differ (a delivery is on one side only, an
  * expunge leaves it on the other, new flags differ from the other side's) unless it made the
  * message what the other side already holds, and then there is nothing to copy. So a message
- * equal on both sides needs no sync, whoever touched it.
+ * equal on both sides needs no sync, whoever touched it. A message on neither side is not taken
+ * for agreed (its counterpart may go by another name): an expunge the sync carried over is
+ * synced once more, as before.
  *
  * Judged only for a Maildir source and a Maildir replica each under its own root: a message is
  * its base name (the part before ':', the GUID both sides share), its folder the same path under
@@ -116,7 +118,9 @@ export async function pairAgreesOn(targets: readonly WatchTarget[], changes: rea
     if (a === undefined || b === undefined) return false;
     for (const name of names) {
       const [x, y] = [a.get(name), b.get(name)];
-      if (x === null || y === null || x !== y) return false;
+      // On neither side proves nothing: the other side may hold that message under another name
+      // (a copy renumbered, another layout), and an expunge of it here would then be lost.
+      if (x === undefined || x === null || y === null || x !== y) return false;
     }
   }
   return true;
