@@ -23,8 +23,30 @@ const dist = join(root, 'dist');
 /** Files run as a process of their own: each is an entry point at its source path. */
 const ENTRIES = ['cli/main', 'users/user-worker', 'server/session-worker'];
 
-/** Pure-JS dependencies loaded by every run: bundled, to spare their module resolution. */
-const BUNDLED = new Set(['commander', 'smol-toml']);
+/**
+ * Dependencies loaded by every run: bundled, to spare their module resolution. better-sqlite3's
+ * JavaScript is bundled too, with its native addon found by the shim below.
+ */
+const BUNDLED = new Set(['commander', 'smol-toml', 'better-sqlite3']);
+
+/**
+ * better-sqlite3 finds its addon through the `bindings` package, which captures a stack trace
+ * and tries a dozen paths by require() (about 10 ms of every run). The addon is where
+ * better-sqlite3's install puts it, build/Release under the package; anywhere else, `bindings`
+ * itself looks, from the package's directory.
+ */
+const BINDINGS_SHIM = `
+const { dirname, join } = require('node:path');
+module.exports = function bindings(name) {
+  const root = dirname(require.resolve('better-sqlite3/package.json'));
+  try {
+    return require(join(root, 'build', 'Release', name));
+  } catch (err) {
+    if (err.code !== 'MODULE_NOT_FOUND') throw err;
+    return require('bindings')({ bindings: name, module_root: root });
+  }
+};
+`;
 
 const rewriteImportMetaUrl = {
   name: 'import-meta-url',
@@ -42,6 +64,8 @@ const rewriteImportMetaUrl = {
 const externalPackages = {
   name: 'external-packages',
   setup(b) {
+    b.onResolve({ filter: /^bindings$/ }, (args) => (args.namespace === 'bindings-shim' ? { path: args.path, external: true } : { path: 'bindings', namespace: 'bindings-shim' }));
+    b.onLoad({ filter: /.*/, namespace: 'bindings-shim' }, () => ({ contents: BINDINGS_SHIM, loader: 'js' }));
     b.onResolve({ filter: /^[^./]/ }, (args) => {
       if (args.path.startsWith('node:')) return { path: args.path, external: true };
       const name = args.path.startsWith('@') ? args.path.split('/').slice(0, 2).join('/') : args.path.split('/')[0];
