@@ -37,6 +37,15 @@ export function registerServerCommand(program: Command, globals: () => GlobalOpt
       for (const sig of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.removeAllListeners(sig);
       const log = stderrLog;
       process.on('uncaughtException', (err) => log(`internal error (the server goes on): ${err.stack ?? String(err)}`));
+      // Handlers from the start: a SIGHUP as the server begins to listen (a reload right after a
+      // start) would otherwise meet no handler and end the process. What comes before the server
+      // runs is acted on once it does.
+      const early: { stop?: string; reload?: boolean } = {};
+      let onSignal = (sig: 'SIGHUP' | 'SIGINT' | 'SIGTERM') => {
+        if (sig === 'SIGHUP') early.reload = true;
+        else early.stop ??= sig;
+      };
+      for (const sig of ['SIGHUP', 'SIGINT', 'SIGTERM'] as const) process.on(sig, () => onSignal(sig));
       const server = await MailServer.start(config, log);
       await new Promise<void>((resolve) => {
         let stops = 0;
@@ -50,9 +59,9 @@ export function registerServerCommand(program: Command, globals: () => GlobalOpt
             server.stopSessions();
           }
         };
-        process.on('SIGTERM', () => stop('SIGTERM'));
-        process.on('SIGINT', () => stop('SIGINT'));
-        process.on('SIGHUP', () => server.reload());
+        onSignal = (sig) => (sig === 'SIGHUP' ? void server.reload() : stop(sig));
+        if (early.stop !== undefined) stop(early.stop);
+        else if (early.reload) void server.reload();
       });
       server.logStatus(true);
       await server.close();
