@@ -129,7 +129,7 @@ export class ReplicatorDaemon extends EventEmitter<DaemonEvents> {
   private readonly syncing = new Set<string>();
   /** Their changes, from the claim until the sync's end is judged. */
   private readonly duringSync = new Map<string, DuringSync>();
-  /** Syncs whose changes were all found to be their own writes, and so not queued again (for tests and the bench). */
+  /** Syncs whose changes were all found to be their own writes, and so not queued again. */
   ownWritesDropped = 0;
   private stoppedPromise: Promise<void> | undefined;
 
