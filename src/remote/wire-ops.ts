@@ -333,12 +333,16 @@ export const OPS: { [K in OpName]: { request: WireSpec<OpRequest<K>>; reply: Wir
   },
   getPairState: {
     request: spec((o, p) => ({ peer: peerKey(o.peer, `${p}.peer`) }), (v) => ({ ...v })),
-    reply: spec((o) => ({ state: o.state as [string, PairMailboxState][] }), (v) => ({ state: v.state.map(rec.encodePairEntry) }), { state: rec.pairEntry }),
+    reply: spec(
+      (o, p) => ({ state: rec.withProofs(o.state as [string, PairMailboxState][], o.proven, `${p}.proven`) }),
+      (v) => ({ state: v.state.map(rec.encodePairEntry), ...rec.encodeProofs(v.state) }),
+      { state: rec.pairEntry },
+    ),
   },
   setPairState: {
     request: spec(
-      (o, p) => ({ peer: peerKey(o.peer, `${p}.peer`), state: o.state as [string, PairMailboxState][] }),
-      (v) => ({ peer: v.peer, state: v.state.map(rec.encodePairEntry) }),
+      (o, p) => ({ peer: peerKey(o.peer, `${p}.peer`), state: rec.withProofs(o.state as [string, PairMailboxState][], o.proven, `${p}.proven`) }),
+      (v) => ({ peer: v.peer, state: v.state.map(rec.encodePairEntry), ...rec.encodeProofs(v.state) }),
       { state: rec.pairEntry },
     ),
     reply: empty,

@@ -155,6 +155,24 @@ export const pairEntry: Check<[string, PairMailboxState]> = (v, path) => {
   ];
 };
 
+/**
+ * Which entries of a pair state are proven (PairMailboxState.proven), beside the entries
+ * rather than in them: one character per entry, '1' for proven, sent only when one is. A peer
+ * of an older version ignores the field and sends none, which leaves every entry unproven:
+ * the next sync of a changed mailbox then compares it whole.
+ */
+export function encodeProofs(entries: readonly [string, PairMailboxState][]): { proven?: string } {
+  if (!entries.some(([, s]) => s.proven === true)) return {};
+  return { proven: entries.map(([, s]) => (s.proven === true ? '1' : '0')).join('') };
+}
+
+/** The entries with their marks put back; a mark string that does not fit them is the peer's fault. */
+export function withProofs(entries: [string, PairMailboxState][], marks: unknown, path: string): [string, PairMailboxState][] {
+  if (marks === undefined) return entries;
+  if (typeof marks !== 'string' || marks.length !== entries.length || !/^[01]*$/.test(marks)) fail(path, `a string of ${entries.length} 0s and 1s`, marks);
+  return entries.map(([guid, s], i) => [guid, marks[i] === '1' ? { ...s, proven: true } : s]);
+}
+
 function uint32Next(v: unknown, path: string): number {
   return v === 0 ? 0 : uidNext(v, path);
 }

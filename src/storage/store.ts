@@ -159,6 +159,13 @@ export interface PairMailboxState {
   peerUidValidity: number;
   peerUidNext: number;
   peerHighestModseq: number;
+  /**
+   * Set only by a two-way sync whose own check found the two sides equal at these numbers:
+   * the one state a later sync may plan from incrementally. A state without it (recorded by
+   * an older mailferry, a backup, `-s` or `sync -1`) makes the next sync of a changed mailbox
+   * compare it whole once.
+   */
+  proven?: true;
 }
 
 export interface SyncedFlags {

@@ -11,7 +11,7 @@ import { matchByHeaderHash, sameMessagesAtClashingUids } from './hash-match.js';
 import { distinguishCopies, gotWantedUids, savedBytes, storedKeyOf } from './copies.js';
 import { isEmptyPlan, planMailboxBackup, planMailboxBackupByGuid, type MailboxBackupPlan } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
-import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
+import { mirror, pairStateOf, unchangedSince, unproven } from './pair-state.js';
 import { NameTranslation, specialUsePairsFor, translatedFilter } from './special-use-names.js';
 import { translatedStore } from './translated-store.js';
 import { planTreeBackup, type TreeAction } from './tree-plan.js';
@@ -234,8 +234,11 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     // The two sides are now equal, as after a two-way sync: a sync that follows need only
     // look at what changed since.
     failpoint('backup-between-states');
-    await source.setPairState(dest.storeId, after);
-    await dest.setPairState(source.storeId, Object.fromEntries(Object.entries(after).map(([guid, s]) => [guid, mirror(s)])));
+    // Never marked proven: a backup counts the same mail under other GUIDs as equal (sameAt),
+    // which a sync must not plan from incrementally (sync.ts, incrementalBasis).
+    const twoway = Object.fromEntries(Object.entries(after).map(([guid, s]) => [guid, unproven(s)]));
+    await source.setPairState(dest.storeId, twoway);
+    await dest.setPairState(source.storeId, Object.fromEntries(Object.entries(twoway).map(([guid, s]) => [guid, mirror(s)])));
   }
   return result;
 }

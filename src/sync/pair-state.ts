@@ -18,13 +18,27 @@ export function pairStateOf(a: Status, b: Status): PairMailboxState {
   };
 }
 
-/** The same record as the peer keeps it. */
+/** The same record as the peer keeps it, proven or not as it is. */
 export function mirror(s: PairMailboxState): PairMailboxState {
-  return pairStateOf(
+  const m = pairStateOf(
     { uidValidity: s.peerUidValidity, uidNext: s.peerUidNext, highestModseq: s.peerHighestModseq },
     { uidValidity: s.uidValidity, uidNext: s.uidNext, highestModseq: s.highestModseq },
   );
+  return isProven(s) ? proven(m) : m;
 }
+
+/** A record that the run writing it proved: both sides were equal at these numbers. */
+export function proven(s: PairMailboxState): PairMailboxState {
+  return { ...unproven(s), proven: true };
+}
+
+/** The numbers alone: what a backup, `-s` or `sync -1` records (they prove no two-way equality). */
+export function unproven(s: PairMailboxState): PairMailboxState {
+  const { proven: _, ...numbers } = s;
+  return numbers;
+}
+
+export const isProven = (s: PairMailboxState | undefined): boolean => s?.proven === true;
 
 export function unchangedSince(before: PairMailboxState | undefined, a: Status, b: Status): before is PairMailboxState {
   return (

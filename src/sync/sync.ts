@@ -14,7 +14,7 @@ import { distinguishCopies, gotWantedUids, guidOf, keyOfStored, savedBytes, stor
 import { expungedInstances, matchByHeaderHash } from './hash-match.js';
 import { planTreeTwoWay, type SeenUpTo, type SideTreeAction } from './tree-twoway.js';
 import { describeUnholdable, unholdableIn, withoutUnholdable } from './unholdable.js';
-import { mirror, pairStateOf, unchangedSince } from './pair-state.js';
+import { isProven, mirror, pairStateOf, proven as provenState, unchangedSince, unproven } from './pair-state.js';
 import { NameTranslation, specialUsePairsFor, translatedFilter } from './special-use-names.js';
 import { translatedList, translatedStore } from './translated-store.js';
 import { withFlagChangeTimes } from './flag-change-times.js';
@@ -234,14 +234,16 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
     result.mailboxes++;
     const before = stateA[boxA.guid];
     if (unchangedSince(before, boxA, boxB) && !options.full) {
-      newStateA[boxA.guid] = before;
-      newStateB[boxB.guid] = mirror(before);
+      // Unchanged, so as proven as it was; but a state the caller gave (-s) proves nothing, and
+      // one way the record is a watermark.
+      newStateA[boxA.guid] = options.state || mode !== 'twoway' ? unproven(before) : before;
+      newStateB[boxB.guid] = mirror(newStateA[boxA.guid]!);
       result.skipped++;
       emit({ type: 'skipped-mailbox', name: boxA.name });
       continue;
     }
     const basis = await incrementalBasis(a, b, boxA, boxB, before, mode, options, peerState);
-    const { outcome, proven } = await syncMailbox({ store: a, peer: b, name: boxA.name, peerName: boxB.name }, boxA, before, mode, options, result, emit, basis);
+    const { outcome, proven: provenAt } = await syncMailbox({ store: a, peer: b, name: boxA.name, peerName: boxB.name }, boxA, before, mode, options, result, emit, basis);
     if (outcome === 'changed') result.changedDuringSync = true;
     if (outcome === 'incomplete') result.incomplete = true;
     // An incomplete mailbox is never recorded as in sync: every run looks at it again.
@@ -253,7 +255,9 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
     }
     // What the run proved in sync, not the statuses just read: mail delivered after the run's
     // re-check would otherwise be recorded as synced, and the next run would skip the mailbox.
-    newStateA[sa.guid] = pairStateOf(proven.a, proven.b);
+    // Two-way, the run's own check found the sides equal at these numbers: a proven state.
+    const recorded = pairStateOf(provenAt.a, provenAt.b);
+    newStateA[sa.guid] = mode === 'twoway' ? provenState(recorded) : recorded;
     newStateB[sb.guid] = mirror(newStateA[sa.guid]!);
   }
   // After a run that saw changes under it, nothing may be skipped next time.
@@ -281,10 +285,14 @@ export async function runSync(a: MailStore, b: MailStore, options: SyncOptions =
  * exactly as before there was an incremental path. Doubts: `-f`; a one-way run or a message
  * filter (both leave differences behind on purpose, so no state proves the sides equal); a
  * state given by the caller (`-s`: nothing proves it was recorded by a run that checked it);
- * no state or another UIDVALIDITY on either side (a first sync, a rebuilt mailbox); a side
- * that hands out its own UIDs or whose GUIDs are not native (messages are matched by header
- * hash, which looks at every message); and the two stores disagreeing on the state (B's was
- * not written, or was written by another run): only a state both recorded is taken.
+ * a recorded state not marked proven, on either side: only a two-way run whose own check
+ * found the sides equal marks one, where a backup counts messages with the same headers under
+ * other GUIDs as equal, an older mailferry recorded statuses read after its check, and a `-s`
+ * run records the caller's state for what it skipped; no state or another UIDVALIDITY on
+ * either side (a first sync, a rebuilt mailbox); a side that hands out its own UIDs or whose
+ * GUIDs are not native (messages are matched by header hash, which looks at every message);
+ * and the two stores disagreeing on the state (B's was not written, or was written by
+ * another run): only a state both recorded is taken.
  */
 async function incrementalBasis(
   a: MailStore,
@@ -299,8 +307,11 @@ async function incrementalBasis(
   if (options.full || options.state || options.messageFilter || options.noIncremental || mode !== 'twoway' || !before) return undefined;
   if (before.uidValidity !== boxA.uidValidity || before.peerUidValidity !== boxB.uidValidity || before.uidValidity !== before.peerUidValidity) return undefined;
   if (a.assignsOwnUids || b.assignsOwnUids || !a.nativeGuids || !b.nativeGuids || a.adoptGuids || b.adoptGuids) return undefined;
+  // Only a state a two-way run recorded after proving the sides equal (pair-state.ts): a
+  // backup's, an older mailferry's, a -s run's or a sync -1's may hide a difference for good.
+  if (!isProven(before)) return undefined;
   const theirs = (await peerState())[boxB.guid];
-  if (!theirs) return undefined;
+  if (!theirs || !isProven(theirs)) return undefined;
   const m = mirror(theirs);
   if (!unchangedSince(before, m, { uidValidity: m.peerUidValidity, uidNext: m.peerUidNext, highestModseq: m.peerHighestModseq })) return undefined;
   return before;
