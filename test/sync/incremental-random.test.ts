@@ -2,7 +2,9 @@
  * The incremental path against the whole comparison: fast-check builds random histories
  * (deliveries with flags and keywords, flag and keyword changes, expunges, a second copy of a
  * message under its GUID, moves between folders keeping the GUID, on both sides, between syncs
- * and during them) and plays each in two copies of one synced pair of Maildirs: one synced as
+ * and during them; and what another program does to the files: a rename that changes flags, a
+ * file deleted, a file dropped into new/) and plays each in two copies of one synced pair of
+ * Maildirs: one synced as
  * the engine does by default, reading only what changed since the last proven sync, the other
  * with every changed mailbox listed and compared whole. After every sync both copies must be
  * in exactly the same state (UIDs, GUIDs, flags, keywords, UIDNEXT, on both sides) and have
@@ -10,20 +12,27 @@
  * and not deliberately expunged is lost, and the incremental copy must really have read
  * changes only (counted through a wrapper of its stores).
  *
+ * A change may also land between the two readings the incremental path makes of a side (its
+ * changes since the last proven sync, then the records they name): the engine must then see
+ * that side moved and compare the mailbox whole, which is what the other copy does with the
+ * same change made just before its run.
+ *
  * INCREMENTAL_RANDOM_RUNS (default 40, a few seconds; 400 with MAILFERRY_SOAK=1) and
  * INCREMENTAL_RANDOM_SEED widen or reproduce a search.
  */
 import assert from 'node:assert/strict';
-import { cpSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import fc from 'fast-check';
 import { SYSTEM_FLAGS, type MailboxName, type MailStore, type SystemFlag } from '../../src/storage/store.js';
+import { encodeMutf7 } from '../../src/model/mutf7.js';
 import { runSync } from '../../src/sync/sync.js';
 import { message, readAll, req } from '../contract/store-contract.js';
-import { openMaildir } from './maildir-pair.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { mailboxDir, openMaildir } from './maildir-pair.js';
 
 type Side = 'A' | 'B';
 type Change =
@@ -32,9 +41,17 @@ type Change =
   | { kind: 'keywords'; side: Side; box: number; msg: number; keywords: string[] }
   | { kind: 'expunge'; side: Side; box: number; msg: number }
   | { kind: 'copy'; side: Side; box: number; msg: number }
-  | { kind: 'move'; side: Side; box: number; msg: number; to: number };
-/** `during`: a change made by someone else once the run has started to apply its plan. */
-type Op = Change | { kind: 'sync'; reverse: boolean; during?: Change };
+  | { kind: 'move'; side: Side; box: number; msg: number; to: number }
+  /** Another program's changes to the files: a rename to other flags, an unlink, a delivery into new/. */
+  | { kind: 'mua-flags'; side: Side; box: number; msg: number; flags: SystemFlag[] }
+  | { kind: 'mua-delete'; side: Side; box: number; msg: number }
+  | { kind: 'mua-deliver'; side: Side; box: number };
+/**
+ * `during`: a change made by someone else once the run has started to apply its plan.
+ * `between`: one made on its side right after the run read that side's changes since the last
+ * proven sync (in whichever mailbox that is first), before it read the records they name.
+ */
+type Op = Change | { kind: 'sync'; reverse: boolean; during?: Change; between?: Change };
 
 const BOXES: MailboxName[] = [['INBOX'], ['Sub box'], ['Ünï', 'côde']];
 const side = fc.constantFrom<Side>('A', 'B');
@@ -51,15 +68,21 @@ const change: fc.Arbitrary<Change> = fc.oneof(
   { weight: 3, arbitrary: rec({ kind: fc.constant('expunge' as const), side, box, msg }) },
   { weight: 1, arbitrary: rec({ kind: fc.constant('copy' as const), side, box, msg }) },
   { weight: 2, arbitrary: rec({ kind: fc.constant('move' as const), side, box, msg, to: box }) },
+  { weight: 2, arbitrary: rec({ kind: fc.constant('mua-flags' as const), side, box, msg, flags }) },
+  { weight: 1, arbitrary: rec({ kind: fc.constant('mua-delete' as const), side, box, msg }) },
+  { weight: 1, arbitrary: rec({ kind: fc.constant('mua-deliver' as const), side, box }) },
 );
 const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 6, arbitrary: change },
   { weight: 2, arbitrary: rec({ kind: fc.constant('sync' as const), reverse: fc.boolean() }) },
   { weight: 1, arbitrary: rec({ kind: fc.constant('sync' as const), reverse: fc.boolean(), during: change }) },
+  // Within the mailbox being read: a move would change another one after the run listed it.
+  { weight: 2, arbitrary: rec({ kind: fc.constant('sync' as const), reverse: fc.boolean(), between: change.filter((c) => c.kind !== 'move') }) },
 );
 
 interface World {
   stores: Record<Side, MailStore>;
+  roots: Record<Side, string>;
   /** Whole listings (getMessages without a modseq) the engine asked for. */
   wholeListings: number;
   /** Reads of only some messages (getMessagesOf). */
@@ -68,8 +91,16 @@ interface World {
   counting: boolean;
 }
 
-/** The store as the engine sees it, counting its listings; `during` runs once, after the first write. */
-function watched(store: MailStore, world: World, hook: { during?: () => Promise<void> }): MailStore {
+interface Hook {
+  during?: () => Promise<void>;
+  between?: (name: MailboxName) => Promise<void>;
+}
+
+/**
+ * The store as the engine sees it, counting its listings; `during` runs once, after the first
+ * write; `between` once, after the first reading of changes since a modseq.
+ */
+function watched(store: MailStore, world: World, hook: Hook): MailStore {
   const write = (name: 'saveMessages' | 'updateFlags' | 'expunge') => async (...args: unknown[]) => {
     const out = await (store[name] as (...a: unknown[]) => Promise<unknown>)(...args);
     const during = hook.during;
@@ -78,9 +109,15 @@ function watched(store: MailStore, world: World, hook: { during?: () => Promise<
     return out;
   };
   const own: Partial<Record<keyof MailStore, unknown>> = {
-    getMessages: (name: MailboxName, since?: number) => {
+    getMessages: async (name: MailboxName, since?: number) => {
       if (world.counting && since === undefined) world.wholeListings++;
-      return store.getMessages(name, since);
+      const out = await store.getMessages(name, since);
+      const between = hook.between;
+      if (since !== undefined && between) {
+        hook.between = undefined;
+        await between(name);
+      }
+      return out;
     },
     getMessagesOf: (name: MailboxName, which: Parameters<NonNullable<MailStore['getMessagesOf']>>[1]) => {
       if (world.counting) world.partialReads++;
@@ -111,6 +148,16 @@ async function byUid(s: MailStore, name: MailboxName) {
 async function applyChange(c: Change, w: World, counter: { n: number }, delivered: Set<string>, expunged: Set<string>, guid?: string): Promise<string | undefined> {
   const s = w.stores[c.side];
   const name = BOXES[c.box]!;
+  const dir = mailboxDir(w.roots[c.side], name.map(encodeMutf7));
+  if (c.kind === 'mua-deliver') {
+    // A name of the same shape in both worlds; its GUID is what the store makes of it.
+    const n = ++counter.n;
+    await sleep(MTIME_TICK_MS);
+    writeFileSync(join(dir, 'new', `${1_700_000_000 + n}.M${n}P1.mua`), message(`mua ${n}`, `dropped ${n}\n`));
+    const m = (await byUid(s, name)).at(-1)!;
+    delivered.add(m.guid);
+    return undefined;
+  }
   if (c.kind === 'save') {
     const n = ++counter.n;
     const [saved] = await s.saveMessages(name, [req(message(`m${n}`, `body ${n}\n`), { flags: c.flags, keywords: c.keywords, ...(guid ? { guid } : {}) })]);
@@ -131,6 +178,21 @@ async function applyChange(c: Change, w: World, counter: { n: number }, delivere
       expunged.add(m.guid);
       await s.expunge(name, [m.uid]);
       return undefined;
+    case 'mua-flags':
+    case 'mua-delete': {
+      const file = fileOf(dir, m.uid);
+      await sleep(MTIME_TICK_MS);
+      if (c.kind === 'mua-delete') {
+        expunged.add(m.guid);
+        unlinkSync(file);
+      } else {
+        // Keyword letters stay; the flag letters are the new ones.
+        const keep = /:2,(.*)$/.exec(file)?.[1]?.replace(/[^a-z]/g, '') ?? '';
+        const base = file.split('/').at(-1)!.split(':')[0]!;
+        renameSync(file, join(dir, 'cur', `${base}:2,${[...c.flags.map((f) => FLAG_LETTERS[f]), ...keep].sort().join('')}`));
+      }
+      return undefined;
+    }
     case 'copy':
     case 'move': {
       const to = c.kind === 'copy' ? name : BOXES[c.to]!;
@@ -142,6 +204,24 @@ async function applyChange(c: Change, w: World, counter: { n: number }, delivere
       return saved!.guid;
     }
   }
+}
+
+/**
+ * A directory's mtime moves by clock ticks, not nanoseconds: a change in the tick of the store's
+ * last look could hide from it within this process. Another program waits as long first.
+ */
+const MTIME_TICK_MS = 12;
+const FLAG_LETTERS: Record<SystemFlag, string> = { '\\Draft': 'D', '\\Flagged': 'F', '\\Answered': 'R', '\\Seen': 'S', '\\Deleted': 'T' };
+
+/** The file of a UID, by the uidlist (after its header, `<uid> [fields] :<base name>`). */
+function fileOf(dir: string, uid: number): string {
+  const line = readFileSync(join(dir, 'dovecot-uidlist'), 'utf8').split('\n').slice(1).find((l) => l.startsWith(`${uid} `));
+  const base = line?.slice(line.indexOf(' :') + 2);
+  for (const sub of ['cur', 'new']) {
+    const hit = base && readdirSync(join(dir, sub)).find((f) => f === base || f.startsWith(`${base}:`));
+    if (hit) return join(dir, sub, hit);
+  }
+  throw new Error(`no file for UID ${uid} in ${dir}`);
 }
 
 /** Everything the engine keeps equal, per side and mailbox; modseqs are each store's own. */
@@ -160,9 +240,9 @@ async function state(w: World): Promise<unknown> {
 async function runHistory(ops: Op[]): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'mailferry-incremental-'));
   const roots = (world: string): Record<Side, string> => ({ A: join(dir, world, 'a'), B: join(dir, world, 'b') });
-  const hooks: Record<'inc' | 'whole', Record<Side, { during?: () => Promise<void> }>> = { inc: { A: {}, B: {} }, whole: { A: {}, B: {} } };
+  const hooks: Record<'inc' | 'whole', Record<Side, Hook>> = { inc: { A: {}, B: {} }, whole: { A: {}, B: {} } };
   const open = (world: 'inc' | 'whole'): World => {
-    const w: World = { stores: {} as Record<Side, MailStore>, wholeListings: 0, partialReads: 0, counting: false };
+    const w: World = { stores: {} as Record<Side, MailStore>, roots: roots(world), wholeListings: 0, partialReads: 0, counting: false };
     for (const sd of ['A', 'B'] as const) w.stores[sd] = watched(openMaildir(roots(world)[sd]), w, hooks[world][sd]);
     return w;
   };
@@ -191,11 +271,27 @@ async function runHistory(ops: Op[]): Promise<void> {
     for (const o of ops) {
       if (o.kind !== 'sync') {
         const guid = await applyChange(o, inc, counter, delivered, expunged);
-        await applyChange(o, whole, { n: counter.n - (o.kind === 'save' ? 1 : 0) }, delivered, expunged, guid);
+        await applyChange(o, whole, { n: counter.n - (o.kind === 'save' || o.kind === 'mua-deliver' ? 1 : 0) }, delivered, expunged, guid);
         continue;
       }
       const results = [];
+      // The change between a side's readings: in the incremental world where it first reads
+      // changes on that side, in the whole one just before its run in the same mailbox (a
+      // reading it must not trust is one it must redo whole); after both runs if never read.
+      const between = o.between;
+      let betweenBox: number | undefined;
+      let betweenGuid: string | undefined;
+      const betweenN = counter.n;
+      if (between) {
+        hooks.inc[between.side].between = async (name) => {
+          betweenBox = BOXES.findIndex((b) => b.join('/') === name.join('/'));
+          inc.counting = false;
+          betweenGuid = await applyChange({ ...between, box: betweenBox }, inc, { n: betweenN }, delivered, expunged);
+          inc.counting = true;
+        };
+      }
       for (const [w, hook, noIncremental] of [[inc, hooks.inc, false], [whole, hooks.whole, true]] as const) {
+        if (between && w === whole && betweenBox !== undefined) await applyChange({ ...between, box: betweenBox }, whole, { n: betweenN }, delivered, expunged, betweenGuid);
         if (o.during) {
           const during = o.during;
           const n = counter.n;
@@ -212,9 +308,15 @@ async function runHistory(ops: Op[]): Promise<void> {
         const r = await runSync(first, second, { noIncremental });
         w.counting = false;
         hook.A.during = hook.B.during = undefined;
+        hook.A.between = hook.B.between = undefined;
         results.push({ changedDuringSync: r.changedDuringSync, saved: r.saved, expunged: r.expunged, flagUpdates: r.flagUpdates });
       }
-      if (o.during?.kind === 'save') counter.n++;
+      if (o.during?.kind === 'save' || o.during?.kind === 'mua-deliver') counter.n++;
+      if (between && betweenBox === undefined) {
+        const guid = await applyChange(between, inc, { n: betweenN }, delivered, expunged);
+        await applyChange(between, whole, { n: betweenN }, delivered, expunged, guid);
+      }
+      if (between?.kind === 'save' || between?.kind === 'mua-deliver') counter.n++;
       assert.deepEqual(results[0], results[1], 'the incremental run did what the whole comparison did');
       assert.deepEqual(await state(inc), await state(whole), 'after the same history, both worlds are in the same state');
     }
