@@ -135,7 +135,7 @@ export class MaildirStore implements MailStore {
         );
       }
     }
-    const store = new MaildirStore(loc, ChangeIndex.open(loc.indexDir), options);
+    const store = new MaildirStore(loc, ChangeIndex.open(loc.indexDir, { fsync: options.fsync }), options);
     ensureMaildirDirs(loc.inbox, true);
     return store;
   }

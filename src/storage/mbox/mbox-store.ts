@@ -118,7 +118,7 @@ export class MboxStore implements MailStore {
         );
       }
     }
-    return new MboxStore(loc, ChangeIndex.open(loc.indexDir), options);
+    return new MboxStore(loc, ChangeIndex.open(loc.indexDir, { fsync: options.fsync }), options);
   }
 
   private ctx(name: MailboxName): MboxContext {
