@@ -104,6 +104,7 @@ export function planTwoWay(a: SyncSide, b: SyncSide, mode: MergeMode = 'twoway',
   const plan: TwoWayPlan = { a: empty(), b: empty(), uidNext: Math.max(a.uidNext, b.uidNext), raiseUidNext: { a: false, b: false } };
   if (mode === 'twoway') {
     [a, b] = [finishRenumbering(a, b, plan.a), finishRenumbering(b, a, plan.b)];
+    [a, b] = [withoutCopiesDeletedThere(a, b, plan.a), withoutCopiesDeletedThere(b, a, plan.b)];
   }
   a = keyCopies(a);
   b = keyCopies(b);
@@ -246,6 +247,34 @@ function finishRenumbering(side: SyncSide, other: SyncSide, actions: SideActions
   const leftover = (m: MessageMeta) => newest.get(m.guid) !== m && newest.get(m.guid)!.size === m.size && !mirrored(m);
   actions.expunges.push(...side.messages.filter(leftover).map((m) => m.uid));
   return { ...side, messages: side.messages.filter((m) => !leftover(m)) };
+}
+
+/**
+ * One of the copies of a GUID held twice deleted on the other side: that side expunged the GUID
+ * at this UID and holds it only at UIDs where this side holds it too, so it moved nothing (a
+ * renumbering leaves the GUID at a UID this side lacks): the copy here goes as well. Copies are
+ * otherwise paired by their order, which would pair the survivor there with the deleted one
+ * here, and the expunge alone proves nothing while the other side still holds the GUID.
+ */
+function withoutCopiesDeletedThere(side: SyncSide, other: SyncSide, actions: SideActions): SyncSide {
+  if (!side.uniqueGuids || !other.uniqueGuids || other.expunged.size === 0) return side;
+  const uidsByGuid = (s: SyncSide) => {
+    const out = new Map<string, Set<number>>();
+    for (const m of s.messages) out.set(m.guid, (out.get(m.guid) ?? new Set()).add(m.uid));
+    return out;
+  };
+  const [here, there] = [uidsByGuid(side), uidsByGuid(other)];
+  const deleted = (m: MessageMeta) => {
+    const mine = here.get(m.guid)!;
+    const theirs = there.get(m.guid);
+    if (mine.size < 2 || !theirs || theirs.has(m.uid) || !other.expunged.get(m.guid)?.includes(m.uid)) return false;
+    return [...theirs].every((u) => mine.has(u));
+  };
+  const gone = side.messages.filter(deleted);
+  if (gone.length === 0) return side;
+  actions.expunges.push(...gone.map((m) => m.uid));
+  const dropped = new Set(gone.map((m) => m.uid));
+  return { ...side, messages: side.messages.filter((m) => !dropped.has(m.uid)) };
 }
 
 const keyCopies = (side: SyncSide): SyncSide => ({ ...side, messages: distinguishCopies(side.messages) });
