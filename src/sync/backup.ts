@@ -6,7 +6,7 @@
  */
 import { MailferryError } from '../model/errors.js';
 import { failpoint } from '../model/failpoint.js';
-import type { MailboxName, MailboxStatus, MailStore, MessageMeta, PairState, SaveRequest } from '../storage/store.js';
+import type { MailboxName, MailboxStatus, MailStore, MessageMeta, PairState, SavedMessage, SaveRequest } from '../storage/store.js';
 import { matchByHeaderHash, sameMessagesAtClashingUids } from './hash-match.js';
 import { distinguishCopies, gotWantedUids, savedBytes, storedKeyOf } from './copies.js';
 import { isEmptyPlan, planMailboxBackup, planMailboxBackupByGuid, type MailboxBackupPlan } from './mailbox-plan.js';
@@ -197,14 +197,18 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
       }
     }
     let sent = 0;
-    const saved = plan.saves.length > 0 ? await dest.saveMessages(box.name, requests()) : [];
+    let saved: SavedMessage[] | undefined = plan.saves.length > 0 ? await dest.saveMessages(box.name, requests()) : [];
     result.saved += saved.length;
     result.bytes += savedBytes(plan.saves, saved);
     // A store that refuses a message (an IMAP server) reports it and saves the rest: run again.
     if (saved.length < sent) result.changedDuringSync = true;
+    const gotWanted = dest.assignsOwnUids || gotWantedUids(plan.saves, saved);
+    // The destination's first listing and what the saves returned are not needed any more: a
+    // big mailbox's would otherwise be held beside the listing the check below reads.
+    saved = dst = undefined;
     if (!dest.assignsOwnUids) {
       // Someone took the UIDs we wanted: consistent, but not equal; the next run rebuilds.
-      if (!gotWantedUids(plan.saves, saved)) result.changedDuringSync = true;
+      if (!gotWanted) result.changedDuringSync = true;
       const after = await dest.mailboxStatus(box.name);
       if (after && after.uidNext < plan.uidNext) await dest.updateMailbox(box.name, { minUidNext: plan.uidNext });
     }

@@ -395,8 +395,9 @@ export class ChangeIndex {
 
   /**
    * Every message of a mailbox, by UID. A sync reads one mailbox's rows several times (scan,
-   * listing, save, re-plan), so they are kept until this connection changes them or another
-   * connection commits anything (SQLite's data_version says so). Rows are shared: do not mutate.
+   * listing, save, re-plan), so they are kept until this connection changes them, another
+   * connection commits anything (SQLite's data_version says so) or another mailbox is read.
+   * Rows are shared: do not mutate.
    */
   messages(mailboxId: number): IndexedMessage[] {
     const version = this.db.pragma('data_version', { simple: true }) as number;
@@ -407,6 +408,9 @@ export class ChangeIndex {
     let rows = this.cachedRows.get(mailboxId);
     if (!rows) {
       rows = (this.rawStmt(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ? ORDER BY uid`).all(mailboxId) as RawMessageRow[]).map(rawMessage);
+      // Only the mailbox read last is kept: a run goes mailbox by mailbox, and keeping every
+      // mailbox's rows held a whole account's (a million messages: hundreds of MB) to the end.
+      this.cachedRows.clear();
       this.cachedRows.set(mailboxId, rows);
     }
     return rows.slice();
