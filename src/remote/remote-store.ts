@@ -202,6 +202,7 @@ export class RemoteStore implements MailStore {
   readonly getSyncedFlags?: MailStore['getSyncedFlags'];
   readonly setSyncedFlags?: MailStore['setSyncedFlags'];
   readonly flagChangeTimes?: MailStore['flagChangeTimes'];
+  readonly getMessagesOf?: MailStore['getMessagesOf'];
   /** What the server said it is, for -D output. */
   readonly serverLocation: string;
   /** UIDs of each mailbox's last listing, and the bodies opened ahead along it. */
@@ -246,6 +247,9 @@ export class RemoteStore implements MailStore {
     }
     if (has.has('flagChangeTimes')) {
       this.flagChangeTimes = async (name, uids) => new Map((await this.call('flagChangeTimes', { name, uids: [...uids] })).times);
+    }
+    if (has.has('getMessagesOf')) {
+      this.getMessagesOf = (name, which) => this.call('getMessagesOf', { name, uids: [...which.uids], guids: [...which.guids] });
     }
   }
 

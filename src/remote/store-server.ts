@@ -395,6 +395,10 @@ export async function serveStore(stream: Duplex, options: ServeOptions): Promise
         await need('setSyncedFlags')(q.peer, q.mailbox, q.entries, q.replaceAll);
         return {} as OpReply<K>;
       }
+      case 'getMessagesOf': {
+        const q = a as OpRequest<'getMessagesOf'>;
+        return (await need('getMessagesOf')(q.name, { uids: new Set(q.uids), guids: new Set(q.guids) })) as OpReply<K>;
+      }
       case 'flagChangeTimes': {
         const q = a as OpRequest<'flagChangeTimes'>;
         return { times: [...(await need('flagChangeTimes')(q.name, q.uids))] } as OpReply<K>;

@@ -13,6 +13,7 @@ import type {
   MailboxStatus,
   MailboxUpdate,
   MessageMeta,
+  MessagesOf,
   PairMailboxState,
   SavedMessage,
   SyncedFlags,
@@ -62,7 +63,7 @@ function spec<T>(decode: (o: Obj, path: string) => T, encode: (v: T) => Obj, chu
 const empty = spec<Record<string, never>>(() => ({}), () => ({}));
 
 /** The optional store methods a server's store may have; the client offers the same. */
-export const OPTIONAL_METHODS = ['adoptGuids', 'getSyncedFlags', 'setSyncedFlags', 'flagChangeTimes'] as const;
+export const OPTIONAL_METHODS = ['adoptGuids', 'getSyncedFlags', 'setSyncedFlags', 'flagChangeTimes', 'getMessagesOf'] as const;
 export type OptionalMethod = (typeof OPTIONAL_METHODS)[number];
 
 export interface OpenRequest {
@@ -166,6 +167,7 @@ export interface OpTypes {
   getSyncedFlags: [{ peer: string; mailbox: string; guids: string[] }, { entries: ({ guid: string } & SyncedFlags)[] }];
   setSyncedFlags: [{ peer: string; mailbox: string; replaceAll: boolean; entries: ({ guid: string } & SyncedFlags)[] }, Record<string, never>];
   flagChangeTimes: [NameArg & { uids: number[] }, { times: [number, number][] }];
+  getMessagesOf: [NameArg & { uids: number[]; guids: string[] }, MessagesOf];
 }
 
 export type OpName = keyof OpTypes;
@@ -371,6 +373,23 @@ export const OPS: { [K in OpName]: { request: WireSpec<OpRequest<K>>; reply: Wir
   flagChangeTimes: {
     request: spec((o, p) => ({ name: name(o, p), uids: o.uids as number[] }), (v) => ({ name: v.name, uids: v.uids }), { uids: uidList }),
     reply: spec((o) => ({ times: o.times as [number, number][] }), (v) => ({ times: v.times }), { times: rec.uidPair(clockMs) }),
+  },
+  getMessagesOf: {
+    request: spec(
+      (o, p) => ({ name: name(o, p), uids: o.uids as number[], guids: o.guids as string[] }),
+      (v) => ({ name: v.name, uids: v.uids, guids: v.guids }),
+      { uids: uidList, guids: messageGuid },
+    ),
+    reply: spec(
+      (o, p) => ({
+        uidValidity: uid(o.uidValidity, `${p}.uidValidity`),
+        uidNext: uidNext(o.uidNext, `${p}.uidNext`),
+        highestModseq: count(o.highestModseq, `${p}.highestModseq`),
+        messages: o.messages as MessageMeta[],
+      }),
+      (v) => ({ uidValidity: v.uidValidity, uidNext: v.uidNext, highestModseq: v.highestModseq, messages: v.messages.map(rec.encodeMeta) }),
+      { messages: rec.meta },
+    ),
   },
 };
 

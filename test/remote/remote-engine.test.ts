@@ -175,4 +175,47 @@ describe('engine runs with a remote side (in-process pipe)', () => {
     assert.equal(closed, opened, 'every body opened on the far side was closed');
     await dst.close();
   });
+  it('an incremental sync with a remote Maildir reads only the changed messages on the far side, and both ends agree', async () => {
+    const aLoc = `maildir:${join(dir, 'i-a')}`;
+    const bLoc = `maildir:${join(dir, 'i-b')}`;
+    const a = await local(aLoc);
+    await fill(a, bodies.slice(0, 80));
+    const whole: string[] = [];
+    const watch = (store: MailStore): MailStore =>
+      new Proxy(store, {
+        get(target, prop, receiver) {
+          const value: unknown = Reflect.get(target, prop, receiver);
+          if (prop !== 'getMessages' || typeof value !== 'function') return value;
+          return (name: string[], since?: number) => {
+            if (since === undefined) whole.push(name.join('/'));
+            return (value as MailStore['getMessages']).call(target, name, since);
+          };
+        },
+      });
+    let remote = (await connectInProcess(bLoc, { wrap: watch })).store;
+    assert.equal((await runSync(a, remote)).changedDuringSync, false);
+    // The run after a first sync records the proven state an incremental run plans from.
+    await runSync(a, remote);
+    await remote.close();
+    const inbox = await a.getMessages(['INBOX']);
+    await a.updateFlags(['INBOX'], [{ uid: inbox.messages[0]!.uid, flags: ['\\Answered'], keywords: ['$Done'] }]);
+    const b = await local(bLoc);
+    const far = await b.getMessages(['INBOX']);
+    await b.updateFlags(['INBOX'], [{ uid: far.messages[3]!.uid, flags: ['\\Flagged'], keywords: [] }]);
+    await b.expunge(['INBOX'], [far.messages[5]!.uid]);
+    await b.saveMessages(['INBOX'], [req(bodies[100]!)]);
+    await b.close();
+    whole.length = 0;
+    remote = (await connectInProcess(bLoc, { wrap: watch })).store;
+    const r = await runSync(a, remote);
+    assert.equal(r.changedDuringSync, false);
+    assert.deepEqual(whole, [], 'the far side listed no mailbox whole');
+    assert.equal(r.saved, 1);
+    assert.equal(r.expunged, 1);
+    await remote.close();
+    const bAfter = await local(bLoc);
+    assert.deepEqual(await snapshot(bAfter), await snapshot(a));
+    await bAfter.close();
+    await a.close();
+  });
 });

@@ -90,6 +90,18 @@ describe('wire payloads', () => {
     );
   });
 
+  it('the messages of some UIDs and GUIDs, asked for and answered, round-trip', () => {
+    fc.assert(
+      fc.property(nameArb, fc.array(u32, { maxLength: 30 }), fc.array(msgGuid, { maxLength: 30 }), fc.array(metaArb, { maxLength: 40 }), (name, uids, guids, messages) => {
+        const asked = { name, uids, guids };
+        assert.deepEqual(travel(OPS.getMessagesOf.request, asked, { op: 'getMessagesOf' }), asked);
+        const answer = { uidValidity: 9, uidNext: 2 ** 32, highestModseq: 2 ** 40, messages };
+        assert.deepEqual(travel(OPS.getMessagesOf.reply, answer), answer);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it('a mailbox of 20000 messages travels in parts, none near the frame limit', () => {
     const messages: MessageMeta[] = Array.from({ length: 20000 }, (_, i) => ({
       uid: i + 1,
