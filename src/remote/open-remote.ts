@@ -7,13 +7,13 @@
  * user) keeps that status and its message; anything else (ssh could not connect, 255) is one
  * to retry.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { fsError, MailferryError, type ErrorKind } from '../model/errors.js';
+import { MailferryError, type ErrorKind } from '../model/errors.js';
 import type { MailStore } from '../storage/store.js';
 import { startCommand, type CommandTransport } from './command-transport.js';
 import { DEFAULT_REMOTE_CMD, remoteCommandArgs } from './remote-command.js';
 import { parseRemoteLocation } from './remote-location.js';
+import { openRawlogFile } from './rawlog-file.js';
 import { RemoteStore } from './remote-store.js';
 import { PeerError } from './wire-errors.js';
 
@@ -67,23 +67,10 @@ function explain(err: unknown, how: string | undefined, handshaken: boolean, tra
   return new MailferryError('tempfail', `${label}: the connection ended before the protocol started: ${detail}`);
 }
 
-export function openRawlog(file: string): { write(line: string): void; close(): void } {
-  let fd: number;
-  try {
-    fd = openSync(file, 'w', 0o600);
-  } catch (err) {
-    throw fsError(err, `rawlog ${file}`);
-  }
-  return {
-    write: (line) => void writeSync(fd, `${line}\n`),
-    close: () => closeSync(fd),
-  };
-}
-
 export async function openRemoteStore(raw: string, options: RemoteOpenOptions = {}): Promise<MailStore> {
   const remote = parseRemoteLocation(raw);
   const argv = remoteCommandArgs(options.command ?? DEFAULT_REMOTE_CMD, remote, options.user);
-  const rawlog = options.rawlogFile !== undefined ? openRawlog(options.rawlogFile) : undefined;
+  const rawlog = options.rawlogFile !== undefined ? openRawlogFile(options.rawlogFile) : undefined;
   const preamble = remote.prefix ? `${options.user ?? userInfo().username}\n` : undefined;
   const transport = startCommand(argv, { label: remote.host, preamble, stderr: options.stderr });
   let handshaken = false;

@@ -3,10 +3,10 @@
  * as the run's user, and speaks the protocol over the socket; the server opens that user's
  * store and takes its run lock, as dsync-server does at the end of an ssh connection.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { userInfo } from 'node:os';
-import { fsError, MailferryError } from '../model/errors.js';
+import { MailferryError } from '../model/errors.js';
 import type { MailStore } from '../storage/store.js';
+import { openRawlogFile } from './rawlog-file.js';
 import { RemoteStore } from './remote-store.js';
 import { MIN_SECRET_BYTES, readSecretFile } from './site-file.js';
 import { parseTcpLocation, tcpPeerName } from './tcp-location.js';
@@ -27,17 +27,6 @@ export interface TcpOpenOptions {
   rawlogFile?: string;
 }
 
-/** -r FILE: one line per frame, the file private to the one running. */
-function openRawlog(file: string): { write(line: string): void; close(): void } {
-  let fd: number;
-  try {
-    fd = openSync(file, 'w', 0o600);
-  } catch (err) {
-    throw fsError(err, `rawlog ${file}`);
-  }
-  return { write: (line) => void writeSync(fd, `${line}\n`), close: () => closeSync(fd) };
-}
-
 /** The secret from server_secret_file, else MAILFERRY_SECRET, else none (a client certificate may do). */
 export function clientSecret(secretFile: string | undefined): Buffer | undefined {
   if (secretFile !== undefined) return readSecretFile(secretFile, 'server_secret_file');
@@ -56,7 +45,7 @@ export async function openTcpStore(raw: string, options: TcpOpenOptions): Promis
   const lockSeconds = options.lockTimeoutSeconds ?? 30;
   const timeoutMs = (options.ioTimeoutSeconds ?? 600) * 1000;
   const sock = await connectTcp(loc, { port: loc.port ?? options.port, user, secret, lockSeconds, timeoutMs, label });
-  const rawlog = options.rawlogFile !== undefined ? openRawlog(options.rawlogFile) : undefined;
+  const rawlog = options.rawlogFile !== undefined ? openRawlogFile(options.rawlogFile) : undefined;
   try {
     const connecting = RemoteStore.connect(sock, {
       label,

@@ -4,15 +4,15 @@
  */
 import { userInfo } from 'node:os';
 import { Duplex } from 'node:stream';
-import { closeSync, openSync, writeSync } from 'node:fs';
 import { parseLocation } from '../../config/location.js';
 import type { Settings } from '../../config/settings.js';
 import { expandPathTemplate, userVars } from '../../config/template.js';
 import { openUserDb } from '../../config/userdb/open-userdb.js';
 import { PasswdUserDb } from '../../config/userdb/passwd-userdb.js';
-import { fsError, MailferryError, usageError } from '../../model/errors.js';
+import { MailferryError, usageError } from '../../model/errors.js';
 import { isRemoteLocation } from '../../remote/remote-location.js';
 import { openForPeer } from '../../remote/open-for-peer.js';
+import { openRawlogFile } from '../../remote/rawlog-file.js';
 import { serveStore, type OpenedForPeer } from '../../remote/store-server.js';
 import type { OpenRequest } from '../../remote/wire-ops.js';
 import { runningAsRoot } from '../../users/identity.js';
@@ -68,16 +68,6 @@ function becomeForGood(account: ServedAccount): void {
   }
 }
 
-function rawlogTo(file: string): { write(line: string): void; close(): void } {
-  let fd: number;
-  try {
-    fd = openSync(file, 'w', 0o600);
-  } catch (err) {
-    throw fsError(err, `rawlog ${file}`);
-  }
-  return { write: (line) => void writeSync(fd, `${line}\n`), close: () => closeSync(fd) };
-}
-
 export async function runDsyncServer(locationArg: string | undefined, opts: { user?: string; rawlog?: string }, settings: Settings): Promise<void> {
   const account = await servedAccount(locationArg, opts.user, settings);
   // A store reached through another remote would only relay; and the run would lock nothing here.
@@ -85,7 +75,7 @@ export async function runDsyncServer(locationArg: string | undefined, opts: { us
   // A malformed location is refused while the error can still say so as the invoking user.
   parseLocation(account.location);
   becomeForGood(account);
-  const rawlog = opts.rawlog !== undefined ? rawlogTo(opts.rawlog) : undefined;
+  const rawlog = opts.rawlog !== undefined ? openRawlogFile(opts.rawlog) : undefined;
   const open = (req: OpenRequest): Promise<OpenedForPeer> => openForPeer(account.location, account.user, settings, req);
   // stdout carries the protocol alone: nothing else may write there.
   const stream = Duplex.from({ readable: process.stdin, writable: process.stdout });
