@@ -43,7 +43,7 @@ import { MailferryError } from '../model/errors.js';
 import { backoffDelay, fullSyncDue, nextSyncTime, type QueueTiming } from './next-sync-time.js';
 import { isConnectionLost, isRetryable, queueFailure } from './pg-queue-failure.js';
 import { priorityOfRank, priorityRank, type ReplicationPriority } from './replication-priority.js';
-import type { QueueCounts, ReplicaUserState, ReplicationQueue, SyncClaim, SyncOutcome, UserOrigin } from './replication-queue.js';
+import { claimOf, type QueueCounts, type ReplicaUserState, type ReplicationQueue, type SyncClaim, type SyncOutcome, type UserOrigin } from './replication-queue.js';
 
 export const PG_SCHEMA_VERSION = 1;
 /** Sessions one replicator holds at most: claims, completions, hints and control requests overlap. */
@@ -439,15 +439,7 @@ export class PostgresReplicationQueue implements ReplicationQueue {
     ).rows[0];
     if (r === undefined) return undefined;
     const state = stateOf(r);
-    const claim: SyncClaim = {
-      user: r.username,
-      owner,
-      claimedAt: now,
-      priority: state.priority,
-      full: fullSyncDue(state, now, this.timing),
-      forcedFull: state.forceFull,
-      failures: r.failures,
-    };
+    const claim = claimOf(state, owner, now, this.timing);
     const { rows } = await c.query<{ claim_id: number }>(
       `UPDATE ${this.t} SET claimed_by = $2, claimed_at = $3, claimed_priority = priority, claimed_full = force_full, priority = 0, force_full = false,
         claim_id = nextval('${this.seq}'), lease_until = ${DB_NOW} + $4 WHERE username = $1 RETURNING claim_id`,

@@ -17,7 +17,7 @@
  * - Claims of a process that ended without completing them are released with `releaseClaims`,
  *   their priority given back: the sync they stood for runs again.
  */
-import type { QueueTiming, SchedulingFields } from './next-sync-time.js';
+import { fullSyncDue, type QueueTiming, type SchedulingFields } from './next-sync-time.js';
 import type { ReplicationPriority } from './replication-priority.js';
 
 /** Where a user came from: the users the replicator serves (re-read on SIGHUP), or `replicator add`. */
@@ -48,6 +48,19 @@ export interface SyncClaim {
   forcedFull: boolean;
   /** Failures in a row before this sync. */
   failures: number;
+}
+
+/** The claim on a user taken `now` by `owner`: what its pending state asks of the sync. */
+export function claimOf(state: ReplicaUserState, owner: string, now: number, timing: QueueTiming): SyncClaim {
+  return {
+    user: state.user,
+    owner,
+    claimedAt: now,
+    priority: state.priority,
+    full: fullSyncDue(state, now, timing),
+    forcedFull: state.forceFull,
+    failures: state.failures,
+  };
 }
 
 export type SyncOutcome =

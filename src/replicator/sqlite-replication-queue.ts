@@ -9,9 +9,9 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fsError, MailferryError } from '../model/errors.js';
-import { backoffDelay, fullSyncDue, nextSyncTime, type QueueTiming } from './next-sync-time.js';
+import { backoffDelay, nextSyncTime, type QueueTiming } from './next-sync-time.js';
 import { priorityOfRank, priorityRank, type ReplicationPriority } from './replication-priority.js';
-import type { QueueCounts, ReplicaUserState, ReplicationQueue, SyncClaim, SyncOutcome, UserOrigin } from './replication-queue.js';
+import { claimOf, type QueueCounts, type ReplicaUserState, type ReplicationQueue, type SyncClaim, type SyncOutcome, type UserOrigin } from './replication-queue.js';
 
 const SCHEMA_VERSION = 1;
 export const QUEUE_FILE = 'replicator.sqlite';
@@ -219,15 +219,7 @@ export class SqliteReplicationQueue implements ReplicationQueue {
         .get(now);
       if (r === undefined) return undefined;
       const state = stateOf(r);
-      const claim: SyncClaim = {
-        user: r.user,
-        owner,
-        claimedAt: now,
-        priority: state.priority,
-        full: fullSyncDue(state, now, this.timing),
-        forcedFull: state.forceFull,
-        failures: r.failures,
-      };
+      const claim = claimOf(state, owner, now, this.timing);
       this.db
         .prepare('UPDATE replica_users SET claimed_by = ?, claimed_at = ?, claimed_priority = priority, claimed_full = force_full, priority = 0, force_full = 0 WHERE user = ?')
         .run(owner, now, r.user);
