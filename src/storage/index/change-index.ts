@@ -8,7 +8,7 @@
  */
 import Database from 'better-sqlite3';
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import { accessSync, closeSync, constants, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { dataError, fsError, tempError } from '../../model/errors.js';
 import { chownPath, ownerFor } from '../maildir/ownership.js';
@@ -190,8 +190,10 @@ export class ChangeIndex {
     const path = join(dir, INDEX_FILENAME);
     let db: Database.Database;
     try {
-      mkdirSync(dir, { recursive: true });
+      // A state directory made here is private; a Maildir root keeps the mode it has.
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
       requireWritable(dir, path);
+      createPrivately(path, dir);
       // The timeout is set as the connection opens: switching to WAL can already meet a writer.
       db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
       // Before the switch to WAL, which writes a new index's header.
@@ -693,4 +695,21 @@ export class ChangeIndex {
       for (const n of names) ins.run(JSON.stringify(n));
     });
   }
+}
+
+/**
+ * A new index is created with the permissions of the directory it lives in, without execute
+ * bits (0700 -> 0600), as Dovecot's index files are, instead of the caller's umask: it names
+ * every mailbox and message file. SQLite gives its -wal and -shm files the database's mode.
+ * An index that exists keeps its mode.
+ */
+function createPrivately(path: string, dir: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, 'wx', statSync(dir).mode & 0o666);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw err;
+  }
+  closeSync(fd);
 }
