@@ -151,6 +151,9 @@ describe('remote runs cut at a random moment through a real sshd, then run again
           }),
           { numRuns: RUNS, endOnFailure: true },
         );
+        // The far side's part of a run is shorter than the run timed uncut, so on a busy machine
+        // every random moment can fall after it; a kill as soon as the far side runs still cuts.
+        for (let i = 0; i < 3 && !outcomes.some((o) => o.endsWith(': cut')); i++) outcomes.push(`0 ms: ${await cutAndRerun(command, kill, 0)}`);
         process.stdout.write(`# ${command}, ${kill} killed after (uncut ${uncut[command]} ms): ${outcomes.join(', ')}\n`);
         assert.ok(outcomes.some((o) => o.endsWith(': cut')), 'at least one run was cut in its middle');
       });
