@@ -230,7 +230,7 @@ export interface MailStore {
    * The current records of the messages at these UIDs and of every copy of these GUIDs, sorted
    * by UID, with the mailbox's numbers as of that reading: what an incremental sync plans from,
    * so a change to a 100,000-message mailbox costs a look at the changed messages, not at all of
-   * them. Optional: without it the engine filters a whole listing.
+   * them. Optional: without it a changed mailbox is compared whole.
    */
   getMessagesOf?(name: MailboxName, which: { uids: ReadonlySet<number>; guids: ReadonlySet<string> }): Promise<MessagesOf>;
 

@@ -33,11 +33,9 @@ interface Side {
   name: MailboxName;
 }
 
-/** Some records of a mailbox, from the store itself or from a whole listing where it has no such call. */
-async function messagesOf(side: Side, uids: ReadonlySet<number>, guids: ReadonlySet<string>): Promise<MessagesOf> {
-  if (side.store.getMessagesOf) return side.store.getMessagesOf(side.name, { uids, guids });
-  const all = await side.store.getMessages(side.name);
-  return { ...all, messages: all.messages.filter((m) => uids.has(m.uid) || guids.has(m.guid)) };
+/** Some records of a mailbox; only stores that read them in part are synced incrementally (sync.ts). */
+function messagesOf(side: Side, uids: ReadonlySet<number>, guids: ReadonlySet<string>): Promise<MessagesOf> {
+  return side.store.getMessagesOf!(side.name, { uids, guids });
 }
 
 const sameMoment = (x: Pick<MessagesOf, 'uidValidity' | 'highestModseq'>, y: Pick<MessagesOf, 'uidValidity' | 'highestModseq'>) =>
@@ -61,7 +59,7 @@ export async function changedListings(a: Side, b: Side, state: PairMailboxState)
   }
   let ra: MessagesOf | undefined;
   let rb: MessagesOf | undefined;
-  // Twice at most: the second round's GUIDs are all in the set (it asked for every copy of them).
+  // A second round finds no new GUID (it asked for every copy of each); a third is a safety net.
   for (let round = 0; round < 3; round++) {
     ra = await messagesOf(a, uids, guids);
     rb = await messagesOf(b, uids, guids);

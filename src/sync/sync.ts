@@ -307,6 +307,8 @@ async function incrementalBasis(
   if (options.full || options.state || options.messageFilter || options.noIncremental || mode !== 'twoway' || !before) return undefined;
   if (before.uidValidity !== boxA.uidValidity || before.peerUidValidity !== boxB.uidValidity || before.uidValidity !== before.peerUidValidity) return undefined;
   if (a.assignsOwnUids || b.assignsOwnUids || !a.nativeGuids || !b.nativeGuids || a.adoptGuids || b.adoptGuids) return undefined;
+  // Without reads in part (an older remote peer) whole listings are cheaper than changes plus them.
+  if (!a.getMessagesOf || !b.getMessagesOf) return undefined;
   // Only a state a two-way run recorded after proving the sides equal (pair-state.ts): a
   // backup's, an older mailferry's, a -s run's or a sync -1's may hide a difference for good.
   if (!isProven(before)) return undefined;

@@ -93,8 +93,7 @@ it('with a remote Maildir side, a proven state crosses the connection and the ne
     served.since = 0;
     const r = await runSync(a, b);
     assert.equal(r.changedDuringSync, false);
-    // The remote store has no getMessagesOf: the records come from a whole listing, but the
-    // plan is made from the changes since the proven state.
+    // The plan is made from the changes since the proven state, read over the connection.
     assert.ok(served.since > 0, 'the remote side was asked for its changes since the proven state');
     const show = async (s: MailStore) => (await s.getMessages(INBOX)).messages.map((m) => `${m.uid} ${m.guid}`);
     assert.deepEqual(await show(a), await show(b));
