@@ -446,22 +446,29 @@ export class NotifyListener {
     mine.add(w);
     timer = setTimeout(() => w.answer(false), this.max.syncAnswerMs);
     timer.unref();
-    this.target.notify(r.user, 'sync').then(
-      async (known) => {
+    // The shared queue's record is read before the request is queued: read after, it could
+    // already hold the very sync the request caused (another replicator takes it at once), and
+    // the request would wait for a later one that never comes.
+    const polled = this.opts.pollMs !== undefined && this.target.syncHistory !== undefined;
+    const seenBefore = polled
+      ? this.target.syncHistory!([r.user]).then(
+          (history) => history.get(r.user) ?? {},
+          (err: unknown) => {
+            // This process's own syncs and the bound still answer it.
+            this.limiter.say('queue', `replication notify: the queue did not say how user ${shownUserName(r.user)}'s syncs went: ${(err as Error).message}`);
+            return undefined;
+          },
+        )
+      : Promise.resolve(undefined);
+    seenBefore.then((seen) => this.target.notify(r.user, 'sync').then((known) => ({ known, seen }))).then(
+      ({ known, seen }) => {
         if (!known) {
           this.unknown(r.user);
           return w.answer(false);
         }
-        if (this.opts.pollMs === undefined || this.target.syncHistory === undefined) return;
-        try {
-          const history = await this.target.syncHistory([r.user]);
-          if (!this.waiters.has(w) || this.closed) return;
-          w.seen = history.get(r.user) ?? {};
-          this.pollTimer ??= setTimeout(() => void this.poll(), this.opts.pollMs);
-        } catch (err) {
-          // This process's own syncs and the bound still answer it.
-          this.limiter.say('queue', `replication notify: the queue did not say how user ${shownUserName(r.user)}'s syncs went: ${(err as Error).message}`);
-        }
+        if (seen === undefined || !this.waiters.has(w) || this.closed) return;
+        w.seen = seen;
+        this.pollTimer ??= setTimeout(() => void this.poll(), this.opts.pollMs);
       },
       (err: unknown) => {
         this.limiter.say('queue', `replication notify: the queue did not take a sync request of user ${shownUserName(r.user)}: ${(err as Error)?.message ?? String(err)}`);
