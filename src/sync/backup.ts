@@ -11,7 +11,7 @@ import { matchByHeaderHash, sameMessagesAtClashingUids } from './hash-match.js';
 import { distinguishCopies, gotWantedUids, savedBytes, storedKeyOf } from './copies.js';
 import { isEmptyPlan, planMailboxBackup, planMailboxBackupByGuid, type MailboxBackupPlan } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
-import { mirror, pairStateOf, unchangedSince, unproven } from './pair-state.js';
+import { mirror, pairStateOf, proven, unchangedSince } from './pair-state.js';
 import { NameTranslation, specialUsePairsFor, translatedFilter } from './special-use-names.js';
 import { translatedStore } from './translated-store.js';
 import { planTreeBackup, type TreeAction } from './tree-plan.js';
@@ -140,8 +140,8 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     const here = { store: source, name: box.name };
     const there = dest && { store: dest, name: box.name };
     let sameAt = new Set<number>();
+    let mismatched = 0;
     if (there && dst) {
-      let mismatched: number;
       ({ ma: src, mb: dst, mismatched } = await matchByHeaderHash(here, src, there, dst, options));
       if (!dest!.assignsOwnUids) sameAt = await sameMessagesAtClashingUids(here, src, there, dst);
       // Matching trouble is said once per mailbox and costs no copy: only what no side pairs is copied.
@@ -226,7 +226,13 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     const sameAfter = dest.assignsOwnUids ? new Set<number>() : await sameMessagesAtClashingUids(here, src, there!, dstAfter);
     if (destAfter && isEmptyPlan(planFor(src, dstAfter, sameAfter))) {
       if (complete) {
-        after[box.guid] = pairStateOf(now, destAfter);
+        // Proven, as a two-way run's own check proves it, only when the destination holds the
+        // source's messages at their UIDs under their own GUIDs: mail taken as the same by its
+        // headers (another GUID, or another message at a clashing UID) is equal to a backup but
+        // not to a sync, which must then compare the mailbox whole once (sync.ts, incrementalBasis).
+        const exact = mismatched === 0 && sameAt.size === 0 && sameAfter.size === 0;
+        const state = pairStateOf(now, destAfter);
+        after[box.guid] = exact ? proven(state) : state;
         await recordAgreedFlags(source, dest, box.guid, src.messages);
       }
     }
@@ -238,11 +244,9 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     // The two sides are now equal, as after a two-way sync: a sync that follows need only
     // look at what changed since.
     failpoint('backup-between-states');
-    // Never marked proven: a backup counts the same mail under other GUIDs as equal (sameAt),
-    // which a sync must not plan from incrementally (sync.ts, incrementalBasis).
-    const twoway = Object.fromEntries(Object.entries(after).map(([guid, s]) => [guid, unproven(s)]));
-    await source.setPairState(dest.storeId, twoway);
-    await dest.setPairState(source.storeId, Object.fromEntries(Object.entries(twoway).map(([guid, s]) => [guid, mirror(s)])));
+    // Each mailbox as proven as this run's check (or the one that let it be skipped) found it.
+    await source.setPairState(dest.storeId, after);
+    await dest.setPairState(source.storeId, Object.fromEntries(Object.entries(after).map(([guid, s]) => [guid, mirror(s)])));
   }
   return result;
 }

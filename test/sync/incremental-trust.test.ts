@@ -103,6 +103,39 @@ it('a backup that took the same mail under two GUIDs for equal records no proven
   }
 });
 
+it('a backup whose check found the source\'s messages at their UIDs under their own GUIDs records a proven state: the next sync after changes on both sides is incremental', async () => {
+  const roots = await tempRoots('incr-trust-exact-backup');
+  try {
+    const a = openMaildir(roots.a);
+    const b = openMaildir(roots.b);
+    await a.createMailbox(['Other']);
+    await a.saveMessages(INBOX, Array.from({ length: 4 }, (_, i) => req(message(`m${i}`))));
+    await a.saveMessages(['Other'], [req(message('o1'))]);
+    const r = await runBackup(a, b);
+    assert.equal(r.changedDuringSync, false);
+    const box = (await a.mailboxStatus(INBOX))!.guid;
+    assert.equal((await a.getPairState(b.storeId))[box]?.proven, true);
+    assert.equal((await b.getPairState(a.storeId))[box]?.proven, true);
+    // A second backup that skips the unchanged mailboxes keeps them as proven as they were.
+    await runBackup(a, b);
+    assert.equal((await b.getPairState(a.storeId))[box]?.proven, true);
+    const [first, second] = (await a.getMessages(INBOX)).messages;
+    await a.updateFlags(INBOX, [{ uid: first!.uid, flags: ['\\Seen'], keywords: [] }]);
+    await a.saveMessages(INBOX, [req(message('new-on-a'))]);
+    await b.expunge(INBOX, [second!.uid]);
+    await b.saveMessages(INBOX, [req(message('new-on-b'))]);
+    await a.close();
+    await b.close();
+    const out = await bothWays(roots.dir, roots);
+    assert.deepEqual(out.incremental, out.whole, 'the incremental run ends where the whole comparison ends');
+    assert.equal(out.listedWhole, 0, 'planned from the changes alone');
+    assert.deepEqual(out.incremental.a, out.incremental.b);
+    assert.equal(out.incremental.a.length, 1 + 4 - 1 + 2);
+  } finally {
+    await rm(roots.dir, { recursive: true, force: true });
+  }
+});
+
 it('a state without the proof mark that names mail only one side got (as an older mailferry recorded): the mail reaches B', async () => {
   const roots = await tempRoots('incr-trust-stale');
   try {
