@@ -33,6 +33,7 @@ import { indexRow, keywordList } from './index-row.js';
 import { KEYWORDS_FILENAME, listMessageFiles, OWN_TMP_SUFFIX, readKeywords, readUidlist, UIDLIST_FILENAME } from './mailbox-files.js';
 import { newBasename, systemLetters, type ScanContext } from './mailbox-scan.js';
 import { formatUidlist, formatUidlistEntries, nextUidOf, parseUidlist, type Uidlist, type UidlistEntry } from './uidlist.js';
+import { uidlistBasenames, uidlistLineCount } from './uidlist-lines.js';
 import { fsyncDir } from '../fsync-dir.js';
 
 /** Saves are committed (uidlist + index) in batches this large, to bound re-work after a crash. */
@@ -220,6 +221,11 @@ export async function saveMessages(
       throw fsError(err, `saving into ${ctx.dir}`);
     }
   };
+  // Names of the uidlist's lines, read once and only when a GUID could become a file's name:
+  // a line an expunge left behind may name it, and a second line with that name would make
+  // Dovecot (and our scan) warn of a duplicate and drop the older UID at every read.
+  let listedNames: Set<string> | undefined;
+  const staleName = (name: string) => (listedNames ??= uidlistBasenames(ctx.dir)).has(name);
   const kwMap = new Map<string, number>();
   const owner = ownerFor(ctx.dir);
   // Files in tmp/ not yet renamed into cur/: an interrupted run removes them on its way out.
@@ -246,7 +252,7 @@ export async function saveMessages(
       for (const [k, i] of await keywordIndexes(ctx, req.keywords)) kwMap.set(k, i);
     }
     const letters = letterFor(req.flags, req.keywords, kwMap);
-    const guidUsable = req.guid !== undefined && isValidBasename(req.guid) && !taken.has(req.guid);
+    const guidUsable = req.guid !== undefined && isValidBasename(req.guid) && !taken.has(req.guid) && !staleName(req.guid);
     const tmpName = newBasename();
     const tmpPath = join(ctx.dir, 'tmp', tmpName + OWN_TMP_SUFFIX);
     liveTmp.add(tmpPath);
@@ -393,11 +399,30 @@ export async function expungeMessages(ctx: ScanContext, mailbox: IndexedMailbox,
     changes.push({ kind: 'expunge', uid, guid: row.guid });
   }
   if (changes.length === 0) return;
-  const gone = new Set(changes.map((c) => (c as { uid: number }).uid));
-  await withUidlistLock(ctx, (lock, uidlist) => {
-    lock.replace(formatUidlist({ ...uidlist, nextUid: nextUidOf(uidlist), entries: uidlist.entries.filter((e) => !gone.has(e.uid)) }));
-  });
+  // The uidlist keeps the lines of the files just removed, as Dovecot keeps them after an
+  // expunge: rewriting a 100k-line uidlist for a few expunges costs more than the expunges.
+  // A line without its file reads as expunged to Dovecot and to our scan, and its UID is never
+  // handed out again. Only once the stale lines reach Dovecot's threshold is the file compressed.
+  const live = Math.max(0, (ctx.index.mailboxByGuid(mailbox.guid)?.messages ?? mailbox.messages) - changes.length);
+  if (wantsCompress(uidlistLineCount(ctx.dir), live)) {
+    const gone = new Set(changes.map((c) => (c as { uid: number }).uid));
+    await withUidlistLock(ctx, (lock, uidlist) => {
+      // Listed under the lock: a file Dovecot delivered and listed since our scan keeps its line.
+      // A line the index still holds is kept too (its file may be mid-rename): the scan decides.
+      const listed = listMessageFiles(ctx.dir).byBasename;
+      const entries = uidlist.entries.filter((e) => !gone.has(e.uid) && (listed.has(e.basename) || ctx.index.message(mailbox.id, e.uid) !== undefined));
+      lock.replace(formatUidlist({ ...uidlist, nextUid: nextUidOf(uidlist), entries }));
+    });
+  }
   ctx.index.applyChanges(mailbox.id, changes);
+}
+
+/**
+ * Dovecot's rule (maildir-uidlist.c, UIDLIST_COMPRESS_PERCENTAGE): the uidlist is rewritten
+ * without its stale lines once the messages it still names are at most 75% of its lines.
+ */
+export function wantsCompress(lines: number, live: number): boolean {
+  return lines > 0 && Math.floor((lines * 75) / 100) >= live;
 }
 
 /** Rewrites the uidlist header: UIDVALIDITY, a raised UIDNEXT, or a new mailbox GUID. */
