@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
+import { nextUidOf, parseUidlist } from '../../src/storage/maildir/uidlist.js';
 import type { MailboxName, MessageMeta } from '../../src/storage/store.js';
 import { message, readAll, req } from '../contract/store-contract.js';
 
@@ -109,7 +110,9 @@ describe('maildir: changes made by other programs', () => {
       );
       assert.equal(after.uidNext, 4);
       const uidlist = readFileSync(join(root, 'dovecot-uidlist'), 'utf8');
-      assert.match(uidlist, /^3 V\d+ N4 G[0-9a-f]{32}\n/);
+      // Appended as Dovecot appends: the header's next UID stays, the lines carry the new UIDs.
+      assert.match(uidlist, /^3 V\d+ N\d+ G[0-9a-f]{32}\n/);
+      assert.equal(nextUidOf(parseUidlist(uidlist, 'dovecot-uidlist').uidlist), 4);
       assert.match(uidlist, new RegExp(`\\n2 :${inNew.replace(/\./g, '\\.')}\\n`));
       assert.match(uidlist, new RegExp(`\\n3 :${inCur.replace(/\./g, '\\.')}\\n`));
       assert.deepEqual(await readAll(await store.openMessage(INBOX, 2)), message('delivered to new'));

@@ -83,6 +83,21 @@ export function parseMaildirFilename(name: string): MaildirFilename {
   return parsed;
 }
 
+/**
+ * Whether the flags parseMaildirFilename reads from this name hold a keyword letter (a-z), told
+ * without parsing the name: a scan asks it of every unchanged file of a mailbox.
+ */
+export function hasKeywordLetters(name: string): boolean {
+  const colon = name.lastIndexOf(':');
+  if (colon < 0 || !name.startsWith('2,', colon + 1)) return false;
+  for (let i = colon + 3; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c === 44) return false; // ',' starts a flag set nobody reads
+    if (c >= 97 && c <= 122) return true;
+  }
+  return false;
+}
+
 /** Dovecot always writes ':2,' in cur/, even with no flags. */
 export function formatMaildirFilename(basename: string, flagLetters: string): string {
   return `${basename}:2,${sortUnique(flagLetters)}`;

@@ -13,7 +13,7 @@ import { chownPath, ownerFor } from './ownership.js';
 import { dataError, fsError } from '../../model/errors.js';
 import { hostPart, parseMaildirFilename, type MaildirFilename } from './filename.js';
 import { parseKeywordsFile } from './keywords-file.js';
-import { parseUidlist, type Uidlist } from './uidlist.js';
+import { parseAppendedLines, parseUidlist, type Uidlist } from './uidlist.js';
 
 export const UIDLIST_FILENAME = 'dovecot-uidlist';
 export const KEYWORDS_FILENAME = 'dovecot-keywords';
@@ -25,14 +25,36 @@ export interface MessageFile {
 }
 
 export interface FileListing {
-  byBasename: Map<string, MessageFile>;
+  /**
+   * Each message file's name in new/ or cur/ (see `inNew`) by its basename. Only the name is
+   * kept: a scan compares it with the name the index holds, and parses it (parseMaildirFilename)
+   * only when the two differ, which for most of a large mailbox they do not.
+   */
+  byBasename: Map<string, string>;
+  /** The basenames whose file is in new/; every other one is in cur/. */
+  inNew: Set<string>;
   /** Files whose basename another file already has. */
   duplicates: MessageFile[];
   /** Entries of new/ and cur/ that are not readable mail files (links, FIFOs, unusable names). */
   skipped: string[];
 }
 
-export type UidlistRead = { state: 'ok'; uidlist: Uidlist } | { state: 'missing' } | { state: 'corrupt'; reason: string };
+/** The listed file of a basename, relative to the mailbox directory (`cur/NAME`, `new/NAME`). */
+export function listedFile(listing: FileListing, basename: string): string | undefined {
+  const name = listing.byBasename.get(basename);
+  if (name === undefined) return undefined;
+  return (listing.inNew.size > 0 && listing.inNew.has(basename) ? 'new/' : 'cur/') + name;
+}
+
+/** The listed file of a basename with its name parsed. */
+export function listedMessage(listing: FileListing, basename: string): MessageFile | undefined {
+  const name = listing.byBasename.get(basename);
+  if (name === undefined) return undefined;
+  return { file: listedFile(listing, basename)!, parsed: parseMaildirFilename(name) };
+}
+
+/** `clean`: read without a warning, ending with a newline, so lines can be appended to it. */
+export type UidlistRead = { state: 'ok'; uidlist: Uidlist; clean: boolean } | { state: 'missing' } | { state: 'corrupt'; reason: string };
 
 /**
  * Makes sure a mailbox directory and its cur/, new/ and tmp/ are real directories, creating
@@ -73,63 +95,84 @@ export function ensureMaildirDirs(dir: string, isInbox: boolean): void {
  * file is left where it is, with a warning, and the rest of the mailbox is read.
  */
 function unusableFileName(name: string): boolean {
-  return /[\r\n]/.test(name);
+  return name.indexOf('\n') >= 0 || name.indexOf('\r') >= 0;
 }
 
 /** Reads new/ before cur/: a file moved from new/ to cur/ meanwhile is then seen twice, never missed. */
 export function listMessageFiles(dir: string, warn: (msg: string) => void = () => {}): FileListing {
-  const byBasename = new Map<string, MessageFile>();
-  const duplicates: MessageFile[] = [];
-  const skipped: string[] = [];
-  for (const sub of ['new', 'cur']) {
-    // Entry by entry rather than one array of the whole directory: a million-message cur/ read
-    // at once held a million Dirent objects beside the listing built from them.
-    let entries: Dir;
-    try {
-      entries = opendirSync(join(dir, sub), { bufferSize: 1024 });
-    } catch (err) {
-      throw fsError(err, `reading ${join(dir, sub)}`);
-    }
-    try {
-      listEntries(dir, sub, entries, byBasename, duplicates, skipped, warn);
-    } finally {
-      entries.closeSync();
-    }
+  const listing: FileListing = { byBasename: new Map(), inNew: new Set(), duplicates: [], skipped: [] };
+  for (const sub of ['new', 'cur'] as const) {
+    readEntries(dir, sub, warn, listing.skipped, (name, basename) => {
+      const seen = listing.byBasename.get(basename);
+      if (seen === undefined) {
+        listing.byBasename.set(basename, name);
+        if (sub === 'new') listing.inNew.add(basename);
+      } else if (sub === 'cur' && listing.inNew.has(basename) && !exists(join(dir, 'new', seen))) {
+        listing.byBasename.set(basename, name);
+        listing.inNew.delete(basename);
+      } else listing.duplicates.push({ file: `${sub}/${name}`, parsed: parseMaildirFilename(name) });
+    });
   }
-  return { byBasename, duplicates, skipped };
+  return listing;
 }
 
-function listEntries(
-  dir: string, sub: string, entries: Dir, byBasename: Map<string, MessageFile>, duplicates: MessageFile[], skipped: string[], warn: (msg: string) => void,
-): void {
-  for (;;) {
-    let dirent;
-    try {
-      dirent = entries.readSync();
-    } catch (err) {
-      throw fsError(err, `reading ${join(dir, sub)}`);
+/**
+ * A second look for some basenames only, the way listMessageFiles would have found them: each
+ * one found (in new/ or cur/, under whatever name it has now) is added to `listing`. Nothing
+ * else is kept, so this costs the reading of the directories and no listing of their own.
+ */
+export function lookAgain(dir: string, listing: FileListing, basenames: ReadonlySet<string>, warn: (msg: string) => void = () => {}): void {
+  for (const sub of ['new', 'cur'] as const) {
+    readEntries(dir, sub, warn, [], (name, basename) => {
+      if (!basenames.has(basename)) return;
+      const seen = listing.byBasename.get(basename);
+      if (seen !== undefined && !(sub === 'cur' && listing.inNew.has(basename) && !exists(join(dir, 'new', seen)))) return;
+      listing.byBasename.set(basename, name);
+      if (sub === 'new') listing.inNew.add(basename);
+      else listing.inNew.delete(basename);
+    });
+  }
+}
+
+/** Calls `take` with each usable message file name of new/ or cur/ and its basename. */
+function readEntries(dir: string, sub: 'new' | 'cur', warn: (msg: string) => void, skipped: string[], take: (name: string, basename: string) => void): void {
+  // Entry by entry rather than one array of the whole directory: a million-message cur/ read
+  // at once held a million Dirent objects beside the listing built from them.
+  let entries: Dir;
+  try {
+    entries = opendirSync(join(dir, sub), { bufferSize: 1024 });
+  } catch (err) {
+    throw fsError(err, `reading ${join(dir, sub)}`);
+  }
+  try {
+    for (;;) {
+      let dirent;
+      try {
+        dirent = entries.readSync();
+      } catch (err) {
+        throw fsError(err, `reading ${join(dir, sub)}`);
+      }
+      if (dirent === null) return;
+      const name = dirent.name;
+      if (name.charCodeAt(0) === 46) continue; // '.'
+      if (!dirent.isFile()) {
+        const kind = direntKind(dirent);
+        // A link could name any file of the machine (/etc/shadow); a FIFO would block the reader.
+        warnOnce(warn, `skipping ${join(dir, sub, name)}: it ${refusalOf(kind)}`);
+        skipped.push(`${sub}/${name}`);
+        continue;
+      }
+      if (unusableFileName(name)) {
+        warnOnce(warn, `skipping ${JSON.stringify(join(dir, sub, name))}: a line break in a file name cannot be kept in dovecot-uidlist; rename the file`);
+        skipped.push(`${sub}/${name}`);
+        continue;
+      }
+      // The basename ends at the first ':', as parseMaildirFilename and Dovecot cut it.
+      const colon = name.indexOf(':');
+      take(name, colon < 0 ? name : name.slice(0, colon));
     }
-    if (dirent === null) return;
-    const name = dirent.name;
-    if (name.startsWith('.')) continue;
-    const kind = direntKind(dirent);
-    if (kind !== 'file') {
-      // A link could name any file of the machine (/etc/shadow); a FIFO would block the reader.
-      warnOnce(warn, `skipping ${join(dir, sub, name)}: it ${refusalOf(kind)}`);
-      skipped.push(`${sub}/${name}`);
-      continue;
-    }
-    if (unusableFileName(name)) {
-      warnOnce(warn, `skipping ${JSON.stringify(join(dir, sub, name))}: a line break in a file name cannot be kept in dovecot-uidlist; rename the file`);
-      skipped.push(`${sub}/${name}`);
-      continue;
-    }
-    const entry: MessageFile = { file: `${sub}/${name}`, parsed: parseMaildirFilename(name) };
-    const seen = byBasename.get(entry.parsed.basename);
-    if (seen === undefined) byBasename.set(entry.parsed.basename, entry);
-    else if (seen.file.startsWith('new/') && sub === 'cur' && !exists(join(dir, seen.file))) {
-      byBasename.set(entry.parsed.basename, entry);
-    } else duplicates.push(entry);
+  } finally {
+    entries.closeSync();
   }
 }
 
@@ -144,14 +187,59 @@ export function exists(path: string): boolean {
 
 /**
  * The last uidlists read, by path, with their text: a scan that finds a change reads the uidlist
- * up to three times (first look, second look, under the lock), and a 100k-entry one takes tens
- * of milliseconds to parse. Reading is cheap; only text identical to the cached one is reused.
+ * more than once (first look, again under the lock), and a 100k-entry one takes tens of
+ * milliseconds to parse. Reading is cheap; only text identical to the cached one is reused, and
+ * text that only has lines added at its end (an append by Dovecot, by our saves or by our own
+ * scan) is read from where the cached text ended.
  * Held weakly: while a scan uses a parsed uidlist a second read finds it, but once nothing uses
  * it the collector may take it with its text (a million-line uidlist is over 100 MB of both).
  */
 const parsedUidlists = new Map<string, WeakRef<Uidlist>>();
-const uidlistTexts = new WeakMap<Uidlist, string>();
+interface UidlistSource {
+  /**
+   * The text in the pieces it was read in: an appended piece is its own string, so that the
+   * entries read from it do not keep the whole text a second time.
+   */
+  parts: string[];
+  length: number;
+  byteLength: number;
+  clean: boolean;
+  /** Each entry's UID by basename, when the parser made it. */
+  uids?: Map<string, number>;
+}
+const uidlistSources = new WeakMap<Uidlist, UidlistSource>();
 const PARSED_UIDLISTS_KEPT = 8;
+/** Past this many appended pieces, the text is read whole again. */
+const MAX_PARTS = 16;
+
+function startsWithParts(text: string, source: UidlistSource): boolean {
+  let at = 0;
+  for (const part of source.parts) {
+    if (!text.startsWith(part, at)) return false;
+    at += part.length;
+  }
+  return true;
+}
+
+function remember(path: string, uidlist: Uidlist, source: UidlistSource): void {
+  // Shared between readers: frozen, so that a caller that changed it would fail loudly.
+  Object.freeze(uidlist.entries);
+  Object.freeze(uidlist);
+  parsedUidlists.delete(path);
+  parsedUidlists.set(path, new WeakRef(uidlist));
+  uidlistSources.set(uidlist, source);
+  if (parsedUidlists.size > PARSED_UIDLISTS_KEPT) parsedUidlists.delete(parsedUidlists.keys().next().value!);
+}
+
+/** Each entry's UID by its basename, made once per parsed uidlist. */
+export function uidsByBasename(uidlist: Uidlist): ReadonlyMap<string, number> {
+  const source = uidlistSources.get(uidlist);
+  if (source?.uids) return source.uids;
+  const uids = new Map<string, number>();
+  for (const e of uidlist.entries) uids.set(e.basename, e.uid);
+  if (source) source.uids = uids;
+  return uids;
+}
 
 export function readUidlist(dir: string, warn: (msg: string) => void): UidlistRead {
   const path = join(dir, UIDLIST_FILENAME);
@@ -159,7 +247,22 @@ export function readUidlist(dir: string, warn: (msg: string) => void): UidlistRe
   if (bytes === undefined) return { state: 'missing' };
   const text = bytes.toString('utf8');
   const cached = parsedUidlists.get(path)?.deref();
-  if (cached && uidlistTexts.get(cached) === text) return { state: 'ok', uidlist: cached };
+  const source = cached && uidlistSources.get(cached);
+  if (cached && source && text.length >= source.length && startsWithParts(text, source)) {
+    if (text.length === source.length) return { state: 'ok', uidlist: cached, clean: source.clean };
+    if (source.clean && source.parts.length < MAX_PARTS && bytes.length > source.byteLength) {
+      // Lines added at the end: only they are read. The lines before were read without a warning,
+      // so each was one entry, after the header line.
+      const added = bytes.subarray(source.byteLength).toString('utf8');
+      const tail = parseAppendedLines(cached, uidsByBasename(cached), added, cached.entries.length + 2, path);
+      if (tail) {
+        for (const w of tail.warnings) warn(w);
+        const clean = tail.warnings.length === 0;
+        remember(path, tail.uidlist, { parts: [...source.parts, added], length: text.length, byteLength: bytes.length, clean });
+        return { state: 'ok', uidlist: tail.uidlist, clean };
+      }
+    }
+  }
   // Dovecot always ends the header with '\n'. A file without one was cut inside its header;
   // the part left can still parse ("3 V1 N4" without G), and trusting it would drop the
   // mailbox GUID and every UID. Treated as corrupt, it is rebuilt from the change index.
@@ -167,16 +270,11 @@ export function readUidlist(dir: string, warn: (msg: string) => void): UidlistRe
     return { state: 'corrupt', reason: `${path}: dovecot-uidlist header cut short (no newline): ${JSON.stringify(text.slice(0, 80))}` };
   }
   try {
-    const { uidlist, warnings } = parseUidlist(text, path);
+    const { uidlist, warnings, uids } = parseUidlist(text, path);
     for (const w of warnings) warn(w);
-    // Shared between readers: frozen, so that a caller that changed it would fail loudly.
-    Object.freeze(uidlist.entries);
-    Object.freeze(uidlist);
-    parsedUidlists.delete(path);
-    parsedUidlists.set(path, new WeakRef(uidlist));
-    uidlistTexts.set(uidlist, text);
-    if (parsedUidlists.size > PARSED_UIDLISTS_KEPT) parsedUidlists.delete(parsedUidlists.keys().next().value!);
-    return { state: 'ok', uidlist };
+    const clean = warnings.length === 0;
+    remember(path, uidlist, { parts: [text], length: text.length, byteLength: bytes.length, clean, uids });
+    return { state: 'ok', uidlist, clean };
   } catch (err) {
     return { state: 'corrupt', reason: (err as Error).message };
   }

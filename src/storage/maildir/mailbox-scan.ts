@@ -7,28 +7,33 @@
  * names but that are gone become expunges carrying their GUIDs.
  */
 import { randomBytes } from 'node:crypto';
-import { renameSync, statSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ChangeIndex, IndexedMailbox, IndexedMessage, MessageChange } from '../index/change-index.js';
 import { failpoint } from '../../model/failpoint.js';
 import type { MailboxName } from '../store.js';
 import { Dotlock } from './dotlock.js';
-import { generateBasename, lettersToFlags, FLAG_LETTERS } from './filename.js';
+import { generateBasename, hasKeywordLetters, lettersToFlags, parseMaildirFilename, FLAG_LETTERS } from './filename.js';
 import { indexRow, keywordList } from './index-row.js';
 import {
   afterOwnRewrite,
   cleanStaleTmp,
   fingerprint,
+  listedMessage,
   listMessageFiles,
+  lookAgain,
   readKeywords,
   readUidlist,
   readUidlistGuid,
+  uidsByBasename,
   UIDLIST_FILENAME,
   type FileListing,
+  type Fingerprint,
   type MessageFile,
+  type UidlistRead,
 } from './mailbox-files.js';
-import { formatUidlist, nextUidOf, type Uidlist, type UidlistEntry } from './uidlist.js';
+import { formatUidlist, formatUidlistEntries, nextUidOf, uidlistWantsRewrite, type Uidlist, type UidlistEntry } from './uidlist.js';
 import { nextUidValidity } from './uidvalidity.js';
 
 export interface ScanContext {
@@ -77,27 +82,58 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
   return b.every((x) => s.has(x));
 }
 
-/**
- * Why the uidlist would have to be written: `missing` when the only difference is lines whose
- * files are gone, which needs no write at all (see scanMailbox).
- */
-function rewriteNeed(read: ReturnType<typeof readUidlist>, listing: FileListing): 'none' | 'missing' | 'write' {
-  if (read.state !== 'ok') return 'write';
-  const u = read.uidlist;
-  if (u.version !== 3 || !u.mailboxGuid || listing.duplicates.length > 0) return 'write';
-  let present = 0;
-  for (const e of u.entries) if (listing.byBasename.has(e.basename)) present++;
-  // Entries have distinct basenames (the parser drops repeats): any further listed file is one
-  // the uidlist lacks.
-  if (listing.byBasename.size > present) return 'write';
-  return present < u.entries.length ? 'missing' : 'none';
+/** What a scan has to write to the uidlist, from its first look at the mailbox. */
+interface UidlistPlan {
+  /**
+   * `none`; `missing` when the only difference is lines whose files are gone, which needs no
+   * write at all (see scanMailbox); `append` for lines of new files, added at the end as Dovecot
+   * adds them; `write` for the whole file: a repair, or lines Dovecot would compress away.
+   */
+  need: 'none' | 'missing' | 'append' | 'write';
+  /** For `append`: the basenames of the listed files the uidlist lacks. */
+  fresh: string[];
+  /** How many lines name a file the listing lacks. */
+  missing: number;
 }
 
-/** Whether a uidlist line without a file names a message the index still holds (a new expunge). */
-function missingStillIndexed(ctx: ScanContext, uidlist: Uidlist, listing: FileListing): boolean {
-  const mailbox = uidlist.mailboxGuid ? ctx.index.mailboxByGuid(uidlist.mailboxGuid) : undefined;
-  if (!mailbox || mailbox.uidValidity !== uidlist.uidValidity) return true;
-  return uidlist.entries.some((e) => !listing.byBasename.has(e.basename) && ctx.index.message(mailbox.id, e.uid) !== undefined);
+const WRITE_WHOLE: UidlistPlan = { need: 'write', fresh: [], missing: 0 };
+
+function planUidlist(read: UidlistRead, listing: FileListing): UidlistPlan {
+  if (read.state !== 'ok') return WRITE_WHOLE;
+  const u = read.uidlist;
+  if (u.version !== 3 || !u.mailboxGuid || listing.duplicates.length > 0) return WRITE_WHOLE;
+  let present = 0;
+  for (const e of u.entries) if (listing.byBasename.has(e.basename)) present++;
+  const missing = u.entries.length - present;
+  // Entries have distinct basenames (the parser drops repeats): any further listed file is one
+  // the uidlist lacks.
+  if (listing.byBasename.size === present) return { need: missing > 0 ? 'missing' : 'none', fresh: [], missing };
+  // Lines added after a cut last line would join it, and lines Dovecot would refuse are a
+  // repair's business: such a file is written whole.
+  if (!read.clean) return WRITE_WHOLE;
+  const uids = uidsByBasename(u);
+  const fresh: string[] = [];
+  for (const basename of listing.byBasename.keys()) if (!uids.has(basename)) fresh.push(basename);
+  return uidlistWantsRewrite(u.entries.length, present, fresh.length) ? WRITE_WHOLE : { need: 'append', fresh, missing };
+}
+
+/**
+ * The basenames of uidlist lines without a listed file whose message the index still holds (new
+ * expunges, to be proven by a second look); every line without a file when the index does not
+ * know the mailbox. `indexed` is the index's rows of the mailbox, in UID order, as the entries are.
+ */
+function goneStillIndexed(uidlist: Uidlist, listing: FileListing, indexed: readonly IndexedMessage[] | undefined): Set<string> {
+  const gone = new Set<string>();
+  let r = 0;
+  for (const e of uidlist.entries) {
+    if (listing.byBasename.has(e.basename)) continue;
+    if (indexed) {
+      while (r < indexed.length && indexed[r]!.uid < e.uid) r++;
+      if (r >= indexed.length || indexed[r]!.uid !== e.uid) continue;
+    }
+    gone.add(e.basename);
+  }
+  return gone;
 }
 
 /** Dovecot orders new mail by the delivery time its name begins with; others sort after. */
@@ -112,85 +148,154 @@ function deliveryOrder(a: MessageFile, b: MessageFile): number {
 }
 
 /**
+ * UIDs for files the uidlist lacks, as Dovecot gives them (in delivery order, from the next
+ * UID), except that files a crashed save of ours left behind get the UIDs and GUIDs that save
+ * meant them to have.
+ */
+function numberFiles(ctx: ScanContext, uidlist: Uidlist, known: IndexedMailbox | undefined, files: MessageFile[]): { entries: UidlistEntry[]; next: number; meant: number } {
+  let next = nextUidOf(uidlist);
+  // Dovecot appends entries without raising the header's N, so when the last lines are lost
+  // (a cut write) the uidlist alone would hand their UIDs out again, maybe to other mail.
+  // The index remembers how far UIDs went.
+  if (known && known.uidValidity === uidlist.uidValidity) next = Math.max(next, known.uidNext);
+  const meant = known ? ctx.index.pendingSaves(known.id) : new Map<string, { uid: number | undefined; guid: string }>();
+  const byWantedUid = (f: MessageFile) => meant.get(f.parsed.basename)?.uid ?? Infinity;
+  const entries: UidlistEntry[] = [];
+  for (const f of files.sort(deliveryOrder).sort((a, b) => byWantedUid(a) - byWantedUid(b))) {
+    const p = meant.get(f.parsed.basename);
+    const uid = p?.uid !== undefined && p.uid >= next ? p.uid : next;
+    next = uid + 1;
+    const guid = p && p.guid !== f.parsed.basename ? { guid: p.guid } : {};
+    entries.push({ uid, basename: f.parsed.basename, ...guid, extra: [] });
+  }
+  return { entries, next, meant: meant.size };
+}
+
+/** What a scan wrote to the uidlist, and the uidlist and listing it went by. */
+interface UidlistWrite {
+  uidlist: Uidlist;
+  /** Lines appended after `uidlist`'s own entries (empty after a whole rewrite, which holds them). */
+  appended: UidlistEntry[];
+  listing: FileListing;
+  /** What this session may take as "unchanged since we looked" (see scanMailbox). */
+  fingerprint: string;
+}
+
+/**
+ * Adds lines for new files at the end of the uidlist under its lock, as Dovecot does, instead of
+ * writing a 100k-line file anew for a few deliveries. The header's next UID stays as it is: like
+ * Dovecot, every reader takes the next UID past the last line too. The uidlist is read again
+ * under the lock, where Dovecot may have listed some of the files meanwhile, or rewritten it;
+ * when that read calls for a whole rewrite, it is done, still under the lock.
+ */
+async function appendToUidlist(ctx: ScanContext, first: Uidlist, listing: FileListing, fresh: string[], before: Fingerprint): Promise<UidlistWrite> {
+  const path = join(ctx.dir, UIDLIST_FILENAME);
+  const lock = await Dotlock.acquire(path, { timeoutSeconds: ctx.lockTimeoutSeconds, fsync: ctx.fsync });
+  try {
+    const read = readUidlist(ctx.dir, ctx.warn);
+    let uidlist = first;
+    if (read.state !== 'ok' || read.uidlist !== first) {
+      const again = planUidlist(read, listing);
+      if (again.need === 'write') return rewriteLocked(ctx, lock);
+      if (read.state !== 'ok') throw new Error('unreachable: a uidlist that cannot be read is written whole');
+      if (again.need !== 'append') return { uidlist: read.uidlist, appended: [], listing, fingerprint: before.value };
+      uidlist = read.uidlist;
+      fresh = again.fresh;
+    }
+    const known = ctx.index.mailboxByGuid(uidlist.mailboxGuid!);
+    const { entries, meant } = numberFiles(ctx, uidlist, known, fresh.map((b) => listedMessage(listing, b)!));
+    const text = formatUidlistEntries(entries, uidlist.entries.at(-1)?.uid ?? 0);
+    failpoint('scan-before-uidlist');
+    const fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW);
+    try {
+      writeSync(fd, text);
+      if (ctx.fsync) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (known && meant > 0) ctx.index.clearPendingSaves(known.id);
+    failpoint('scan-after-uidlist');
+    return { uidlist, appended: entries, listing, fingerprint: afterOwnRewrite(before, fingerprint(ctx.dir)) };
+  } finally {
+    lock.release();
+  }
+}
+
+/**
  * Repairs and extends the uidlist under its lock: renames duplicate basenames apart, drops
  * entries whose files are gone, gives new files UIDs. A corrupt or missing uidlist is rebuilt
  * from the change index when the index knows this mailbox, keeping its UIDs and UIDVALIDITY.
  */
-async function rewriteUidlist(ctx: ScanContext): Promise<{ uidlist: Uidlist; listing: FileListing; fingerprint: string }> {
+async function rewriteUidlist(ctx: ScanContext): Promise<UidlistWrite> {
   const lock = await Dotlock.acquire(join(ctx.dir, UIDLIST_FILENAME), {
     timeoutSeconds: ctx.lockTimeoutSeconds,
     fsync: ctx.fsync,
   });
   try {
-    const read = readUidlist(ctx.dir, ctx.warn);
-    const known = indexedMailbox(ctx, read);
-    let beforeListing = fingerprint(ctx.dir);
-    let listing = listMessageFiles(ctx.dir, ctx.warn);
-    // Of several files with one basename, the one the index already has keeps the name and so
-    // its UID: otherwise whichever readdir lists first would win, and a UID a client has cached
-    // could start reading as the newcomer's body.
-    const indexedFiles = new Set(known && listing.duplicates.length > 0 ? ctx.index.messages(known.id).map((m) => m.file) : []);
-    for (const dup of listing.duplicates) {
-      let victim = dup;
-      const holder = listing.byBasename.get(dup.parsed.basename)!;
-      if (indexedFiles.has(dup.file) && !indexedFiles.has(holder.file)) {
-        listing.byBasename.set(dup.parsed.basename, dup);
-        victim = holder;
-      }
-      const fresh = newBasename();
-      const target = `${victim.file.slice(0, 4)}${victim.parsed.info === undefined ? fresh : `${fresh}:${victim.parsed.info}`}`;
-      ctx.warn(`${join(ctx.dir, victim.file)}: duplicate message basename, renamed to ${target}`);
-      renameSync(join(ctx.dir, victim.file), join(ctx.dir, target));
-    }
-    if (listing.duplicates.length > 0) {
-      beforeListing = fingerprint(ctx.dir);
-      listing = listMessageFiles(ctx.dir, ctx.warn);
-    }
-
-    let uidlist: Uidlist;
-    if (read.state === 'ok') {
-      uidlist = { ...read.uidlist, version: 3, entries: [...read.uidlist.entries] };
-    } else {
-      if (read.state === 'corrupt') ctx.warn(`${read.reason}; rebuilding it`);
-      uidlist = recoverUidlist(ctx, known);
-    }
-    if (!uidlist.mailboxGuid) uidlist.mailboxGuid = newMailboxGuid();
-
-    // Entries whose file is gone are dropped without a word: Dovecot itself leaves them behind
-    // after every expunge and cleans them up at its next rewrite, so they are ordinary.
-    const kept: UidlistEntry[] = [];
-    const listed = new Set<string>();
-    for (const e of uidlist.entries) {
-      if (listing.byBasename.has(e.basename)) {
-        kept.push(e);
-        listed.add(e.basename);
-      }
-    }
-    let next = nextUidOf(uidlist);
-    // Dovecot appends entries without raising the header's N, so when the last lines are lost
-    // (a cut write) the uidlist alone would hand their UIDs out again, maybe to other mail.
-    // The index remembers how far UIDs went.
-    if (known && known.uidValidity === uidlist.uidValidity) next = Math.max(next, known.uidNext);
-    const fresh = [...listing.byBasename.values()].filter((f) => !listed.has(f.parsed.basename)).sort(deliveryOrder);
-    // Files a crashed save of ours left behind get the UIDs and GUIDs that save meant them to have.
-    const meant = known ? ctx.index.pendingSaves(known.id) : new Map<string, { uid: number | undefined; guid: string }>();
-    const byWantedUid = (f: MessageFile) => meant.get(f.parsed.basename)?.uid ?? Infinity;
-    for (const f of [...fresh].sort((a, b) => byWantedUid(a) - byWantedUid(b))) {
-      const p = meant.get(f.parsed.basename);
-      const uid = p?.uid !== undefined && p.uid >= next ? p.uid : next;
-      next = uid + 1;
-      const guid = p && p.guid !== f.parsed.basename ? { guid: p.guid } : {};
-      kept.push({ uid, basename: f.parsed.basename, ...guid, extra: [] });
-    }
-    uidlist = { ...uidlist, version: 3, nextUid: next, entries: kept };
-    failpoint('scan-before-uidlist');
-    lock.replace(formatUidlist(uidlist));
-    if (known && meant.size > 0) ctx.index.clearPendingSaves(known.id);
-    failpoint('scan-after-uidlist');
-    return { uidlist, listing, fingerprint: afterOwnRewrite(beforeListing, fingerprint(ctx.dir)) };
+    return rewriteLocked(ctx, lock);
   } finally {
     lock.release();
   }
+}
+
+function rewriteLocked(ctx: ScanContext, lock: Dotlock): UidlistWrite {
+  const read = readUidlist(ctx.dir, ctx.warn);
+  const known = indexedMailbox(ctx, read);
+  let beforeListing = fingerprint(ctx.dir);
+  let listing = listMessageFiles(ctx.dir, ctx.warn);
+  // Of several files with one basename, the one the index already has keeps the name and so
+  // its UID: otherwise whichever readdir lists first would win, and a UID a client has cached
+  // could start reading as the newcomer's body.
+  const indexedFiles = new Set(known && listing.duplicates.length > 0 ? ctx.index.messages(known.id).map((m) => m.file) : []);
+  for (const dup of listing.duplicates) {
+    const basename = dup.parsed.basename;
+    let victim = dup;
+    const holder = listedMessage(listing, basename)!;
+    if (indexedFiles.has(dup.file) && !indexedFiles.has(holder.file)) {
+      listing.byBasename.set(basename, dup.file.slice(4));
+      if (dup.file.startsWith('new/')) listing.inNew.add(basename);
+      else listing.inNew.delete(basename);
+      victim = holder;
+    }
+    const fresh = newBasename();
+    const target = `${victim.file.slice(0, 4)}${victim.parsed.info === undefined ? fresh : `${fresh}:${victim.parsed.info}`}`;
+    ctx.warn(`${join(ctx.dir, victim.file)}: duplicate message basename, renamed to ${target}`);
+    renameSync(join(ctx.dir, victim.file), join(ctx.dir, target));
+  }
+  if (listing.duplicates.length > 0) {
+    beforeListing = fingerprint(ctx.dir);
+    listing = listMessageFiles(ctx.dir, ctx.warn);
+  }
+
+  let uidlist: Uidlist;
+  if (read.state === 'ok') {
+    uidlist = { ...read.uidlist, version: 3, entries: [...read.uidlist.entries] };
+  } else {
+    if (read.state === 'corrupt') ctx.warn(`${read.reason}; rebuilding it`);
+    uidlist = recoverUidlist(ctx, known);
+  }
+  if (!uidlist.mailboxGuid) uidlist.mailboxGuid = newMailboxGuid();
+
+  // Entries whose file is gone are dropped without a word: Dovecot itself leaves them behind
+  // after every expunge and cleans them up at its next rewrite, so they are ordinary.
+  const kept: UidlistEntry[] = [];
+  const listed = new Set<string>();
+  for (const e of uidlist.entries) {
+    if (listing.byBasename.has(e.basename)) {
+      kept.push(e);
+      listed.add(e.basename);
+    }
+  }
+  const files: MessageFile[] = [];
+  for (const basename of listing.byBasename.keys()) if (!listed.has(basename)) files.push(listedMessage(listing, basename)!);
+  const { entries, next, meant } = numberFiles(ctx, uidlist, known, files);
+  kept.push(...entries);
+  uidlist = { ...uidlist, version: 3, nextUid: next, entries: kept };
+  failpoint('scan-before-uidlist');
+  lock.replace(formatUidlist(uidlist));
+  if (known && meant > 0) ctx.index.clearPendingSaves(known.id);
+  failpoint('scan-after-uidlist');
+  return { uidlist, appended: [], listing, fingerprint: afterOwnRewrite(beforeListing, fingerprint(ctx.dir)) };
 }
 
 /**
@@ -235,26 +340,36 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
   }
 
   cleanStaleTmp(ctx.dir, ctx.warn);
-  let read: ReturnType<typeof readUidlist> | undefined = readUidlist(ctx.dir, ctx.warn);
+  let read: UidlistRead | undefined = readUidlist(ctx.dir, ctx.warn);
   let listing: FileListing | undefined = listMessageFiles(ctx.dir, ctx.warn);
   let uidlist: Uidlist | undefined;
-  // A file renamed while we listed can look missing. Whether it is gone is decided only by the
-  // listing taken under the uidlist lock in rewriteUidlist, never by this one.
-  // What this session may take as "unchanged since we looked": after our own rewrite, the
-  // mailbox as that rewrite left it, so the next read in this run does not scan it all again.
+  let appended: UidlistEntry[] = [];
+  // The index's rows of the mailbox the uidlist names, when read before the diff needs them.
+  let rowsOf: { id: number; rows: IndexedMessage[] } | undefined;
+  // A file renamed while we listed can look missing. Whether it is gone is decided only by a
+  // second look (or by the listing a whole rewrite takes under the uidlist lock), never by this one.
+  // What this session may take as "unchanged since we looked": after our own write, the
+  // mailbox as that write left it, so the next read in this run does not scan it all again.
   let seen = fp.value;
-  let need = rewriteNeed(read, listing);
-  if (need === 'missing' && missingStillIndexed(ctx, (read as { uidlist: Uidlist }).uidlist, listing)) {
+  let plan = planUidlist(read, listing);
+  if (read.state === 'ok' && plan.missing > 0 && plan.need !== 'write') {
     // Lines whose files are gone are what Dovecot leaves after every expunge; its next rewrite
     // drops them, and so does ours. Rewriting here would write to a mailbox that is only being
-    // read (the source of a backup or of sync -1). Gone is decided by a second look, so a file
-    // renamed during the first one is not taken for an expunge.
-    read = readUidlist(ctx.dir, ctx.warn);
-    listing = listMessageFiles(ctx.dir, ctx.warn);
-    need = rewriteNeed(read, listing);
+    // read (the source of a backup or of sync -1). Gone is decided by a second look at the
+    // directories for those files, so a file renamed during the first one is not taken for an
+    // expunge; lines the index already holds no message for were proven gone before.
+    const known = read.uidlist.mailboxGuid ? ctx.index.mailboxByGuid(read.uidlist.mailboxGuid) : undefined;
+    if (known && known.uidValidity === read.uidlist.uidValidity) rowsOf = { id: known.id, rows: ctx.index.messages(known.id) };
+    const gone = goneStillIndexed(read.uidlist, listing, rowsOf?.rows);
+    if (gone.size > 0) {
+      lookAgain(ctx.dir, listing, gone, ctx.warn);
+      plan = planUidlist(read, listing);
+    }
   }
-  if (need === 'write') {
+  if (plan.need === 'write') {
     ({ uidlist, listing, fingerprint: seen } = await rewriteUidlist(ctx));
+  } else if (plan.need === 'append') {
+    ({ uidlist, appended, listing, fingerprint: seen } = await appendToUidlist(ctx, (read as { uidlist: Uidlist }).uidlist, listing, plan.fresh, fp));
   } else {
     uidlist = (read as { uidlist: Uidlist }).uidlist;
   }
@@ -264,19 +379,23 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
   else if (mailbox.uidValidity !== uidlist.uidValidity) {
     ctx.warn(`${ctx.dir}: UIDVALIDITY changed from ${mailbox.uidValidity} to ${uidlist.uidValidity}; every message counts as new`);
     ctx.index.resetMailbox(mailbox.id, uidlist.uidValidity);
+    rowsOf = undefined;
   }
   if (JSON.stringify(mailbox.name) !== JSON.stringify(ctx.name)) ctx.index.renameMailbox(mailbox.id, ctx.name);
 
-  const changes = diffWithIndex(ctx, uidlist, listing, ctx.index.messages(mailbox.id));
+  const rows = rowsOf?.id === mailbox.id ? rowsOf.rows : ctx.index.messages(mailbox.id);
+  rowsOf = undefined;
+  const changes = diffWithIndex(ctx, uidlist.entries, appended, listing, rows);
   // A mailbox with entries we refuse is listed again by every run, so each run warns of them
   // and knows its copy is incomplete.
   skippedEntries.set(ctx.dir, listing.skipped);
   const trusted = fp.safe && listing.skipped.length === 0;
-  const uidNext = nextUidOf(uidlist);
+  const uidNext = Math.max(nextUidOf(uidlist), (appended.at(-1)?.uid ?? 0) + 1);
   // The directory listing and the parsed uidlist are the largest things a scan of a big mailbox
   // holds (a few hundred bytes a message): they go before the index takes the changes and
   // builds its rows, not after.
   read = listing = uidlist = undefined;
+  appended = [];
   ctx.index.applyChanges(mailbox.id, changes, { uidNext, fingerprint: trusted ? fp.value : null });
   // Across runs only the fingerprint seen first is known to match what the index now holds.
   ctx.scannedThisSession.set(guid, seen);
@@ -285,7 +404,8 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
 
 function diffWithIndex(
   ctx: ScanContext,
-  uidlist: Uidlist,
+  entries: readonly UidlistEntry[],
+  appended: readonly UidlistEntry[],
   listing: FileListing,
   indexed: IndexedMessage[],
 ): MessageChange[] {
@@ -303,51 +423,66 @@ function diffWithIndex(
     return d;
   };
   const changes: MessageChange[] = [];
-  const entries = uidlist.entries.every((e, i, all) => i === 0 || all[i - 1]!.uid < e.uid) ? uidlist.entries : [...uidlist.entries].sort((a, b) => a.uid - b.uid);
-  // Both lists are in UID order (the parser drops out-of-order entries; the index sorts): walk
-  // them side by side instead of building maps of a 100k-message mailbox.
+  // Both lists are in UID order (the parser drops out-of-order entries, appended lines come
+  // after them; the index sorts): walk them side by side instead of building maps of a
+  // 100k-message mailbox.
   let r = 0;
-  for (const e of entries) {
+  const step = (e: UidlistEntry) => {
     while (r < indexed.length && indexed[r]!.uid < e.uid) {
       const gone = indexed[r++]!;
       changes.push({ kind: 'expunge', uid: gone.uid, guid: gone.guid });
     }
     const row = r < indexed.length && indexed[r]!.uid === e.uid ? indexed[r++] : undefined;
-    const f = listing.byBasename.get(e.basename);
-    if (!f) {
+    const name = listing.byBasename.get(e.basename);
+    if (name === undefined) {
       if (row) changes.push({ kind: 'expunge', uid: row.uid, guid: row.guid });
-      continue;
+      return;
     }
     const guid = e.guid ?? e.basename;
+    const inNew = listing.inNew.size > 0 && listing.inNew.has(e.basename);
     // The same file name as at the last scan, no keyword letters and none recorded: nothing can
-    // have changed (most of a large mailbox, on every rescan).
-    if (row && row.guid === guid && row.file === f.file && row.keywords.length === 0 && !/[a-z]/.test(f.parsed.flagLetters)) continue;
-    const { flagLetters, keywords: fileKeywords } = decode(f.parsed.flagLetters);
+    // have changed (most of a large mailbox, on every rescan). Told by comparing the names, so
+    // the name is parsed only when it changed.
+    if (row && row.guid === guid && row.keywords.length === 0 && sameFile(row.file, inNew, name) && !hasKeywordLetters(name)) return;
+    const file = (inNew ? 'new/' : 'cur/') + name;
+    const parsed = parseMaildirFilename(name);
+    const { flagLetters, keywords: fileKeywords } = decode(parsed.flagLetters);
     if (!row || row.guid !== guid) {
       if (row) changes.push({ kind: 'expunge', uid: row.uid, guid: row.guid });
       let st;
       try {
-        st = statSync(join(ctx.dir, f.file));
+        st = statSync(join(ctx.dir, file));
       } catch {
-        continue; // Gone since listing; the next scan records it properly.
+        return; // Gone since listing; the next scan records it properly.
       }
-      const size = f.parsed.size ?? st.size;
-      changes.push({ kind: 'add', message: indexRow(e.uid, guid, f.file, flagLetters, keywordList([...fileKeywords]), st.mtimeMs, size) });
-      continue;
+      const size = parsed.size ?? st.size;
+      changes.push({ kind: 'add', message: indexRow(e.uid, guid, file, flagLetters, keywordList([...fileKeywords]), st.mtimeMs, size) });
+      return;
     }
     // Keywords past the 26 a filename can carry live only in the index; keep them.
     const extra = row.keywords.filter((k) => !representable.has(k));
     const keywords = keywordList(extra.length === 0 ? [...fileKeywords] : [...new Set([...fileKeywords, ...extra])]);
     const flagsChanged = row.flagLetters !== flagLetters || !sameSet(row.keywords, keywords);
-    if (flagsChanged || row.file !== f.file) {
+    if (flagsChanged || row.file !== file) {
       changes.push({
         kind: 'update',
-        message: { ...row, file: f.file, flagLetters, keywords },
+        message: { ...row, file, flagLetters, keywords },
         bumpModseq: flagsChanged,
       });
     }
-  }
+  };
+  for (const e of inUidOrder(entries)) step(e);
+  for (const e of inUidOrder(appended)) step(e);
   for (; r < indexed.length; r++) changes.push({ kind: 'expunge', uid: indexed[r]!.uid, guid: indexed[r]!.guid });
   return changes;
 }
 
+/** Whether a row's file (`cur/NAME`, `new/NAME`) is the listed `name` in new/ or cur/, without building the path. */
+function sameFile(file: string, inNew: boolean, name: string): boolean {
+  return file.length === name.length + 4 && file.endsWith(name) && file.startsWith(inNew ? 'new/' : 'cur/');
+}
+
+function inUidOrder(entries: readonly UidlistEntry[]): readonly UidlistEntry[] {
+  for (let i = 1; i < entries.length; i++) if (entries[i - 1]!.uid >= entries[i]!.uid) return [...entries].sort((a, b) => a.uid - b.uid);
+  return entries;
+}

@@ -45,6 +45,8 @@ export interface Uidlist {
 export interface ParsedUidlist {
   uidlist: Uidlist;
   warnings: string[];
+  /** Each entry's UID by its basename: what the parser needs to find a file listed twice. */
+  uids: Map<string, number>;
 }
 
 const MAX_UINT32 = 0xffffffff;
@@ -103,33 +105,40 @@ function parseHeader(line: string, file: string): Omit<Uidlist, 'entries'> {
 const NO_EXTRA = Object.freeze([]) as unknown as [string, string][];
 
 /**
- * The common line, `<uid> :<filename>` with no extension fields, without regular expressions:
- * a 100k-message uidlist is read on every scan of a changed mailbox. Anything else (or anything
- * wrong) is left to the full parser, which also explains what is wrong.
+ * The common line, `<uid> :<filename>` with no extension fields, read in place from `text`
+ * between `start` and `end` without regular expressions or a copy of the line: a 100k-message
+ * uidlist is read on every scan of a changed mailbox. Anything else (or anything wrong) is left
+ * to the full parser, which also explains what is wrong.
  */
-function parsePlainEntry(line: string, version: 1 | 3): UidlistEntry | undefined {
-  let i = 0;
+function parsePlainEntryAt(text: string, start: number, end: number, version: 1 | 3): UidlistEntry | undefined {
+  let i = start;
   let uid = 0;
-  for (; i < line.length; i++) {
-    const c = line.charCodeAt(i);
+  for (; i < end; i++) {
+    const c = text.charCodeAt(i);
     if (c < 48 || c > 57) break;
     uid = uid * 10 + (c - 48);
   }
-  if (i === 0 || i > 10 || line.charCodeAt(i) !== 32 || uid === 0 || uid >= MAX_UINT32) return undefined;
+  if (i === start || i - start > 10 || i >= end || text.charCodeAt(i) !== 32 || uid === 0 || uid >= MAX_UINT32) return undefined;
   i++;
   if (version === 3) {
-    if (line.charCodeAt(i) !== 58) return undefined; // ':'
+    if (i >= end || text.charCodeAt(i) !== 58) return undefined; // ':'
     i++;
   }
-  const colon = line.indexOf(':', i);
-  const basename = colon < 0 ? line.slice(i) : line.slice(i, colon);
-  if (basename === '' || basename.charCodeAt(0) === 32 || line.includes('/', i)) return undefined;
-  return { uid, basename, extra: NO_EXTRA };
+  // By hand up to the line's end: indexOf would search the rest of the file for a '/' that
+  // no line has, once per line.
+  let colon = end;
+  for (let j = i; j < end; j++) {
+    const c = text.charCodeAt(j);
+    if (c === 47) return undefined; // '/'
+    if (c === 58 && colon === end) colon = j; // ':'
+  }
+  if (colon === i || text.charCodeAt(i) === 32) return undefined;
+  return { uid, basename: text.slice(i, colon), extra: NO_EXTRA };
 }
 
 /** Returns the entry, or a reason why the line is unusable. */
 export function parseEntry(line: string, version: 1 | 3): UidlistEntry | string {
-  return parsePlainEntry(line, version) ?? parseEntryStrict(line, version);
+  return parsePlainEntryAt(line, 0, line.length, version) ?? parseEntryStrict(line, version);
 }
 
 /** The full entry grammar. Exported so tests can hold the quick path to it. */
@@ -171,47 +180,84 @@ export function parseEntryStrict(line: string, version: 1 | 3): UidlistEntry | s
 
 export function parseUidlist(text: string, file: string): ParsedUidlist {
   if (text === '') throw dataError(`${file}: empty dovecot-uidlist`);
-  const lines = text.split('\n');
-  const unterminated = lines.pop()!; // '' when the text ends in '\n'
-  const warnings: string[] = [];
-  const warn = (lineNo: number, msg: string) => warnings.push(`${file}: line ${lineNo}: ${msg}`);
-
   // A lone header without newline is still a header: nothing else to go on.
-  const headerLine = (lines.length > 0 ? lines[0]! : unterminated).replace(/\r$/, '');
+  const headerEnd = text.indexOf('\n');
+  const headerLine = (headerEnd < 0 ? text : text.slice(0, headerEnd)).replace(/\r$/, '');
   const header = parseHeader(headerLine, file);
-  const entries: UidlistEntry[] = [];
-  const byBasename = new Map<string, number>();
+  const parsed: ParsedUidlist = { uidlist: { ...header, entries: [] }, warnings: [], uids: new Map() };
+  if (headerEnd >= 0) parseLines(parsed, text, headerEnd + 1, 2, file);
+  return parsed;
+}
 
-  for (let i = 1; i < lines.length; i++) {
-    const lineNo = i + 1;
-    const raw = lines[i]!;
-    const line = raw.charCodeAt(raw.length - 1) === 13 ? raw.slice(0, -1) : raw;
-    const parsed = parseEntry(line, header.version);
-    if (typeof parsed === 'string') {
-      warn(lineNo, `${parsed}, skipped: ${JSON.stringify(line)}`);
+/**
+ * The lines of `appended`, text added at the end of the uidlist `prior` parsed (whose text ended
+ * with a newline), as Dovecot and our saves append: the result is what parseUidlist would make of
+ * the whole text, without reading the earlier lines again. Undefined when an appended line names a
+ * file an earlier line names (Dovecot keeps the later UID, which drops the earlier entry): only a
+ * whole parse can say that right.
+ */
+export function parseAppendedLines(
+  prior: Uidlist, priorUids: ReadonlyMap<string, number>, appended: string, firstLineNo: number, file: string,
+): Omit<ParsedUidlist, 'uids'> | undefined {
+  const tail: ParsedUidlist = { uidlist: { ...prior, entries: [] }, warnings: [], uids: new Map() };
+  const last = prior.entries.at(-1);
+  parseLines(tail, appended, 0, firstLineNo, file, last?.uid ?? 0);
+  for (const e of tail.uidlist.entries) if (priorUids.has(e.basename)) return undefined;
+  return { uidlist: { ...prior, entries: prior.entries.concat(tail.uidlist.entries) }, warnings: tail.warnings };
+}
+
+/** Entry lines from `start`, one at a time out of `text`: a split would copy every line first. */
+function parseLines(out: ParsedUidlist, text: string, start: number, firstLineNo: number, file: string, lastUid = 0): void {
+  const { uidlist, warnings, uids } = out;
+  const { entries, version, nextUid } = uidlist;
+  const warn = (lineNo: number, msg: string) => warnings.push(`${file}: line ${lineNo}: ${msg}`);
+  let lineNo = firstLineNo;
+  let prevUid = lastUid;
+  for (let pos = start; pos < text.length; lineNo++) {
+    const nl = text.indexOf('\n', pos);
+    if (nl < 0) {
+      warn(lineNo, 'no terminating newline (interrupted write), skipped');
+      return;
+    }
+    const end = nl > pos && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
+    const lineStart = pos;
+    pos = nl + 1;
+    let parsed: UidlistEntry | string | undefined = parsePlainEntryAt(text, lineStart, end, version);
+    if (parsed === undefined) {
+      const line = text.slice(lineStart, end);
+      parsed = parseEntryStrict(line, version);
+      if (typeof parsed === 'string') {
+        warn(lineNo, `${parsed}, skipped: ${JSON.stringify(line)}`);
+        continue;
+      }
+    }
+    if (parsed.uid <= prevUid) {
+      warn(lineNo, `UID ${parsed.uid} not greater than previous UID ${prevUid}, skipped`);
       continue;
     }
-    const last = entries[entries.length - 1];
-    if (last && parsed.uid <= last.uid) {
-      warn(lineNo, `UID ${parsed.uid} not greater than previous UID ${last.uid}, skipped`);
-      continue;
-    }
-    if (header.version === 1 && parsed.uid >= header.nextUid) {
-      warn(lineNo, `UID ${parsed.uid} not below the header's next UID ${header.nextUid}`);
+    if (version === 1 && parsed.uid >= nextUid) {
+      warn(lineNo, `UID ${parsed.uid} not below the header's next UID ${nextUid}`);
     }
     // Same file listed twice: Dovecot keeps the later UID (the file came back after an expunge).
-    const dup = byBasename.get(parsed.basename);
+    const dup = uids.get(parsed.basename);
     if (dup !== undefined) {
       warn(lineNo, `${parsed.basename} already listed with UID ${dup}; keeping UID ${parsed.uid}`);
       entries.splice(entries.findIndex((e) => e.uid === dup), 1);
     }
-    byBasename.set(parsed.basename, parsed.uid);
+    uids.set(parsed.basename, parsed.uid);
     entries.push(parsed);
+    prevUid = parsed.uid;
   }
-  if (lines.length > 0 && unterminated !== '') {
-    warn(lines.length + 1, 'no terminating newline (interrupted write), skipped');
-  }
-  return { uidlist: { ...header, entries }, warnings };
+}
+
+/**
+ * Dovecot's rule for a uidlist it is about to add lines to (maildir-uidlist.c,
+ * UIDLIST_COMPRESS_PERCENTAGE): the file is written anew, without the lines whose files are
+ * gone, once the messages it would name are at most 75% of the lines it would hold; else the new
+ * lines are appended.
+ */
+export function uidlistWantsRewrite(lines: number, held: number, added: number): boolean {
+  return Math.floor(((lines + added) * 75) / 100) >= held + added;
 }
 
 export function nextUidOf(u: Uidlist): number {
