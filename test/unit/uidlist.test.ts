@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { formatUidlist, nextUidOf, parseEntry, parseEntryStrict, parseUidlist, type Uidlist } from '../../src/storage/maildir/uidlist.js';
+import { formatUidlist, nextUidOf, parseAppendedLines, parseEntry, parseEntryStrict, parseUidlist, uidlistWantsRewrite, type Uidlist } from '../../src/storage/maildir/uidlist.js';
 import { MailferryError } from '../../src/model/errors.js';
 
 const FILE = '/home/u/Maildir/dovecot-uidlist';
@@ -160,4 +160,58 @@ test('property: the quick path for plain entry lines agrees with the full gramma
     }),
     { numRuns: 5000 },
   );
+});
+
+test('property: lines read after a prefix agree with reading the whole text, or refuse a file listed twice', () => {
+  const line = fc.record({
+    gap: fc.integer({ min: -2, max: 3 }),
+    name: fc.constantFrom('a', 'b', 'c', 'd', '1700000000.M1P2.host,S=5', 'x:2,S'),
+    shape: fc.constantFrom('plain', 'guid', 'bad', 'cr'),
+  });
+  fc.assert(
+    fc.property(fc.array(line, { maxLength: 12 }), fc.nat(), fc.boolean(), (lines, at, cut) => {
+      let uid = 0;
+      const texts = lines.map((l) => {
+        uid = Math.max(1, uid + l.gap);
+        if (l.shape === 'bad') return 'garbage\n';
+        return `${uid}${l.shape === 'guid' ? ' Gsome-guid' : ''} :${l.name}${l.shape === 'cr' ? '\r' : ''}\n`;
+      });
+      const header = `3 V1 N1 G${GUID}\n`;
+      const split = at % (texts.length + 1);
+      const prefix = header + texts.slice(0, split).join('');
+      const tail = texts.slice(split).join('') + (cut ? '9 :cut' : '');
+      const whole = parseUidlist(prefix + tail, FILE);
+      const first = parseUidlist(prefix, FILE);
+      const added = parseAppendedLines(first.uidlist, first.uids, tail, first.uidlist.entries.length + 2, FILE);
+      if (added === undefined) {
+        // Refused only when a line of the tail names a file the prefix lists.
+        assert.ok(whole.warnings.some((w) => w.includes('already listed')));
+        return;
+      }
+      assert.deepEqual(added.uidlist, whole.uidlist);
+      // Line numbers hold when the prefix read cleanly, the only case callers read the rest alone.
+      if (first.warnings.length === 0) assert.deepEqual([...first.warnings, ...added.warnings], whole.warnings);
+    }),
+    { numRuns: 2000 },
+  );
+});
+
+test('a 200,000-line uidlist is read in time proportional to its length', () => {
+  const lines = Array.from({ length: 200_000 }, (_, i) => `${i + 1} :${1_700_000_000 + i}.M${i}P1.host,S=100,W=102\n`);
+  const text = `3 V1 N1 G${GUID}\n${lines.join('')}`;
+  const started = performance.now();
+  const { uidlist, warnings } = parseUidlist(text, FILE);
+  const ms = performance.now() - started;
+  assert.deepEqual(warnings, []);
+  assert.equal(uidlist.entries.length, 200_000);
+  // Linear, this takes tens of milliseconds even on a busy machine; a search of the rest of the
+  // file for each line (quadratic) took minutes.
+  assert.ok(ms < 5_000, `${ms.toFixed(0)} ms`);
+});
+
+test("Dovecot's compress rule for a uidlist about to get lines", () => {
+  assert.equal(uidlistWantsRewrite(4, 4, 0), false);
+  assert.equal(uidlistWantsRewrite(4, 3, 0), true);
+  assert.equal(uidlistWantsRewrite(7, 5, 1), true);
+  assert.equal(uidlistWantsRewrite(7, 6, 1), false);
 });
