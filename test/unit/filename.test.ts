@@ -5,6 +5,7 @@ import {
   FLAG_LETTERS,
   flagsToLetters,
   formatMaildirFilename,
+  hasKeywordLetters,
   generateBasename,
   isValidBasename,
   lettersToFlags,
@@ -136,4 +137,18 @@ test('vsizeOf counts bare LFs as CRLF', () => {
       assert.equal(vsizeOf(crlf), crlf.length);
     }),
   );
+});
+
+test('property: hasKeywordLetters tells what the parsed flag letters say', () => {
+  const piece = fc.constantFrom('1700000000.M1P2.host', ':', '2,', 'S', 'a', 'z', 'FS', 'ab', ',', 'X', '3,', '');
+  fc.assert(
+    fc.property(fc.array(piece, { maxLength: 8 }), (parts) => {
+      const name = parts.join('');
+      assert.equal(hasKeywordLetters(name), /[a-z]/.test(parseMaildirFilename(name).flagLetters), JSON.stringify(name));
+    }),
+    { numRuns: 5000 },
+  );
+  assert.equal(hasKeywordLetters('1.M1.h:2,Sa'), true);
+  assert.equal(hasKeywordLetters('1.M1.h:2,S,a'), false);
+  assert.equal(hasKeywordLetters('1.M1.h'), false);
 });
