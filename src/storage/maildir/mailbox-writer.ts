@@ -33,7 +33,7 @@ import { indexRow, keywordList } from './index-row.js';
 import { KEYWORDS_FILENAME, listMessageFiles, OWN_TMP_SUFFIX, readKeywords, readUidlist, UIDLIST_FILENAME } from './mailbox-files.js';
 import { newBasename, systemLetters, type ScanContext } from './mailbox-scan.js';
 import { formatUidlist, formatUidlistEntries, nextUidOf, parseUidlist, type Uidlist, type UidlistEntry } from './uidlist.js';
-import { uidlistBasenames, uidlistLineCount } from './uidlist-lines.js';
+import { uidlistLineCount, uidlistNames } from './uidlist-lines.js';
 import { fsyncDir } from '../fsync-dir.js';
 
 /** Saves are committed (uidlist + index) in batches this large, to bound re-work after a crash. */
@@ -224,8 +224,8 @@ export async function saveMessages(
   // Names of the uidlist's lines, read once and only when a GUID could become a file's name:
   // a line an expunge left behind may name it, and a second line with that name would make
   // Dovecot (and our scan) warn of a duplicate and drop the older UID at every read.
-  let listedNames: Set<string> | undefined;
-  const staleName = (name: string) => (listedNames ??= uidlistBasenames(ctx.dir)).has(name);
+  let listed: ((name: string) => boolean) | undefined;
+  const staleName = (name: string) => (listed ??= uidlistNames(ctx.dir))(name);
   const kwMap = new Map<string, number>();
   const owner = ownerFor(ctx.dir);
   // Files in tmp/ not yet renamed into cur/: an interrupted run removes them on its way out.

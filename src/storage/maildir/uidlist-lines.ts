@@ -16,17 +16,37 @@ export function uidlistLineCount(dir: string): number {
   return Math.max(0, lines - 1);
 }
 
+/** Lookups answered by searching the bytes (about 1 ms a MB) before a set of every name is built (about 10 ms for 20k lines). */
+const SEARCHES_BEFORE_SET = 8;
+
 /**
- * Every base name the uidlist names, lines whose files are gone included. Lines that cannot
- * be read are left out: the scan decides what they mean.
+ * Whether the uidlist names a base name, lines whose files are gone included. The file is
+ * read once; the first lookups search its bytes (a save of a few messages into a 100k-line
+ * mailbox must not split it into 100k strings), later ones use a set built once.
  */
-export function uidlistBasenames(dir: string): Set<string> {
-  const names = new Set<string>();
+export function uidlistNames(dir: string): (name: string) => boolean {
   const bytes = readFileIfExists(join(dir, UIDLIST_FILENAME));
-  if (bytes === undefined) return names;
+  if (bytes === undefined) return () => false;
+  const end = bytes.lastIndexOf(10) + 1; // an unterminated last line is not a line
+  const v3 = bytes[0] === 51 && bytes[1] === 32; // '3 '
+  let searches = 0;
+  let names: Set<string> | undefined;
+  return (name) => {
+    if (names) return names.has(name);
+    if (++searches > SEARCHES_BEFORE_SET) {
+      names = basenamesOf(bytes.subarray(0, end), v3);
+      return names.has(name);
+    }
+    // A name ends its line and follows " :" (version 3) or the UID's space (version 1).
+    const needle = Buffer.from(`${v3 ? ' :' : ' '}${name}\n`);
+    const at = bytes.indexOf(needle);
+    return at >= 0 && at + needle.length <= end && bytes.lastIndexOf(10, at) >= 0;
+  };
+}
+
+function basenamesOf(bytes: Buffer, v3: boolean): Set<string> {
+  const names = new Set<string>();
   const lines = bytes.toString('utf8').split('\n');
-  lines.pop(); // the unterminated tail, or '' after the last newline
-  const v3 = lines[0]?.startsWith('3 ') ?? false;
   for (let i = 1; i < lines.length; i++) {
     let line = lines[i]!;
     if (line.endsWith('\r')) line = line.slice(0, -1);
