@@ -3,9 +3,7 @@
  * one line on stderr and the documented exit status.
  */
 import { exitCodeOf, MailferryError, tempError } from '../model/errors.js';
-import { openStore } from '../storage/open-store.js';
 import type { MailStore } from '../storage/store.js';
-import { settingsFrom, storeOptions } from './settings.js';
 
 export interface GlobalOptions {
   o: string[];
@@ -17,6 +15,8 @@ export interface GlobalOptions {
 }
 
 export async function withStore(location: string, globals: GlobalOptions, fn: (store: MailStore) => Promise<void>): Promise<void> {
+  // The stores load when a command opens one, not with the command line's definitions.
+  const [{ settingsFrom, storeOptions }, { openStore }] = await Promise.all([import('./settings.js'), import('../storage/open-store.js')]);
   const settings = settingsFrom(globals);
   const store = await openStore(location, storeOptions(settings));
   try {

@@ -5,9 +5,8 @@
 import type { Command } from 'commander';
 import type { BackupCliOptions } from '../jobs/backup-job.js';
 import type { GlobalOptions } from '../run.js';
-import { settingsFrom } from '../settings.js';
 import { addUserOptions, usersRequested, type UserCliOptions } from '../users-command.js';
-import { addPairOptions } from './pair.js';
+import { addPairOptions } from './pair-options.js';
 
 /** Sets process.exitCode to 2 when a side changed during the run or a message was refused. */
 export function registerBackupCommand(program: Command, globals: () => GlobalOptions): void {
@@ -19,15 +18,16 @@ export function registerBackupCommand(program: Command, globals: () => GlobalOpt
     .option('-f, --full', 'full sync: compare every mailbox, even those neither side changed since the last backup');
   addUserOptions(addPairOptions(cmd)).action(async (a: string | undefined, b: string | undefined, opts: BackupCliOptions & UserCliOptions) => {
     const g = globals();
+    // What the run needs loads in one go, after the command line is parsed: the settings, and
+    // the job for one account (the users runner, worker processes and userdbs, for a run over users).
+    const [{ settingsFrom }, job] = await Promise.all([import('../settings.js'), usersRequested(opts) ? undefined : import('../jobs/backup-job.js')]);
     const settings = settingsFrom(g);
-    if (usersRequested(opts)) {
-      // The users runner (worker processes, userdbs) loads only for a run over users.
+    if (!job) {
       const { runForUsers } = await import('../run-for-users.js');
       process.exitCode = await runForUsers('backup', a, b, opts, g, settings);
       return;
     }
-    const { backupJob } = await import('../jobs/backup-job.js');
-    const outcome = await backupJob(a, b, opts, { settings, verbose: Boolean(g.verbose), debug: Boolean(g.debug), prefix: 'mailferry: ', oneOfMany: false });
+    const outcome = await job.backupJob(a, b, opts, { settings, verbose: Boolean(g.verbose), debug: Boolean(g.debug), prefix: 'mailferry: ', oneOfMany: false });
     if (outcome.exitCode !== 0) process.exitCode = outcome.exitCode;
   });
 }

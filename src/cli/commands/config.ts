@@ -4,8 +4,6 @@
  */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { loadConfig } from '../../config/config-file.js';
-import { checkSettingNames, renderConfig } from '../../config/config-toml.js';
 import { DEFAULT_SETTINGS, SETTINGS } from '../../config/settings.js';
 import { usageError } from '../../model/errors.js';
 import type { GlobalOptions } from '../run.js';
@@ -38,8 +36,10 @@ export function registerConfigCommand(program: Command, globals: () => GlobalOpt
     .option('-n, --non-default', 'only settings that differ from their defaults (the default)')
     .option('--all', 'every setting, with its description and default')
     .addHelpText('after', settingsHelp())
-    .action((names: string[], opts: { nonDefault?: boolean; all?: boolean }) => {
+    .action(async (names: string[], opts: { nonDefault?: boolean; all?: boolean }) => {
       if (opts.nonDefault && opts.all) throw usageError('-n and --all cannot be combined: -n prints only what differs from the defaults, --all everything');
+      // The file's parser and the printer load for this command only.
+      const [{ loadConfig }, { checkSettingNames, renderConfig }] = await Promise.all([import('../../config/config-file.js'), import('../../config/config-toml.js')]);
       // Before reading the file: a misspelt argument is the mistake to report, not the file's.
       checkSettingNames(names);
       const g = globals();

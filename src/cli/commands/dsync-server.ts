@@ -8,7 +8,6 @@
  */
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../run.js';
-import { settingsFrom } from '../settings.js';
 
 export function registerDsyncServerCommand(program: Command, globals: () => GlobalOptions): void {
   program
@@ -20,6 +19,7 @@ export function registerDsyncServerCommand(program: Command, globals: () => Glob
     .action(async (locationArg: string | undefined, opts: { user?: string; rawlog?: string }) => {
       // The remote protocol's modules load only for this command.
       const { runDsyncServer } = await import('./dsync-server-run.js');
+      const { settingsFrom } = await import('../settings.js');
       await runDsyncServer(locationArg, opts, settingsFrom(globals()));
     });
 }

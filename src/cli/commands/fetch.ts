@@ -2,7 +2,6 @@
  * `mailferry fetch`: the messages of one mailbox (uid, guid, flags), or one message's body.
  */
 import type { Command } from 'commander';
-import { pipeline } from 'node:stream/promises';
 import { usageError } from '../../model/errors.js';
 import { parseMailboxName } from '../../model/mailbox-name.js';
 import { flowLine, printJson, printLines } from '../output.js';
@@ -22,6 +21,7 @@ export function registerFetchCommand(program: Command, globals: () => GlobalOpti
         if (opts.body !== undefined) {
           const uid = Number(opts.body);
           if (!Number.isInteger(uid) || uid <= 0) throw usageError(`invalid --body '${opts.body}': expected a UID`);
+          const { pipeline } = await import('node:stream/promises');
           await pipeline(await store.openMessage(name, uid), process.stdout, { end: false });
           return;
         }

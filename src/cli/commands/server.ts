@@ -8,7 +8,6 @@
 import type { Command } from 'commander';
 import type { ServerCliOptions } from '../../server/server-options.js';
 import type { GlobalOptions } from '../run.js';
-import { settingsFrom } from '../settings.js';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -27,6 +26,7 @@ export function registerServerCommand(program: Command, globals: () => GlobalOpt
     .option('--allow-plaintext', 'also serve tcp: (plaintext) clients; loopback addresses only')
     .option('--force-plaintext', 'allow plaintext on any address (the network in between must be trusted)')
     .action(async (template: string | undefined, opts: ServerCliOptions) => {
+      const { settingsFrom } = await import('../settings.js');
       const settings = settingsFrom(globals());
       // The server's modules (its options, TLS, sessions, the connection table) load only for `mailferry server`.
       const [{ serverConfigFrom }, { stderrLog }, { MailServer }] = await Promise.all([

@@ -6,9 +6,8 @@ import type { Command } from 'commander';
 import { usageError } from '../../model/errors.js';
 import type { SyncCliOptions } from '../jobs/sync-job.js';
 import type { GlobalOptions } from '../run.js';
-import { settingsFrom } from '../settings.js';
 import { addUserOptions, usersRequested, type UserCliOptions } from '../users-command.js';
-import { addPairOptions } from './pair.js';
+import { addPairOptions } from './pair-options.js';
 
 export function registerSyncCommand(program: Command, globals: () => GlobalOptions): void {
   const cmd = program
@@ -21,16 +20,17 @@ export function registerSyncCommand(program: Command, globals: () => GlobalOptio
     .option('-s, --state <state>', "stateful sync from this state string ('' to start); the new state is printed on stdout");
   addUserOptions(addPairOptions(cmd)).action(async (a: string | undefined, b: string | undefined, opts: SyncCliOptions & UserCliOptions) => {
     const g = globals();
+    // What the run needs loads in one go, after the command line is parsed: the settings, and
+    // the job for one account (the users runner, worker processes and userdbs, for a run over users).
+    const [{ settingsFrom }, job] = await Promise.all([import('../settings.js'), usersRequested(opts) ? undefined : import('../jobs/sync-job.js')]);
     const settings = settingsFrom(g);
-    if (usersRequested(opts)) {
+    if (!job) {
       if (opts.state !== undefined) throw usageError('-s STATE belongs to one account; it cannot be given with -u MASK, -A or -F');
-      // The users runner (worker processes, userdbs) loads only for a run over users.
       const { runForUsers } = await import('../run-for-users.js');
       process.exitCode = await runForUsers('sync', a, b, opts, g, settings);
       return;
     }
-    const { syncJob } = await import('../jobs/sync-job.js');
-    const outcome = await syncJob(a, b, opts, { settings, verbose: Boolean(g.verbose), debug: Boolean(g.debug), prefix: 'mailferry: ', oneOfMany: false });
+    const outcome = await job.syncJob(a, b, opts, { settings, verbose: Boolean(g.verbose), debug: Boolean(g.debug), prefix: 'mailferry: ', oneOfMany: false });
     if (outcome.exitCode !== 0) process.exitCode = outcome.exitCode;
   });
 }
