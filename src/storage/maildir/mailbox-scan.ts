@@ -326,26 +326,52 @@ function recoverUidlist(ctx: ScanContext, known: IndexedMailbox | undefined): Ui
   };
 }
 
+const NO_EXTRA = Object.freeze([]) as unknown as [string, string][];
+
+/**
+ * The uidlist as the index's rows say it was, without reading it, when it is the very file the
+ * last scan read: its mtime and inode are the ones that scan's fingerprint holds, and that
+ * fingerprint was only kept because every mtime was then two seconds old, so any write since
+ * would have moved it. That scan left a row for each line whose file was there; any write of
+ * ours since drops the fingerprint. So the rows are the uidlist's lines, less lines without
+ * files, which only matter to files the rows lack: those make a scan append, and appendToUidlist
+ * reads the real file under its lock before it writes a line (as does every whole rewrite). A
+ * scan of a mailbox where mail was only flagged or removed reads no uidlist at all.
+ */
+function uidlistAsIndexed(ctx: ScanContext, known: IndexedMailbox, fp: Fingerprint): { uidlist: Uidlist; rows: IndexedMessage[] } | undefined {
+  const stored = known.scanFingerprint?.split(':');
+  if (stored?.length !== 4 || stored[2] === '-' || stored[2] !== fp.parts[2]) return undefined;
+  const rows = ctx.index.messages(known.id);
+  const entries: UidlistEntry[] = rows.map((r) => {
+    const colon = r.file.indexOf(':', 4);
+    const basename = colon < 0 ? r.file.slice(4) : r.file.slice(4, colon);
+    return r.guid === basename ? { uid: r.uid, basename, extra: NO_EXTRA } : { uid: r.uid, basename, guid: r.guid, extra: NO_EXTRA };
+  });
+  return { uidlist: { version: 3, uidValidity: known.uidValidity, nextUid: known.uidNext, mailboxGuid: known.guid, headerExtra: [], entries }, rows };
+}
+
 /** Scans the mailbox and returns its index record, skipping the work when mtimes prove nothing changed. */
 export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
   const fp = fingerprint(ctx.dir);
   const headerGuid = readUidlistGuid(ctx.dir);
-  if (headerGuid) {
-    const known = ctx.index.mailboxByGuid(headerGuid);
-    const unchanged = fp.safe ? known?.scanFingerprint === fp.value : false;
-    if (known && (unchanged || ctx.scannedThisSession.get(headerGuid) === fp.value)) {
+  const known = headerGuid ? ctx.index.mailboxByGuid(headerGuid) : undefined;
+  if (known) {
+    const unchanged = fp.safe ? known.scanFingerprint === fp.value : false;
+    if (unchanged || ctx.scannedThisSession.get(known.guid) === fp.value) {
       if (JSON.stringify(known.name) !== JSON.stringify(ctx.name)) ctx.index.renameMailbox(known.id, ctx.name);
       return { ...known, name: ctx.name };
     }
   }
 
   cleanStaleTmp(ctx.dir, ctx.warn);
-  let read: UidlistRead | undefined = readUidlist(ctx.dir, ctx.warn);
+  // The index's rows of the mailbox the uidlist names, when read before the diff needs them.
+  let rowsOf: { id: number; rows: IndexedMessage[] } | undefined;
+  const asIndexed = known && uidlistAsIndexed(ctx, known, fp);
+  if (asIndexed) rowsOf = { id: known.id, rows: asIndexed.rows };
+  let read: UidlistRead | undefined = asIndexed ? { state: 'ok', uidlist: asIndexed.uidlist, clean: true } : readUidlist(ctx.dir, ctx.warn);
   let listing: FileListing | undefined = listMessageFiles(ctx.dir, ctx.warn);
   let uidlist: Uidlist | undefined;
   let appended: UidlistEntry[] = [];
-  // The index's rows of the mailbox the uidlist names, when read before the diff needs them.
-  let rowsOf: { id: number; rows: IndexedMessage[] } | undefined;
   // A file renamed while we listed can look missing. Whether it is gone is decided only by a
   // second look (or by the listing a whole rewrite takes under the uidlist lock), never by this one.
   // What this session may take as "unchanged since we looked": after our own write, the
@@ -358,8 +384,8 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
     // read (the source of a backup or of sync -1). Gone is decided by a second look at the
     // directories for those files, so a file renamed during the first one is not taken for an
     // expunge; lines the index already holds no message for were proven gone before.
-    const known = read.uidlist.mailboxGuid ? ctx.index.mailboxByGuid(read.uidlist.mailboxGuid) : undefined;
-    if (known && known.uidValidity === read.uidlist.uidValidity) rowsOf = { id: known.id, rows: ctx.index.messages(known.id) };
+    const named = read.uidlist.mailboxGuid ? ctx.index.mailboxByGuid(read.uidlist.mailboxGuid) : undefined;
+    if (!rowsOf && named && named.uidValidity === read.uidlist.uidValidity) rowsOf = { id: named.id, rows: ctx.index.messages(named.id) };
     const gone = goneStillIndexed(read.uidlist, listing, rowsOf?.rows);
     if (gone.size > 0) {
       lookAgain(ctx.dir, listing, gone, ctx.warn);
