@@ -203,9 +203,11 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     // A store that refuses a message (an IMAP server) reports it and saves the rest: run again.
     if (saved.length < sent) result.changedDuringSync = true;
     const gotWanted = dest.assignsOwnUids || gotWantedUids(plan.saves, saved);
-    // The destination's first listing and what the saves returned are not needed any more: a
-    // big mailbox's would otherwise be held beside the listing the check below reads.
+    // The destination's first listing, what the saves returned and the saves themselves are not
+    // needed any more: a big mailbox's would otherwise be held beside the listing the check
+    // below reads (the event that showed the plan has been handled).
     saved = dst = undefined;
+    plan.saves = [];
     if (!dest.assignsOwnUids) {
       // Someone took the UIDs we wanted: consistent, but not equal; the next run rebuilds.
       if (!gotWanted) result.changedDuringSync = true;
@@ -226,14 +228,17 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     const sameAfter = dest.assignsOwnUids ? new Set<number>() : await sameMessagesAtClashingUids(here, src, there!, dstAfter);
     if (destAfter && isEmptyPlan(planFor(src, dstAfter, sameAfter))) {
       if (complete) {
+        const keyed = distinguishCopies(src.messages);
         // Proven, as a two-way run's own check proves it, only when the destination holds the
-        // source's messages at their UIDs under their own GUIDs: mail taken as the same by its
-        // headers (another GUID, or another message at a clashing UID) is equal to a backup but
-        // not to a sync, which must then compare the mailbox whole once (sync.ts, incrementalBasis).
-        const exact = mismatched === 0 && sameAt.size === 0 && sameAfter.size === 0;
+        // source's messages at their UIDs under their own GUIDs, each GUID once: mail taken as
+        // the same by its headers (another GUID, or another message at a clashing UID) is equal
+        // to a backup but not to a sync, and a sync takes two copies of a GUID for a renumbering
+        // cut short and keeps one. Such a mailbox is compared whole by the next sync (sync.ts,
+        // incrementalBasis).
+        const exact = mismatched === 0 && sameAt.size === 0 && sameAfter.size === 0 && keyed === src.messages;
         const state = pairStateOf(now, destAfter);
         after[box.guid] = exact ? proven(state) : state;
-        await recordAgreedFlags(source, dest, box.guid, src.messages);
+        await recordAgreedFlags(source, dest, box.guid, keyed);
       }
     }
     else result.changedDuringSync = true;
@@ -254,9 +259,11 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
 /**
  * The two sides now hold the same flags: the base a later two-way sync merges a conflict
  * against, flag by flag, exactly as after a sync (else one side's change would be lost).
+ * `keyed`: the source's listing with each further copy of a GUID told apart (copies.ts).
  */
-async function recordAgreedFlags(source: MailStore, dest: MailStore, mailboxGuid: string, messages: readonly MessageMeta[]): Promise<void> {
-  const entries = distinguishCopies(messages).map((m) => ({ guid: storedKeyOf(m.guid), flags: [...m.flags], keywords: [...m.keywords] }));
+async function recordAgreedFlags(source: MailStore, dest: MailStore, mailboxGuid: string, keyed: readonly MessageMeta[]): Promise<void> {
+  // The listing's own flag arrays, not copies: a big mailbox's entries are held at once.
+  const entries = keyed.map((m) => ({ guid: storedKeyOf(m.guid), flags: m.flags, keywords: m.keywords }));
   await source.setSyncedFlags?.(dest.storeId, mailboxGuid, entries, true);
   await dest.setSyncedFlags?.(source.storeId, mailboxGuid, entries, true);
 }
