@@ -53,8 +53,14 @@ export function listedMessage(listing: FileListing, basename: string): MessageFi
   return { file: listedFile(listing, basename)!, parsed: parseMaildirFilename(name) };
 }
 
-/** `clean`: read without a warning, ending with a newline, so lines can be appended to it. */
-export type UidlistRead = { state: 'ok'; uidlist: Uidlist; clean: boolean } | { state: 'missing' } | { state: 'corrupt'; reason: string };
+/**
+ * `clean`: read without a warning, ending with a newline, so lines can be appended to it.
+ * `asIndexed`: not read from the file but from the change index (see the Maildir scan).
+ */
+export type UidlistRead =
+  | { state: 'ok'; uidlist: Uidlist; clean: boolean; asIndexed?: boolean }
+  | { state: 'missing' }
+  | { state: 'corrupt'; reason: string };
 
 /**
  * Makes sure a mailbox directory and its cur/, new/ and tmp/ are real directories, creating

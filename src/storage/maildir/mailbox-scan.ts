@@ -111,6 +111,9 @@ function planUidlist(read: UidlistRead, listing: FileListing): UidlistPlan {
   // Lines added after a cut last line would join it, and lines Dovecot would refuse are a
   // repair's business: such a file is written whole.
   if (!read.clean) return WRITE_WHOLE;
+  // Lines taken from the index (uidlistAsIndexed) lack those whose files were gone: which files
+  // are new, and whether to compress, is for the real file to say, read under the lock.
+  if (read.asIndexed) return { need: 'append', fresh: [], missing };
   const uids = uidsByBasename(u);
   const fresh: string[] = [];
   for (const basename of listing.byBasename.keys()) if (!uids.has(basename)) fresh.push(basename);
@@ -194,6 +197,7 @@ async function appendToUidlist(ctx: ScanContext, first: Uidlist, listing: FileLi
   try {
     const read = readUidlist(ctx.dir, ctx.warn);
     let uidlist = first;
+    // Always so when `first` came from the index (uidlistAsIndexed), which is never the file.
     if (read.state !== 'ok' || read.uidlist !== first) {
       const again = planUidlist(read, listing);
       if (again.need === 'write') return rewriteLocked(ctx, lock);
@@ -368,7 +372,7 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
   let rowsOf: { id: number; rows: IndexedMessage[] } | undefined;
   const asIndexed = known && uidlistAsIndexed(ctx, known, fp);
   if (asIndexed) rowsOf = { id: known.id, rows: asIndexed.rows };
-  let read: UidlistRead | undefined = asIndexed ? { state: 'ok', uidlist: asIndexed.uidlist, clean: true } : readUidlist(ctx.dir, ctx.warn);
+  let read: UidlistRead | undefined = asIndexed ? { state: 'ok', uidlist: asIndexed.uidlist, clean: true, asIndexed: true } : readUidlist(ctx.dir, ctx.warn);
   let listing: FileListing | undefined = listMessageFiles(ctx.dir, ctx.warn);
   let uidlist: Uidlist | undefined;
   let appended: UidlistEntry[] = [];
