@@ -18,6 +18,8 @@ export const INDEX_FILENAME = 'mailferry.index.sqlite';
 const SCHEMA_VERSION = 3;
 /** How long a statement waits for another process's write transaction before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 30_000;
+/** The most rows of one mailbox `messages` keeps between calls (about 300 bytes each). */
+export const CACHED_ROWS_MAX = 50_000;
 
 /**
  * Every scan writes the index, so a place mailferry may not write is a permission problem,
@@ -402,20 +404,38 @@ export class ChangeIndex {
    * Rows are shared: do not mutate.
    */
   messages(mailboxId: number): IndexedMessage[] {
+    return this.messagesAs(mailboxId, (m) => m);
+  }
+
+  /**
+   * `messages`, each row turned into what the caller keeps as it is read: a mailbox too large to
+   * keep is then never held twice over (its rows and the caller's records), and each row read
+   * dies young instead of filling the heap's old space with a whole mailbox of garbage.
+   */
+  messagesAs<T>(mailboxId: number, as: (m: IndexedMessage) => T): T[] {
     const version = this.db.pragma('data_version', { simple: true }) as number;
     if (version !== this.cachedVersion) {
       this.cachedRows.clear();
       this.cachedVersion = version;
     }
-    let rows = this.cachedRows.get(mailboxId);
-    if (!rows) {
-      rows = (this.rawStmt(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ? ORDER BY uid`).all(mailboxId) as RawMessageRow[]).map(rawMessage);
-      // Only the mailbox read last is kept: a run goes mailbox by mailbox, and keeping every
-      // mailbox's rows held a whole account's (a million messages: hundreds of MB) to the end.
-      this.cachedRows.clear();
-      this.cachedRows.set(mailboxId, rows);
+    const cached = this.cachedRows.get(mailboxId);
+    if (cached) return cached.map(as);
+    // Only the mailbox read last is kept: a run goes mailbox by mailbox, and keeping every
+    // mailbox's rows held a whole account's (a million messages: hundreds of MB) to the end.
+    this.cachedRows.clear();
+    // Nor a mailbox so large that its rows would outweigh what reading them again costs: a
+    // 700,000-message folder's rows are some 200 MB, held beside the run's own listings of
+    // it on both sides, while SQLite reads them again in about a second.
+    let kept: IndexedMessage[] | undefined = [];
+    const out: T[] = [];
+    const rows = this.rawStmt(`SELECT ${MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ? ORDER BY uid`).iterate(mailboxId) as IterableIterator<RawMessageRow>;
+    for (const r of rows) {
+      const row = rawMessage(r);
+      out.push(as(row));
+      if (kept && kept.push(row) > CACHED_ROWS_MAX) kept = undefined;
     }
-    return rows.slice();
+    if (kept) this.cachedRows.set(mailboxId, kept);
+    return out;
   }
 
   /**
@@ -469,6 +489,10 @@ export class ChangeIndex {
   private applyToCache(mailboxId: number, changes: readonly MessageChange[], given: readonly number[]): void {
     const rows = this.cachedRows.get(mailboxId);
     if (!rows) return;
+    if (rows.length + changes.length > CACHED_ROWS_MAX) {
+      this.cachedRows.delete(mailboxId);
+      return;
+    }
     const lastUid = rows.at(-1)?.uid ?? 0;
     // New mail saved in UID order, the common case of a large copy: append without a rebuild.
     if (changes.every((c, i) => c.kind === 'add' && c.message.uid > (i === 0 ? lastUid : (changes[i - 1] as { message: { uid: number } }).message.uid))) {

@@ -273,7 +273,7 @@ export class MaildirStore implements MailStore {
     };
     if (!incremental) {
       const expunged = this.index.expungesSince(mailbox.id, 0);
-      return { ...base, messages: this.index.messages(mailbox.id).map(toMeta), expunged, incremental: false };
+      return { ...base, messages: this.index.messagesAs(mailbox.id, toMeta), expunged, incremental: false };
     }
     return {
       ...base,
@@ -557,7 +557,19 @@ export class MaildirStore implements MailStore {
   }
 
   async setSyncedFlags(peerId: string, mailboxGuid: string, entries: readonly ({ guid: string } & SyncedFlags)[], replaceAll: boolean): Promise<void> {
-    const rows = entries.map((e) => ({ guid: e.guid, flags: JSON.stringify({ flags: e.flags, keywords: e.keywords }) }));
+    // Most messages have no keywords and one of a few sets of system flags: one string for
+    // each such set, not one per message.
+    const texts = new Map<string, string>();
+    const rows = entries.map((e) => {
+      if (e.keywords.length > 0) return { guid: e.guid, flags: JSON.stringify({ flags: e.flags, keywords: e.keywords }) };
+      const key = e.flags.join(' ');
+      let flags = texts.get(key);
+      if (flags === undefined) {
+        flags = JSON.stringify({ flags: e.flags, keywords: [] });
+        texts.set(key, flags);
+      }
+      return { guid: e.guid, flags };
+    });
     this.index.setSyncedFlags(peerId, mailboxGuid, rows, replaceAll);
   }
 
