@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseMaildirLocation } from '../../src/config/location.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
-import { wantsCompress } from '../../src/storage/maildir/mailbox-writer.js';
 import { req } from '../contract/store-contract.js';
 import { corpusMessages } from '../support/corpus.js';
 import { doveadmFetch, doveadmMailboxStatus, grantDovecotAccess, startDovecot, type Dovecot } from '../support/dovecot.js';
@@ -26,15 +25,6 @@ function uidlistLines(root: string): string[] {
 function openStore(location: string, warnings: string[] = []): MaildirStore {
   return MaildirStore.open(parseMaildirLocation(location), { create: true, fsync: false, warn: (m) => warnings.push(m) });
 }
-
-it("follows Dovecot's compress rule: a rewrite once the live messages are at most 75% of the lines", () => {
-  assert.equal(wantsCompress(0, 0), false);
-  assert.equal(wantsCompress(4, 3), true);
-  assert.equal(wantsCompress(8, 7), false);
-  assert.equal(wantsCompress(8, 6), true);
-  assert.equal(wantsCompress(100_000, 75_001), false);
-  assert.equal(wantsCompress(100_000, 75_000), true);
-});
 
 describe('expunges without a whole-uidlist rewrite', { timeout: 120_000 }, () => {
   let d: Dovecot;

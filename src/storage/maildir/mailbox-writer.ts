@@ -32,7 +32,7 @@ import { formatKeywordsFile } from './keywords-file.js';
 import { indexRow, keywordList } from './index-row.js';
 import { KEYWORDS_FILENAME, listMessageFiles, OWN_TMP_SUFFIX, readKeywords, readUidlist, UIDLIST_FILENAME } from './mailbox-files.js';
 import { newBasename, systemLetters, type ScanContext } from './mailbox-scan.js';
-import { formatUidlist, formatUidlistEntries, nextUidOf, parseUidlist, type Uidlist, type UidlistEntry } from './uidlist.js';
+import { formatUidlist, formatUidlistEntries, nextUidOf, parseUidlist, uidlistWantsRewrite, type Uidlist, type UidlistEntry } from './uidlist.js';
 import { uidlistLineCount, uidlistNames } from './uidlist-lines.js';
 import { fsyncDir } from '../fsync-dir.js';
 
@@ -404,7 +404,8 @@ export async function expungeMessages(ctx: ScanContext, mailbox: IndexedMailbox,
   // A line without its file reads as expunged to Dovecot and to our scan, and its UID is never
   // handed out again. Only once the stale lines reach Dovecot's threshold is the file compressed.
   const live = Math.max(0, (ctx.index.mailboxByGuid(mailbox.guid)?.messages ?? mailbox.messages) - changes.length);
-  if (wantsCompress(uidlistLineCount(ctx.dir), live)) {
+  const lines = uidlistLineCount(ctx.dir);
+  if (lines > 0 && uidlistWantsRewrite(lines, live, 0)) {
     const gone = new Set(changes.map((c) => (c as { uid: number }).uid));
     await withUidlistLock(ctx, (lock, uidlist) => {
       // Listed under the lock: a file Dovecot delivered and listed since our scan keeps its line.
@@ -415,14 +416,6 @@ export async function expungeMessages(ctx: ScanContext, mailbox: IndexedMailbox,
     });
   }
   ctx.index.applyChanges(mailbox.id, changes);
-}
-
-/**
- * Dovecot's rule (maildir-uidlist.c, UIDLIST_COMPRESS_PERCENTAGE): the uidlist is rewritten
- * without its stale lines once the messages it still names are at most 75% of its lines.
- */
-export function wantsCompress(lines: number, live: number): boolean {
-  return lines > 0 && Math.floor((lines * 75) / 100) >= live;
 }
 
 /** Rewrites the uidlist header: UIDVALIDITY, a raised UIDNEXT, or a new mailbox GUID. */
