@@ -126,18 +126,22 @@ export function listMessageFiles(dir: string, warn: (msg: string) => void = () =
  * A second look for some basenames only, the way listMessageFiles would have found them: each
  * one found (in new/ or cur/, under whatever name it has now) is added to `listing`. Nothing
  * else is kept, so this costs the reading of the directories and no listing of their own.
+ * Returns how many of them it found.
  */
-export function lookAgain(dir: string, listing: FileListing, basenames: ReadonlySet<string>, warn: (msg: string) => void = () => {}): void {
+export function lookAgain(dir: string, listing: FileListing, basenames: ReadonlySet<string>, warn: (msg: string) => void = () => {}): number {
+  let found = 0;
   for (const sub of ['new', 'cur'] as const) {
     readEntries(dir, sub, warn, [], (name, basename) => {
       if (!basenames.has(basename)) return;
       const seen = listing.byBasename.get(basename);
       if (seen !== undefined && !(sub === 'cur' && listing.inNew.has(basename) && !exists(join(dir, 'new', seen)))) return;
+      if (seen === undefined) found++;
       listing.byBasename.set(basename, name);
       if (sub === 'new') listing.inNew.add(basename);
       else listing.inNew.delete(basename);
     });
   }
+  return found;
 }
 
 /** Calls `take` with each usable message file name of new/ or cur/ and its basename. */

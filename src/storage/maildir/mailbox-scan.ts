@@ -391,10 +391,10 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
     const named = read.uidlist.mailboxGuid ? ctx.index.mailboxByGuid(read.uidlist.mailboxGuid) : undefined;
     if (!rowsOf && named && named.uidValidity === read.uidlist.uidValidity) rowsOf = { id: named.id, rows: ctx.index.messages(named.id) };
     const gone = goneStillIndexed(read.uidlist, listing, rowsOf?.rows);
-    if (gone.size > 0) {
-      lookAgain(ctx.dir, listing, gone, ctx.warn);
-      plan = planUidlist(read, listing);
-    }
+    // Files found again are lines of the uidlist, so they change how many lines lack a file
+    // and nothing else: no new file, and no reason to write more than planned.
+    const found = gone.size > 0 ? lookAgain(ctx.dir, listing, gone, ctx.warn) : 0;
+    if (found > 0) plan = { ...plan, missing: plan.missing - found, need: plan.need === 'missing' && plan.missing === found ? 'none' : plan.need };
   }
   if (plan.need === 'write') {
     ({ uidlist, listing, fingerprint: seen } = await rewriteUidlist(ctx));
