@@ -181,7 +181,8 @@ export async function saveMessages(
   mailbox: IndexedMailbox,
   requests: Iterable<SaveRequest> | AsyncIterable<SaveRequest>,
 ): Promise<SavedMessage[]> {
-  const taken = new Set(ctx.index.messages(mailbox.id).map((m) => parseMaildirFilename(m.file.slice(4)).basename));
+  // Base names this call gave; those of the mailbox's other files are the uidlist's (below).
+  const taken = new Set<string>();
   const results: SavedMessage[] = [];
   let pending: PendingSave[] = [];
   let pendingBytes = 0;
@@ -221,11 +222,14 @@ export async function saveMessages(
       throw fsError(err, `saving into ${ctx.dir}`);
     }
   };
-  // Names of the uidlist's lines, read once and only when a GUID could become a file's name:
-  // a line an expunge left behind may name it, and a second line with that name would make
-  // Dovecot (and our scan) warn of a duplicate and drop the older UID at every read.
+  // A GUID becomes a file's name only when no line of the uidlist names it: the line of a file
+  // of this mailbox (the scan that opened it listed every file there), or one an expunge left
+  // behind, whose name used again would make Dovecot (and our scan) warn of a duplicate and drop
+  // the older UID at every read. Read once, and only when a GUID could become a name: loading
+  // the index's rows and parsing every file name for this cost a 10-change sync of the 100k
+  // account more than its saves.
   let listed: ((name: string) => boolean) | undefined;
-  const staleName = (name: string) => (listed ??= uidlistNames(ctx.dir))(name);
+  const listedName = (name: string) => (listed ??= uidlistNames(ctx.dir))(name);
   const kwMap = new Map<string, number>();
   const owner = ownerFor(ctx.dir);
   // Files in tmp/ not yet renamed into cur/: an interrupted run removes them on its way out.
@@ -252,7 +256,7 @@ export async function saveMessages(
       for (const [k, i] of await keywordIndexes(ctx, req.keywords)) kwMap.set(k, i);
     }
     const letters = letterFor(req.flags, req.keywords, kwMap);
-    const guidUsable = req.guid !== undefined && isValidBasename(req.guid) && !taken.has(req.guid) && !staleName(req.guid);
+    const guidUsable = req.guid !== undefined && isValidBasename(req.guid) && !taken.has(req.guid) && !listedName(req.guid);
     const tmpName = newBasename();
     const tmpPath = join(ctx.dir, 'tmp', tmpName + OWN_TMP_SUFFIX);
     liveTmp.add(tmpPath);
