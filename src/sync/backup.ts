@@ -9,7 +9,7 @@ import { failpoint } from '../model/failpoint.js';
 import type { MailboxName, MailboxStatus, MailStore, MessageMeta, PairState, SavedMessage, SaveRequest } from '../storage/store.js';
 import { matchByHeaderHash, sameMessagesAtClashingUids } from './hash-match.js';
 import { distinguishCopies, gotWantedUids, savedBytes, storedKeyOf } from './copies.js';
-import { isEmptyPlan, planMailboxBackup, planMailboxBackupByGuid, type MailboxBackupPlan } from './mailbox-plan.js';
+import { isEmptyPlan, planMailboxBackup, planMailboxBackupByGuid, sameAtEveryUid, type MailboxBackupPlan } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
 import { mirror, pairStateOf, proven, unchangedSince } from './pair-state.js';
 import { NameTranslation, specialUsePairsFor, translatedFilter } from './special-use-names.js';
@@ -225,8 +225,10 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     // writes shows in the second if not in the first, and is then not recorded as ours.
     const destAfter = await dest.mailboxStatus(box.name);
     const dstAfter = await dest.getMessages(box.name);
-    const sameAfter = dest.assignsOwnUids ? new Set<number>() : await sameMessagesAtClashingUids(here, src, there!, dstAfter);
-    if (destAfter && isEmptyPlan(planFor(src, dstAfter, sameAfter))) {
+    // Equal at every UID, the usual end of a backup, needs no maps of the two listings.
+    const equal = !dest.assignsOwnUids && sameAtEveryUid(src, dstAfter);
+    const sameAfter = dest.assignsOwnUids || equal ? new Set<number>() : await sameMessagesAtClashingUids(here, src, there!, dstAfter);
+    if (destAfter && (equal || isEmptyPlan(planFor(src, dstAfter, sameAfter)))) {
       if (complete) {
         const keyed = distinguishCopies(src.messages);
         // Proven, as a two-way run's own check proves it, only when the destination holds the
@@ -262,8 +264,9 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
  * `keyed`: the source's listing with each further copy of a GUID told apart (copies.ts).
  */
 async function recordAgreedFlags(source: MailStore, dest: MailStore, mailboxGuid: string, keyed: readonly MessageMeta[]): Promise<void> {
-  // The listing's own flag arrays, not copies: a big mailbox's entries are held at once.
-  const entries = keyed.map((m) => ({ guid: storedKeyOf(m.guid), flags: m.flags, keywords: m.keywords }));
+  // Without copies the listing itself is the entries (a key is then its GUID): a big mailbox's
+  // entries would otherwise be held at once beside it.
+  const entries = keyed.every((m) => storedKeyOf(m.guid) === m.guid) ? keyed : keyed.map((m) => ({ guid: storedKeyOf(m.guid), flags: m.flags, keywords: m.keywords }));
   await source.setSyncedFlags?.(dest.storeId, mailboxGuid, entries, true);
   await dest.setSyncedFlags?.(source.storeId, mailboxGuid, entries, true);
 }

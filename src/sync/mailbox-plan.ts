@@ -44,15 +44,26 @@ export interface MailboxBackupPlan {
   uidNext: number;
 }
 
+function sameOrder(a: readonly string[], b: readonly string[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 export function sameFlags(a: MessageMeta, b: Pick<MessageMeta, 'flags' | 'keywords'>): boolean {
   if (a.flags.length !== b.flags.length || a.keywords.length !== b.keywords.length) return false;
+  // The usual case, met once per message of a mailbox: the same flags in the same order.
+  if (sameOrder(a.flags, b.flags) && sameOrder(a.keywords, b.keywords)) return true;
   const flags = new Set<string>(a.flags);
   const keywords = new Set(a.keywords);
   return b.flags.every((f) => flags.has(f)) && b.keywords.every((k) => keywords.has(k));
 }
 
+/**
+ * A listed message is already all a save needs: the listing's record itself, not a copy, since
+ * a first backup of a big mailbox plans one save per message and holds them all.
+ */
 function toSave(m: MessageMeta): SaveAction {
-  return { uid: m.uid, guid: m.guid, flags: [...m.flags], keywords: [...m.keywords], receivedDate: m.receivedDate, size: m.size };
+  return m;
 }
 
 /**
@@ -96,6 +107,23 @@ export function planMailboxBackup(source: MailboxSide, dest: MailboxSide | undef
   }
   const expunges = dest.messages.filter((m) => !sourceUids.has(m.uid)).map((m) => m.uid).sort((a, b) => a - b);
   return { rebuild: false, saves, flagUpdates, expunges, uidNext: source.uidNext };
+}
+
+/**
+ * True when the destination holds exactly the source's messages at the same UIDs, each with
+ * the same GUID and flags, under the same UIDVALIDITY and no higher UIDNEXT: then the backup
+ * plan is empty and no UID clashes, known without the maps planning builds (a backup's final
+ * check of a big mailbox). False says only that the plan must be made to know.
+ */
+export function sameAtEveryUid(source: MailboxSide, dest: MailboxSide): boolean {
+  if (dest.uidValidity !== source.uidValidity || dest.uidNext > source.uidNext) return false;
+  const [a, b] = [source.messages, dest.messages];
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const [s, d] = [a[i]!, b[i]!];
+    if (s.uid !== d.uid || s.guid !== d.guid || (i > 0 && s.uid <= a[i - 1]!.uid) || !sameFlags(d, s)) return false;
+  }
+  return true;
 }
 
 export function isEmptyPlan(plan: MailboxBackupPlan): boolean {

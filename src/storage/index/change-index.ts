@@ -681,7 +681,7 @@ export class ChangeIndex {
     return out;
   }
 
-  setSyncedFlags(peerId: string, mailboxGuid: string, entries: readonly { guid: string; flags: string }[], replaceAll: boolean): void {
+  setSyncedFlags(peerId: string, mailboxGuid: string, entries: Iterable<{ guid: string; flags: string }>, replaceAll: boolean): void {
     this.transaction(() => {
       if (replaceAll) this.stmt('DELETE FROM synced_flags WHERE peer_id = ? AND mailbox_guid = ?').run(peerId, mailboxGuid);
       const put = this.stmt('INSERT OR REPLACE INTO synced_flags (peer_id, mailbox_guid, guid, flags) VALUES (?, ?, ?, ?)');

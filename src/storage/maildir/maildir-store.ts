@@ -558,19 +558,25 @@ export class MaildirStore implements MailStore {
 
   async setSyncedFlags(peerId: string, mailboxGuid: string, entries: readonly ({ guid: string } & SyncedFlags)[], replaceAll: boolean): Promise<void> {
     // Most messages have no keywords and one of a few sets of system flags: one string for
-    // each such set, not one per message.
+    // each such set, not one per message. Rows are made as the index writes them, not first
+    // all at once (a first backup records every message of a mailbox).
     const texts = new Map<string, string>();
-    const rows = entries.map((e) => {
-      if (e.keywords.length > 0) return { guid: e.guid, flags: JSON.stringify({ flags: e.flags, keywords: e.keywords }) };
-      const key = e.flags.join(' ');
-      let flags = texts.get(key);
-      if (flags === undefined) {
-        flags = JSON.stringify({ flags: e.flags, keywords: [] });
-        texts.set(key, flags);
+    function* rows(): Generator<{ guid: string; flags: string }> {
+      for (const e of entries) {
+        if (e.keywords.length > 0) {
+          yield { guid: e.guid, flags: JSON.stringify({ flags: e.flags, keywords: e.keywords }) };
+          continue;
+        }
+        const key = e.flags.join(' ');
+        let flags = texts.get(key);
+        if (flags === undefined) {
+          flags = JSON.stringify({ flags: e.flags, keywords: [] });
+          texts.set(key, flags);
+        }
+        yield { guid: e.guid, flags };
       }
-      return { guid: e.guid, flags };
-    });
-    this.index.setSyncedFlags(peerId, mailboxGuid, rows, replaceAll);
+    }
+    this.index.setSyncedFlags(peerId, mailboxGuid, rows(), replaceAll);
   }
 
   /** One stat per asked-for message; the engine asks only where no earlier sync decides. */
