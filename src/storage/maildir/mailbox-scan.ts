@@ -11,6 +11,7 @@ import { closeSync, constants, fsyncSync, openSync, renameSync, statSync, writeS
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ChangeIndex, IndexedMailbox, IndexedMessage, MessageChange } from '../index/change-index.js';
+import { fsError } from '../../model/errors.js';
 import { failpoint } from '../../model/failpoint.js';
 import type { MailboxName } from '../store.js';
 import { Dotlock } from './dotlock.js';
@@ -210,12 +211,16 @@ async function appendToUidlist(ctx: ScanContext, first: Uidlist, listing: FileLi
     const { entries, meant } = numberFiles(ctx, uidlist, known, fresh.map((b) => listedMessage(listing, b)!));
     const text = formatUidlistEntries(entries, uidlist.entries.at(-1)?.uid ?? 0);
     failpoint('scan-before-uidlist');
-    const fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW);
     try {
-      writeSync(fd, text);
-      if (ctx.fsync) fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      const fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW);
+      try {
+        writeSync(fd, text);
+        if (ctx.fsync) fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      throw fsError(err, `appending to ${path}`);
     }
     if (known && meant > 0) ctx.index.clearPendingSaves(known.id);
     failpoint('scan-after-uidlist');
