@@ -9,6 +9,7 @@ import { failpoint } from '../model/failpoint.js';
 import type { MailboxName, MailboxStatus, MailStore, MessageMeta, PairState, SavedMessage, SaveRequest } from '../storage/store.js';
 import { matchByHeaderHash, sameMessagesAtClashingUids } from './hash-match.js';
 import { distinguishCopies, gotWantedUids, savedBytes, storedKeyOf } from './copies.js';
+import { CHECK_PART, equalInParts } from './equal-in-parts.js';
 import { isEmptyPlan, planMailboxBackup, planMailboxBackupByGuid, sameAtEveryUid, type MailboxBackupPlan } from './mailbox-plan.js';
 import type { MessageFilter } from './message-filter.js';
 import { mirror, pairStateOf, proven, unchangedSince } from './pair-state.js';
@@ -28,6 +29,8 @@ export interface BackupOptions {
   messageFilter?: MessageFilter;
   /** Compare every mailbox, also those neither side changed since the last backup (-f). */
   full?: boolean;
+  /** UIDs the final check of a mailbox larger than this reads back at once (CHECK_PART); a smaller one is listed whole. */
+  checkPart?: number;
   onEvent?: (event: BackupEvent) => void;
 }
 
@@ -224,11 +227,14 @@ export async function runBackup(source: MailStore, dest: MailStore | undefined, 
     // destination holds exactly the source's mail. A change another program made after our
     // writes shows in the second if not in the first, and is then not recorded as ours.
     const destAfter = await dest.mailboxStatus(box.name);
-    const dstAfter = await dest.getMessages(box.name);
-    // Equal at every UID, the usual end of a backup, needs no maps of the two listings.
-    const equal = !dest.assignsOwnUids && sameAtEveryUid(src, dstAfter);
-    const sameAfter = dest.assignsOwnUids || equal ? new Set<number>() : await sameMessagesAtClashingUids(here, src, there!, dstAfter);
-    if (destAfter && (equal || isEmptyPlan(planFor(src, dstAfter, sameAfter)))) {
+    // A big mailbox equal at every UID, the usual end of a backup, is read back in parts.
+    const part = options.checkPart ?? CHECK_PART;
+    const inParts = !dest.assignsOwnUids && destAfter !== undefined && src.messages.length > part && (await equalInParts(dest, box.name, src, destAfter, part));
+    const dstAfter = inParts ? undefined : await dest.getMessages(box.name);
+    // Equal at every UID needs no maps of the two listings either.
+    const equal = inParts || (!dest.assignsOwnUids && sameAtEveryUid(src, dstAfter!));
+    const sameAfter = dest.assignsOwnUids || equal ? new Set<number>() : await sameMessagesAtClashingUids(here, src, there!, dstAfter!);
+    if (destAfter && (equal || isEmptyPlan(planFor(src, dstAfter!, sameAfter)))) {
       if (complete) {
         const keyed = distinguishCopies(src.messages);
         // Proven, as a two-way run's own check proves it, only when the destination holds the
