@@ -140,6 +140,33 @@ function goneStillIndexed(uidlist: Uidlist, listing: FileListing, indexed: reado
   return gone;
 }
 
+/**
+ * Lines naming a listed file under a UID the index gave out (below the UID next it recorded, the
+ * same UIDVALIDITY) but holds no message at: the message was expunged, by us or before we saw it,
+ * and its file came back under the same name (restored from a backup, moved out and back by a
+ * client). Dovecot gives such a file a new UID ("Expunged message reappeared") and so do we: a
+ * UID reported expunged never names a message again. Lines from UIDNEXT on are new mail another
+ * program listed; the files a crashed save of ours left keep the UIDs that save meant; with no
+ * record of the mailbox (a first scan, a lost index) the lines are taken as they are.
+ */
+function reappeared(ctx: ScanContext, uidlist: Uidlist, listing: FileListing, known: IndexedMailbox | undefined, rowsOf: (id: number) => readonly IndexedMessage[]): Map<string, number> {
+  const back = new Map<string, number>();
+  if (!known || known.uidValidity !== uidlist.uidValidity || known.guid !== uidlist.mailboxGuid) return back;
+  let rows: readonly IndexedMessage[] | undefined;
+  let r = 0;
+  let pending: Map<string, unknown> | undefined;
+  for (const e of uidlist.entries) {
+    if (e.uid >= known.uidNext) break;
+    if (!listing.byBasename.has(e.basename)) continue;
+    rows ??= rowsOf(known.id);
+    while (r < rows.length && rows[r]!.uid < e.uid) r++;
+    if (r < rows.length && rows[r]!.uid === e.uid) continue;
+    pending ??= ctx.index.pendingSaves(known.id);
+    if (!pending.has(e.basename)) back.set(e.basename, e.uid);
+  }
+  return back;
+}
+
 /** Dovecot orders new mail by the delivery time its name begins with; others sort after. */
 function deliveryOrder(a: MessageFile, b: MessageFile): number {
   const ka = /^(\d+)\.(?:M(\d+))?/.exec(a.parsed.basename);
@@ -156,7 +183,13 @@ function deliveryOrder(a: MessageFile, b: MessageFile): number {
  * UID), except that files a crashed save of ours left behind get the UIDs and GUIDs that save
  * meant them to have.
  */
-function numberFiles(ctx: ScanContext, uidlist: Uidlist, known: IndexedMailbox | undefined, files: MessageFile[]): { entries: UidlistEntry[]; next: number; meant: number } {
+function numberFiles(
+  ctx: ScanContext,
+  uidlist: Uidlist,
+  known: IndexedMailbox | undefined,
+  files: MessageFile[],
+  back: MessageFile[] = [],
+): { entries: UidlistEntry[]; next: number; meant: number } {
   let next = nextUidOf(uidlist);
   // Dovecot appends entries without raising the header's N, so when the last lines are lost
   // (a cut write) the uidlist alone would hand their UIDs out again, maybe to other mail.
@@ -172,6 +205,10 @@ function numberFiles(ctx: ScanContext, uidlist: Uidlist, known: IndexedMailbox |
     const guid = p && p.guid !== f.parsed.basename ? { guid: p.guid } : {};
     entries.push({ uid, basename: f.parsed.basename, ...guid, extra: [] });
   }
+  // Dovecot numbers the directory's new files first and finds a reappearance when it brings its
+  // index up to date after them. The new line is a new file's: the old line's G, sizes and other
+  // fields went with it, as they do in Dovecot.
+  for (const f of back.sort(deliveryOrder)) entries.push({ uid: next++, basename: f.parsed.basename, extra: [] });
   return { entries, next, meant: meant.size };
 }
 
@@ -190,9 +227,18 @@ interface UidlistWrite {
  * writing a 100k-line file anew for a few deliveries. The header's next UID stays as it is: like
  * Dovecot, every reader takes the next UID past the last line too. The uidlist is read again
  * under the lock, where Dovecot may have listed some of the files meanwhile, or rewritten it;
- * when that read calls for a whole rewrite, it is done, still under the lock.
+ * when that read calls for a whole rewrite, it is done, still under the lock. Files back under
+ * lines of expunged messages (see reappeared) are given new UIDs here too, which takes a whole
+ * write, as it does in Dovecot: a line cannot be moved by appending.
  */
-async function appendToUidlist(ctx: ScanContext, first: Uidlist, listing: FileListing, fresh: string[], before: Fingerprint): Promise<UidlistWrite> {
+async function appendToUidlist(
+  ctx: ScanContext,
+  first: Uidlist,
+  listing: FileListing,
+  fresh: string[],
+  before: Fingerprint,
+  rowsOf: (id: number) => readonly IndexedMessage[],
+): Promise<UidlistWrite> {
   const path = join(ctx.dir, UIDLIST_FILENAME);
   const lock = await Dotlock.acquire(path, { timeoutSeconds: ctx.lockTimeoutSeconds, fsync: ctx.fsync });
   try {
@@ -201,20 +247,22 @@ async function appendToUidlist(ctx: ScanContext, first: Uidlist, listing: FileLi
     // Always so when `first` came from the index (uidlistAsIndexed), which is never the file.
     if (read.state !== 'ok' || read.uidlist !== first) {
       const again = planUidlist(read, listing);
-      if (again.need === 'write') return rewriteLocked(ctx, lock);
+      if (again.need === 'write') return rewriteLocked(ctx, lock, rowsOf);
       if (read.state !== 'ok') throw new Error('unreachable: a uidlist that cannot be read is written whole');
-      if (again.need !== 'append') return { uidlist: read.uidlist, appended: [], listing, fingerprint: before.value };
       uidlist = read.uidlist;
-      fresh = again.fresh;
+      fresh = again.need === 'append' ? again.fresh : [];
     }
     const known = ctx.index.mailboxByGuid(uidlist.mailboxGuid!);
+    const back = reappeared(ctx, uidlist, listing, known, rowsOf);
+    if (back.size > 0) return renumberLocked(ctx, lock, uidlist, known, listing, fresh, back, before);
+    if (fresh.length === 0) return { uidlist, appended: [], listing, fingerprint: before.value };
     const { entries, meant } = numberFiles(ctx, uidlist, known, fresh.map((b) => listedMessage(listing, b)!));
     const text = formatUidlistEntries(entries, uidlist.entries.at(-1)?.uid ?? 0);
     failpoint('scan-before-uidlist');
     try {
       const fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW);
       try {
-        writeSync(fd, text);
+        writeWhole(fd, Buffer.from(text, 'utf8'));
         if (ctx.fsync) fsyncSync(fd);
       } finally {
         closeSync(fd);
@@ -231,23 +279,69 @@ async function appendToUidlist(ctx: ScanContext, first: Uidlist, listing: FileLi
 }
 
 /**
+ * Writes the whole buffer: writeSync may write less than it was given (a full disk, a signal),
+ * and the rest of a line left out would join the next line appended after it.
+ */
+function writeWhole(fd: number, buf: Buffer): void {
+  for (let off = 0; off < buf.length; ) {
+    const n = writeSync(fd, buf, off, buf.length - off);
+    if (n <= 0) throw Object.assign(new Error(`short write: ${off} of ${buf.length} bytes written`), { code: 'EIO' });
+    off += n;
+  }
+}
+
+/**
+ * The uidlist written whole with the lines of reappeared files (`back`, by basename with their old
+ * UIDs) dropped and given again after the new files' lines, under the next UIDs; every other line,
+ * those of expunged files included, stays as it was.
+ */
+function renumberLocked(
+  ctx: ScanContext,
+  lock: Dotlock,
+  uidlist: Uidlist,
+  known: IndexedMailbox | undefined,
+  listing: FileListing,
+  fresh: string[],
+  back: ReadonlyMap<string, number>,
+  before: Fingerprint,
+): UidlistWrite {
+  const kept = uidlist.entries.filter((e) => !back.has(e.basename));
+  const backFiles = [...back.keys()].map((b) => listedMessage(listing, b)!);
+  const { entries, next, meant } = numberFiles(ctx, uidlist, known, fresh.map((b) => listedMessage(listing, b)!), backFiles);
+  const written: Uidlist = { ...uidlist, nextUid: next, entries: [...kept, ...entries] };
+  failpoint('scan-before-uidlist');
+  lock.replace(formatUidlist(written));
+  if (known && meant > 0) ctx.index.clearPendingSaves(known.id);
+  failpoint('scan-after-uidlist');
+  warnReappeared(ctx, back, entries);
+  return { uidlist: written, appended: [], listing, fingerprint: afterOwnRewrite(before, fingerprint(ctx.dir)) };
+}
+
+function warnReappeared(ctx: ScanContext, back: ReadonlyMap<string, number>, entries: readonly UidlistEntry[]): void {
+  for (const e of entries) {
+    const old = back.get(e.basename);
+    if (old !== undefined) ctx.warn(`${ctx.dir}: expunged message reappeared (old UID ${old}, file ${e.basename}); it is UID ${e.uid} now`);
+  }
+}
+
+/**
  * Repairs and extends the uidlist under its lock: renames duplicate basenames apart, drops
  * entries whose files are gone, gives new files UIDs. A corrupt or missing uidlist is rebuilt
  * from the change index when the index knows this mailbox, keeping its UIDs and UIDVALIDITY.
  */
-async function rewriteUidlist(ctx: ScanContext): Promise<UidlistWrite> {
+async function rewriteUidlist(ctx: ScanContext, rowsOf: (id: number) => readonly IndexedMessage[]): Promise<UidlistWrite> {
   const lock = await Dotlock.acquire(join(ctx.dir, UIDLIST_FILENAME), {
     timeoutSeconds: ctx.lockTimeoutSeconds,
     fsync: ctx.fsync,
   });
   try {
-    return rewriteLocked(ctx, lock);
+    return rewriteLocked(ctx, lock, rowsOf);
   } finally {
     lock.release();
   }
 }
 
-function rewriteLocked(ctx: ScanContext, lock: Dotlock): UidlistWrite {
+function rewriteLocked(ctx: ScanContext, lock: Dotlock, rowsOf: (id: number) => readonly IndexedMessage[]): UidlistWrite {
   const read = readUidlist(ctx.dir, ctx.warn);
   const known = indexedMailbox(ctx, read);
   let beforeListing = fingerprint(ctx.dir);
@@ -285,25 +379,30 @@ function rewriteLocked(ctx: ScanContext, lock: Dotlock): UidlistWrite {
   }
   if (!uidlist.mailboxGuid) uidlist.mailboxGuid = newMailboxGuid();
 
+  // A repair read from the file keeps the lines' UIDs, so a file back under an expunged one's
+  // line needs a new UID here too; lines rebuilt from the index are its rows and hold none.
+  const back = read.state === 'ok' ? reappeared(ctx, uidlist, listing, known, rowsOf) : new Map<string, number>();
   // Entries whose file is gone are dropped without a word: Dovecot itself leaves them behind
   // after every expunge and cleans them up at its next rewrite, so they are ordinary.
   const kept: UidlistEntry[] = [];
   const listed = new Set<string>();
   for (const e of uidlist.entries) {
-    if (listing.byBasename.has(e.basename)) {
+    if (listing.byBasename.has(e.basename) && !back.has(e.basename)) {
       kept.push(e);
       listed.add(e.basename);
     }
   }
   const files: MessageFile[] = [];
-  for (const basename of listing.byBasename.keys()) if (!listed.has(basename)) files.push(listedMessage(listing, basename)!);
-  const { entries, next, meant } = numberFiles(ctx, uidlist, known, files);
+  for (const basename of listing.byBasename.keys()) if (!listed.has(basename) && !back.has(basename)) files.push(listedMessage(listing, basename)!);
+  const backFiles = [...back.keys()].map((b) => listedMessage(listing, b)!);
+  const { entries, next, meant } = numberFiles(ctx, uidlist, known, files, backFiles);
   kept.push(...entries);
   uidlist = { ...uidlist, version: 3, nextUid: next, entries: kept };
   failpoint('scan-before-uidlist');
   lock.replace(formatUidlist(uidlist));
   if (known && meant > 0) ctx.index.clearPendingSaves(known.id);
   failpoint('scan-after-uidlist');
+  warnReappeared(ctx, back, entries);
   return { uidlist, appended: [], listing, fingerprint: afterOwnRewrite(beforeListing, fingerprint(ctx.dir)) };
 }
 
@@ -377,6 +476,11 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
   let rowsOf: { id: number; rows: IndexedMessage[] } | undefined;
   const asIndexed = known && uidlistAsIndexed(ctx, known, fp);
   if (asIndexed) rowsOf = { id: known.id, rows: asIndexed.rows };
+  // Read once for the uidlist's writers and the diff alike (no write of ours to the index comes between).
+  const rowsFor = (id: number): IndexedMessage[] => {
+    if (rowsOf?.id !== id) rowsOf = { id, rows: ctx.index.messages(id) };
+    return rowsOf.rows;
+  };
   let read: UidlistRead | undefined = asIndexed ? { state: 'ok', uidlist: asIndexed.uidlist, clean: true, asIndexed: true } : readUidlist(ctx.dir, ctx.warn);
   let listing: FileListing | undefined = listMessageFiles(ctx.dir, ctx.warn);
   let uidlist: Uidlist | undefined;
@@ -401,10 +505,16 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
     const found = gone.size > 0 ? lookAgain(ctx.dir, listing, gone, ctx.warn) : 0;
     if (found > 0) plan = { ...plan, missing: plan.missing - found, need: plan.need === 'missing' && plan.missing === found ? 'none' : plan.need };
   }
+  // A file back under the line of an expunged message takes a write even when no file is new;
+  // lines taken from the index hold no such line, and their file makes the plan an append.
+  if (plan.need !== 'write' && plan.need !== 'append' && read.state === 'ok' && !read.asIndexed) {
+    const named = read.uidlist.mailboxGuid ? ctx.index.mailboxByGuid(read.uidlist.mailboxGuid) : undefined;
+    if (reappeared(ctx, read.uidlist, listing, named, rowsFor).size > 0) plan = { ...plan, need: 'append', fresh: [] };
+  }
   if (plan.need === 'write') {
-    ({ uidlist, listing, fingerprint: seen } = await rewriteUidlist(ctx));
+    ({ uidlist, listing, fingerprint: seen } = await rewriteUidlist(ctx, rowsFor));
   } else if (plan.need === 'append') {
-    ({ uidlist, appended, listing, fingerprint: seen } = await appendToUidlist(ctx, (read as { uidlist: Uidlist }).uidlist, listing, plan.fresh, fp));
+    ({ uidlist, appended, listing, fingerprint: seen } = await appendToUidlist(ctx, (read as { uidlist: Uidlist }).uidlist, listing, plan.fresh, fp, rowsFor));
   } else {
     uidlist = (read as { uidlist: Uidlist }).uidlist;
   }
