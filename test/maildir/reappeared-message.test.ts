@@ -7,9 +7,10 @@
  * ours left, and a mailbox the change index does not know keep the UIDs their lines give them.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { appendFileSync, copyFileSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseMaildirLocation } from '../../src/config/location.js';
@@ -166,6 +167,35 @@ describe('a message file back under the uidlist line of an expunged message', { 
     assert.deepEqual(got, [1, 2, 3, 4]);
     assert.deepEqual(warnings.filter((w) => w.includes('reappeared')), []);
     assert.equal(lines(root).at(-1), '4 :1700000200.M1P7.mx');
+  });
+
+  it('a new file renamed between the listing and its stat keeps its UID: its row is made from where it went', async () => {
+    const root = join(scratch, 'renamed', 'Maildir');
+    const mail = corpusMessages(4);
+    await withStore(root, (s) => s.saveMessages(INBOX, mail.slice(0, 3).map((m) => req(m))));
+    writeFileSync(join(root, 'new', '1700000300.M1P5.mx'), mail[3]!);
+    // The uidlist's lock is held while the scan lists the directories: the client moves the new
+    // file to cur/ and flags it meanwhile, after the listing and before the scan stats it.
+    const lock = join(root, 'dovecot-uidlist.lock');
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const warnings: string[] = [];
+    const store = openStore(root, warnings);
+    try {
+      writeFileSync(lock, `${sleeper.pid}:${hostname()}`);
+      const reading = store.getMessages(INBOX);
+      await new Promise((r) => setTimeout(r, 300));
+      renameSync(join(root, 'new', '1700000300.M1P5.mx'), join(root, 'cur', '1700000300.M1P5.mx:2,S'));
+      rmSync(lock);
+      const got = await reading;
+      assert.deepEqual(got.messages.map((m) => [m.uid, m.guid, m.flags]).at(-1), [4, '1700000300.M1P5.mx', ['\\Seen']]);
+    } finally {
+      sleeper.kill();
+      await store.close();
+    }
+    assert.equal(lines(root).at(-1), '4 :1700000300.M1P5.mx');
+    const again = await withStore(root, async (s) => (await s.getMessages(INBOX)).messages.map((m) => m.uid), warnings);
+    assert.deepEqual(again, [1, 2, 3, 4]);
+    assert.deepEqual(warnings.filter((w) => w.includes('reappeared')), []);
   });
 
   it('with the change index lost, the file keeps the UID its line gives it, as a Dovecot without an index reads it', async () => {

@@ -7,7 +7,7 @@
  * names but that are gone become expunges carrying their GUIDs.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, renameSync, statSync, writeSync, type Stats } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ChangeIndex, IndexedMailbox, IndexedMessage, MessageChange } from '../index/change-index.js';
@@ -568,6 +568,7 @@ function diffWithIndex(
     return d;
   };
   const changes: MessageChange[] = [];
+  let relisted: FileListing | undefined;
   // Both lists are in UID order (the parser drops out-of-order entries, appended lines come
   // after them; the index sorts): walk them side by side instead of building maps of a
   // 100k-message mailbox.
@@ -589,21 +590,29 @@ function diffWithIndex(
     // have changed (most of a large mailbox, on every rescan). Told by comparing the names, so
     // the name is parsed only when it changed.
     if (row && row.guid === guid && row.keywords.length === 0 && sameFile(row.file, inNew, name) && !hasKeywordLetters(name)) return;
-    const file = (inNew ? 'new/' : 'cur/') + name;
-    const parsed = parseMaildirFilename(name);
-    const { flagLetters, keywords: fileKeywords } = decode(parsed.flagLetters);
+    let file = (inNew ? 'new/' : 'cur/') + name;
+    let parsed = parseMaildirFilename(name);
     if (!row || row.guid !== guid) {
       if (row) changes.push({ kind: 'expunge', uid: row.uid, guid: row.guid });
-      let st;
-      try {
-        st = statSync(join(ctx.dir, file));
-      } catch {
-        return; // Gone since listing; the next scan records it properly.
+      let st = statIfThere(join(ctx.dir, file));
+      if (!st) {
+        // Renamed since the listing (moved to cur/, flagged)? A file left without a row under a
+        // UID the index counts as given out would read as an expunged message reappearing at the
+        // next scan and lose its UID: it is looked for again, in a listing made once for all.
+        relisted ??= listMessageFiles(ctx.dir, () => {});
+        const now = relisted.byBasename.get(e.basename);
+        if (now === undefined) return; // gone: an expunge we never saw the message of
+        file = (relisted.inNew.has(e.basename) ? 'new/' : 'cur/') + now;
+        parsed = parseMaildirFilename(now);
+        st = statIfThere(join(ctx.dir, file));
+        if (!st) return;
       }
+      const { flagLetters, keywords: fileKeywords } = decode(parsed.flagLetters);
       const size = parsed.size ?? st.size;
       changes.push({ kind: 'add', message: indexRow(e.uid, guid, file, flagLetters, keywordList([...fileKeywords]), st.mtimeMs, size) });
       return;
     }
+    const { flagLetters, keywords: fileKeywords } = decode(parsed.flagLetters);
     // Keywords past the 26 a filename can carry live only in the index; keep them.
     const extra = row.keywords.filter((k) => !representable.has(k));
     const keywords = keywordList(extra.length === 0 ? [...fileKeywords] : [...new Set([...fileKeywords, ...extra])]);
@@ -620,6 +629,14 @@ function diffWithIndex(
   for (const e of inUidOrder(appended)) step(e);
   for (; r < indexed.length; r++) changes.push({ kind: 'expunge', uid: indexed[r]!.uid, guid: indexed[r]!.guid });
   return changes;
+}
+
+function statIfThere(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Whether a row's file (`cur/NAME`, `new/NAME`) is the listed `name` in new/ or cur/, without building the path. */
