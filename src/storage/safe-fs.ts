@@ -188,11 +188,24 @@ export function createNewFileSync(path: string, mode = 0o600): number {
   return openSync(path, CREATE_FLAGS, mode);
 }
 
+/**
+ * Writes the whole buffer: writeSync may write less than it was given (a full disk, a signal),
+ * and what was left out would be missing from the file, or join the next line appended to it.
+ */
+export function writeWholeSync(fd: number, content: string | Buffer): void {
+  const buf = typeof content === 'string' ? Buffer.from(content) : content;
+  for (let off = 0; off < buf.length; ) {
+    const n = writeSync(fd, buf, off, buf.length - off);
+    if (n <= 0) throw Object.assign(new Error(`short write: ${off} of ${buf.length} bytes written`), { code: 'EIO' });
+    off += n;
+  }
+}
+
 /** Writes a new file whole (see {@link createNewFileSync}). */
 export function writeNewFileSync(path: string, content: string | Buffer, mode = 0o600): void {
   const fd = createNewFileSync(path, mode);
   try {
-    writeSync(fd, typeof content === 'string' ? Buffer.from(content) : content);
+    writeWholeSync(fd, content);
   } finally {
     closeSync(fd);
   }

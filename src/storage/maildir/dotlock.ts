@@ -4,8 +4,8 @@
  * so a reader sees either the old or the new version, never half of one; {@link Dotlock.replace}
  * does the same.
  */
-import { closeSync, fchmodSync, fchownSync, fsyncSync, lstatSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { createNewFileSync } from '../safe-fs.js';
+import { closeSync, fchmodSync, fchownSync, fsyncSync, lstatSync, openSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { createNewFileSync, writeWholeSync } from '../safe-fs.js';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { chownFd, ownerFor } from './ownership.js';
@@ -71,7 +71,7 @@ export class Dotlock {
     for (;;) {
       try {
         const fd = openSync(lockPath, 'wx', 0o600);
-        writeSync(fd, `${process.pid}:${host}`);
+        writeWholeSync(fd, `${process.pid}:${host}`);
         return new Dotlock(target, fd, options.fsync ?? true);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(err, `lock ${lockPath}`);
@@ -117,7 +117,7 @@ export class Dotlock {
         } else {
           chownFd(wfd, ownerFor(dirname(this.target)));
         }
-        writeSync(wfd, buf);
+        writeWholeSync(wfd, buf);
         if (this.fsync) fsyncSync(wfd);
       } finally {
         closeSync(wfd);

@@ -7,7 +7,8 @@
  * names but that are gone become expunges carrying their GUIDs.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, openSync, renameSync, statSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fsyncSync, openSync, renameSync, statSync, type Stats } from 'node:fs';
+import { writeWholeSync } from '../safe-fs.js';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { ChangeIndex, IndexedMailbox, IndexedMessage, MessageChange } from '../index/change-index.js';
@@ -262,7 +263,7 @@ async function appendToUidlist(
     try {
       const fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW);
       try {
-        writeWhole(fd, Buffer.from(text, 'utf8'));
+        writeWholeSync(fd, Buffer.from(text, 'utf8'));
         if (ctx.fsync) fsyncSync(fd);
       } finally {
         closeSync(fd);
@@ -278,17 +279,6 @@ async function appendToUidlist(
   }
 }
 
-/**
- * Writes the whole buffer: writeSync may write less than it was given (a full disk, a signal),
- * and the rest of a line left out would join the next line appended after it.
- */
-function writeWhole(fd: number, buf: Buffer): void {
-  for (let off = 0; off < buf.length; ) {
-    const n = writeSync(fd, buf, off, buf.length - off);
-    if (n <= 0) throw Object.assign(new Error(`short write: ${off} of ${buf.length} bytes written`), { code: 'EIO' });
-    off += n;
-  }
-}
 
 /**
  * The uidlist written whole with the lines of reappeared files (`back`, by basename with their old

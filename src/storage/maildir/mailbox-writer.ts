@@ -7,7 +7,6 @@ import {
   closeSync,
   write,
   statSync,
-  writeSync,
   fsyncSync,
   openSync,
   renameSync,
@@ -18,7 +17,7 @@ import {
   constants,
 } from 'node:fs';
 import { registerCleanup } from '../../model/cleanup.js';
-import { readFileSafe, writeNewFileSync } from '../safe-fs.js';
+import { readFileSafe, writeNewFileSync, writeWholeSync } from '../safe-fs.js';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { dataError, fsError } from '../../model/errors.js';
@@ -129,7 +128,7 @@ async function writeTmp(path: string, body: Readable, fsync: boolean, owner: Own
     if (heldBytes < SMALL_WRITE_BYTES && held.length > 0) {
       const buf = held.length === 1 ? held[0]! : Buffer.concat(held);
       held = [];
-      writeSync(fd, buf);
+      writeWholeSync(fd, buf);
     } else await flush();
     if (fsync) fsyncSync(fd);
   } catch (err) {
@@ -333,7 +332,7 @@ async function commitSaves(ctx: ScanContext, mailbox: IndexedMailbox, batch: Pen
     } else {
       const fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW);
       try {
-        writeSync(fd, formatUidlistEntries(entries, tail.lastUid));
+        writeWholeSync(fd, formatUidlistEntries(entries, tail.lastUid));
         if (ctx.fsync) fsyncSync(fd);
       } finally {
         closeSync(fd);
