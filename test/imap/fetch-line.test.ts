@@ -135,6 +135,16 @@ test('property: any bytes give a tree or nothing, never an exception; and what i
   );
 });
 
+test('8-bit text in a quoted string is left to imapflow, also right after a backslash', () => {
+  const line = (quoted: number[]) => Buffer.concat([Buffer.from('* 1 FETCH (UID 5 FLAGS () X-GUID "'), Buffer.from(quoted), Buffer.from('" RFC822.SIZE 10)')]);
+  assert.equal(decodeFetchLine(line([0x61, 0x80, 0x62]), []), undefined);
+  // Found by the property below: an escaped byte skipped the check and was read as latin1,
+  // where imapflow reads the string as UTF-8.
+  assert.equal(decodeFetchLine(line([0x20, 0x5c, 0x80, 0x20]), []), undefined);
+  assert.equal(decodeFetchLine(line([0x61, 0x5c]), []), undefined);
+  assert.ok(decodeFetchLine(line([0x61, 0x5c, 0x22, 0x62]), []), 'an escaped quote is still read here');
+});
+
 test('hostile shapes are refused at once: deep nesting, endless lines, junk after the answer', () => {
   const started = process.hrtime.bigint();
   assert.equal(decodeFetchLine(Buffer.from(`* 1 FETCH (UID 1 X ${'('.repeat(100_000)})`), []), undefined);

@@ -87,6 +87,9 @@ function quoted(r: Reader): Node | undefined {
     if (c === BACKSLASH) {
       escaped = true;
       r.at++;
+      // The escaped byte is text too: 8-bit or a line end after a backslash is imapflow's as well.
+      const next = r.b[r.at];
+      if (next === undefined || next === CR || next === LF || next === 0 || next >= 0x80) return undefined;
       continue;
     }
     if (c === DQUOTE) {
