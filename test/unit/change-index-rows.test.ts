@@ -9,18 +9,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { CACHED_ROWS_MAX, ChangeIndex, type MessageChange } from '../../src/storage/index/change-index.js';
 import { indexRow } from '../../src/storage/maildir/index-row.js';
+import { liveHeap } from '../support/live-heap.js';
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-const heapUsed = () => {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-};
+const heapUsed = liveHeap;
 
 function adds(count: number, from = 1): MessageChange[] {
   return Array.from({ length: count }, (_, i) => {
