@@ -468,6 +468,14 @@ export class ChangeIndex {
     ).map(rawMessage);
   }
 
+  /** Which of these UIDs the index saw expunged in the mailbox. */
+  expungedAmong(mailboxId: number, uids: readonly number[]): Set<number> {
+    if (uids.length === 0) return new Set();
+    const rows = this.rawStmt('SELECT DISTINCT uid FROM expunges WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?))')
+      .all(mailboxId, JSON.stringify(uids)) as [number][];
+    return new Set(rows.map(([uid]) => uid));
+  }
+
   expungesSince(mailboxId: number, modseq: number): { uid: number; guid: string; modseq: number }[] {
     return this.db
       .prepare('SELECT uid, guid, modseq FROM expunges WHERE mailbox_id = ? AND modseq > ? ORDER BY uid')

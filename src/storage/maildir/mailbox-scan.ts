@@ -142,13 +142,14 @@ function goneStillIndexed(uidlist: Uidlist, listing: FileListing, indexed: reado
 }
 
 /**
- * Lines naming a listed file under a UID the index gave out (below the UID next it recorded, the
- * same UIDVALIDITY) but holds no message at: the message was expunged, by us or before we saw it,
- * and its file came back under the same name (restored from a backup, moved out and back by a
- * client). Dovecot gives such a file a new UID ("Expunged message reappeared") and so do we: a
- * UID reported expunged never names a message again. Lines from UIDNEXT on are new mail another
- * program listed; the files a crashed save of ours left keep the UIDs that save meant; with no
- * record of the mailbox (a first scan, a lost index) the lines are taken as they are.
+ * Lines naming a listed file under a UID the index saw expunged (the same UIDVALIDITY, no message
+ * at it now): its file came back under the same name (restored from a backup, moved out and back
+ * by a client). Dovecot gives such a file a new UID ("Expunged message reappeared") and so do
+ * we: a UID reported expunged never names a message again. Only a recorded expunge counts: a
+ * line below the UIDNEXT the index recorded can also be mail another program delivered while a
+ * scan waited for the uidlist lock (that scan read the line, not the file), which keeps its UID.
+ * The files a crashed save of ours left keep the UIDs that save meant; with no record of the
+ * mailbox (a first scan, a lost index) the lines are taken as they are.
  */
 function reappeared(ctx: ScanContext, uidlist: Uidlist, listing: FileListing, known: IndexedMailbox | undefined, rowsOf: (id: number) => readonly IndexedMessage[]): Map<string, number> {
   const back = new Map<string, number>();
@@ -165,6 +166,9 @@ function reappeared(ctx: ScanContext, uidlist: Uidlist, listing: FileListing, kn
     pending ??= ctx.index.pendingSaves(known.id);
     if (!pending.has(e.basename)) back.set(e.basename, e.uid);
   }
+  if (back.size === 0) return back;
+  const expunged = ctx.index.expungedAmong(known.id, [...back.values()]);
+  for (const [basename, uid] of back) if (!expunged.has(uid)) back.delete(basename);
   return back;
 }
 
