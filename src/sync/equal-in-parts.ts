@@ -21,6 +21,9 @@ export async function equalInParts(
   const read = dest.getMessagesOf?.bind(dest);
   const all = source.messages;
   if (!read || after.messages !== all.length || after.uidValidity !== source.uidValidity || after.uidNext > source.uidNext) return false;
+  // Each part checks its own order; across parts only a listing in UID order, each UID once,
+  // lets the count stand for "nothing more in the destination".
+  for (let i = 1; i < all.length; i++) if (all[i]!.uid <= all[i - 1]!.uid) return false;
   for (let start = 0; start < all.length; start += partSize) {
     const part = all.slice(start, start + partSize);
     const got = await read(name, { uids: new Set(part.map((m) => m.uid)), guids: new Set() });

@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import type { MailboxName, MailStore } from '../../src/storage/store.js';
 import { runBackup } from '../../src/sync/backup.js';
+import { equalInParts } from '../../src/sync/equal-in-parts.js';
+import { sameAtEveryUid } from '../../src/sync/mailbox-plan.js';
 import { runSync } from '../../src/sync/sync.js';
 import { message, req } from '../contract/store-contract.js';
 import { contents, INBOX, mailboxDir, muaSetFlags, openMaildir, tempRoots } from './maildir-pair.js';
@@ -108,4 +110,18 @@ it('mail delivered to the destination while it is read back is found (its UIDNEX
   } finally {
     await rm(roots.dir, { recursive: true, force: true });
   }
+});
+
+const metaAt = (uid: number) => ({ uid, guid: `g${uid}`, flags: [], keywords: [], modseq: 1, receivedDate: 0, size: 1 });
+
+// A listing from a peer is not trusted to be in order: each part checks its own, the whole order is checked once.
+it('a source listing whose UIDs are not increasing across a part boundary is not found equal in parts', async () => {
+  const source = { uidValidity: 1, uidNext: 7, highestModseq: 1, messages: [1, 2, 3, 2, 5, 6].map(metaAt), expunged: [], incremental: false };
+  const destAll = [1, 2, 3, 4, 5, 6].map(metaAt); // message 4 is not the source's
+  const dest = {
+    getMessagesOf: async (_n: unknown, w: { uids: ReadonlySet<number> }) => ({ uidValidity: 1, uidNext: 7, highestModseq: 1, messages: destAll.filter((m) => w.uids.has(m.uid)) }),
+  };
+  const after = { uidValidity: 1, uidNext: 7, messages: 6 };
+  assert.equal(sameAtEveryUid(source as never, { uidValidity: 1, uidNext: 7, messages: destAll } as never), false);
+  assert.equal(await equalInParts(dest as never, ['INBOX'], source as never, after as never, 3), false);
 });
