@@ -444,14 +444,20 @@ export class ChangeIndex {
    * out, so a mailbox of 100,000 messages is not turned into 100,000 objects for a few.
    */
   messagesOf(mailboxId: number, uids: ReadonlySet<number>, guids: ReadonlySet<string>): IndexedMessage[] {
+    return this.messagesOfAs(mailboxId, uids, guids, (m) => m);
+  }
+
+  /** `messagesOf`, each row turned into what the caller keeps as it is read (see messagesAs). */
+  messagesOfAs<T>(mailboxId: number, uids: ReadonlySet<number>, guids: ReadonlySet<string>, as: (m: IndexedMessage) => T): T[] {
     const version = this.db.pragma('data_version', { simple: true }) as number;
     const cached = version === this.cachedVersion ? this.cachedRows.get(mailboxId) : undefined;
-    if (cached) return cached.filter((m) => uids.has(m.uid) || guids.has(m.guid));
-    return (
-      this.rawStmt(
-        `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ? AND (uid IN (SELECT value FROM json_each(?)) OR guid IN (SELECT value FROM json_each(?))) ORDER BY uid`,
-      ).all(mailboxId, JSON.stringify([...uids]), JSON.stringify([...guids])) as RawMessageRow[]
-    ).map(rawMessage);
+    if (cached) return cached.filter((m) => uids.has(m.uid) || guids.has(m.guid)).map(as);
+    const rows = this.rawStmt(
+      `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE mailbox_id = ? AND (uid IN (SELECT value FROM json_each(?)) OR guid IN (SELECT value FROM json_each(?))) ORDER BY uid`,
+    ).iterate(mailboxId, JSON.stringify([...uids]), JSON.stringify([...guids])) as IterableIterator<RawMessageRow>;
+    const out: T[] = [];
+    for (const r of rows) out.push(as(rawMessage(r)));
+    return out;
   }
 
   message(mailboxId: number, uid: number): IndexedMessage | undefined {

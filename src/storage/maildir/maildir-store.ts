@@ -285,7 +285,7 @@ export class MaildirStore implements MailStore {
 
   async getMessagesOf(name: MailboxName, which: { uids: ReadonlySet<number>; guids: ReadonlySet<string> }): Promise<MessagesOf> {
     const { mailbox } = await this.open(name);
-    const messages = this.index.messagesOf(mailbox.id, which.uids, which.guids).map(toMeta);
+    const messages = this.index.messagesOfAs(mailbox.id, which.uids, which.guids, toMeta);
     return { uidValidity: mailbox.uidValidity, uidNext: mailbox.uidNext, highestModseq: mailbox.highestModseq, messages };
   }
 
