@@ -303,19 +303,28 @@ function renumberLocked(
   const backFiles = [...back.keys()].map((b) => listedMessage(listing, b)!);
   const { entries, next, meant } = numberFiles(ctx, uidlist, known, fresh.map((b) => listedMessage(listing, b)!), backFiles);
   const written: Uidlist = { ...uidlist, nextUid: next, entries: [...kept, ...entries] };
-  failpoint('scan-before-uidlist');
-  lock.replace(formatUidlist(written));
-  if (known && meant > 0) ctx.index.clearPendingSaves(known.id);
-  failpoint('scan-after-uidlist');
-  warnReappeared(ctx, back, entries);
-  return { uidlist: written, appended: [], listing, fingerprint: afterOwnRewrite(before, fingerprint(ctx.dir)) };
+  return replaceLocked(ctx, lock, written, { known, meant, back, numbered: entries, listing, before });
 }
 
-function warnReappeared(ctx: ScanContext, back: ReadonlyMap<string, number>, entries: readonly UidlistEntry[]): void {
-  for (const e of entries) {
-    const old = back.get(e.basename);
+/**
+ * Writes the uidlist whole under its lock, then forgets the crashed saves whose files it numbered
+ * and says which files came back under expunged messages' lines (their new UIDs in `numbered`).
+ */
+function replaceLocked(
+  ctx: ScanContext,
+  lock: Dotlock,
+  written: Uidlist,
+  w: { known: IndexedMailbox | undefined; meant: number; back: ReadonlyMap<string, number>; numbered: readonly UidlistEntry[]; listing: FileListing; before: Fingerprint },
+): UidlistWrite {
+  failpoint('scan-before-uidlist');
+  lock.replace(formatUidlist(written));
+  if (w.known && w.meant > 0) ctx.index.clearPendingSaves(w.known.id);
+  failpoint('scan-after-uidlist');
+  for (const e of w.numbered) {
+    const old = w.back.get(e.basename);
     if (old !== undefined) ctx.warn(`${ctx.dir}: expunged message reappeared (old UID ${old}, file ${e.basename}); it is UID ${e.uid} now`);
   }
+  return { uidlist: written, appended: [], listing: w.listing, fingerprint: afterOwnRewrite(w.before, fingerprint(ctx.dir)) };
 }
 
 /**
@@ -343,7 +352,7 @@ function rewriteLocked(ctx: ScanContext, lock: Dotlock, rowsOf: (id: number) => 
   // Of several files with one basename, the one the index already has keeps the name and so
   // its UID: otherwise whichever readdir lists first would win, and a UID a client has cached
   // could start reading as the newcomer's body.
-  const indexedFiles = new Set(known && listing.duplicates.length > 0 ? ctx.index.messages(known.id).map((m) => m.file) : []);
+  const indexedFiles = new Set(known && listing.duplicates.length > 0 ? rowsOf(known.id).map((m) => m.file) : []);
   for (const dup of listing.duplicates) {
     const basename = dup.parsed.basename;
     let victim = dup;
@@ -392,12 +401,7 @@ function rewriteLocked(ctx: ScanContext, lock: Dotlock, rowsOf: (id: number) => 
   const { entries, next, meant } = numberFiles(ctx, uidlist, known, files, backFiles);
   kept.push(...entries);
   uidlist = { ...uidlist, version: 3, nextUid: next, entries: kept };
-  failpoint('scan-before-uidlist');
-  lock.replace(formatUidlist(uidlist));
-  if (known && meant > 0) ctx.index.clearPendingSaves(known.id);
-  failpoint('scan-after-uidlist');
-  warnReappeared(ctx, back, entries);
-  return { uidlist, appended: [], listing, fingerprint: afterOwnRewrite(beforeListing, fingerprint(ctx.dir)) };
+  return replaceLocked(ctx, lock, uidlist, { known, meant, back, numbered: entries, listing, before: beforeListing });
 }
 
 /**
@@ -492,8 +496,8 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
     // directories for those files, so a file renamed during the first one is not taken for an
     // expunge; lines the index already holds no message for were proven gone before.
     const named = read.uidlist.mailboxGuid ? ctx.index.mailboxByGuid(read.uidlist.mailboxGuid) : undefined;
-    if (!rowsOf && named && named.uidValidity === read.uidlist.uidValidity) rowsOf = { id: named.id, rows: ctx.index.messages(named.id) };
-    const gone = goneStillIndexed(read.uidlist, listing, rowsOf?.rows);
+    const indexed = rowsOf?.rows ?? (named && named.uidValidity === read.uidlist.uidValidity ? rowsFor(named.id) : undefined);
+    const gone = goneStillIndexed(read.uidlist, listing, indexed);
     // Files found again are lines of the uidlist, so they change how many lines lack a file
     // and nothing else: no new file, and no reason to write more than planned.
     const found = gone.size > 0 ? lookAgain(ctx.dir, listing, gone, ctx.warn) : 0;
@@ -522,7 +526,7 @@ export async function scanMailbox(ctx: ScanContext): Promise<IndexedMailbox> {
   }
   if (JSON.stringify(mailbox.name) !== JSON.stringify(ctx.name)) ctx.index.renameMailbox(mailbox.id, ctx.name);
 
-  const rows = rowsOf?.id === mailbox.id ? rowsOf.rows : ctx.index.messages(mailbox.id);
+  const rows = rowsFor(mailbox.id);
   rowsOf = undefined;
   const changes = diffWithIndex(ctx, uidlist.entries, appended, listing, rows);
   // A mailbox with entries we refuse is listed again by every run, so each run warns of them
